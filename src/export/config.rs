@@ -1,0 +1,165 @@
+//! Settings of the exporters: `otlp`, `otlp_http`, `debug` and `file`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+/// Settings of the OTLP exporters: `otlp` (gRPC) and `otlp_http` (protobuf over HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpExporterConfig {
+    /// Where to send. For `otlp`, e.g. `https://otlp.vendor.example:4317`; for `otlp_http` the
+    /// base URL to which `/v1/traces`, `/v1/metrics` and `/v1/logs` are appended.
+    pub endpoint: Url,
+    /// `otlp_http` only: full URL for traces, overriding `endpoint` + `/v1/traces`.
+    #[serde(default)]
+    pub traces_endpoint: Option<Url>,
+    /// `otlp_http` only: full URL for metrics, overriding `endpoint` + `/v1/metrics`.
+    #[serde(default)]
+    pub metrics_endpoint: Option<Url>,
+    /// `otlp_http` only: full URL for logs, overriding `endpoint` + `/v1/logs`.
+    #[serde(default)]
+    pub logs_endpoint: Option<Url>,
+    /// Extra request headers (gRPC metadata), e.g. an API key: `${env:VENDOR_KEY}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Request compression: `gzip` (default), `zstd` or `none`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// Time allowed for one attempt.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// TLS settings for `https` endpoints.
+    #[serde(default)]
+    pub tls: TlsConfig,
+    /// Retry of failed attempts that the OTLP specification calls retryable.
+    #[serde(default)]
+    pub retry_on_failure: RetryConfig,
+    /// The exporter's own bounded queue.
+    #[serde(default)]
+    pub sending_queue: QueueConfig,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Request compression of an exporter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+/// TLS for an exporter. Without `ca_file` the system's roots are trusted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the certificate authority to trust instead of the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Exponential backoff with jitter between attempts, as the Collector's `retry_on_failure`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retry at all.
+    pub enabled: bool,
+    /// Wait before the first retry.
+    #[serde(with = "humantime_serde")]
+    pub initial_interval: Duration,
+    /// Longest wait between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    /// Give up and count the data as failed after this long (0s: never).
+    #[serde(with = "humantime_serde")]
+    pub max_elapsed_time: Duration,
+    /// Growth of the wait after each attempt.
+    pub multiplier: f64,
+    /// Random spread of each wait, as a fraction of it (0 to 1).
+    pub randomization_factor: f64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            enabled: true,
+            initial_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(30),
+            max_elapsed_time: Duration::from_secs(300),
+            multiplier: 1.5,
+            randomization_factor: 0.5,
+        }
+    }
+}
+
+/// The exporter's bounded queue, consumers and batching.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Batches held while the destination is slow or down.
+    pub queue_size: usize,
+    /// Batches sent concurrently.
+    pub num_consumers: usize,
+    /// When the queue is full: `false` drops the new batch for this exporter only (counted in
+    /// `fleetpipe_exporter_dropped_items_total`) so a dead vendor never stalls the others;
+    /// `true` waits, pushing back to clients (UNAVAILABLE / 503) instead.
+    pub block_on_overflow: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { queue_size: 1000, num_consumers: 10, block_on_overflow: false }
+    }
+}
+
+/// The `debug` exporter: prints what arrives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DebugExporterConfig {
+    /// `basic`: one line per batch; `detailed`: the batch as OTLP/JSON.
+    pub verbosity: Verbosity,
+}
+
+/// How much the `debug` exporter prints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    #[default]
+    Basic,
+    Detailed,
+}
+
+/// The `file` exporter: OTLP/JSON lines, one export request per line, rotated by size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileExporterConfig {
+    /// File to append to; its folder is created.
+    pub path: PathBuf,
+    /// Size-based rotation.
+    #[serde(default)]
+    pub rotation: RotationConfig,
+}
+
+/// Rotation of the `file` exporter's output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RotationConfig {
+    /// Rotate once the file reaches this size.
+    pub max_megabytes: u64,
+    /// Rotated files kept as `path.1` … `path.N`; older ones are deleted.
+    pub max_backups: usize,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        RotationConfig { max_megabytes: 100, max_backups: 3 }
+    }
+}

@@ -1,0 +1,60 @@
+//! Why an export attempt failed, and whether the OTLP specification lets us retry it.
+
+use std::time::Duration;
+
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// A failed export attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The destination answered with a gRPC error status; retryable or not by its code.
+    #[error("destination answered {}: {}", .0.code(), .0.message())]
+    Grpc(tonic::Status),
+    /// The destination answered an HTTP error status; `message` is its body, shortened.
+    #[error("destination answered HTTP {status}: {message}")]
+    Http { status: http::StatusCode, message: String, retry_after: Option<Duration> },
+    /// The destination could not be reached or the connection broke: a network condition,
+    /// always retried.
+    #[error("cannot reach the destination: {0}")]
+    Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Writing local output failed (disk full, permissions): the user's environment.
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+    /// The exporter's own settings cannot be turned into a client (bad CA file, header):
+    /// the user's configuration.
+    #[error("invalid exporter settings: {0}")]
+    Setup(String),
+}
+
+impl ExportError {
+    /// The OTLP specification's retryable conditions: gRPC UNAVAILABLE and friends, HTTP 429,
+    /// 502, 503 and 504, and network failures.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ExportError::Grpc(status) => {
+                matches!(
+                    status.code(),
+                    Code::Unavailable
+                        | Code::Cancelled
+                        | Code::DeadlineExceeded
+                        | Code::Aborted
+                        | Code::OutOfRange
+                        | Code::DataLoss
+                ) || (status.code() == Code::ResourceExhausted && self.retry_after().is_some())
+            }
+            ExportError::Http { status, .. } => matches!(status.as_u16(), 429 | 502 | 503 | 504),
+            ExportError::Transport(_) | ExportError::Io(_) => true,
+            ExportError::Setup(_) => false,
+        }
+    }
+
+    /// The wait the destination asked for: gRPC RetryInfo or HTTP `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ExportError::Grpc(status) => status.get_details_retry_info()?.retry_delay,
+            ExportError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The `otlp_http` exporter: OTLP/HTTP with protobuf bodies.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use url::Url;
+
+use super::config::{Compression, OtlpExporterConfig};
+use super::error::ExportError;
+use crate::compression;
+use crate::pipeline::{ExportResponse, Payload, Rejected, Signal};
+
+/// Longest part of an error body kept in logs.
+const ERROR_BODY_LIMIT: usize = 512;
+
+pub struct OtlpHttpSender {
+    client: reqwest::Client,
+    traces: Url,
+    metrics: Url,
+    logs: Url,
+    headers: HeaderMap,
+    compression: Compression,
+}
+
+impl OtlpHttpSender {
+    pub fn new(config: &OtlpExporterConfig) -> Result<OtlpHttpSender, ExportError> {
+        let mut builder = reqwest::Client::builder().timeout(config.timeout);
+        if let Some(ca_file) = &config.tls.ca_file {
+            let pem = std::fs::read(ca_file)
+                .map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let client = builder.build().map_err(|e| ExportError::Setup(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let invalid = |e: &dyn std::fmt::Display| ExportError::Setup(format!("header {name}: {e}"));
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(&e))?;
+            headers.insert(name, HeaderValue::from_str(value).map_err(|e| invalid(&e))?);
+        }
+        let url_for = |explicit: &Option<Url>, signal: Signal| {
+            explicit.clone().map_or_else(|| signal_url(&config.endpoint, signal), Ok)
+        };
+        Ok(OtlpHttpSender {
+            client,
+            traces: url_for(&config.traces_endpoint, Signal::Traces)?,
+            metrics: url_for(&config.metrics_endpoint, Signal::Metrics)?,
+            logs: url_for(&config.logs_endpoint, Signal::Logs)?,
+            headers,
+            compression: config.compression,
+        })
+    }
+
+    /// One attempt; returns what the destination rejected through `partial_success`.
+    pub async fn send(&self, payload: &Payload, body: Bytes) -> Result<Option<Rejected>, ExportError> {
+        let signal = payload.signal();
+        let url = match signal {
+            Signal::Traces => &self.traces,
+            Signal::Metrics => &self.metrics,
+            Signal::Logs => &self.logs,
+        };
+        let mut request = self
+            .client
+            .post(url.clone())
+            .headers(self.headers.clone())
+            .header(CONTENT_TYPE, "application/x-protobuf");
+        request = match self.compression {
+            Compression::Gzip => request.header(CONTENT_ENCODING, "gzip").body(compression::gzip(&body)?),
+            Compression::Zstd => request.header(CONTENT_ENCODING, "zstd").body(compression::zstd(&body)?),
+            Compression::None => request.body(body),
+        };
+        let response = request.send().await.map_err(|e| ExportError::Transport(Box::new(e)))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response.bytes().await.map_err(|e| ExportError::Transport(Box::new(e)))?;
+        if !status.is_success() {
+            let mut message = String::from_utf8_lossy(&bytes).into_owned();
+            message.truncate(ERROR_BODY_LIMIT);
+            return Err(ExportError::Http { status, message, retry_after });
+        }
+        let decoded = ExportResponse::decode_protobuf(signal, &bytes);
+        Ok(decoded.ok().and_then(|r| r.rejected()))
+    }
+}
+
+/// `endpoint` + `/v1/<signal>`, keeping any path prefix of the endpoint.
+fn signal_url(endpoint: &Url, signal: Signal) -> Result<Url, ExportError> {
+    let base = endpoint.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}{}", signal.http_path())).map_err(|e| ExportError::Setup(e.to_string()))
+}

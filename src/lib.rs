@@ -1,0 +1,11 @@
+//! fleetpipe: an OTLP pipeline stage for fleets of AI agents.
+
+pub mod app;
+pub mod compression;
+pub mod config;
+pub mod export;
+pub mod grpc_codec;
+pub mod pipeline;
+pub mod receiver;
+pub mod server;
+pub mod telemetry;

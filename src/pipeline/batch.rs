@@ -1,0 +1,75 @@
+//! The batch step: merges requests until a size or time bound, like the Collector's `batch`
+//! processor. It runs as one task per pipeline, between the pipeline queue and the fan-out.
+//!
+//! Cancellation: the task ends when every sender of its queue is gone, after flushing what it
+//! holds; it is never aborted, so nothing acknowledged is lost in it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{Fanout, Payload};
+
+/// Settings of the `batch` processor.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Send once this many items (spans, data points, log records) are waiting.
+    pub send_batch_size: usize,
+    /// Send what is waiting after this long, even below `send_batch_size`.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { send_batch_size: 8192, timeout: Duration::from_millis(200) }
+    }
+}
+
+/// Moves requests from the pipeline queue to the exporters, batching when `batch` is set and
+/// passing each request straight through otherwise.
+pub async fn run(mut queue: mpsc::Receiver<Payload>, batch: Option<BatchConfig>, fanout: Fanout) {
+    let Some(batch) = batch else {
+        while let Some(payload) = queue.recv().await {
+            fanout.deliver(payload).await;
+        }
+        return;
+    };
+    let mut pending: Option<(Payload, usize)> = None;
+    let mut deadline = Instant::now();
+    loop {
+        tokio::select! {
+            received = queue.recv() => {
+                let Some(payload) = received else { break };
+                let items = payload.item_count();
+                match &mut pending {
+                    Some((held, count)) if held.signal() == payload.signal() => {
+                        held.merge(payload);
+                        *count += items;
+                    }
+                    _ => {
+                        flush(&mut pending, &fanout).await;
+                        deadline = Instant::now() + batch.timeout;
+                        pending = Some((payload, items));
+                    }
+                }
+                if pending.as_ref().is_some_and(|(_, count)| *count >= batch.send_batch_size) {
+                    flush(&mut pending, &fanout).await;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline), if pending.is_some() => {
+                flush(&mut pending, &fanout).await;
+            }
+        }
+    }
+    flush(&mut pending, &fanout).await;
+}
+
+async fn flush(pending: &mut Option<(Payload, usize)>, fanout: &Fanout) {
+    if let Some((payload, _)) = pending.take() {
+        fanout.deliver(payload).await;
+    }
+}

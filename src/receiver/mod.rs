@@ -1,0 +1,183 @@
+//! The OTLP receiver: gRPC and HTTP listeners that decode requests, refuse bad ones with the
+//! status the OTLP specification prescribes, and hand good ones to the pipelines.
+
+pub mod config;
+mod grpc;
+mod http;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::compression::{self, DecompressError, Encoding};
+use crate::pipeline::{self, DecodeError, ExportResponse, Overloaded, Payload, PipelineInput, Signal};
+use crate::server::{self, ServerLimits};
+use crate::telemetry::metrics::{Metrics, ReceiverLabels, RefusalLabels};
+use config::OtlpReceiverConfig;
+
+/// How long a client told to back off should wait before retrying.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Why a request was refused. Every variant but `Overloaded` is the sender's mistake.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The body is not a valid export request.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The body could not be decompressed, or inflates past the size limit.
+    #[error(transparent)]
+    Decompress(#[from] DecompressError),
+    /// The pipeline is full; the client should retry after [`RETRY_DELAY`].
+    #[error("{0}; retry later")]
+    Overloaded(#[from] Overloaded),
+    /// No pipeline of this signal is configured.
+    #[error("this fleetpipe has no {0} pipeline")]
+    NoPipeline(Signal),
+}
+
+impl ReceiveError {
+    fn reason(&self) -> &'static str {
+        match self {
+            ReceiveError::Decode(_) | ReceiveError::Decompress(DecompressError::Corrupt { .. }) => "invalid",
+            ReceiveError::Decompress(DecompressError::TooLarge { .. }) => "too_large",
+            ReceiveError::Overloaded(_) => "overloaded",
+            ReceiveError::NoPipeline(_) => "unsupported",
+        }
+    }
+}
+
+/// The wire form of a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Protobuf,
+    Json,
+}
+
+/// The transport-independent part of receiving: decompress, decode, validate, submit, count.
+pub struct Ingest {
+    receiver: String,
+    pipelines: BTreeMap<Signal, Vec<PipelineInput>>,
+    metrics: Arc<Metrics>,
+    max_request_bytes: usize,
+}
+
+impl Ingest {
+    pub fn accept(
+        &self,
+        transport: &'static str,
+        signal: Signal,
+        format: Format,
+        encoding: Encoding,
+        body: Bytes,
+    ) -> Result<ExportResponse, ReceiveError> {
+        let result = self.try_accept(transport, signal, format, encoding, body);
+        if let Err(error) = &result {
+            let labels = self.refusal(transport, signal, error.reason());
+            self.metrics.receiver_refused_requests.get_or_create(&labels).inc();
+            tracing::debug!(receiver = %self.receiver, transport, %signal, %error, "Request refused.");
+        }
+        result
+    }
+
+    fn try_accept(
+        &self,
+        transport: &'static str,
+        signal: Signal,
+        format: Format,
+        encoding: Encoding,
+        body: Bytes,
+    ) -> Result<ExportResponse, ReceiveError> {
+        let pipelines = self.pipelines.get(&signal).ok_or(ReceiveError::NoPipeline(signal))?;
+        let raw = compression::decompress(encoding, body, self.max_request_bytes)?;
+        let mut payload = match format {
+            Format::Protobuf => Payload::decode_protobuf(signal, &raw)?,
+            Format::Json => Payload::decode_json(signal, &raw)?,
+        };
+        let rejected = payload.reject_invalid();
+        let items = payload.item_count() as u64;
+        if let Err(overloaded) = pipeline::submit(pipelines, payload) {
+            let labels = self.refusal(transport, signal, "overloaded");
+            self.metrics.receiver_refused_items.get_or_create(&labels).inc_by(items);
+            return Err(overloaded.into());
+        }
+        let labels = ReceiverLabels { receiver: self.receiver.clone(), transport, signal: signal.as_str() };
+        self.metrics.receiver_accepted.get_or_create(&labels).inc_by(items);
+        if rejected.count > 0 {
+            let labels = self.refusal(transport, signal, "partial");
+            self.metrics.receiver_refused_items.get_or_create(&labels).inc_by(rejected.count as u64);
+        }
+        Ok(ExportResponse::new(signal, rejected))
+    }
+
+    fn refusal(&self, transport: &'static str, signal: Signal, reason: &'static str) -> RefusalLabels {
+        RefusalLabels { receiver: self.receiver.clone(), transport, signal: signal.as_str(), reason }
+    }
+}
+
+/// A receiver whose ports are bound, ready to serve.
+pub struct BoundReceiver {
+    grpc: Option<(TcpListener, ServerLimits, Duration)>,
+    http: Option<(TcpListener, ServerLimits, Duration)>,
+    ingest: Arc<Ingest>,
+}
+
+/// Binds the receiver's ports. Binding is separate from serving so that a taken port stops
+/// start-up before any data is acknowledged.
+pub async fn bind(
+    name: &str,
+    config: &OtlpReceiverConfig,
+    pipelines: BTreeMap<Signal, Vec<PipelineInput>>,
+    metrics: &Arc<Metrics>,
+) -> std::io::Result<BoundReceiver> {
+    let named = |e: std::io::Error, addr| std::io::Error::new(e.kind(), format!("receivers.{name}: cannot listen on {addr}: {e}"));
+    let grpc = match &config.protocols.grpc {
+        Some(c) => {
+            let listener = server::bind(c.endpoint).await.map_err(|e| named(e, c.endpoint))?;
+            let limits = ServerLimits {
+                max_connections: c.max_connections,
+                header_read_timeout: c.read_timeout,
+                max_concurrent_streams: c.max_concurrent_streams,
+            };
+            Some((listener, limits, c.read_timeout))
+        }
+        None => None,
+    };
+    let http = match &config.protocols.http {
+        Some(c) => {
+            let listener = server::bind(c.endpoint).await.map_err(|e| named(e, c.endpoint))?;
+            let limits = ServerLimits {
+                max_connections: c.max_connections,
+                header_read_timeout: c.read_timeout,
+                ..ServerLimits::default()
+            };
+            Some((listener, limits, c.read_timeout))
+        }
+        None => None,
+    };
+    let ingest = Arc::new(Ingest {
+        receiver: name.to_owned(),
+        pipelines,
+        metrics: Arc::clone(metrics),
+        max_request_bytes: config.max_request_bytes(),
+    });
+    Ok(BoundReceiver { grpc, http, ingest })
+}
+
+impl BoundReceiver {
+    /// Serves until `shutdown`; the tasks end once in-flight requests are answered.
+    pub fn serve(self, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
+        if let Some((listener, limits, timeout)) = self.grpc {
+            let router = grpc::router(Arc::clone(&self.ingest), timeout);
+            tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
+        }
+        if let Some((listener, limits, timeout)) = self.http {
+            let router = http::router(Arc::clone(&self.ingest), timeout);
+            tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
+        }
+    }
+}

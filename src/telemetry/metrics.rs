@@ -1,0 +1,104 @@
+//! fleetpipe's own counters, served in Prometheus text format on `GET /metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::pipeline::Signal;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabels {
+    pub receiver: String,
+    pub transport: &'static str,
+    pub signal: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    pub receiver: String,
+    pub transport: &'static str,
+    pub signal: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExporterLabels {
+    pub exporter: String,
+    pub signal: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExporterLossLabels {
+    pub exporter: String,
+    pub signal: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    pub exporter: String,
+}
+
+/// Every counter fleetpipe keeps about itself. Cheap to share: families are `Arc`s inside.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    registry: Registry,
+    /// Items (spans, data points, log records) accepted and acknowledged to the client.
+    pub receiver_accepted: Family<ReceiverLabels, Counter>,
+    /// Items refused, by reason (`invalid`, `overloaded`, `unsupported`, `partial`).
+    pub receiver_refused_items: Family<RefusalLabels, Counter>,
+    /// Requests refused before their items could be counted (malformed, too large, …).
+    pub receiver_refused_requests: Family<RefusalLabels, Counter>,
+    /// Items the destination acknowledged.
+    pub exporter_sent: Family<ExporterLabels, Counter>,
+    /// Items given up on: `permanent` (the destination refused them), `retries_exhausted`,
+    /// `shutdown` (still unsent at the drain deadline).
+    pub exporter_failed: Family<ExporterLossLabels, Counter>,
+    /// Items not queued for one exporter because its queue was full.
+    pub exporter_dropped: Family<ExporterLossLabels, Counter>,
+    /// Items rejected by the destination through `partial_success`.
+    pub exporter_rejected: Family<ExporterLabels, Counter>,
+    /// Retried attempts.
+    pub exporter_retries: Family<ExporterLabels, Counter>,
+    /// Batches waiting in each exporter's queue.
+    pub exporter_queue_size: Family<QueueLabels, Gauge>,
+    /// Capacity of each exporter's queue.
+    pub exporter_queue_capacity: Family<QueueLabels, Gauge>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut m = Metrics::default();
+        let r = &mut m.registry;
+        let p = "fleetpipe";
+        r.register(format!("{p}_receiver_accepted_items"), "Items accepted and acknowledged", m.receiver_accepted.clone());
+        r.register(format!("{p}_receiver_refused_items"), "Items refused, by reason", m.receiver_refused_items.clone());
+        r.register(format!("{p}_receiver_refused_requests"), "Requests refused, by reason", m.receiver_refused_requests.clone());
+        r.register(format!("{p}_exporter_sent_items"), "Items acknowledged by the destination", m.exporter_sent.clone());
+        r.register(format!("{p}_exporter_send_failed_items"), "Items given up on, by reason", m.exporter_failed.clone());
+        r.register(format!("{p}_exporter_dropped_items"), "Items not queued because the queue was full", m.exporter_dropped.clone());
+        r.register(format!("{p}_exporter_rejected_items"), "Items the destination rejected via partial_success", m.exporter_rejected.clone());
+        r.register(format!("{p}_exporter_retries"), "Retried export attempts", m.exporter_retries.clone());
+        r.register(format!("{p}_exporter_queue_size"), "Batches waiting in the exporter queue", m.exporter_queue_size.clone());
+        r.register(format!("{p}_exporter_queue_capacity"), "Capacity of the exporter queue", m.exporter_queue_capacity.clone());
+        m
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn exporter(&self, exporter: &str, signal: Signal) -> ExporterLabels {
+        ExporterLabels { exporter: exporter.to_owned(), signal: signal.as_str() }
+    }
+
+    pub fn exporter_loss(&self, exporter: &str, signal: Signal, reason: &'static str) -> ExporterLossLabels {
+        ExporterLossLabels { exporter: exporter.to_owned(), signal: signal.as_str(), reason }
+    }
+}
