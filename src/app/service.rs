@@ -19,9 +19,7 @@ use crate::telemetry::{self, Health};
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     telemetry::init_logging(&config.service.telemetry.logs);
-    // Both rustls users (tonic and reqwest) take the process-wide provider; ring keeps the
-    // build free of a C toolchain dependency beyond cc.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    export::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     let shutdown = CancellationToken::new();

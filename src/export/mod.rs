@@ -28,6 +28,12 @@ use local::{DebugSender, FileSender};
 use otlp_grpc::OtlpGrpcSender;
 use otlp_http::OtlpHttpSender;
 
+/// Makes ring the process-wide rustls provider, which both TLS users (tonic and reqwest) take.
+/// ring keeps the build free of aws-lc's C toolchain; calling this twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The pipelines' side of an exporter: puts batches on its queue.
 #[derive(Clone)]
 pub struct ExporterHandle {

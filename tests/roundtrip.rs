@@ -1,0 +1,135 @@
+//! Acceptance 1: what goes in over any transport and encoding comes out at an OTLP sink
+//! exactly as sent, every field compared.
+
+mod support;
+
+use std::time::Duration;
+
+use fleetpipe::pipeline::{Payload, Signal};
+use support::sink::Sink;
+use support::{Body, Fleetpipe, fixtures, grpc_send, http_send, otlp_exporter, pipeline_config};
+use tonic::codec::CompressionEncoding;
+
+fn requests() -> Vec<Payload> {
+    vec![
+        Payload::Traces(fixtures::agent_trace("triage-agent", 25)),
+        Payload::Metrics(fixtures::all_metric_kinds("triage-agent")),
+        Payload::Logs(fixtures::agent_logs("triage-agent", 7)),
+    ]
+}
+
+async fn start() -> (Sink, Fleetpipe) {
+    let sink = Sink::start().await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false)).await;
+    (sink, fleetpipe)
+}
+
+/// Waits until the sink holds `sent` (one request of each signal) and compares them exactly.
+async fn assert_arrived_unchanged(sink: &Sink, sent: &[Payload]) {
+    for payload in sent {
+        sink.wait_for(payload.signal(), payload.item_count(), Duration::from_secs(10)).await;
+    }
+    let mut received = sink.received();
+    received.sort_by_key(Payload::signal);
+    assert_eq!(received.len(), sent.len(), "one request out per request in");
+    for (got, want) in received.iter().zip(sent) {
+        assert_eq!(got, want, "{} changed on the way", want.signal());
+    }
+}
+
+/// Scenario: one request of each signal over OTLP/gRPC, uncompressed, gzip and zstd.
+/// Guarantees: each arrives at the sink unchanged, field for field.
+#[tokio::test]
+async fn grpc_round_trip_is_exact() {
+    for compression in [None, Some(CompressionEncoding::Gzip), Some(CompressionEncoding::Zstd)] {
+        let (sink, fleetpipe) = start().await;
+        let sent = requests();
+        for payload in &sent {
+            grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), compression).await.expect("accepted");
+        }
+        assert_arrived_unchanged(&sink, &sent).await;
+    }
+}
+
+/// Scenario: the same over OTLP/HTTP with protobuf and JSON bodies, plain and gzip.
+/// Guarantees: each arrives unchanged and the response has the request's content type.
+#[tokio::test]
+async fn http_round_trip_is_exact() {
+    for (body, gzip) in [(Body::Protobuf, false), (Body::Protobuf, true), (Body::Json, false), (Body::Json, true)] {
+        let (sink, fleetpipe) = start().await;
+        let sent = requests();
+        for payload in &sent {
+            let response = http_send(fleetpipe.http, payload, body, gzip).await;
+            assert_eq!(response.status(), 200, "{body:?} gzip={gzip}");
+            let content_type = response.headers()["content-type"].to_str().expect("ascii").to_owned();
+            let want = match body {
+                Body::Protobuf => "application/x-protobuf",
+                Body::Json => "application/json",
+            };
+            assert_eq!(content_type, want);
+        }
+        assert_arrived_unchanged(&sink, &sent).await;
+    }
+}
+
+/// Scenario: OTLP/JSON written with snake_case keys and integer values as JSON numbers.
+/// Guarantees: decoded the same as the lowerCamelCase form.
+#[tokio::test]
+async fn json_accepts_snake_case_keys() {
+    let (sink, fleetpipe) = start().await;
+    let body = r#"{"resource_spans":[{"resource":{"attributes":[{"key":"service.name","value":{"string_value":"planner"}}]},
+        "scope_spans":[{"spans":[{"trace_id":"5b8efff798038103d269b633813fc60c","span_id":"eee19b7ec3c1b174",
+        "parent_span_id":"eee19b7ec3c1b173","name":"execute_tool jira_search","kind":3,
+        "start_time_unix_nano":1544712660000000000,"end_time_unix_nano":"1544712661000000000",
+        "attributes":[{"key":"gen_ai.usage.input_tokens","value":{"int_value":"42"}}],
+        "status":{"code":2,"message":"boom"}}]}]}]}"#;
+    let response = support::http_client()
+        .post(format!("http://{}/v1/traces", fleetpipe.http))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200);
+    sink.wait_for(Signal::Traces, 1, Duration::from_secs(10)).await;
+    let Payload::Traces(request) = &sink.received()[0] else { panic!("traces") };
+    let span = &request.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(hex(&span.trace_id), "5b8efff798038103d269b633813fc60c");
+    assert_eq!(hex(&span.parent_span_id), "eee19b7ec3c1b173");
+    assert_eq!(span.start_time_unix_nano, 1544712660000000000);
+    assert_eq!(span.end_time_unix_nano, 1544712661000000000);
+    assert_eq!(span.kind, 3);
+    assert_eq!(span.status.as_ref().map(|s| s.code), Some(2));
+    assert_eq!(span.attributes[0].key, "gen_ai.usage.input_tokens");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Scenario: 40 requests of 25 spans through the batch processor.
+/// Guarantees: batching merges requests without losing or changing a span.
+#[tokio::test]
+async fn batching_keeps_every_span() {
+    let sink = Sink::start().await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+    let mut sent_spans = Vec::new();
+    for _ in 0..40 {
+        let request = fixtures::agent_trace("batcher", 25);
+        sent_spans.extend(request.resource_spans[0].scope_spans[0].spans.clone());
+        grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(request), None).await.expect("accepted");
+    }
+    sink.wait_for(Signal::Traces, 1000, Duration::from_secs(10)).await;
+    let received = sink.received();
+    assert!(received.len() < 40, "requests were merged into fewer batches ({})", received.len());
+    let mut got: Vec<_> = received
+        .iter()
+        .flat_map(|p| match p {
+            Payload::Traces(r) => r.resource_spans.iter().flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.clone())).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    got.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+    sent_spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+    assert_eq!(got, sent_spans);
+}
