@@ -1,0 +1,182 @@
+//! Acceptance 3: every kind of bad input gets the status the OTLP specification prescribes,
+//! with a message naming the problem, and the next good request still succeeds.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use fleetpipe::grpc_codec::RawCodec;
+use fleetpipe::pipeline::{Payload, Signal};
+use http::uri::PathAndQuery;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use support::sink::{Behaviour, Sink};
+use support::{Body, Fleetpipe, fixtures, grpc_send, http_client, http_send, otlp_exporter, pipeline_config};
+use tonic::Code;
+use tonic::codec::CompressionEncoding;
+use tonic_types::StatusExt;
+
+/// fleetpipe with a 1 MiB request limit in front of a working sink.
+async fn start_small_limit() -> (Sink, Fleetpipe) {
+    let sink = Sink::start().await;
+    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false)
+        .replace("    protocols:\n", "    max_request_size_mib: 1\n    protocols:\n");
+    (sink.clone(), Fleetpipe::start(&config).await)
+}
+
+async fn raw_grpc(endpoint: &str, path: &str, body: Bytes, gzip: bool) -> Result<Bytes, tonic::Status> {
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_owned()).expect("uri").connect().await.expect("connect");
+    let mut client = tonic::client::Grpc::new(channel);
+    if gzip {
+        client = client.send_compressed(CompressionEncoding::Gzip);
+    }
+    client.ready().await.expect("ready");
+    client.unary(tonic::Request::new(body), PathAndQuery::from_maybe_shared(path.to_owned()).expect("path"), RawCodec).await.map(|r| r.into_inner())
+}
+
+const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// A body that inflates to `size` zero bytes: gzip makes 64 MiB of zeros about 64 KiB.
+fn zeros(size: usize) -> Bytes {
+    Bytes::from(vec![0u8; size])
+}
+
+async fn good_request_still_works(sink: &Sink, fleetpipe: &Fleetpipe) {
+    let before = sink.item_count(Signal::Traces);
+    grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(fixtures::agent_trace("after", 3)), None).await.expect("good gRPC request");
+    let response = http_send(fleetpipe.http, &Payload::Traces(fixtures::agent_trace("after", 3)), Body::Protobuf, false).await;
+    assert_eq!(response.status(), 200);
+    sink.wait_for(Signal::Traces, before + 6, Duration::from_secs(10)).await;
+}
+
+/// Scenario: garbage protobuf, an oversized message, a decompression bomb and an unknown
+/// method over gRPC.
+/// Guarantees: INVALID_ARGUMENT, RESOURCE_EXHAUSTED (twice) and UNIMPLEMENTED; fleetpipe
+/// keeps serving.
+#[tokio::test]
+async fn grpc_bad_input_statuses() {
+    let (sink, fleetpipe) = start_small_limit().await;
+    let endpoint = fleetpipe.grpc_endpoint();
+
+    let status = raw_grpc(&endpoint, TRACE_EXPORT, Bytes::from_static(&[0x0a, 0xff, 0xff, 0x01]), false).await.expect_err("garbage");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("malformed traces protobuf"), "{}", status.message());
+
+    let status = raw_grpc(&endpoint, TRACE_EXPORT, zeros(2 << 20), false).await.expect_err("oversized");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    let status = raw_grpc(&endpoint, TRACE_EXPORT, zeros(64 << 20), true).await.expect_err("bomb");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+
+    let status = raw_grpc(&endpoint, "/opentelemetry.proto.collector.trace.v1.TraceService/Nope", Bytes::new(), false).await.expect_err("unknown method");
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+
+    assert_eq!(fleetpipe.metric("fleetpipe_receiver_refused_requests_total", &["transport=\"grpc\"", "reason=\"invalid\""]).await, 1.0);
+    good_request_still_works(&sink, &fleetpipe).await;
+}
+
+async fn post(fleetpipe: &Fleetpipe, path: &str, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+    let mut request = http_client().post(format!("http://{}{path}", fleetpipe.http)).header("content-type", content_type).body(body);
+    if let Some(encoding) = encoding {
+        request = request.header("content-encoding", encoding);
+    }
+    request.send().await.expect("POST")
+}
+
+/// A `google.rpc.Status` protobuf body.
+fn rpc_status(body: &[u8]) -> tonic_types::Status {
+    tonic_types::Status::decode(body).expect("google.rpc.Status body")
+}
+
+/// Scenario: each bad OTLP/HTTP request the specification names.
+/// Guarantees: 400, 413, 404, 405 and 415 with a `google.rpc.Status` body naming the problem.
+#[tokio::test]
+async fn http_bad_input_statuses() {
+    let (sink, fleetpipe) = start_small_limit().await;
+    let protobuf = "application/x-protobuf";
+
+    let response = post(&fleetpipe, "/v1/traces", protobuf, None, vec![0x0a, 0xff, 0xff, 0x01]).await;
+    assert_eq!(response.status(), 400);
+    let status = rpc_status(&response.bytes().await.expect("body"));
+    assert_eq!(status.code, Code::InvalidArgument as i32);
+    assert!(status.message.contains("malformed traces protobuf"), "{}", status.message);
+
+    let response = post(&fleetpipe, "/v1/logs", "application/json", None, b"{\"resourceLogs\": 7}".to_vec()).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let status: serde_json::Value = serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON status");
+    assert_eq!(status["code"], 3);
+    assert!(status["message"].as_str().is_some_and(|m| m.contains("malformed logs OTLP/JSON")), "{status}");
+
+    let response = post(&fleetpipe, "/v1/traces", protobuf, Some("gzip"), b"not gzip at all".to_vec()).await;
+    assert_eq!(response.status(), 400);
+
+    let response = post(&fleetpipe, "/v1/traces", protobuf, None, vec![0; 2 << 20]).await;
+    assert_eq!(response.status(), 413);
+    assert_eq!(rpc_status(&response.bytes().await.expect("body")).code, Code::ResourceExhausted as i32);
+
+    let bomb = fleetpipe::compression::gzip(&vec![0; 64 << 20]).expect("gzip");
+    let response = post(&fleetpipe, "/v1/traces", protobuf, Some("gzip"), bomb).await;
+    assert_eq!(response.status(), 413);
+    let status = rpc_status(&response.bytes().await.expect("body"));
+    assert!(status.message.contains("after decompression"), "{}", status.message);
+
+    assert_eq!(post(&fleetpipe, "/v1/spans", protobuf, None, vec![]).await.status(), 404);
+    assert_eq!(post(&fleetpipe, "/v1/traces", "text/plain", None, vec![]).await.status(), 415);
+    assert_eq!(post(&fleetpipe, "/v1/traces", protobuf, Some("br"), vec![]).await.status(), 415);
+    let response = http_client().get(format!("http://{}/v1/traces", fleetpipe.http)).send().await.expect("GET");
+    assert_eq!(response.status(), 405);
+
+    good_request_still_works(&sink, &fleetpipe).await;
+}
+
+/// Scenario: a request where 2 of 5 spans have a trace id of the wrong length.
+/// Guarantees: the 3 valid spans are forwarded and the response reports 2 rejected spans.
+#[tokio::test]
+async fn partial_success_reports_rejected_spans() {
+    let (sink, fleetpipe) = start_small_limit().await;
+    let mut request = fixtures::agent_trace("partial", 5);
+    for span in &mut request.resource_spans[0].scope_spans[0].spans[..2] {
+        span.trace_id.truncate(8);
+    }
+    let response = http_send(fleetpipe.http, &Payload::Traces(request), Body::Protobuf, false).await;
+    assert_eq!(response.status(), 200);
+    let decoded = ExportTraceServiceResponse::decode(response.bytes().await.expect("body")).expect("response");
+    let partial = decoded.partial_success.expect("partial_success");
+    assert_eq!(partial.rejected_spans, 2);
+    assert!(partial.error_message.contains("trace_id"), "{}", partial.error_message);
+    sink.wait_for(Signal::Traces, 3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sink.item_count(Signal::Traces), 3);
+}
+
+/// Scenario: the only exporter's destination never answers and its queue blocks when full.
+/// Guarantees: once the pipeline is full, clients get 503 with Retry-After over HTTP and
+/// UNAVAILABLE with RetryInfo over gRPC, and the refusals are counted.
+#[tokio::test]
+async fn overload_pushes_back_with_retry_hints() {
+    let sink = Sink::start().await;
+    sink.set(Behaviour::Stall);
+    let exporter = format!(
+        "{}  sending_queue: {{queue_size: 1, num_consumers: 1, block_on_overflow: true}}\n",
+        otlp_exporter("otlp", &sink.endpoint())
+    );
+    let config = pipeline_config(&exporter, &["otlp"], false).replace("exporters: [otlp]}", "exporters: [otlp], queue_size: 1}");
+    let fleetpipe = Fleetpipe::start(&config).await;
+    let payload = Payload::Traces(fixtures::agent_trace("flood", 2));
+    let mut refused = None;
+    for _ in 0..20 {
+        let response = http_send(fleetpipe.http, &payload, Body::Protobuf, false).await;
+        if response.status() == 503 {
+            refused = Some(response);
+            break;
+        }
+    }
+    let response = refused.expect("503 once the pipeline is full");
+    assert_eq!(response.headers()["retry-after"], "1");
+    let status = grpc_send(&fleetpipe.grpc_endpoint(), payload, None).await.expect_err("full");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.get_details_retry_info().and_then(|r| r.retry_delay), Some(Duration::from_secs(1)));
+    assert!(fleetpipe.metric("fleetpipe_receiver_refused_items_total", &["reason=\"overloaded\""]).await >= 4.0);
+}

@@ -1,0 +1,163 @@
+//! Acceptance 4, 5 and 7: retries deliver everything exactly once, permanent errors are not
+//! retried and are counted, a stalled destination does not hold up another, and SIGTERM
+//! drains what was acknowledged.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use fleetpipe::pipeline::{Payload, Signal};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use support::sink::{Behaviour, Sink};
+use support::{Fleetpipe, fixtures, grpc_send, grpc_send_retrying, otlp_exporter, pipeline_config};
+use tonic::Code;
+
+/// Every span the sink received, keyed by span id, failing on duplicates.
+fn spans_by_id(sink: &Sink) -> BTreeMap<Vec<u8>, Span> {
+    let mut spans = BTreeMap::new();
+    for payload in sink.received() {
+        let Payload::Traces(request) = payload else { continue };
+        for span in request.resource_spans.into_iter().flat_map(|rs| rs.scope_spans).flat_map(|ss| ss.spans) {
+            let id = span.span_id.clone();
+            assert!(spans.insert(id, span).is_none(), "a span arrived twice");
+        }
+    }
+    spans
+}
+
+fn spans_of(requests: &[Payload]) -> BTreeMap<Vec<u8>, Span> {
+    requests
+        .iter()
+        .flat_map(|p| match p {
+            Payload::Traces(r) => r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| ss.spans.clone()).collect(),
+            _ => Vec::new(),
+        })
+        .map(|s| (s.span_id.clone(), s))
+        .collect()
+}
+
+async fn send_traces(fleetpipe: &Fleetpipe, requests: usize, spans: usize) -> Vec<Payload> {
+    let mut sent = Vec::new();
+    for _ in 0..requests {
+        let payload = Payload::Traces(fixtures::agent_trace("retry-agent", spans));
+        grpc_send_retrying(&fleetpipe.grpc_endpoint(), payload.clone()).await;
+        sent.push(payload);
+    }
+    sent
+}
+
+/// Scenario: the sink answers UNAVAILABLE to every other request.
+/// Guarantees: every span still arrives exactly once, unchanged, and retries are counted.
+#[tokio::test]
+async fn retries_until_delivered() {
+    let sink = Sink::start().await;
+    sink.set(Behaviour::FailEveryOther(Code::Unavailable));
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+    let sent = send_traces(&fleetpipe, 50, 20).await;
+    sink.wait_for(Signal::Traces, 1000, Duration::from_secs(30)).await;
+    assert_eq!(spans_by_id(&sink), spans_of(&sent));
+    assert!(sink.attempts() >= 2 * sink.received().len() - 1, "half the attempts failed");
+    assert!(fleetpipe.metric("fleetpipe_exporter_retries_total", &["exporter=\"otlp\""]).await >= 1.0);
+}
+
+/// Scenario: the sink is down for 10 s while data arrives, then comes back.
+/// Guarantees: everything sent meanwhile arrives exactly once, unchanged.
+#[tokio::test]
+async fn survives_a_destination_outage() {
+    let sink = Sink::start().await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+    sink.stop();
+    let started = tokio::time::Instant::now();
+    let sent = send_traces(&fleetpipe, 30, 10).await;
+    tokio::time::sleep_until(started + Duration::from_secs(10)).await;
+    assert_eq!(sink.item_count(Signal::Traces), 0, "the sink was down");
+    sink.serve().await;
+    sink.wait_for(Signal::Traces, 300, Duration::from_secs(30)).await;
+    assert_eq!(spans_by_id(&sink), spans_of(&sent));
+}
+
+/// Scenario: the sink answers INVALID_ARGUMENT to everything.
+/// Guarantees: no batch is retried, and the dropped spans are counted as permanent failures.
+#[tokio::test]
+async fn permanent_errors_are_not_retried() {
+    let sink = Sink::start().await;
+    sink.set(Behaviour::Fail(Code::InvalidArgument));
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false)).await;
+    send_traces(&fleetpipe, 5, 4).await;
+    let labels = ["exporter=\"otlp\"", "reason=\"permanent\""];
+    for _ in 0..200 {
+        if fleetpipe.metric("fleetpipe_exporter_send_failed_items_total", &labels).await >= 20.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fleetpipe.metric("fleetpipe_exporter_send_failed_items_total", &labels).await, 20.0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.attempts(), 5, "one attempt per batch, no retries");
+    assert_eq!(fleetpipe.metric("fleetpipe_exporter_retries_total", &[]).await, 0.0);
+    assert!(fleetpipe.log().contains("sink told to refuse"), "the destination's message is logged");
+}
+
+/// Scenario: two exporters; the first destination never answers.
+/// Guarantees: the second receives everything while the first is stalled, and the first's
+/// overflow is counted as dropped for it alone.
+#[tokio::test]
+async fn stalled_exporter_does_not_hold_up_another() {
+    let stalled = Sink::start().await;
+    stalled.set(Behaviour::Stall);
+    let healthy = Sink::start().await;
+    let exporters = format!(
+        "{}  sending_queue: {{queue_size: 5, num_consumers: 1}}\n{}",
+        otlp_exporter("otlp/stalled", &stalled.endpoint()),
+        otlp_exporter("otlp/healthy", &healthy.endpoint())
+    );
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&exporters, &["otlp/stalled", "otlp/healthy"], false)).await;
+    let sent = send_traces(&fleetpipe, 200, 10).await;
+    healthy.wait_for(Signal::Traces, 2000, Duration::from_secs(20)).await;
+    assert_eq!(spans_by_id(&healthy), spans_of(&sent));
+    assert_eq!(stalled.item_count(Signal::Traces), 0);
+    let dropped = fleetpipe.metric("fleetpipe_exporter_dropped_items_total", &["exporter=\"otlp/stalled\"", "reason=\"queue_full\""]).await;
+    assert!(dropped >= 1900.0, "overflow of the stalled exporter is counted ({dropped})");
+    assert_eq!(fleetpipe.metric("fleetpipe_exporter_dropped_items_total", &["exporter=\"otlp/healthy\""]).await, 0.0);
+}
+
+/// Scenario: SIGTERM while four clients send continuously to a live sink.
+/// Guarantees: fleetpipe exits 0, and every span it acknowledged is at the sink.
+#[tokio::test]
+async fn sigterm_drains_everything_acknowledged() {
+    let sink = Sink::start().await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let endpoint = fleetpipe.grpc_endpoint();
+        let stop = Arc::clone(&stop);
+        clients.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let payload = Payload::Traces(fixtures::agent_trace("load", 20));
+                match grpc_send(&endpoint, payload, None).await {
+                    Ok(sent) => acknowledged.push(sent),
+                    Err(_) => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, log) = fleetpipe.terminate().await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acknowledged = Vec::new();
+    for client in clients {
+        acknowledged.extend(client.await.expect("client task"));
+    }
+    assert!(status.success(), "exit status {status}\n{log}");
+    assert!(acknowledged.len() > 10, "load was running ({} requests)", acknowledged.len());
+    let received = spans_by_id(&sink);
+    let want = spans_of(&acknowledged);
+    let missing = want.keys().filter(|id| !received.contains_key(*id)).count();
+    assert_eq!(missing, 0, "{missing} acknowledged spans missing of {}\n{log}", want.len());
+}
