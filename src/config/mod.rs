@@ -8,7 +8,7 @@ mod env;
 mod locate;
 mod service;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 
@@ -118,7 +118,7 @@ impl Config {
         source_name: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let mut issues = Issues { text, found: Vec::new() };
+        let mut issues = Issues { text, found: Vec::new(), declared: BTreeSet::new() };
         let config = parse_value(text, lookup, &mut issues);
         if let Some(config) = &config {
             config.validate(&mut issues);
@@ -139,9 +139,13 @@ impl Config {
             if Signal::from_name(component_type(name)).is_none() {
                 issues.push(&base, "pipeline names must start with traces, metrics or logs");
             }
-            check_refs(issues, &base, "receivers", &pipeline.receivers, |r| self.receivers.contains_key(r));
-            check_refs(issues, &base, "processors", &pipeline.processors, |p| self.processors.contains_key(p));
-            check_refs(issues, &base, "exporters", &pipeline.exporters, |e| self.exporters.contains_key(e));
+            for (section, names) in [
+                ("receivers", &pipeline.receivers),
+                ("processors", &pipeline.processors),
+                ("exporters", &pipeline.exporters),
+            ] {
+                issues.check_refs(&base, section, names);
+            }
             if pipeline.receivers.is_empty() {
                 issues.push(&[&base[..], &["receivers"]].concat(), "a pipeline needs at least one receiver");
             }
@@ -155,18 +159,6 @@ impl Config {
         for (name, exporter) in &self.exporters {
             exporter.validate(&["exporters", name.as_str()], issues);
         }
-    }
-}
-
-fn check_refs(
-    issues: &mut Issues<'_>,
-    base: &[&str],
-    kind: &str,
-    names: &[String],
-    defined: impl Fn(&str) -> bool,
-) {
-    for name in names.iter().filter(|n| !defined(n)) {
-        issues.push(&[base, &[kind]].concat(), &format!("`{name}` is not defined under `{kind}:`"));
     }
 }
 
@@ -213,9 +205,21 @@ pub fn component_type(key: &str) -> &str {
 struct Issues<'a> {
     text: &'a str,
     found: Vec<ConfigIssue>,
+    /// `(section, key)` of every component written in the file, valid or not, so that a
+    /// broken component is reported once rather than again at each pipeline naming it.
+    declared: BTreeSet<(String, String)>,
 }
 
 impl Issues<'_> {
+    fn check_refs(&mut self, base: &[&str], section: &str, names: &[String]) {
+        for name in names {
+            if !self.declared.contains(&(section.to_owned(), name.clone())) {
+                let message = format!("`{name}` is not defined under `{section}:`");
+                self.push(&[base, &[section]].concat(), &message);
+            }
+        }
+    }
+
     fn push(&mut self, path: &[&str], message: &str) {
         self.found.push(ConfigIssue {
             path: path.join("."),
@@ -300,6 +304,7 @@ fn components<T>(
     };
     for (key, settings) in entries {
         let key = key.as_str().unwrap_or("?").to_owned();
+        issues.declared.insert((section.to_owned(), key.clone()));
         let settings = match settings {
             Value::Null => Value::Mapping(Default::default()),
             other => other,
