@@ -50,8 +50,14 @@ pub async fn bind(endpoint: SocketAddr) -> io::Result<TcpListener> {
 pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, shutdown: CancellationToken) {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(limits.max_concurrent_streams);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams);
     let graceful = GracefulShutdown::new();
     loop {
         let permit = tokio::select! {
@@ -76,7 +82,10 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, 
             },
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(LimitedStream { inner: stream, _permit: permit });
+        let io = TokioIo::new(LimitedStream {
+            inner: stream,
+            _permit: permit,
+        });
         let service = TowerToHyperService::new(router.clone());
         let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
         let connection = graceful.watch(connection);

@@ -26,13 +26,24 @@ async fn start_small_limit() -> (Sink, Fleetpipe) {
 }
 
 async fn raw_grpc(endpoint: &str, path: &str, body: Bytes, gzip: bool) -> Result<Bytes, tonic::Status> {
-    let channel = tonic::transport::Channel::from_shared(endpoint.to_owned()).expect("uri").connect().await.expect("connect");
+    let channel = tonic::transport::Channel::from_shared(endpoint.to_owned())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
     let mut client = tonic::client::Grpc::new(channel);
     if gzip {
         client = client.send_compressed(CompressionEncoding::Gzip);
     }
     client.ready().await.expect("ready");
-    client.unary(tonic::Request::new(body), PathAndQuery::from_maybe_shared(path.to_owned()).expect("path"), RawCodec).await.map(|r| r.into_inner())
+    client
+        .unary(
+            tonic::Request::new(body),
+            PathAndQuery::try_from(path).expect("path"),
+            RawCodec,
+        )
+        .await
+        .map(|r| r.into_inner())
 }
 
 const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -44,8 +55,20 @@ fn zeros(size: usize) -> Bytes {
 
 async fn good_request_still_works(sink: &Sink, fleetpipe: &Fleetpipe) {
     let before = sink.item_count(Signal::Traces);
-    grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(fixtures::agent_trace("after", 3)), None).await.expect("good gRPC request");
-    let response = http_send(fleetpipe.http, &Payload::Traces(fixtures::agent_trace("after", 3)), Body::Protobuf, false).await;
+    grpc_send(
+        &fleetpipe.grpc_endpoint(),
+        Payload::Traces(fixtures::agent_trace("after", 3)),
+        None,
+    )
+    .await
+    .expect("good gRPC request");
+    let response = http_send(
+        fleetpipe.http,
+        &Payload::Traces(fixtures::agent_trace("after", 3)),
+        Body::Protobuf,
+        false,
+    )
+    .await;
     assert_eq!(response.status(), 200);
     sink.wait_for(Signal::Traces, before + 6, Duration::from_secs(10)).await;
 }
@@ -59,25 +82,64 @@ async fn grpc_bad_input_statuses() {
     let (sink, fleetpipe) = start_small_limit().await;
     let endpoint = fleetpipe.grpc_endpoint();
 
-    let status = raw_grpc(&endpoint, TRACE_EXPORT, Bytes::from_static(&[0x0a, 0xff, 0xff, 0x01]), false).await.expect_err("garbage");
+    let status = raw_grpc(
+        &endpoint,
+        TRACE_EXPORT,
+        Bytes::from_static(&[0x0a, 0xff, 0xff, 0x01]),
+        false,
+    )
+    .await
+    .expect_err("garbage");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(status.message().contains("malformed traces protobuf"), "{}", status.message());
+    assert!(
+        status.message().contains("malformed traces protobuf"),
+        "{}",
+        status.message()
+    );
 
-    let status = raw_grpc(&endpoint, TRACE_EXPORT, zeros(2 << 20), false).await.expect_err("oversized");
+    let status = raw_grpc(&endpoint, TRACE_EXPORT, zeros(2 << 20), false)
+        .await
+        .expect_err("oversized");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 
-    let status = raw_grpc(&endpoint, TRACE_EXPORT, zeros(64 << 20), true).await.expect_err("bomb");
+    let status = raw_grpc(&endpoint, TRACE_EXPORT, zeros(64 << 20), true)
+        .await
+        .expect_err("bomb");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
 
-    let status = raw_grpc(&endpoint, "/opentelemetry.proto.collector.trace.v1.TraceService/Nope", Bytes::new(), false).await.expect_err("unknown method");
+    let status = raw_grpc(
+        &endpoint,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Nope",
+        Bytes::new(),
+        false,
+    )
+    .await
+    .expect_err("unknown method");
     assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
 
-    assert_eq!(fleetpipe.metric("fleetpipe_receiver_refused_requests_total", &["transport=\"grpc\"", "reason=\"invalid\""]).await, 1.0);
+    assert_eq!(
+        fleetpipe
+            .metric(
+                "fleetpipe_receiver_refused_requests_total",
+                &["transport=\"grpc\"", "reason=\"invalid\""]
+            )
+            .await,
+        1.0
+    );
     good_request_still_works(&sink, &fleetpipe).await;
 }
 
-async fn post(fleetpipe: &Fleetpipe, path: &str, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> reqwest::Response {
-    let mut request = http_client().post(format!("http://{}{path}", fleetpipe.http)).header("content-type", content_type).body(body);
+async fn post(
+    fleetpipe: &Fleetpipe,
+    path: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut request = http_client()
+        .post(format!("http://{}{path}", fleetpipe.http))
+        .header("content-type", content_type)
+        .body(body);
     if let Some(encoding) = encoding {
         request = request.header("content-encoding", encoding);
     }
@@ -100,21 +162,48 @@ async fn http_bad_input_statuses() {
     assert_eq!(response.status(), 400);
     let status = rpc_status(&response.bytes().await.expect("body"));
     assert_eq!(status.code, Code::InvalidArgument as i32);
-    assert!(status.message.contains("malformed traces protobuf"), "{}", status.message);
+    assert!(
+        status.message.contains("malformed traces protobuf"),
+        "{}",
+        status.message
+    );
 
-    let response = post(&fleetpipe, "/v1/logs", "application/json", None, b"{\"resourceLogs\": 7}".to_vec()).await;
+    let response = post(
+        &fleetpipe,
+        "/v1/logs",
+        "application/json",
+        None,
+        b"{\"resourceLogs\": 7}".to_vec(),
+    )
+    .await;
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["content-type"], "application/json");
-    let status: serde_json::Value = serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON status");
+    let status: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON status");
     assert_eq!(status["code"], 3);
-    assert!(status["message"].as_str().is_some_and(|m| m.contains("malformed logs OTLP/JSON")), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("malformed logs OTLP/JSON")),
+        "{status}"
+    );
 
-    let response = post(&fleetpipe, "/v1/traces", protobuf, Some("gzip"), b"not gzip at all".to_vec()).await;
+    let response = post(
+        &fleetpipe,
+        "/v1/traces",
+        protobuf,
+        Some("gzip"),
+        b"not gzip at all".to_vec(),
+    )
+    .await;
     assert_eq!(response.status(), 400);
 
     let response = post(&fleetpipe, "/v1/traces", protobuf, None, vec![0; 2 << 20]).await;
     assert_eq!(response.status(), 413);
-    assert_eq!(rpc_status(&response.bytes().await.expect("body")).code, Code::ResourceExhausted as i32);
+    assert_eq!(
+        rpc_status(&response.bytes().await.expect("body")).code,
+        Code::ResourceExhausted as i32
+    );
 
     let bomb = fleetpipe::compression::gzip(&vec![0; 64 << 20]).expect("gzip");
     let response = post(&fleetpipe, "/v1/traces", protobuf, Some("gzip"), bomb).await;
@@ -122,10 +211,27 @@ async fn http_bad_input_statuses() {
     let status = rpc_status(&response.bytes().await.expect("body"));
     assert!(status.message.contains("after decompression"), "{}", status.message);
 
-    assert_eq!(post(&fleetpipe, "/v1/spans", protobuf, None, vec![]).await.status(), 404);
-    assert_eq!(post(&fleetpipe, "/v1/traces", "text/plain", None, vec![]).await.status(), 415);
-    assert_eq!(post(&fleetpipe, "/v1/traces", protobuf, Some("br"), vec![]).await.status(), 415);
-    let response = http_client().get(format!("http://{}/v1/traces", fleetpipe.http)).send().await.expect("GET");
+    assert_eq!(
+        post(&fleetpipe, "/v1/spans", protobuf, None, vec![]).await.status(),
+        404
+    );
+    assert_eq!(
+        post(&fleetpipe, "/v1/traces", "text/plain", None, vec![])
+            .await
+            .status(),
+        415
+    );
+    assert_eq!(
+        post(&fleetpipe, "/v1/traces", protobuf, Some("br"), vec![])
+            .await
+            .status(),
+        415
+    );
+    let response = http_client()
+        .get(format!("http://{}/v1/traces", fleetpipe.http))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(response.status(), 405);
 
     good_request_still_works(&sink, &fleetpipe).await;
@@ -162,7 +268,8 @@ async fn overload_pushes_back_with_retry_hints() {
         "{}  sending_queue: {{queue_size: 1, num_consumers: 1, block_on_overflow: true}}\n",
         otlp_exporter("otlp", &sink.endpoint())
     );
-    let config = pipeline_config(&exporter, &["otlp"], false).replace("exporters: [otlp]}", "exporters: [otlp], queue_size: 1}");
+    let config =
+        pipeline_config(&exporter, &["otlp"], false).replace("exporters: [otlp]}", "exporters: [otlp], queue_size: 1}");
     let fleetpipe = Fleetpipe::start(&config).await;
     let payload = Payload::Traces(fixtures::agent_trace("flood", 2));
     let mut refused = None;
@@ -175,8 +282,18 @@ async fn overload_pushes_back_with_retry_hints() {
     }
     let response = refused.expect("503 once the pipeline is full");
     assert_eq!(response.headers()["retry-after"], "1");
-    let status = grpc_send(&fleetpipe.grpc_endpoint(), payload, None).await.expect_err("full");
+    let status = grpc_send(&fleetpipe.grpc_endpoint(), payload, None)
+        .await
+        .expect_err("full");
     assert_eq!(status.code(), Code::Unavailable);
-    assert_eq!(status.get_details_retry_info().and_then(|r| r.retry_delay), Some(Duration::from_secs(1)));
-    assert!(fleetpipe.metric("fleetpipe_receiver_refused_items_total", &["reason=\"overloaded\""]).await >= 4.0);
+    assert_eq!(
+        status.get_details_retry_info().and_then(|r| r.retry_delay),
+        Some(Duration::from_secs(1))
+    );
+    assert!(
+        fleetpipe
+            .metric("fleetpipe_receiver_refused_items_total", &["reason=\"overloaded\""])
+            .await
+            >= 4.0
+    );
 }

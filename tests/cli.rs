@@ -4,7 +4,12 @@
 use std::process::{Command, Output};
 
 fn fleetpipe(args: &[&str], dir: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fleetpipe")).args(args).current_dir(dir).env_remove("FLEETPIPE_CONFIG").output().expect("run fleetpipe")
+    Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("FLEETPIPE_CONFIG")
+        .output()
+        .expect("run fleetpipe")
 }
 
 /// Scenario: a config with three mistakes: a misspelt key, a URL that is not one, and a
@@ -33,9 +38,20 @@ service:
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad.yaml has 3 problem(s)"), "{stderr}");
-    assert!(stderr.contains("receivers.otlp.protocols.grpc.endpiont (line 5): unknown field `endpiont`"), "{stderr}");
-    assert!(stderr.contains("exporters.otlp/datadog.endpoint (line 8): relative URL without a base"), "{stderr}");
-    assert!(stderr.contains("service.pipelines.traces.exporters (line 13): `otlp/honeycomb` is not defined under `exporters:`"), "{stderr}");
+    assert!(
+        stderr.contains("receivers.otlp.protocols.grpc.endpiont (line 5): unknown field `endpiont`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("exporters.otlp/datadog.endpoint (line 8): relative URL without a base"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "service.pipelines.traces.exporters (line 13): `otlp/honeycomb` is not defined under `exporters:`"
+        ),
+        "{stderr}"
+    );
 }
 
 /// Guarantees: the printed default config validates, and `run` refuses a broken config
@@ -64,5 +80,10 @@ fn missing_environment_variable_is_named() {
     let output = fleetpipe(&["validate", "--config", "env.yaml"], dir.path());
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("exporters.otlp.headers.x-api-key (line 5): environment variable FLEETPIPE_TEST_UNSET_KEY is not set"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "exporters.otlp.headers.x-api-key (line 5): environment variable FLEETPIPE_TEST_UNSET_KEY is not set"
+        ),
+        "{stderr}"
+    );
 }

@@ -20,7 +20,12 @@ fn spans_by_id(sink: &Sink) -> BTreeMap<Vec<u8>, Span> {
     let mut spans = BTreeMap::new();
     for payload in sink.received() {
         let Payload::Traces(request) = payload else { continue };
-        for span in request.resource_spans.into_iter().flat_map(|rs| rs.scope_spans).flat_map(|ss| ss.spans) {
+        for span in request
+            .resource_spans
+            .into_iter()
+            .flat_map(|rs| rs.scope_spans)
+            .flat_map(|ss| ss.spans)
+        {
             let id = span.span_id.clone();
             assert!(spans.insert(id, span).is_none(), "a span arrived twice");
         }
@@ -32,7 +37,12 @@ fn spans_of(requests: &[Payload]) -> BTreeMap<Vec<u8>, Span> {
     requests
         .iter()
         .flat_map(|p| match p {
-            Payload::Traces(r) => r.resource_spans.iter().flat_map(|rs| &rs.scope_spans).flat_map(|ss| ss.spans.clone()).collect(),
+            Payload::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .flat_map(|ss| ss.spans.clone())
+                .collect(),
             _ => Vec::new(),
         })
         .map(|s| (s.span_id.clone(), s))
@@ -55,12 +65,25 @@ async fn send_traces(fleetpipe: &Fleetpipe, requests: usize, spans: usize) -> Ve
 async fn retries_until_delivered() {
     let sink = Sink::start().await;
     sink.set(Behaviour::FailEveryOther(Code::Unavailable));
-    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(
+        &otlp_exporter("otlp", &sink.endpoint()),
+        &["otlp"],
+        true,
+    ))
+    .await;
     let sent = send_traces(&fleetpipe, 50, 20).await;
     sink.wait_for(Signal::Traces, 1000, Duration::from_secs(30)).await;
     assert_eq!(spans_by_id(&sink), spans_of(&sent));
-    assert!(sink.attempts() >= 2 * sink.received().len() - 1, "half the attempts failed");
-    assert!(fleetpipe.metric("fleetpipe_exporter_retries_total", &["exporter=\"otlp\""]).await >= 1.0);
+    assert!(
+        sink.attempts() >= 2 * sink.received().len() - 1,
+        "half the attempts failed"
+    );
+    assert!(
+        fleetpipe
+            .metric("fleetpipe_exporter_retries_total", &["exporter=\"otlp\""])
+            .await
+            >= 1.0
+    );
 }
 
 /// Scenario: the sink is down for 10 s while data arrives, then comes back.
@@ -68,7 +91,12 @@ async fn retries_until_delivered() {
 #[tokio::test]
 async fn survives_a_destination_outage() {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(
+        &otlp_exporter("otlp", &sink.endpoint()),
+        &["otlp"],
+        true,
+    ))
+    .await;
     sink.stop();
     let started = tokio::time::Instant::now();
     let sent = send_traces(&fleetpipe, 30, 10).await;
@@ -85,20 +113,37 @@ async fn survives_a_destination_outage() {
 async fn permanent_errors_are_not_retried() {
     let sink = Sink::start().await;
     sink.set(Behaviour::Fail(Code::InvalidArgument));
-    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false)).await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(
+        &otlp_exporter("otlp", &sink.endpoint()),
+        &["otlp"],
+        false,
+    ))
+    .await;
     send_traces(&fleetpipe, 5, 4).await;
     let labels = ["exporter=\"otlp\"", "reason=\"permanent\""];
     for _ in 0..200 {
-        if fleetpipe.metric("fleetpipe_exporter_send_failed_items_total", &labels).await >= 20.0 {
+        if fleetpipe
+            .metric("fleetpipe_exporter_send_failed_items_total", &labels)
+            .await
+            >= 20.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(fleetpipe.metric("fleetpipe_exporter_send_failed_items_total", &labels).await, 20.0);
+    assert_eq!(
+        fleetpipe
+            .metric("fleetpipe_exporter_send_failed_items_total", &labels)
+            .await,
+        20.0
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.attempts(), 5, "one attempt per batch, no retries");
     assert_eq!(fleetpipe.metric("fleetpipe_exporter_retries_total", &[]).await, 0.0);
-    assert!(fleetpipe.log().contains("sink told to refuse"), "the destination's message is logged");
+    assert!(
+        fleetpipe.log().contains("sink told to refuse"),
+        "the destination's message is logged"
+    );
 }
 
 /// Scenario: two exporters; the first destination never answers.
@@ -119,9 +164,22 @@ async fn stalled_exporter_does_not_hold_up_another() {
     healthy.wait_for(Signal::Traces, 2000, Duration::from_secs(20)).await;
     assert_eq!(spans_by_id(&healthy), spans_of(&sent));
     assert_eq!(stalled.item_count(Signal::Traces), 0);
-    let dropped = fleetpipe.metric("fleetpipe_exporter_dropped_items_total", &["exporter=\"otlp/stalled\"", "reason=\"queue_full\""]).await;
-    assert!(dropped >= 1900.0, "overflow of the stalled exporter is counted ({dropped})");
-    assert_eq!(fleetpipe.metric("fleetpipe_exporter_dropped_items_total", &["exporter=\"otlp/healthy\""]).await, 0.0);
+    let dropped = fleetpipe
+        .metric(
+            "fleetpipe_exporter_dropped_items_total",
+            &["exporter=\"otlp/stalled\"", "reason=\"queue_full\""],
+        )
+        .await;
+    assert!(
+        dropped >= 1900.0,
+        "overflow of the stalled exporter is counted ({dropped})"
+    );
+    assert_eq!(
+        fleetpipe
+            .metric("fleetpipe_exporter_dropped_items_total", &["exporter=\"otlp/healthy\""])
+            .await,
+        0.0
+    );
 }
 
 /// Scenario: SIGTERM while four clients send continuously to a live sink.
@@ -129,7 +187,12 @@ async fn stalled_exporter_does_not_hold_up_another() {
 #[tokio::test]
 async fn sigterm_drains_everything_acknowledged() {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(
+        &otlp_exporter("otlp", &sink.endpoint()),
+        &["otlp"],
+        true,
+    ))
+    .await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..4 {
@@ -155,9 +218,18 @@ async fn sigterm_drains_everything_acknowledged() {
         acknowledged.extend(client.await.expect("client task"));
     }
     assert!(status.success(), "exit status {status}\n{log}");
-    assert!(acknowledged.len() > 10, "load was running ({} requests)", acknowledged.len());
+    assert!(
+        acknowledged.len() > 10,
+        "load was running ({} requests)",
+        acknowledged.len()
+    );
     let received = spans_by_id(&sink);
     let want = spans_of(&acknowledged);
     let missing = want.keys().filter(|id| !received.contains_key(*id)).count();
-    assert_eq!(missing, 0, "{missing} acknowledged spans missing of {}\n{log}", want.len());
+    assert_eq!(
+        missing,
+        0,
+        "{missing} acknowledged spans missing of {}\n{log}",
+        want.len()
+    );
 }

@@ -32,10 +32,16 @@ fn python() -> PathBuf {
     }
     let run = |command: &mut Command| {
         let output = command.output().expect("run setup command");
-        assert!(output.status.success(), "{command:?} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{command:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&requirements));
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&requirements));
     std::fs::write(&stamp, wanted).expect("stamp");
     python
 }
@@ -50,7 +56,11 @@ fn run_agent(python: &Path, endpoint: &str, protocol: &str) -> serde_json::Value
         .env("OTEL_SERVICE_NAME", "python-planner")
         .output()
         .expect("run agent.py");
-    assert!(output.status.success(), "agent.py failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "agent.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("agent.py prints JSON")
 }
 
@@ -66,14 +76,24 @@ async fn python_sdk_exports_through_fleetpipe() {
     let python = python();
     for protocol in ["grpc", "http/protobuf"] {
         let sink = Sink::start().await;
-        let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+        let fleetpipe = Fleetpipe::start(&pipeline_config(
+            &otlp_exporter("otlp", &sink.endpoint()),
+            &["otlp"],
+            true,
+        ))
+        .await;
         let endpoint = match protocol {
             "grpc" => format!("http://{}", fleetpipe.grpc),
             _ => format!("http://{}", fleetpipe.http),
         };
         let report = run_agent(&python, &endpoint, protocol);
         assert_eq!(report["flushed"], true, "{protocol}: the SDK flushed successfully");
-        let sent: BTreeSet<String> = report["span_ids"].as_array().expect("ids").iter().map(|v| v.as_str().expect("id").to_owned()).collect();
+        let sent: BTreeSet<String> = report["span_ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_str().expect("id").to_owned())
+            .collect();
         assert_eq!(sent.len(), SPANS);
 
         sink.wait_for(Signal::Traces, SPANS, Duration::from_secs(20)).await;
@@ -86,26 +106,63 @@ async fn python_sdk_exports_through_fleetpipe() {
             match payload {
                 Payload::Traces(r) => {
                     for rs in r.resource_spans {
-                        let service = rs.resource.iter().flat_map(|r| &r.attributes).find(|kv| kv.key == "service.name").cloned();
-                        assert!(format!("{service:?}").contains("python-planner"), "resource kept: {service:?}");
-                        received.extend(rs.scope_spans.into_iter().flat_map(|ss| ss.spans).map(|s| hex(&s.span_id)));
+                        let service = rs
+                            .resource
+                            .iter()
+                            .flat_map(|r| &r.attributes)
+                            .find(|kv| kv.key == "service.name")
+                            .cloned();
+                        assert!(
+                            format!("{service:?}").contains("python-planner"),
+                            "resource kept: {service:?}"
+                        );
+                        received.extend(
+                            rs.scope_spans
+                                .into_iter()
+                                .flat_map(|ss| ss.spans)
+                                .map(|s| hex(&s.span_id)),
+                        );
                     }
                 }
                 Payload::Metrics(r) => {
-                    for metric in r.resource_metrics.into_iter().flat_map(|rm| rm.scope_metrics).flat_map(|sm| sm.metrics) {
+                    for metric in r
+                        .resource_metrics
+                        .into_iter()
+                        .flat_map(|rm| rm.scope_metrics)
+                        .flat_map(|sm| sm.metrics)
+                    {
                         if let Some(Data::Sum(sum)) = &metric.data {
-                            assert_eq!(format!("{:?}", sum.data_points[0].value), format!("{:?}", Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(SPANS as i64 - 1))));
+                            assert_eq!(
+                                format!("{:?}", sum.data_points[0].value),
+                                format!(
+                                    "{:?}",
+                                    Some(
+                                        opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(
+                                            SPANS as i64 - 1
+                                        )
+                                    )
+                                )
+                            );
                         }
                         metric_names.insert(metric.name);
                     }
                 }
                 Payload::Logs(r) => {
-                    log_bodies += r.resource_logs.iter().flat_map(|rl| &rl.scope_logs).flat_map(|sl| &sl.log_records).filter(|l| format!("{:?}", l.body).contains("tool call")).count();
+                    log_bodies += r
+                        .resource_logs
+                        .iter()
+                        .flat_map(|rl| &rl.scope_logs)
+                        .flat_map(|sl| &sl.log_records)
+                        .filter(|l| format!("{:?}", l.body).contains("tool call"))
+                        .count();
                 }
             }
         }
         assert_eq!(received, sent, "{protocol}: every span arrived");
-        assert!(metric_names.contains("agent.tool.calls") && metric_names.contains("agent.tool.latency"), "{protocol}: {metric_names:?}");
+        assert!(
+            metric_names.contains("agent.tool.calls") && metric_names.contains("agent.tool.latency"),
+            "{protocol}: {metric_names:?}"
+        );
         assert_eq!(log_bodies, LOGS, "{protocol}: every log record arrived");
     }
 }

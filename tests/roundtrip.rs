@@ -20,14 +20,20 @@ fn requests() -> Vec<Payload> {
 
 async fn start() -> (Sink, Fleetpipe) {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false)).await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(
+        &otlp_exporter("otlp", &sink.endpoint()),
+        &["otlp"],
+        false,
+    ))
+    .await;
     (sink, fleetpipe)
 }
 
 /// Waits until the sink holds `sent` (one request of each signal) and compares them exactly.
 async fn assert_arrived_unchanged(sink: &Sink, sent: &[Payload]) {
     for payload in sent {
-        sink.wait_for(payload.signal(), payload.item_count(), Duration::from_secs(10)).await;
+        sink.wait_for(payload.signal(), payload.item_count(), Duration::from_secs(10))
+            .await;
     }
     let mut received = sink.received();
     received.sort_by_key(Payload::signal);
@@ -45,7 +51,9 @@ async fn grpc_round_trip_is_exact() {
         let (sink, fleetpipe) = start().await;
         let sent = requests();
         for payload in &sent {
-            grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), compression).await.expect("accepted");
+            grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), compression)
+                .await
+                .expect("accepted");
         }
         assert_arrived_unchanged(&sink, &sent).await;
     }
@@ -55,7 +63,12 @@ async fn grpc_round_trip_is_exact() {
 /// Guarantees: each arrives unchanged and the response has the request's content type.
 #[tokio::test]
 async fn http_round_trip_is_exact() {
-    for (body, gzip) in [(Body::Protobuf, false), (Body::Protobuf, true), (Body::Json, false), (Body::Json, true)] {
+    for (body, gzip) in [
+        (Body::Protobuf, false),
+        (Body::Protobuf, true),
+        (Body::Json, false),
+        (Body::Json, true),
+    ] {
         let (sink, fleetpipe) = start().await;
         let sent = requests();
         for payload in &sent {
@@ -92,7 +105,9 @@ async fn json_accepts_snake_case_keys() {
         .expect("POST");
     assert_eq!(response.status(), 200);
     sink.wait_for(Signal::Traces, 1, Duration::from_secs(10)).await;
-    let Payload::Traces(request) = &sink.received()[0] else { panic!("traces") };
+    let Payload::Traces(request) = &sink.received()[0] else {
+        panic!("traces")
+    };
     let span = &request.resource_spans[0].scope_spans[0].spans[0];
     assert_eq!(hex(&span.trace_id), "5b8efff798038103d269b633813fc60c");
     assert_eq!(hex(&span.parent_span_id), "eee19b7ec3c1b173");
@@ -112,20 +127,35 @@ fn hex(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn batching_keeps_every_span() {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)).await;
+    let fleetpipe = Fleetpipe::start(&pipeline_config(
+        &otlp_exporter("otlp", &sink.endpoint()),
+        &["otlp"],
+        true,
+    ))
+    .await;
     let mut sent_spans = Vec::new();
     for _ in 0..40 {
         let request = fixtures::agent_trace("batcher", 25);
         sent_spans.extend(request.resource_spans[0].scope_spans[0].spans.clone());
-        grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(request), None).await.expect("accepted");
+        grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(request), None)
+            .await
+            .expect("accepted");
     }
     sink.wait_for(Signal::Traces, 1000, Duration::from_secs(10)).await;
     let received = sink.received();
-    assert!(received.len() < 40, "requests were merged into fewer batches ({})", received.len());
+    assert!(
+        received.len() < 40,
+        "requests were merged into fewer batches ({})",
+        received.len()
+    );
     let mut got: Vec<_> = received
         .iter()
         .flat_map(|p| match p {
-            Payload::Traces(r) => r.resource_spans.iter().flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.clone())).collect(),
+            Payload::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| rs.scope_spans.iter().flat_map(|ss| ss.spans.clone()))
+                .collect(),
             _ => Vec::new(),
         })
         .collect();

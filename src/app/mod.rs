@@ -52,12 +52,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(service::run(config))
         }
         Command::Validate { config } => {
-            let source = config.as_ref().map_or("built-in default config".into(), |p| p.display().to_string());
+            let source = config
+                .as_ref()
+                .map_or("built-in default config".into(), |p| p.display().to_string());
             Config::load(config.as_deref())?;
             println!("{source}: configuration is valid");
             Ok(())
         }
-        Command::Config { command: ConfigCommand::Default } => {
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }

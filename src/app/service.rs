@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ProcessorConfig, ReceiverConfig, component_type};
 use crate::export::{self, ExporterHandle};
-use crate::pipeline::{Fanout, PipelineInput, Signal, batch};
+use crate::pipeline::batch::{self, BatchConfig};
+use crate::pipeline::{Fanout, PipelineInput, Processor, Signal};
 use crate::receiver;
 use crate::server::{self, ServerLimits};
 use crate::telemetry::metrics::Metrics;
@@ -45,13 +46,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(inputs);
 
     let mut endpoints = JoinSet::new();
-    let health_listener = server::bind(config.service.health.endpoint).await.context("service.health.endpoint")?;
+    let health_listener = server::bind(config.service.health.endpoint)
+        .await
+        .context("service.health.endpoint")?;
     let metrics_listener = server::bind(config.service.telemetry.metrics.endpoint)
         .await
         .context("service.telemetry.metrics.endpoint")?;
     let limits = ServerLimits::default();
-    endpoints.spawn(server::serve(health_listener, telemetry::health_router(Arc::clone(&health)), limits, endpoints_shutdown.clone()));
-    endpoints.spawn(server::serve(metrics_listener, telemetry::metrics_router(Arc::clone(&metrics)), limits, endpoints_shutdown.clone()));
+    endpoints.spawn(server::serve(
+        health_listener,
+        telemetry::health_router(Arc::clone(&health)),
+        limits,
+        endpoints_shutdown.clone(),
+    ));
+    endpoints.spawn(server::serve(
+        metrics_listener,
+        telemetry::metrics_router(Arc::clone(&metrics)),
+        limits,
+        endpoints_shutdown.clone(),
+    ));
     health.set_ready(true);
     tracing::info!(
         health = %config.service.health.endpoint,
@@ -108,14 +121,24 @@ fn start_pipelines(
     let mut inputs = BTreeMap::new();
     for (name, pipeline) in &config.service.pipelines {
         let (tx, rx) = mpsc::channel(pipeline.queue_size.max(1));
-        let batch_config = pipeline.processors.iter().find_map(|p| match &config.processors[p] {
-            ProcessorConfig::Batch(batch) => Some(batch.clone()),
-        });
+        let (processors, batch_config) = pipeline_stages(config, &pipeline.processors);
         let fanout = Fanout::new(pipeline.exporters.iter().map(|e| exporters[e].clone()).collect());
         batchers.spawn(batch::run(rx, batch_config, fanout));
-        inputs.insert(name.clone(), PipelineInput::new(name, Vec::new(), tx));
+        inputs.insert(name.clone(), PipelineInput::new(name, processors, tx));
     }
     inputs
+}
+
+/// The inline processors of a pipeline, in order, and its batch step if it has one.
+fn pipeline_stages(config: &Config, names: &[String]) -> (Vec<Arc<dyn Processor>>, Option<BatchConfig>) {
+    let processors: Vec<Arc<dyn Processor>> = Vec::new();
+    let mut batch = None;
+    for name in names {
+        match &config.processors[name] {
+            ProcessorConfig::Batch(config) => batch = Some(config.clone()),
+        }
+    }
+    (processors, batch)
 }
 
 /// The pipelines a receiver feeds, grouped by the signal they carry.

@@ -66,10 +66,8 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<
     }
     out.push_str(rest);
     let whole_reference = references == 1 && text.starts_with("${env:") && text.ends_with('}');
-    if whole_reference {
-        if let Ok(scalar @ (Value::Bool(_) | Value::Number(_))) = serde_yaml::from_str(&out) {
-            return Ok(Some(scalar));
-        }
+    if whole_reference && let Ok(scalar @ (Value::Bool(_) | Value::Number(_))) = serde_yaml::from_str(&out) {
+        return Ok(Some(scalar));
     }
     Ok(Some(Value::String(out)))
 }
@@ -112,9 +110,8 @@ mod tests {
     /// Guarantees: references inside strings, defaults, `$$` escapes and typed whole values.
     #[test]
     fn replaces_references() {
-        let (value, problems) = run(
-            "a: \"Bearer ${env:API_KEY}\"\nb: ${env:PORT}\nc: ${env:NOPE:-fallback}\nd: cost $$5\n",
-        );
+        let (value, problems) =
+            run("a: \"Bearer ${env:API_KEY}\"\nb: ${env:PORT}\nc: ${env:NOPE:-fallback}\nd: cost $$5\n");
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(value["a"], Value::from("Bearer s3cret"));
         assert_eq!(value["b"], Value::from(4317));

@@ -69,7 +69,10 @@ service:
     fn finds_keys_under_their_parent_only() {
         assert_eq!(line_of(TEXT, &["exporters", "otlp/vendor", "endpoint"]), Some(7));
         assert_eq!(line_of(TEXT, &["exporters", "debug", "endpoint"]), Some(3));
-        assert_eq!(line_of(TEXT, &["service", "pipelines", "traces", "exporters"]), Some(11));
+        assert_eq!(
+            line_of(TEXT, &["service", "pipelines", "traces", "exporters"]),
+            Some(11)
+        );
     }
 
     /// Guarantees: a missing leaf is reported at its deepest existing parent.

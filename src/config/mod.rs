@@ -15,13 +15,11 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
-pub use service::{
-    HealthConfig, LogFormat, LogsConfig, MetricsConfig, PipelineConfig, ServiceConfig, TelemetryConfig,
-};
+pub use service::{HealthConfig, LogFormat, LogsConfig, MetricsConfig, PipelineConfig, ServiceConfig, TelemetryConfig};
 
 use crate::export::config::{DebugExporterConfig, FileExporterConfig, OtlpExporterConfig};
-use crate::pipeline::batch::BatchConfig;
 use crate::pipeline::Signal;
+use crate::pipeline::batch::BatchConfig;
 use crate::receiver::config::OtlpReceiverConfig;
 
 /// The configuration used when no `--config` is given; `fleetpipe config default` prints it.
@@ -87,7 +85,10 @@ pub enum ConfigError {
     },
     /// The file is readable but wrong; every problem found is listed.
     #[error("{source_name} has {} problem(s):\n{}", issues.len(), list(issues))]
-    Invalid { source_name: String, issues: Vec<ConfigIssue> },
+    Invalid {
+        source_name: String,
+        issues: Vec<ConfigIssue>,
+    },
 }
 
 fn list(issues: &[ConfigIssue]) -> String {
@@ -105,9 +106,7 @@ impl Config {
                 })?;
                 Config::parse(&text, &path.display().to_string(), &|n| std::env::var(n).ok())
             }
-            None => Config::parse(DEFAULT_CONFIG, "built-in default config", &|n| {
-                std::env::var(n).ok()
-            }),
+            None => Config::parse(DEFAULT_CONFIG, "built-in default config", &|n| std::env::var(n).ok()),
         }
     }
 
@@ -118,7 +117,11 @@ impl Config {
         source_name: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let mut issues = Issues { text, found: Vec::new(), declared: BTreeSet::new() };
+        let mut issues = Issues {
+            text,
+            found: Vec::new(),
+            declared: BTreeSet::new(),
+        };
         let config = parse_value(text, lookup, &mut issues);
         if let Some(config) = &config {
             config.validate(&mut issues);
@@ -147,10 +150,16 @@ impl Config {
                 issues.check_refs(&base, section, names);
             }
             if pipeline.receivers.is_empty() {
-                issues.push(&[&base[..], &["receivers"]].concat(), "a pipeline needs at least one receiver");
+                issues.push(
+                    &[&base[..], &["receivers"]].concat(),
+                    "a pipeline needs at least one receiver",
+                );
             }
             if pipeline.exporters.is_empty() {
-                issues.push(&[&base[..], &["exporters"]].concat(), "a pipeline needs at least one exporter");
+                issues.push(
+                    &[&base[..], &["exporters"]].concat(),
+                    "a pipeline needs at least one exporter",
+                );
             }
         }
         if self.service.pipelines.is_empty() {
@@ -172,7 +181,10 @@ impl ExporterConfig {
                     ("logs_endpoint", c.logs_endpoint.is_some()),
                 ] {
                     if set {
-                        issues.push(&[base, &[key]].concat(), "only `otlp_http` exporters take per-signal endpoints");
+                        issues.push(
+                            &[base, &[key]].concat(),
+                            "only `otlp_http` exporters take per-signal endpoints",
+                        );
                     }
                 }
                 c
@@ -184,7 +196,10 @@ impl ExporterConfig {
             issues.push(&[base, &["endpoint"]].concat(), "not an http:// or https:// URL");
         }
         if otlp.sending_queue.queue_size == 0 || otlp.sending_queue.num_consumers == 0 {
-            issues.push(&[base, &["sending_queue"]].concat(), "queue_size and num_consumers must be at least 1");
+            issues.push(
+                &[base, &["sending_queue"]].concat(),
+                "queue_size and num_consumers must be at least 1",
+            );
         }
         let retry = &otlp.retry_on_failure;
         if !(0.0..=1.0).contains(&retry.randomization_factor) || retry.multiplier < 1.0 {
@@ -244,11 +259,7 @@ impl Issues<'_> {
     }
 }
 
-fn parse_value(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    issues: &mut Issues<'_>,
-) -> Option<Config> {
+fn parse_value(text: &str, lookup: &dyn Fn(&str) -> Option<String>, issues: &mut Issues<'_>) -> Option<Config> {
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(Value::Null) => Value::Mapping(Default::default()),
         Ok(value) => value,
@@ -280,9 +291,17 @@ fn parse_value(
     };
     for (key, _) in sections {
         let key = key.as_str().unwrap_or("?").to_owned();
-        issues.push(&[key.as_str()], "unknown section (expected receivers, processors, exporters, service)");
+        issues.push(
+            &[key.as_str()],
+            "unknown section (expected receivers, processors, exporters, service)",
+        );
     }
-    Some(Config { receivers, processors, exporters, service: service? })
+    Some(Config {
+        receivers,
+        processors,
+        exporters,
+        service: service?,
+    })
 }
 
 type ComponentParser<T> = fn(&mut Issues<'_>, &[&str], Value) -> Option<T>;
@@ -341,7 +360,13 @@ fn parse_exporter(issues: &mut Issues<'_>, path: &[&str], value: Value) -> Optio
 }
 
 fn unknown_type<T>(issues: &mut Issues<'_>, path: &[&str], kind: &str, known: &str) -> Option<T> {
-    issues.push(path, &format!("unknown {} type `{kind}` (known: {known})", path[0].trim_end_matches('s')));
+    issues.push(
+        path,
+        &format!(
+            "unknown {} type `{kind}` (known: {known})",
+            path[0].trim_end_matches('s')
+        ),
+    );
     None
 }
 

@@ -74,7 +74,10 @@ pub struct LogsConfig {
 
 impl Default for LogsConfig {
     fn default() -> Self {
-        LogsConfig { level: "info".into(), format: LogFormat::Text }
+        LogsConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -97,7 +100,9 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        MetricsConfig { endpoint: SocketAddr::from(([127, 0, 0, 1], 8888)) }
+        MetricsConfig {
+            endpoint: SocketAddr::from(([127, 0, 0, 1], 8888)),
+        }
     }
 }
 
@@ -111,6 +116,8 @@ pub struct HealthConfig {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { endpoint: SocketAddr::from(([127, 0, 0, 1], 13133)) }
+        HealthConfig {
+            endpoint: SocketAddr::from(([127, 0, 0, 1], 13133)),
+        }
     }
 }

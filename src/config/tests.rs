@@ -84,11 +84,31 @@ service:
 ";
     let rendered: Vec<String> = issues_of(text).iter().map(ToString::to_string).collect();
     assert_eq!(rendered.len(), 5, "{rendered:#?}");
-    assert!(rendered[0].starts_with("exporters.otlp/vendor.endpoint (line 3): relative URL"), "{}", rendered[0]);
-    assert!(rendered[1].starts_with("exporters.kafka (line 6): unknown exporter type `kafka`"), "{}", rendered[1]);
-    assert!(rendered[2].starts_with("service.pipelines.traces.receivers (line 10): `otlp` is not defined"), "{}", rendered[2]);
-    assert!(rendered[3].starts_with("service.pipelines.traces.exporters (line 11): `missing` is not defined"), "{}", rendered[3]);
-    assert!(rendered[4].starts_with("exporters.otlp_http.endpoint (line 5): not an http"), "{}", rendered[4]);
+    assert!(
+        rendered[0].starts_with("exporters.otlp/vendor.endpoint (line 3): relative URL"),
+        "{}",
+        rendered[0]
+    );
+    assert!(
+        rendered[1].starts_with("exporters.kafka (line 6): unknown exporter type `kafka`"),
+        "{}",
+        rendered[1]
+    );
+    assert!(
+        rendered[2].starts_with("service.pipelines.traces.receivers (line 10): `otlp` is not defined"),
+        "{}",
+        rendered[2]
+    );
+    assert!(
+        rendered[3].starts_with("service.pipelines.traces.exporters (line 11): `missing` is not defined"),
+        "{}",
+        rendered[3]
+    );
+    assert!(
+        rendered[4].starts_with("exporters.otlp_http.endpoint (line 5): not an http"),
+        "{}",
+        rendered[4]
+    );
 }
 
 /// Guarantees: `${env:…}` values are substituted before typing, and a missing one is named.
@@ -114,7 +134,10 @@ service:
         panic!("VENDOR_KEY is unset");
     };
     assert_eq!(issues.len(), 1);
-    assert_eq!(issues[0].to_string(), "exporters.otlp.headers.api-key (line 10): environment variable VENDOR_KEY is not set");
+    assert_eq!(
+        issues[0].to_string(),
+        "exporters.otlp.headers.api-key (line 10): environment variable VENDOR_KEY is not set"
+    );
     let env = |name: &str| match name {
         "GRPC_PORT" => Some("5317".to_owned()),
         "VENDOR_KEY" => Some("k".to_owned()),
@@ -123,7 +146,9 @@ service:
     let config = Config::parse(text, "t", &env).expect("valid with both set");
     let ReceiverConfig::Otlp(otlp) = &config.receivers["otlp"];
     assert_eq!(otlp.protocols.grpc.as_ref().map(|g| g.endpoint.port()), Some(5317));
-    let ExporterConfig::Otlp(exporter) = &config.exporters["otlp"] else { panic!("otlp exporter") };
+    let ExporterConfig::Otlp(exporter) = &config.exporters["otlp"] else {
+        panic!("otlp exporter")
+    };
     assert_eq!(exporter.headers["api-key"], "k");
 }
 

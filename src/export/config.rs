@@ -116,7 +116,11 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        QueueConfig { queue_size: 1000, num_consumers: 10, block_on_overflow: false }
+        QueueConfig {
+            queue_size: 1000,
+            num_consumers: 10,
+            block_on_overflow: false,
+        }
     }
 }
 
@@ -160,6 +164,9 @@ pub struct RotationConfig {
 
 impl Default for RotationConfig {
     fn default() -> Self {
-        RotationConfig { max_megabytes: 100, max_backups: 3 }
+        RotationConfig {
+            max_megabytes: 100,
+            max_backups: 3,
+        }
     }
 }

@@ -13,7 +13,11 @@ pub enum ExportError {
     Grpc(tonic::Status),
     /// The destination answered an HTTP error status; `message` is its body, shortened.
     #[error("destination answered HTTP {status}: {message}")]
-    Http { status: http::StatusCode, message: String, retry_after: Option<Duration> },
+    Http {
+        status: http::StatusCode,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The destination could not be reached or the connection broke: a network condition,
     /// always retried.
     #[error("cannot reach the destination: {0}")]

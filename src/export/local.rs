@@ -17,7 +17,10 @@ pub struct DebugSender {
 
 impl DebugSender {
     pub fn new(name: &str, config: &DebugExporterConfig) -> DebugSender {
-        DebugSender { name: name.to_owned(), verbosity: config.verbosity }
+        DebugSender {
+            name: name.to_owned(),
+            verbosity: config.verbosity,
+        }
     }
 
     pub fn send(&self, payload: &Payload) {

@@ -61,7 +61,10 @@ impl ExporterHandle {
                 .inc_by(items);
             tracing::warn!(exporter = %self.name, %signal, items, "Exporter queue is full; batch dropped for this exporter.");
         }
-        self.metrics.exporter_queue_size.get_or_create(&self.queue_labels()).set(self.depth());
+        self.metrics
+            .exporter_queue_size
+            .get_or_create(&self.queue_labels())
+            .set(self.depth());
     }
 
     fn depth(&self) -> i64 {
@@ -69,14 +72,16 @@ impl ExporterHandle {
     }
 
     fn queue_labels(&self) -> QueueLabels {
-        QueueLabels { exporter: self.name.to_string() }
+        QueueLabels {
+            exporter: self.name.to_string(),
+        }
     }
 }
 
 /// How one exporter reaches its destination.
 enum Destination {
     Grpc(OtlpGrpcSender),
-    Http(OtlpHttpSender),
+    Http(Box<OtlpHttpSender>),
     Debug(DebugSender),
     File(FileSender),
 }
@@ -119,16 +124,34 @@ pub fn start(
 ) -> Result<ExporterHandle, ExportError> {
     let local_queue = QueueConfig::default();
     let (destination, retry, queue) = match config {
-        ExporterConfig::Otlp(c) => (Destination::Grpc(OtlpGrpcSender::new(c)?), c.retry_on_failure.clone(), c.sending_queue.clone()),
-        ExporterConfig::OtlpHttp(c) => (Destination::Http(OtlpHttpSender::new(c)?), c.retry_on_failure.clone(), c.sending_queue.clone()),
-        ExporterConfig::Debug(c) => (Destination::Debug(DebugSender::new(name, c)), RetryConfig::default(), local_queue),
-        ExporterConfig::File(c) => (Destination::File(FileSender::new(c)), RetryConfig::default(), local_queue),
+        ExporterConfig::Otlp(c) => (
+            Destination::Grpc(OtlpGrpcSender::new(c)?),
+            c.retry_on_failure.clone(),
+            c.sending_queue.clone(),
+        ),
+        ExporterConfig::OtlpHttp(c) => (
+            Destination::Http(Box::new(OtlpHttpSender::new(c)?)),
+            c.retry_on_failure.clone(),
+            c.sending_queue.clone(),
+        ),
+        ExporterConfig::Debug(c) => (
+            Destination::Debug(DebugSender::new(name, c)),
+            RetryConfig::default(),
+            local_queue,
+        ),
+        ExporterConfig::File(c) => (
+            Destination::File(FileSender::new(c)),
+            RetryConfig::default(),
+            local_queue,
+        ),
     };
     let (tx, rx) = mpsc::channel(queue.queue_size);
     let name: Arc<str> = name.into();
     metrics
         .exporter_queue_capacity
-        .get_or_create(&QueueLabels { exporter: name.to_string() })
+        .get_or_create(&QueueLabels {
+            exporter: name.to_string(),
+        })
         .set(queue.queue_size as i64);
     let exporter = Arc::new(Exporter {
         name: Arc::clone(&name),
@@ -149,11 +172,19 @@ pub fn start(
 async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Payload>>, consumers: usize) {
     let slots = Arc::new(Semaphore::new(consumers));
     let mut in_flight = JoinSet::new();
-    let labels = QueueLabels { exporter: exporter.name.to_string() };
+    let labels = QueueLabels {
+        exporter: exporter.name.to_string(),
+    };
     loop {
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { break };
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
         let Some(payload) = queue.recv().await else { break };
-        exporter.metrics.exporter_queue_size.get_or_create(&labels).set(queue.len() as i64);
+        exporter
+            .metrics
+            .exporter_queue_size
+            .get_or_create(&labels)
+            .set(queue.len() as i64);
         let exporter = Arc::clone(&exporter);
         in_flight.spawn(async move {
             exporter.deliver(&payload).await;
@@ -171,7 +202,11 @@ impl Exporter {
     async fn deliver(&self, payload: &Payload) {
         let signal = payload.signal();
         let items = payload.item_count() as u64;
-        let body = if self.destination.needs_protobuf() { payload.encode_protobuf() } else { bytes::Bytes::new() };
+        let body = if self.destination.needs_protobuf() {
+            payload.encode_protobuf()
+        } else {
+            bytes::Bytes::new()
+        };
         let mut backoff = retry::Backoff::new(&self.retry);
         loop {
             if self.give_up.is_cancelled() {
@@ -186,14 +221,25 @@ impl Exporter {
                 Ok(rejected) => return self.count_sent(payload, rejected),
                 Err(error) => error,
             };
-            let wait = if error.is_retryable() { backoff.next_wait(error.retry_after()) } else { None };
+            let wait = if error.is_retryable() {
+                backoff.next_wait(error.retry_after())
+            } else {
+                None
+            };
             let Some(wait) = wait else {
-                let reason = if error.is_retryable() { "retries_exhausted" } else { "permanent" };
+                let reason = if error.is_retryable() {
+                    "retries_exhausted"
+                } else {
+                    "permanent"
+                };
                 tracing::error!(exporter = %self.name, %signal, items, error = %error, reason, "Export failed; batch dropped.");
                 return self.count_failed(payload, reason);
             };
             tracing::warn!(exporter = %self.name, %signal, error = %error, retry_in = ?wait, "Export failed; retrying.");
-            self.metrics.exporter_retries.get_or_create(&self.metrics.exporter(&self.name, signal)).inc();
+            self.metrics
+                .exporter_retries
+                .get_or_create(&self.metrics.exporter(&self.name, signal))
+                .inc();
             tokio::select! {
                 biased;
                 _ = self.give_up.cancelled() => return self.count_failed(payload, "shutdown"),
@@ -209,13 +255,22 @@ impl Exporter {
         let rejected_items = rejected.as_ref().map_or(0, |r| r.count.max(0) as u64);
         if let Some(rejected) = rejected {
             tracing::warn!(exporter = %self.name, %signal, rejected = rejected.count, message = %rejected.message, "Destination rejected part of a batch.");
-            self.metrics.exporter_rejected.get_or_create(&labels).inc_by(rejected_items);
+            self.metrics
+                .exporter_rejected
+                .get_or_create(&labels)
+                .inc_by(rejected_items);
         }
-        self.metrics.exporter_sent.get_or_create(&labels).inc_by(items.saturating_sub(rejected_items));
+        self.metrics
+            .exporter_sent
+            .get_or_create(&labels)
+            .inc_by(items.saturating_sub(rejected_items));
     }
 
     fn count_failed(&self, payload: &Payload, reason: &'static str) {
         let labels = self.metrics.exporter_loss(&self.name, payload.signal(), reason);
-        self.metrics.exporter_failed.get_or_create(&labels).inc_by(payload.item_count() as u64);
+        self.metrics
+            .exporter_failed
+            .get_or_create(&labels)
+            .inc_by(payload.item_count() as u64);
     }
 }

@@ -30,8 +30,8 @@ impl OtlpGrpcSender {
         if config.endpoint.scheme() == "https" {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(ca_file) = &config.tls.ca_file {
-                let pem = std::fs::read(ca_file)
-                    .map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
+                let pem =
+                    std::fs::read(ca_file).map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| setup(&e))?;
@@ -40,8 +40,8 @@ impl OtlpGrpcSender {
         for (name, value) in &config.headers {
             let key = AsciiMetadataKey::from_str(&name.to_ascii_lowercase())
                 .map_err(|e| ExportError::Setup(format!("header {name}: {e}")))?;
-            let value = AsciiMetadataValue::from_str(value)
-                .map_err(|e| ExportError::Setup(format!("header {name}: {e}")))?;
+            let value =
+                AsciiMetadataValue::from_str(value).map_err(|e| ExportError::Setup(format!("header {name}: {e}")))?;
             metadata.insert(key, value);
         }
         Ok(OtlpGrpcSender {
@@ -72,10 +72,7 @@ impl OtlpGrpcSender {
         request.set_timeout(self.timeout);
         let path = PathAndQuery::from_maybe_shared(format!("/{}/Export", signal.grpc_service()))
             .map_err(|e| ExportError::Setup(e.to_string()))?;
-        let response = client
-            .unary(request, path, RawCodec)
-            .await
-            .map_err(ExportError::Grpc)?;
+        let response = client.unary(request, path, RawCodec).await.map_err(ExportError::Grpc)?;
         let decoded = ExportResponse::decode_protobuf(signal, response.get_ref());
         Ok(decoded.ok().and_then(|r| r.rejected()))
     }

@@ -28,8 +28,7 @@ impl OtlpHttpSender {
     pub fn new(config: &OtlpExporterConfig) -> Result<OtlpHttpSender, ExportError> {
         let mut builder = reqwest::Client::builder().timeout(config.timeout);
         if let Some(ca_file) = &config.tls.ca_file {
-            let pem = std::fs::read(ca_file)
-                .map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
+            let pem = std::fs::read(ca_file).map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
             let cert = reqwest::Certificate::from_pem(&pem)
                 .map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
             builder = builder.add_root_certificate(cert);
@@ -42,7 +41,9 @@ impl OtlpHttpSender {
             headers.insert(name, HeaderValue::from_str(value).map_err(|e| invalid(&e))?);
         }
         let url_for = |explicit: &Option<Url>, signal: Signal| {
-            explicit.clone().map_or_else(|| signal_url(&config.endpoint, signal), Ok)
+            explicit
+                .clone()
+                .map_or_else(|| signal_url(&config.endpoint, signal), Ok)
         };
         Ok(OtlpHttpSender {
             client,
@@ -80,11 +81,18 @@ impl OtlpHttpSender {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response.bytes().await.map_err(|e| ExportError::Transport(Box::new(e)))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ExportError::Transport(Box::new(e)))?;
         if !status.is_success() {
             let mut message = String::from_utf8_lossy(&bytes).into_owned();
             message.truncate(ERROR_BODY_LIMIT);
-            return Err(ExportError::Http { status, message, retry_after });
+            return Err(ExportError::Http {
+                status,
+                message,
+                retry_after,
+            });
         }
         let decoded = ExportResponse::decode_protobuf(signal, &bytes);
         Ok(decoded.ok().and_then(|r| r.rejected()))

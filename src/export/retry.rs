@@ -13,7 +13,11 @@ pub struct Backoff<'a> {
 
 impl<'a> Backoff<'a> {
     pub fn new(config: &'a RetryConfig) -> Backoff<'a> {
-        Backoff { config, next: config.initial_interval, waited: Duration::ZERO }
+        Backoff {
+            config,
+            next: config.initial_interval,
+            waited: Duration::ZERO,
+        }
     }
 
     /// The wait before the next attempt, or `None` when retrying must stop. A hint from the
@@ -68,7 +72,10 @@ mod tests {
     fn honours_hint() {
         let config = config();
         let mut backoff = Backoff::new(&config);
-        assert_eq!(backoff.next_wait(Some(Duration::from_millis(700))), Some(Duration::from_millis(700)));
+        assert_eq!(
+            backoff.next_wait(Some(Duration::from_millis(700))),
+            Some(Duration::from_millis(700))
+        );
         assert_eq!(backoff.next_wait(Some(Duration::from_millis(700))), None);
     }
 

@@ -25,7 +25,10 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig { send_batch_size: 8192, timeout: Duration::from_millis(200) }
+        BatchConfig {
+            send_batch_size: 8192,
+            timeout: Duration::from_millis(200),
+        }
     }
 }
 

@@ -37,12 +37,12 @@ pub struct Overloaded {
 }
 
 impl PipelineInput {
-    pub fn new(
-        name: &str,
-        processors: Vec<Arc<dyn Processor>>,
-        queue: mpsc::Sender<Payload>,
-    ) -> PipelineInput {
-        PipelineInput { name: name.into(), processors: processors.into(), queue }
+    pub fn new(name: &str, processors: Vec<Arc<dyn Processor>>, queue: mpsc::Sender<Payload>) -> PipelineInput {
+        PipelineInput {
+            name: name.into(),
+            processors: processors.into(),
+            queue,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -57,7 +57,11 @@ pub fn submit(pipelines: &[PipelineInput], payload: Payload) -> Result<(), Overl
     for pipeline in pipelines {
         match pipeline.queue.try_reserve() {
             Ok(permit) => permits.push((pipeline, permit)),
-            Err(_) => return Err(Overloaded { pipeline: Arc::clone(&pipeline.name) }),
+            Err(_) => {
+                return Err(Overloaded {
+                    pipeline: Arc::clone(&pipeline.name),
+                });
+            }
         }
     }
     let mut payload = Some(payload);

@@ -142,9 +142,7 @@ impl Payload {
     pub fn merge(&mut self, other: Payload) {
         match (self, other) {
             (Payload::Traces(a), Payload::Traces(b)) => a.resource_spans.extend(b.resource_spans),
-            (Payload::Metrics(a), Payload::Metrics(b)) => {
-                a.resource_metrics.extend(b.resource_metrics)
-            }
+            (Payload::Metrics(a), Payload::Metrics(b)) => a.resource_metrics.extend(b.resource_metrics),
             (Payload::Logs(a), Payload::Logs(b)) => a.resource_logs.extend(b.resource_logs),
             (this, other) => {
                 debug_assert!(false, "merge of {} into {}", other.signal(), this.signal())
@@ -255,17 +253,15 @@ impl Payload {
             Payload::Traces(r) => {
                 for ss in r.resource_spans.iter_mut().flat_map(|rs| &mut rs.scope_spans) {
                     let before = ss.spans.len();
-                    ss.spans
-                        .retain(|s| s.trace_id.len() == 16 && s.span_id.len() == 8);
+                    ss.spans.retain(|s| s.trace_id.len() == 16 && s.span_id.len() == 8);
                     count += before - ss.spans.len();
                 }
             }
             Payload::Logs(r) => {
                 for sl in r.resource_logs.iter_mut().flat_map(|rl| &mut rl.scope_logs) {
                     let before = sl.log_records.len();
-                    sl.log_records.retain(|l| {
-                        matches!(l.trace_id.len(), 0 | 16) && matches!(l.span_id.len(), 0 | 8)
-                    });
+                    sl.log_records
+                        .retain(|l| matches!(l.trace_id.len(), 0 | 16) && matches!(l.span_id.len(), 0 | 8));
                     count += before - sl.log_records.len();
                 }
             }
@@ -349,10 +345,22 @@ impl ExportResponse {
     /// What the peer rejected, if anything.
     pub fn rejected(&self) -> Option<Rejected> {
         let (count, message) = match self {
-            ExportResponse::Traces(r) => r.partial_success.as_ref().map(|p| (p.rejected_spans, &p.error_message))?,
-            ExportResponse::Metrics(r) => r.partial_success.as_ref().map(|p| (p.rejected_data_points, &p.error_message))?,
-            ExportResponse::Logs(r) => r.partial_success.as_ref().map(|p| (p.rejected_log_records, &p.error_message))?,
+            ExportResponse::Traces(r) => r
+                .partial_success
+                .as_ref()
+                .map(|p| (p.rejected_spans, &p.error_message))?,
+            ExportResponse::Metrics(r) => r
+                .partial_success
+                .as_ref()
+                .map(|p| (p.rejected_data_points, &p.error_message))?,
+            ExportResponse::Logs(r) => r
+                .partial_success
+                .as_ref()
+                .map(|p| (p.rejected_log_records, &p.error_message))?,
         };
-        (count > 0 || !message.is_empty()).then(|| Rejected { count, message: message.clone() })
+        (count > 0 || !message.is_empty()).then(|| Rejected {
+            count,
+            message: message.clone(),
+        })
     }
 }

@@ -18,7 +18,10 @@ pub struct OtlpReceiverConfig {
 
 impl Default for OtlpReceiverConfig {
     fn default() -> Self {
-        OtlpReceiverConfig { protocols: Protocols::default(), max_request_size_mib: 64 }
+        OtlpReceiverConfig {
+            protocols: Protocols::default(),
+            max_request_size_mib: 64,
+        }
     }
 }
 

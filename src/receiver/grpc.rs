@@ -27,7 +27,11 @@ use crate::pipeline::Signal;
 pub fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
     let mut router = Router::new().fallback(unimplemented);
     for signal in Signal::ALL {
-        let method = ExportMethod { ingest: Arc::clone(&ingest), signal, read_timeout };
+        let method = ExportMethod {
+            ingest: Arc::clone(&ingest),
+            signal,
+            read_timeout,
+        };
         router = router.route_service(&format!("/{}/Export", signal.grpc_service()), method);
     }
     router
@@ -64,7 +68,10 @@ impl tower::Service<Request<Body>> for ExportMethod {
                 .apply_compression_config(accepted, EnabledCompressionEncodings::default())
                 .apply_max_message_size_config(Some(method.ingest.max_request_bytes), None);
             let timeout = method.read_timeout;
-            let handler = UnaryHandler { ingest: method.ingest, signal: method.signal };
+            let handler = UnaryHandler {
+                ingest: method.ingest,
+                signal: method.signal,
+            };
             let response = match tokio::time::timeout(timeout, grpc.unary(handler, request)).await {
                 Ok(response) => response,
                 Err(_) => Status::deadline_exceeded("request not received within the read timeout").into_http(),
@@ -79,13 +86,19 @@ impl tower::Service<Request<Body>> for ExportMethod {
 /// RESOURCE_EXHAUSTED) and an undecompressable one INTERNAL (the sender's fault: INVALID_ARGUMENT).
 /// Our handler returns neither code, so any occurrence is tonic's.
 fn remap_decoding_status<B>(mut response: Response<B>) -> Response<B> {
-    let code = response.headers().get(Status::GRPC_STATUS).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok());
+    let code = response
+        .headers()
+        .get(Status::GRPC_STATUS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok());
     let remapped = match code.map(Code::from) {
         Some(Code::OutOfRange) => Code::ResourceExhausted,
         Some(Code::Internal) => Code::InvalidArgument,
         _ => return response,
     };
-    response.headers_mut().insert(Status::GRPC_STATUS, HeaderValue::from(remapped as i32));
+    response
+        .headers_mut()
+        .insert(Status::GRPC_STATUS, HeaderValue::from(remapped as i32));
     response
 }
 
@@ -100,7 +113,9 @@ impl UnaryService<Bytes> for UnaryHandler {
 
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let body = request.into_inner();
-        let result = self.ingest.accept("grpc", self.signal, Format::Protobuf, Encoding::Identity, body);
+        let result = self
+            .ingest
+            .accept("grpc", self.signal, Format::Protobuf, Encoding::Identity, body);
         ready(match result {
             Ok(response) => Ok(tonic::Response::new(response.encode_protobuf())),
             Err(error) => Err(status_of(&error)),
@@ -115,9 +130,11 @@ fn status_of(error: &ReceiveError) -> Status {
             Status::invalid_argument(message)
         }
         ReceiveError::Decompress(DecompressError::TooLarge { .. }) => Status::resource_exhausted(message),
-        ReceiveError::Overloaded(_) => {
-            Status::with_error_details(Code::Unavailable, message, ErrorDetails::with_retry_info(Some(RETRY_DELAY)))
-        }
+        ReceiveError::Overloaded(_) => Status::with_error_details(
+            Code::Unavailable,
+            message,
+            ErrorDetails::with_retry_info(Some(RETRY_DELAY)),
+        ),
         ReceiveError::NoPipeline(_) => Status::unimplemented(message),
     }
 }

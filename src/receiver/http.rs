@@ -40,8 +40,16 @@ pub fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
         );
     }
     router
-        .fallback(|| async { error_response(Format::Protobuf, StatusCode::NOT_FOUND, "unknown path; use /v1/traces, /v1/metrics or /v1/logs") })
-        .method_not_allowed_fallback(|| async { error_response(Format::Protobuf, StatusCode::METHOD_NOT_ALLOWED, "use POST") })
+        .fallback(|| async {
+            error_response(
+                Format::Protobuf,
+                StatusCode::NOT_FOUND,
+                "unknown path; use /v1/traces, /v1/metrics or /v1/logs",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            error_response(Format::Protobuf, StatusCode::METHOD_NOT_ALLOWED, "use POST")
+        })
         .with_state(state)
 }
 
@@ -63,7 +71,13 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
             let message = format!("request body exceeds the size limit of {limit} bytes");
             return error_response(format, StatusCode::PAYLOAD_TOO_LARGE, &message);
         }
-        Err(_) => return error_response(format, StatusCode::REQUEST_TIMEOUT, "request body not received within the read timeout"),
+        Err(_) => {
+            return error_response(
+                format,
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received within the read timeout",
+            );
+        }
     };
     match state.ingest.accept("http", signal, format, encoding, body) {
         Ok(response) => {
@@ -76,7 +90,9 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
         Err(error) => {
             let mut response = error_response(format, status_of(&error), &error.to_string());
             if matches!(error, ReceiveError::Overloaded(_)) {
-                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(RETRY_DELAY.as_secs()));
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(RETRY_DELAY.as_secs()));
             }
             response
         }
@@ -106,7 +122,11 @@ fn error_response(format: Format, status: StatusCode, message: &str) -> Response
     let code = grpc_code_for(status) as i32;
     let body = match format {
         Format::Protobuf => {
-            let rpc = tonic_types::Status { code, message: message.to_owned(), details: Vec::new() };
+            let rpc = tonic_types::Status {
+                code,
+                message: message.to_owned(),
+                details: Vec::new(),
+            };
             Bytes::from(rpc.encode_to_vec())
         }
         Format::Json => Bytes::from(serde_json::json!({ "code": code, "message": message }).to_string()),
@@ -117,7 +137,9 @@ fn error_response(format: Format, status: StatusCode, message: &str) -> Response
 fn grpc_code_for(status: StatusCode) -> tonic::Code {
     match status {
         StatusCode::BAD_REQUEST => tonic::Code::InvalidArgument,
-        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNSUPPORTED_MEDIA_TYPE => tonic::Code::Unimplemented,
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            tonic::Code::Unimplemented
+        }
         StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
         StatusCode::REQUEST_TIMEOUT => tonic::Code::DeadlineExceeded,
         _ => tonic::Code::Unavailable,

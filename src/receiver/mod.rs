@@ -105,17 +105,29 @@ impl Ingest {
             self.metrics.receiver_refused_items.get_or_create(&labels).inc_by(items);
             return Err(overloaded.into());
         }
-        let labels = ReceiverLabels { receiver: self.receiver.clone(), transport, signal: signal.as_str() };
+        let labels = ReceiverLabels {
+            receiver: self.receiver.clone(),
+            transport,
+            signal: signal.as_str(),
+        };
         self.metrics.receiver_accepted.get_or_create(&labels).inc_by(items);
         if rejected.count > 0 {
             let labels = self.refusal(transport, signal, "partial");
-            self.metrics.receiver_refused_items.get_or_create(&labels).inc_by(rejected.count as u64);
+            self.metrics
+                .receiver_refused_items
+                .get_or_create(&labels)
+                .inc_by(rejected.count as u64);
         }
         Ok(ExportResponse::new(signal, rejected))
     }
 
     fn refusal(&self, transport: &'static str, signal: Signal, reason: &'static str) -> RefusalLabels {
-        RefusalLabels { receiver: self.receiver.clone(), transport, signal: signal.as_str(), reason }
+        RefusalLabels {
+            receiver: self.receiver.clone(),
+            transport,
+            signal: signal.as_str(),
+            reason,
+        }
     }
 }
 
@@ -134,7 +146,9 @@ pub async fn bind(
     pipelines: BTreeMap<Signal, Vec<PipelineInput>>,
     metrics: &Arc<Metrics>,
 ) -> std::io::Result<BoundReceiver> {
-    let named = |e: std::io::Error, addr| std::io::Error::new(e.kind(), format!("receivers.{name}: cannot listen on {addr}: {e}"));
+    let named = |e: std::io::Error, addr| {
+        std::io::Error::new(e.kind(), format!("receivers.{name}: cannot listen on {addr}: {e}"))
+    };
     let grpc = match &config.protocols.grpc {
         Some(c) => {
             let listener = server::bind(c.endpoint).await.map_err(|e| named(e, c.endpoint))?;

@@ -73,16 +73,56 @@ impl Metrics {
         let mut m = Metrics::default();
         let r = &mut m.registry;
         let p = "fleetpipe";
-        r.register(format!("{p}_receiver_accepted_items"), "Items accepted and acknowledged", m.receiver_accepted.clone());
-        r.register(format!("{p}_receiver_refused_items"), "Items refused, by reason", m.receiver_refused_items.clone());
-        r.register(format!("{p}_receiver_refused_requests"), "Requests refused, by reason", m.receiver_refused_requests.clone());
-        r.register(format!("{p}_exporter_sent_items"), "Items acknowledged by the destination", m.exporter_sent.clone());
-        r.register(format!("{p}_exporter_send_failed_items"), "Items given up on, by reason", m.exporter_failed.clone());
-        r.register(format!("{p}_exporter_dropped_items"), "Items not queued because the queue was full", m.exporter_dropped.clone());
-        r.register(format!("{p}_exporter_rejected_items"), "Items the destination rejected via partial_success", m.exporter_rejected.clone());
-        r.register(format!("{p}_exporter_retries"), "Retried export attempts", m.exporter_retries.clone());
-        r.register(format!("{p}_exporter_queue_size"), "Batches waiting in the exporter queue", m.exporter_queue_size.clone());
-        r.register(format!("{p}_exporter_queue_capacity"), "Capacity of the exporter queue", m.exporter_queue_capacity.clone());
+        r.register(
+            format!("{p}_receiver_accepted_items"),
+            "Items accepted and acknowledged",
+            m.receiver_accepted.clone(),
+        );
+        r.register(
+            format!("{p}_receiver_refused_items"),
+            "Items refused, by reason",
+            m.receiver_refused_items.clone(),
+        );
+        r.register(
+            format!("{p}_receiver_refused_requests"),
+            "Requests refused, by reason",
+            m.receiver_refused_requests.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_sent_items"),
+            "Items acknowledged by the destination",
+            m.exporter_sent.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_send_failed_items"),
+            "Items given up on, by reason",
+            m.exporter_failed.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_dropped_items"),
+            "Items not queued because the queue was full",
+            m.exporter_dropped.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_rejected_items"),
+            "Items the destination rejected via partial_success",
+            m.exporter_rejected.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_retries"),
+            "Retried export attempts",
+            m.exporter_retries.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_queue_size"),
+            "Batches waiting in the exporter queue",
+            m.exporter_queue_size.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_queue_capacity"),
+            "Capacity of the exporter queue",
+            m.exporter_queue_capacity.clone(),
+        );
         m
     }
 
@@ -95,10 +135,17 @@ impl Metrics {
     }
 
     pub fn exporter(&self, exporter: &str, signal: Signal) -> ExporterLabels {
-        ExporterLabels { exporter: exporter.to_owned(), signal: signal.as_str() }
+        ExporterLabels {
+            exporter: exporter.to_owned(),
+            signal: signal.as_str(),
+        }
     }
 
     pub fn exporter_loss(&self, exporter: &str, signal: Signal, reason: &'static str) -> ExporterLossLabels {
-        ExporterLossLabels { exporter: exporter.to_owned(), signal: signal.as_str(), reason }
+        ExporterLossLabels {
+            exporter: exporter.to_owned(),
+            signal: signal.as_str(),
+            reason,
+        }
     }
 }

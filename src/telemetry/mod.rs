@@ -22,7 +22,9 @@ pub fn init_logging(config: &LogsConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // A second initialisation (tests running the app twice in one process) keeps the first.
     let _ = match config.format {
         LogFormat::Text => builder.try_init(),
@@ -66,7 +68,11 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
         .route(
             "/metrics",
             get(|State(metrics): State<Arc<Metrics>>| async move {
-                ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()).into_response()
+                (
+                    [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    metrics.render(),
+                )
+                    .into_response()
             }),
         )
         .with_state(metrics)

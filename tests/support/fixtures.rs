@@ -11,8 +11,8 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets;
 use opentelemetry_proto::tonic::metrics::v1::summary_data_point::ValueAtQuantile;
 use opentelemetry_proto::tonic::metrics::v1::{
-    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric,
-    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint, metric, number_data_point,
+    ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, Summary, SummaryDataPoint, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
@@ -26,11 +26,23 @@ fn next_id() -> u64 {
 }
 
 pub fn string(key: &str, value: &str) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(Value::StringValue(value.into())) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
 }
 
 pub fn int(key: &str, value: i64) -> KeyValue {
-    KeyValue { key: key.into(), value: Some(AnyValue { value: Some(Value::IntValue(value)) }), ..Default::default() }
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::IntValue(value)),
+        }),
+        ..Default::default()
+    }
 }
 
 fn resource(service: &str) -> Resource {
@@ -42,7 +54,14 @@ fn resource(service: &str) -> Resource {
                 key: "host.tags".into(),
                 value: Some(AnyValue {
                     value: Some(Value::ArrayValue(ArrayValue {
-                        values: vec![AnyValue { value: Some(Value::BoolValue(true)) }, AnyValue { value: Some(Value::DoubleValue(1.5)) }],
+                        values: vec![
+                            AnyValue {
+                                value: Some(Value::BoolValue(true)),
+                            },
+                            AnyValue {
+                                value: Some(Value::DoubleValue(1.5)),
+                            },
+                        ],
                     })),
                 }),
                 ..Default::default()
@@ -54,7 +73,12 @@ fn resource(service: &str) -> Resource {
 }
 
 fn scope() -> InstrumentationScope {
-    InstrumentationScope { name: "agent-runtime".into(), version: "1.2.3".into(), attributes: vec![string("scope.kind", "sdk")], dropped_attributes_count: 1 }
+    InstrumentationScope {
+        name: "agent-runtime".into(),
+        version: "1.2.3".into(),
+        attributes: vec![string("scope.kind", "sdk")],
+        dropped_attributes_count: 1,
+    }
 }
 
 /// A trace of an agent turn: one `invoke_agent` root and `spans - 1` tool and model calls, with
@@ -66,21 +90,38 @@ pub fn agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
     let spans = (0..spans)
         .map(|i| {
             let (name, kind, attributes) = match i % 3 {
-                0 if i == 0 => ("invoke_agent triage".to_owned(), SpanKind::Internal, vec![string("gen_ai.operation.name", "invoke_agent")]),
+                0 if i == 0 => (
+                    "invoke_agent triage".to_owned(),
+                    SpanKind::Internal,
+                    vec![string("gen_ai.operation.name", "invoke_agent")],
+                ),
                 1 => (
                     "execute_tool jira_search".to_owned(),
                     SpanKind::Client,
-                    vec![string("gen_ai.operation.name", "execute_tool"), string("gen_ai.tool.name", "jira_search"), string("server.address", "mcp.jira.acme.internal")],
+                    vec![
+                        string("gen_ai.operation.name", "execute_tool"),
+                        string("gen_ai.tool.name", "jira_search"),
+                        string("server.address", "mcp.jira.acme.internal"),
+                    ],
                 ),
                 _ => (
                     "chat claude-sonnet".to_owned(),
                     SpanKind::Client,
-                    vec![string("gen_ai.operation.name", "chat"), string("gen_ai.request.model", "claude-sonnet"), int("gen_ai.usage.input_tokens", 1200 + i as i64), int("gen_ai.usage.output_tokens", 300)],
+                    vec![
+                        string("gen_ai.operation.name", "chat"),
+                        string("gen_ai.request.model", "claude-sonnet"),
+                        int("gen_ai.usage.input_tokens", 1200 + i as i64),
+                        int("gen_ai.usage.output_tokens", 300),
+                    ],
                 ),
             };
             Span {
                 trace_id: trace_id.clone(),
-                span_id: if i == 0 { root_id.clone() } else { next_id().to_be_bytes().to_vec() },
+                span_id: if i == 0 {
+                    root_id.clone()
+                } else {
+                    next_id().to_be_bytes().to_vec()
+                },
                 trace_state: "vendor=1".into(),
                 parent_span_id: if i == 0 { Vec::new() } else { root_id.clone() },
                 flags: 0x301,
@@ -90,18 +131,45 @@ pub fn agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
                 end_time_unix_nano: start + i as u64 * 1_000 + 500_000,
                 attributes,
                 dropped_attributes_count: 2,
-                events: vec![Event { time_unix_nano: start + 10, name: "gen_ai.content.prompt".into(), attributes: vec![int("len", 42)], dropped_attributes_count: 0 }],
+                events: vec![Event {
+                    time_unix_nano: start + 10,
+                    name: "gen_ai.content.prompt".into(),
+                    attributes: vec![int("len", 42)],
+                    dropped_attributes_count: 0,
+                }],
                 dropped_events_count: 0,
-                links: vec![Link { trace_id: trace_id.clone(), span_id: root_id.clone(), trace_state: String::new(), attributes: vec![], dropped_attributes_count: 0, flags: 1 }],
+                links: vec![Link {
+                    trace_id: trace_id.clone(),
+                    span_id: root_id.clone(),
+                    trace_state: String::new(),
+                    attributes: vec![],
+                    dropped_attributes_count: 0,
+                    flags: 1,
+                }],
                 dropped_links_count: 3,
-                status: Some(Status { message: if i % 5 == 4 { "tool failed".into() } else { String::new() }, code: if i % 5 == 4 { StatusCode::Error as i32 } else { StatusCode::Ok as i32 } }),
+                status: Some(Status {
+                    message: if i % 5 == 4 {
+                        "tool failed".into()
+                    } else {
+                        String::new()
+                    },
+                    code: if i % 5 == 4 {
+                        StatusCode::Error as i32
+                    } else {
+                        StatusCode::Ok as i32
+                    },
+                }),
             }
         })
         .collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(resource(service)),
-            scope_spans: vec![ScopeSpans { scope: Some(scope()), spans, schema_url: "https://opentelemetry.io/schemas/1.30.0".into() }],
+            scope_spans: vec![ScopeSpans {
+                scope: Some(scope()),
+                spans,
+                schema_url: "https://opentelemetry.io/schemas/1.30.0".into(),
+            }],
             schema_url: "https://opentelemetry.io/schemas/1.30.0".into(),
         }],
     }
@@ -121,10 +189,34 @@ fn number_point(value: f64, at: u64) -> NumberDataPoint {
 /// One metric of each kind: gauge, sum, histogram, exponential histogram and summary.
 pub fn all_metric_kinds(service: &str) -> ExportMetricsServiceRequest {
     let at = 1_700_000_000_000_000_000u64 + next_id();
-    let metric = |name: &str, data| Metric { name: name.into(), description: format!("{name} of the agent"), unit: "1".into(), metadata: vec![], data: Some(data) };
+    let metric = |name: &str, data| Metric {
+        name: name.into(),
+        description: format!("{name} of the agent"),
+        unit: "1".into(),
+        metadata: vec![],
+        data: Some(data),
+    };
     let metrics = vec![
-        metric("agent.queue.depth", metric::Data::Gauge(Gauge { data_points: vec![number_point(3.0, at), NumberDataPoint { value: Some(number_data_point::Value::AsInt(-7)), ..number_point(0.0, at) }] })),
-        metric("gen_ai.client.token.usage.total", metric::Data::Sum(Sum { data_points: vec![number_point(1234.0, at)], aggregation_temporality: 2, is_monotonic: true })),
+        metric(
+            "agent.queue.depth",
+            metric::Data::Gauge(Gauge {
+                data_points: vec![
+                    number_point(3.0, at),
+                    NumberDataPoint {
+                        value: Some(number_data_point::Value::AsInt(-7)),
+                        ..number_point(0.0, at)
+                    },
+                ],
+            }),
+        ),
+        metric(
+            "gen_ai.client.token.usage.total",
+            metric::Data::Sum(Sum {
+                data_points: vec![number_point(1234.0, at)],
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            }),
+        ),
         metric(
             "gen_ai.client.operation.duration",
             metric::Data::Histogram(Histogram {
@@ -155,8 +247,14 @@ pub fn all_metric_kinds(service: &str) -> ExportMetricsServiceRequest {
                     sum: Some(10.0),
                     scale: 3,
                     zero_count: 1,
-                    positive: Some(Buckets { offset: -2, bucket_counts: vec![1, 3] }),
-                    negative: Some(Buckets { offset: 1, bucket_counts: vec![0] }),
+                    positive: Some(Buckets {
+                        offset: -2,
+                        bucket_counts: vec![1, 3],
+                    }),
+                    negative: Some(Buckets {
+                        offset: 1,
+                        bucket_counts: vec![0],
+                    }),
                     flags: 0,
                     exemplars: vec![],
                     min: Some(0.0),
@@ -175,7 +273,16 @@ pub fn all_metric_kinds(service: &str) -> ExportMetricsServiceRequest {
                     time_unix_nano: at,
                     count: 10,
                     sum: 12.5,
-                    quantile_values: vec![ValueAtQuantile { quantile: 0.5, value: 1.0 }, ValueAtQuantile { quantile: 0.99, value: 3.5 }],
+                    quantile_values: vec![
+                        ValueAtQuantile {
+                            quantile: 0.5,
+                            value: 1.0,
+                        },
+                        ValueAtQuantile {
+                            quantile: 0.99,
+                            value: 3.5,
+                        },
+                    ],
                     flags: 0,
                 }],
             }),
@@ -184,7 +291,11 @@ pub fn all_metric_kinds(service: &str) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource(service)),
-            scope_metrics: vec![ScopeMetrics { scope: Some(scope()), metrics, schema_url: String::new() }],
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(scope()),
+                metrics,
+                schema_url: String::new(),
+            }],
             schema_url: String::new(),
         }],
     }
@@ -200,8 +311,13 @@ pub fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
             observed_time_unix_nano: at + i as u64 + 5,
             severity_number: 9,
             severity_text: "INFO".into(),
-            body: Some(AnyValue { value: Some(Value::StringValue(format!("tool call {i} finished"))) }),
-            attributes: vec![string("gen_ai.tool.name", "servicenow.create_incident"), int("attempt", i as i64)],
+            body: Some(AnyValue {
+                value: Some(Value::StringValue(format!("tool call {i} finished"))),
+            }),
+            attributes: vec![
+                string("gen_ai.tool.name", "servicenow.create_incident"),
+                int("attempt", i as i64),
+            ],
             dropped_attributes_count: 0,
             flags: 1,
             trace_id: trace_id.clone(),
@@ -212,7 +328,11 @@ pub fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(resource(service)),
-            scope_logs: vec![ScopeLogs { scope: Some(scope()), log_records, schema_url: String::new() }],
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope()),
+                log_records,
+                schema_url: String::new(),
+            }],
             schema_url: String::new(),
         }],
     }

@@ -118,7 +118,15 @@ impl Fleetpipe {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("spawn fleetpipe");
-        let mut fleetpipe = Fleetpipe { child, grpc, http, health, metrics, dir, log };
+        let mut fleetpipe = Fleetpipe {
+            child,
+            grpc,
+            http,
+            health,
+            metrics,
+            dir,
+            log,
+        };
         fleetpipe.wait_ready().await.then_some(fleetpipe)
     }
 
@@ -133,10 +141,10 @@ impl Fleetpipe {
                 }
                 panic!("fleetpipe exited with {status} before ready:\n{log}");
             }
-            if let Ok(response) = http_client().get(&url).send().await {
-                if response.status().is_success() {
-                    return true;
-                }
+            if let Ok(response) = http_client().get(&url).send().await
+                && response.status().is_success()
+            {
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -154,7 +162,14 @@ impl Fleetpipe {
     /// The `/metrics` text.
     pub async fn metrics_text(&self) -> String {
         let url = format!("http://{}/metrics", self.metrics);
-        http_client().get(url).send().await.expect("GET /metrics").text().await.expect("metrics body")
+        http_client()
+            .get(url)
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body")
     }
 
     /// The sum of the samples of `name` whose labels contain every `label="value"` given.
@@ -193,8 +208,16 @@ pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
 }
 
 /// Sends one request over OTLP/gRPC, optionally compressed.
-pub async fn grpc_send(endpoint: &str, payload: Payload, compression: Option<CompressionEncoding>) -> Result<Payload, tonic::Status> {
-    let channel = Channel::from_shared(endpoint.to_owned()).expect("uri").connect().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+pub async fn grpc_send(
+    endpoint: &str,
+    payload: Payload,
+    compression: Option<CompressionEncoding>,
+) -> Result<Payload, tonic::Status> {
+    let channel = Channel::from_shared(endpoint.to_owned())
+        .expect("uri")
+        .connect()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     macro_rules! call {
         ($client:ident, $request:expr) => {{
             let mut client = $client::new(channel);
@@ -218,7 +241,9 @@ pub async fn grpc_send_retrying(endpoint: &str, payload: Payload) {
     for _ in 0..600 {
         match grpc_send(endpoint, payload.clone(), None).await {
             Ok(_) => return,
-            Err(status) if status.code() == tonic::Code::Unavailable => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Err(status) => panic!("request refused: {status}"),
         }
     }
@@ -241,7 +266,9 @@ pub async fn http_send(base: SocketAddr, payload: &Payload, body: Body, gzip: bo
     let url = format!("http://{base}{}", payload.signal().http_path());
     let mut request = http_client().post(url).header("content-type", content_type);
     request = if gzip {
-        request.header("content-encoding", "gzip").body(fleetpipe::compression::gzip(&bytes).expect("gzip"))
+        request
+            .header("content-encoding", "gzip")
+            .body(fleetpipe::compression::gzip(&bytes).expect("gzip"))
     } else {
         request.body(bytes)
     };

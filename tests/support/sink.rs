@@ -8,7 +8,9 @@ use std::time::Duration;
 use fleetpipe::pipeline::{ExportResponse, Payload, Rejected, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
@@ -47,7 +49,11 @@ impl Sink {
     pub async fn start() -> Sink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("sink addr");
-        let sink = Sink { addr, state: Arc::default(), stop: Arc::default() };
+        let sink = Sink {
+            addr,
+            state: Arc::default(),
+            stop: Arc::default(),
+        };
         sink.serve_on(listener);
         sink
     }
@@ -72,9 +78,21 @@ impl Sink {
         *self.stop.lock().expect("lock") = Some(tx);
         let handler = Handler(self.clone());
         let server = tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(handler.clone()).accept_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Zstd))
-            .add_service(MetricsServiceServer::new(handler.clone()).accept_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Zstd))
-            .add_service(LogsServiceServer::new(handler).accept_compressed(CompressionEncoding::Gzip).accept_compressed(CompressionEncoding::Zstd));
+            .add_service(
+                TraceServiceServer::new(handler.clone())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Zstd),
+            )
+            .add_service(
+                MetricsServiceServer::new(handler.clone())
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Zstd),
+            )
+            .add_service(
+                LogsServiceServer::new(handler)
+                    .accept_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Zstd),
+            );
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         tokio::spawn(server.serve_with_incoming_shutdown(incoming, async {
             let _ = rx.await;
@@ -101,7 +119,11 @@ impl Sink {
     }
 
     pub fn item_count(&self, signal: Signal) -> usize {
-        self.received().iter().filter(|p| p.signal() == signal).map(Payload::item_count).sum()
+        self.received()
+            .iter()
+            .filter(|p| p.signal() == signal)
+            .map(Payload::item_count)
+            .sum()
     }
 
     /// Waits until `signal` items reached `count`, or panics after `within`.
@@ -112,7 +134,10 @@ impl Sink {
             if have >= count {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "sink has {have} of {count} {signal} items after {within:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "sink has {have} of {count} {signal} items after {within:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -146,7 +171,10 @@ struct Handler(Sink);
 
 #[tonic::async_trait]
 impl TraceService for Handler {
-    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         match self.0.handle(Payload::Traces(request.into_inner())).await? {
             ExportResponse::Traces(r) => Ok(Response::new(r)),
             _ => Err(Status::internal("wrong signal")),
@@ -156,7 +184,10 @@ impl TraceService for Handler {
 
 #[tonic::async_trait]
 impl MetricsService for Handler {
-    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         match self.0.handle(Payload::Metrics(request.into_inner())).await? {
             ExportResponse::Metrics(r) => Ok(Response::new(r)),
             _ => Err(Status::internal("wrong signal")),
@@ -166,7 +197,10 @@ impl MetricsService for Handler {
 
 #[tonic::async_trait]
 impl LogsService for Handler {
-    async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         match self.0.handle(Payload::Logs(request.into_inner())).await? {
             ExportResponse::Logs(r) => Ok(Response::new(r)),
             _ => Err(Status::internal("wrong signal")),
