@@ -10,10 +10,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ProcessorConfig, ReceiverConfig, component_type};
+use crate::enrich::Enrich;
 use crate::export::{self, ExporterHandle};
 use crate::pipeline::batch::{self, BatchConfig};
 use crate::pipeline::{Fanout, PipelineInput, Processor, Signal};
 use crate::receiver;
+use crate::registry::RegistryHandle;
 use crate::server::{self, ServerLimits};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::{self, Health};
@@ -27,10 +29,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let give_up = CancellationToken::new();
     let endpoints_shutdown = CancellationToken::new();
 
+    let registry = match &config.registry {
+        Some(registry_config) => {
+            let handle = RegistryHandle::load(registry_config, &metrics)?;
+            let current = handle.current();
+            tracing::info!(path = %current.path.display(), version = %current.version, integrations = current.integrations.len(), "Integration registry loaded.");
+            tokio::spawn(Arc::clone(&handle).watch(endpoints_shutdown.clone()));
+            Some(handle)
+        }
+        None => None,
+    };
+
     let mut exporter_workers = JoinSet::new();
     let exporters = start_exporters(&config, &metrics, &give_up, &mut exporter_workers)?;
     let mut batchers = JoinSet::new();
-    let inputs = start_pipelines(&config, &exporters, &mut batchers);
+    let stages = Stages { config: &config, registry: registry.as_ref(), metrics: &metrics };
+    let inputs = start_pipelines(&stages, &exporters, &mut batchers);
     drop(exporters);
 
     let mut receivers = JoinSet::new();
@@ -114,14 +128,14 @@ fn start_exporters(
 
 /// Starts each pipeline's batch task and returns the pipelines' inputs by name.
 fn start_pipelines(
-    config: &Config,
+    stages: &Stages<'_>,
     exporters: &BTreeMap<String, ExporterHandle>,
     batchers: &mut JoinSet<()>,
 ) -> BTreeMap<String, PipelineInput> {
     let mut inputs = BTreeMap::new();
-    for (name, pipeline) in &config.service.pipelines {
+    for (name, pipeline) in &stages.config.service.pipelines {
         let (tx, rx) = mpsc::channel(pipeline.queue_size.max(1));
-        let (processors, batch_config) = pipeline_stages(config, &pipeline.processors);
+        let (processors, batch_config) = stages.build(&pipeline.processors);
         let fanout = Fanout::new(pipeline.exporters.iter().map(|e| exporters[e].clone()).collect());
         batchers.spawn(batch::run(rx, batch_config, fanout));
         inputs.insert(name.clone(), PipelineInput::new(name, processors, tx));
@@ -129,16 +143,30 @@ fn start_pipelines(
     inputs
 }
 
-/// The inline processors of a pipeline, in order, and its batch step if it has one.
-fn pipeline_stages(config: &Config, names: &[String]) -> (Vec<Arc<dyn Processor>>, Option<BatchConfig>) {
-    let processors: Vec<Arc<dyn Processor>> = Vec::new();
-    let mut batch = None;
-    for name in names {
-        match &config.processors[name] {
-            ProcessorConfig::Batch(config) => batch = Some(config.clone()),
+/// What processors are built from.
+struct Stages<'a> {
+    config: &'a Config,
+    registry: Option<&'a Arc<RegistryHandle>>,
+    metrics: &'a Arc<Metrics>,
+}
+
+impl Stages<'_> {
+    /// The inline processors of a pipeline, in order, and its batch step if it has one.
+    fn build(&self, names: &[String]) -> (Vec<Arc<dyn Processor>>, Option<BatchConfig>) {
+        let mut processors: Vec<Arc<dyn Processor>> = Vec::new();
+        let mut batch = None;
+        for name in names {
+            match (&self.config.processors[name], self.registry) {
+                (ProcessorConfig::Batch(config), _) => batch = Some(config.clone()),
+                (ProcessorConfig::Enrich(config), Some(registry)) => {
+                    processors.push(Arc::new(Enrich::new(Arc::clone(registry), config.clone(), Arc::clone(self.metrics))))
+                }
+                // Validation refuses `enrich` without a registry.
+                (ProcessorConfig::Enrich(_), None) => {}
+            }
         }
+        (processors, batch)
     }
-    (processors, batch)
 }
 
 /// The pipelines a receiver feeds, grouped by the signal they carry.

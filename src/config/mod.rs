@@ -5,7 +5,7 @@
 //! keyed by `type[/name]`, wired together under `service.pipelines`.
 
 mod env;
-mod locate;
+pub(crate) mod locate;
 mod service;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,10 +17,12 @@ use serde_yaml::Value;
 
 pub use service::{HealthConfig, LogFormat, LogsConfig, MetricsConfig, PipelineConfig, ServiceConfig, TelemetryConfig};
 
+use crate::enrich::EnrichConfig;
 use crate::export::config::{DebugExporterConfig, FileExporterConfig, OtlpExporterConfig};
 use crate::pipeline::Signal;
 use crate::pipeline::batch::BatchConfig;
 use crate::receiver::config::OtlpReceiverConfig;
+use crate::registry::RegistryConfig;
 
 /// The configuration used when no `--config` is given; `fleetpipe config default` prints it.
 pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
@@ -31,6 +33,8 @@ pub struct Config {
     pub receivers: BTreeMap<String, ReceiverConfig>,
     pub processors: BTreeMap<String, ProcessorConfig>,
     pub exporters: BTreeMap<String, ExporterConfig>,
+    /// The operating model's integration registry, used by the `enrich` processor.
+    pub registry: Option<RegistryConfig>,
     pub service: ServiceConfig,
 }
 
@@ -44,6 +48,7 @@ pub enum ReceiverConfig {
 #[derive(Debug, Clone)]
 pub enum ProcessorConfig {
     Batch(BatchConfig),
+    Enrich(EnrichConfig),
 }
 
 /// An exporter, by the type part of its key.
@@ -62,6 +67,25 @@ pub struct ConfigIssue {
     pub path: String,
     pub line: Option<usize>,
     pub message: String,
+}
+
+impl ConfigIssue {
+    /// An issue at `path` in `text`, its line looked up; numeric segments are list indexes and
+    /// are shown as `[n]`.
+    pub fn at(text: &str, path: &[&str], message: &str) -> ConfigIssue {
+        let mut shown = String::new();
+        for segment in path {
+            if segment.parse::<usize>().is_ok() {
+                shown.push_str(&format!("[{segment}]"));
+            } else {
+                if !shown.is_empty() {
+                    shown.push('.');
+                }
+                shown.push_str(segment);
+            }
+        }
+        ConfigIssue { path: shown, line: locate::line_of(text, path), message: message.to_owned() }
+    }
 }
 
 impl fmt::Display for ConfigIssue {
@@ -165,6 +189,11 @@ impl Config {
         if self.service.pipelines.is_empty() {
             issues.push(&["service", "pipelines"], "at least one pipeline is needed");
         }
+        let enrich_needs_registry = self.registry.is_none() && self.processors.values().any(|p| matches!(p, ProcessorConfig::Enrich(_)));
+        if enrich_needs_registry {
+            let name = self.processors.iter().find(|(_, p)| matches!(p, ProcessorConfig::Enrich(_))).map(|(n, _)| n.as_str()).unwrap_or("enrich");
+            issues.push(&["processors", name], "the enrich processor needs a `registry:` section with the path of CONFIG.yaml");
+        }
         for (name, exporter) in &self.exporters {
             exporter.validate(&["exporters", name.as_str()], issues);
         }
@@ -236,11 +265,7 @@ impl Issues<'_> {
     }
 
     fn push(&mut self, path: &[&str], message: &str) {
-        self.found.push(ConfigIssue {
-            path: path.join("."),
-            line: locate::line_of(self.text, path),
-            message: message.to_owned(),
-        });
+        self.found.push(ConfigIssue::at(self.text, path, message));
     }
 
     /// Deserialises one section, recording a failure at the key it happened at.
@@ -285,6 +310,10 @@ fn parse_value(text: &str, lookup: &dyn Fn(&str) -> Option<String>, issues: &mut
     let receivers = components(issues, "receivers", take("receivers"), parse_receiver);
     let processors = components(issues, "processors", take("processors"), parse_processor);
     let exporters = components(issues, "exporters", take("exporters"), parse_exporter);
+    let registry = match take("registry") {
+        Value::Null => None,
+        value => issues.section::<RegistryConfig>(&["registry"], value),
+    };
     let service = match take("service") {
         Value::Null => Some(ServiceConfig::default()),
         value => issues.section::<ServiceConfig>(&["service"], value),
@@ -293,13 +322,14 @@ fn parse_value(text: &str, lookup: &dyn Fn(&str) -> Option<String>, issues: &mut
         let key = key.as_str().unwrap_or("?").to_owned();
         issues.push(
             &[key.as_str()],
-            "unknown section (expected receivers, processors, exporters, service)",
+            "unknown section (expected receivers, processors, exporters, registry, service)",
         );
     }
     Some(Config {
         receivers,
         processors,
         exporters,
+        registry,
         service: service?,
     })
 }
@@ -345,7 +375,8 @@ fn parse_receiver(issues: &mut Issues<'_>, path: &[&str], value: Value) -> Optio
 fn parse_processor(issues: &mut Issues<'_>, path: &[&str], value: Value) -> Option<ProcessorConfig> {
     match component_type(path[1]) {
         "batch" => issues.section(path, value).map(ProcessorConfig::Batch),
-        other => unknown_type(issues, path, other, "batch"),
+        "enrich" => issues.section(path, value).map(ProcessorConfig::Enrich),
+        other => unknown_type(issues, path, other, "batch, enrich"),
     }
 }
 

@@ -66,6 +66,16 @@ pub struct Metrics {
     pub exporter_queue_size: Family<QueueLabels, Gauge>,
     /// Capacity of each exporter's queue.
     pub exporter_queue_capacity: Family<QueueLabels, Gauge>,
+    /// 1, labelled with the registry's version (content hash) and path.
+    pub registry_info: Family<Vec<(String, String)>, Gauge>,
+    /// When the registry in use was loaded, in Unix seconds.
+    pub registry_loaded_at: Gauge,
+    /// Integrations in the registry in use.
+    pub registry_integrations: Gauge,
+    /// Reload attempts by outcome (`ok`, `failed`).
+    pub registry_reloads: Family<Vec<(String, String)>, Counter>,
+    /// Outbound calls to tools or hosts the registry does not know, by target.
+    pub shadow_calls: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Metrics {
@@ -123,6 +133,11 @@ impl Metrics {
             "Capacity of the exporter queue",
             m.exporter_queue_capacity.clone(),
         );
+        r.register(format!("{p}_registry_info"), "The integration registry in use", m.registry_info.clone());
+        r.register(format!("{p}_registry_loaded_timestamp_seconds"), "When the registry in use was loaded", m.registry_loaded_at.clone());
+        r.register(format!("{p}_registry_integrations"), "Integrations in the registry in use", m.registry_integrations.clone());
+        r.register(format!("{p}_registry_reloads"), "Registry reload attempts by outcome", m.registry_reloads.clone());
+        r.register(format!("{p}_shadow_integration_calls"), "Calls to unregistered tools or hosts, by target", m.shadow_calls.clone());
         m
     }
 

@@ -1,0 +1,188 @@
+//! The integration registry: loaded from the operating model's `CONFIG.yaml`, compiled into a
+//! matcher, and swapped atomically when the file changes (polled, and at once on SIGHUP).
+//!
+//! Readers take one snapshot per request ([`RegistryHandle::current`]), so a reload never
+//! tags half a request with the old version and half with the new.
+
+pub mod layer;
+pub mod matcher;
+pub mod model;
+mod parse;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ConfigIssue;
+use crate::telemetry::metrics::Metrics;
+use matcher::Matcher;
+pub use model::{AgentLayers, Connection, Integration, Layer};
+
+/// The `registry` section of fleetpipe's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The operating model's `CONFIG.yaml`, or a checkout with `CONFIG.yaml` at its root.
+    pub path: PathBuf,
+    /// How often the file is checked for changes; SIGHUP reloads at once.
+    #[serde(default = "default_reload_interval", with = "humantime_serde")]
+    pub reload_interval: Duration,
+    /// Agent name globs → layer, tried after `CONFIG.yaml`'s own `agents.layers`,
+    /// e.g. `"planner-*": strategy`.
+    #[serde(default)]
+    pub agents: AgentLayers,
+}
+
+fn default_reload_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// Why a registry could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The file is missing or unreadable: the user's path.
+    #[error("cannot read registry {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is readable but wrong: the registry author's to fix; every problem listed.
+    #[error("registry {path} has {} problem(s):\n{}", issues.len(), issues.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: String, issues: Vec<ConfigIssue> },
+}
+
+/// One loaded version of the registry.
+#[derive(Debug)]
+pub struct Registry {
+    pub integrations: Vec<Integration>,
+    /// `CONFIG.yaml`'s `agents.layers` followed by fleetpipe's `registry.agents`.
+    pub agent_layers: Vec<(String, Layer)>,
+    /// First 12 hex digits of the SHA-256 of the file.
+    pub version: String,
+    pub path: PathBuf,
+    pub loaded_at: SystemTime,
+    pub matcher: Matcher,
+}
+
+impl Registry {
+    /// Reads and compiles the registry at `path` (a file, or a folder holding `CONFIG.yaml`).
+    pub fn load(path: &Path, extra_agents: &AgentLayers) -> Result<Registry, RegistryError> {
+        let path = resolve_path(path);
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|source| RegistryError::Read { path: shown.clone(), source })?;
+        let file = parse::parse(&text).map_err(|issues| RegistryError::Invalid { path: shown, issues })?;
+        let mut agent_layers = file.agent_layers;
+        agent_layers.extend(extra_agents.0.iter().cloned());
+        let digest = Sha256::digest(text.as_bytes());
+        let version = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        Ok(Registry {
+            matcher: Matcher::new(&file.integrations),
+            integrations: file.integrations,
+            agent_layers,
+            version,
+            path,
+            loaded_at: SystemTime::now(),
+        })
+    }
+}
+
+fn resolve_path(path: &Path) -> PathBuf {
+    if path.is_dir() { path.join("CONFIG.yaml") } else { path.to_owned() }
+}
+
+/// The registry in use, replaced whole on reload.
+pub struct RegistryHandle {
+    current: ArcSwap<Registry>,
+    config: RegistryConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl RegistryHandle {
+    pub fn load(config: &RegistryConfig, metrics: &Arc<Metrics>) -> Result<Arc<RegistryHandle>, RegistryError> {
+        let registry = Registry::load(&config.path, &config.agents)?;
+        let handle = RegistryHandle { current: ArcSwap::from_pointee(registry), config: config.clone(), metrics: Arc::clone(metrics) };
+        handle.publish();
+        Ok(Arc::new(handle))
+    }
+
+    /// The registry to use for one request.
+    pub fn current(&self) -> Arc<Registry> {
+        self.current.load_full()
+    }
+
+    /// Loads the file again; a broken version is refused and the current one stays.
+    pub fn reload(&self) -> Result<bool, RegistryError> {
+        let result = Registry::load(&self.config.path, &self.config.agents);
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        self.metrics.registry_reloads.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).inc();
+        let registry = result?;
+        if registry.version == self.current.load().version {
+            return Ok(false);
+        }
+        tracing::info!(version = %registry.version, integrations = registry.integrations.len(), "Integration registry reloaded.");
+        self.current.store(Arc::new(registry));
+        self.publish();
+        Ok(true)
+    }
+
+    fn publish(&self) {
+        let registry = self.current.load();
+        let loaded = registry.loaded_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.metrics.registry_info.clear();
+        let labels = vec![("version".to_owned(), registry.version.clone()), ("path".to_owned(), registry.path.display().to_string())];
+        self.metrics.registry_info.get_or_create(&labels).set(1);
+        self.metrics.registry_loaded_at.set(loaded as i64);
+        self.metrics.registry_integrations.set(registry.integrations.len() as i64);
+    }
+
+    /// Checks for changes every `reload_interval` and on SIGHUP, until `shutdown`.
+    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut hangup = hangup_signal();
+        let mut ticker = tokio::time::interval(self.config.reload_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+                _ = recv_hangup(&mut hangup) => tracing::info!("SIGHUP: reloading the integration registry."),
+            }
+            if let Err(error) = self.reload() {
+                tracing::error!(%error, version = %self.current.load().version, "Registry change refused; the previous version stays in use.");
+            }
+        }
+    }
+}
+
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+async fn recv_hangup(hangup: &mut Hangup) {
+    #[cfg(unix)]
+    if let Some(signal) = hangup {
+        signal.recv().await;
+        return;
+    }
+    let _ = hangup;
+    std::future::pending::<()>().await
+}
+
+#[cfg(test)]
+mod tests;
