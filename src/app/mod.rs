@@ -1,6 +1,7 @@
 //! The commands: `run`, `validate` and `config default`. `main.rs` parses the command line and
 //! calls [`run`].
 
+mod registry;
 mod service;
 
 use std::path::PathBuf;
@@ -35,6 +36,29 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// The integration registry as fleetpipe reads it.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+        /// Configuration whose `registry:` section (and enrich settings) to use.
+        #[arg(long, short, env = "FLEETPIPE_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The operating model's CONFIG.yaml, or a checkout holding it; wins over --config.
+        #[arg(long, global = true)]
+        registry: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Print every integration: id, name, category/kind, connection, layers, match rules.
+    Show,
+    /// Say which integration and layer attributes resolve to, and by which rule. Give
+    /// `key=value` pairs, or an OTLP/JSON span (or traces request) on stdin.
+    Explain {
+        /// Attributes, e.g. `gen_ai.tool.name=jira_search service.name=planner-1`.
+        attributes: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +79,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let source = config
                 .as_ref()
                 .map_or("built-in default config".into(), |p| p.display().to_string());
-            Config::load(config.as_deref())?;
+            let loaded = Config::load(config.as_deref())?;
+            registry::check(&loaded)?;
             println!("{source}: configuration is valid");
             Ok(())
         }
@@ -64,6 +89,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             print!("{DEFAULT_CONFIG}");
             Ok(())
+        }
+        Command::Registry { command, config, registry } => {
+            let source = registry::Source { config, registry };
+            match command {
+                RegistryCommand::Show => registry::show(&source),
+                RegistryCommand::Explain { attributes } => registry::explain(&source, &attributes),
+            }
         }
     }
 }

@@ -1,0 +1,156 @@
+use super::matcher::CallFacts;
+use super::*;
+
+const FIXTURE: &str = include_str!("../../tests/fixtures/operating-model/CONFIG.yaml");
+
+fn registry(text: &str) -> Registry {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("CONFIG.yaml"), text).expect("write");
+    Registry::load(dir.path(), &AgentLayers::default()).expect("valid registry")
+}
+
+fn problems(text: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("CONFIG.yaml");
+    std::fs::write(&path, text).expect("write");
+    match Registry::load(&path, &AgentLayers::default()) {
+        Err(RegistryError::Invalid { issues, .. }) => issues.iter().map(ToString::to_string).collect(),
+        other => panic!("expected problems, got {other:?}"),
+    }
+}
+
+fn attributed<'r>(registry: &'r Registry, facts: CallFacts<'_>) -> Option<&'r str> {
+    let attribution = registry.matcher.attribute(&facts)?;
+    Some(registry.integrations[attribution.integration].id.as_str())
+}
+
+/// Guarantees: the shared fixture loads unchanged, with categories, kinds, connections and
+/// the seeds' other fields kept as metadata.
+#[test]
+fn loads_the_operating_model_fixture() {
+    let registry = registry(FIXTURE);
+    assert_eq!(registry.integrations.len(), 15);
+    let servicenow = registry.integrations.iter().find(|i| i.id == "incident-management").expect("ServiceNow");
+    assert_eq!(servicenow.name, "ServiceNow");
+    assert_eq!(servicenow.category, "enterprise_toolchain");
+    assert_eq!(servicenow.kind, "itsm");
+    assert_eq!(servicenow.connection, Connection::Mcp);
+    assert_eq!(servicenow.metadata["sync_direction"], "bidirectional");
+    assert_eq!(servicenow.metadata["mcp_server"], "true");
+    let grafana = registry.integrations.iter().find(|i| i.id == "dashboards").expect("Grafana");
+    assert_eq!(grafana.connection, Connection::DataExport);
+    assert_eq!(registry.version.len(), 12);
+}
+
+/// Guarantees: name matching is case- and punctuation-insensitive over tool names and hosts.
+#[test]
+fn matches_by_name() {
+    let registry = registry(FIXTURE);
+    let tool = |name| CallFacts { tool: Some(name), ..Default::default() };
+    let host = |name| CallFacts { server_address: Some(name), ..Default::default() };
+    assert_eq!(attributed(&registry, tool("servicenow.create_incident")), Some("incident-management"));
+    assert_eq!(attributed(&registry, host("mcp.servicenow.acme.internal")), Some("incident-management"));
+    assert_eq!(attributed(&registry, tool("jira_search")), Some("work-tracking"));
+    assert_eq!(attributed(&registry, tool("github_actions_dispatch")), Some("primary-pipeline"));
+    assert_eq!(attributed(&registry, tool("Slack-Post-Message")), Some("team-chat"));
+    let url = CallFacts { url: Some("https://api.zendesk.com/v2/tickets"), ..Default::default() };
+    assert_eq!(attributed(&registry, url), Some("customer-support"));
+    assert_eq!(attributed(&registry, tool("confluence_search")), None);
+    assert_eq!(attributed(&registry, tool("jirassic")), None, "whole words only");
+}
+
+/// Guarantees: explicit `match` rules win over name matching, by each rule kind.
+#[test]
+fn explicit_rules_take_precedence() {
+    let text = r#"
+integrations:
+  enterprise_toolchain:
+    itsm:
+      - id: "work-tracking"
+        name: "Jira"
+        connection: "mcp"
+      - id: "atlassian-cloud"
+        name: "Atlassian Cloud"
+        connection: "api"
+        layers: [execution, quality]
+        match:
+          tools: ["jira_search"]
+          tool_prefixes: ["confluence_"]
+          hosts: ["*.atlassian.net", "wiki.acme.internal"]
+          url_prefixes: ["https://api.acme.internal/atlassian/"]
+          services: ["atlassian-gateway"]
+"#;
+    let registry = registry(text);
+    let cases = [
+        (CallFacts { tool: Some("jira_search"), ..Default::default() }, "match.tools"),
+        (CallFacts { tool: Some("confluence_page_get"), ..Default::default() }, "match.tool_prefixes"),
+        (CallFacts { server_address: Some("acme.atlassian.net"), ..Default::default() }, "match.hosts"),
+        (CallFacts { server_address: Some("wiki.acme.internal"), ..Default::default() }, "match.hosts"),
+        (CallFacts { url: Some("https://api.acme.internal/atlassian/rest/1"), ..Default::default() }, "match.url_prefixes"),
+        (CallFacts { services: [Some("atlassian-gateway"), None, None, None], ..Default::default() }, "match.services"),
+    ];
+    for (facts, rule) in cases {
+        let attribution = registry.matcher.attribute(&facts).expect("attributed");
+        assert_eq!(registry.integrations[attribution.integration].id, "atlassian-cloud", "{facts:?}");
+        assert!(attribution.rule.starts_with(rule), "{} for {facts:?}", attribution.rule);
+    }
+    assert_eq!(attributed(&registry, CallFacts { tool: Some("jira_create_issue"), ..Default::default() }), Some("work-tracking"));
+    assert_eq!(registry.integrations[1].layers, [Layer::Execution, Layer::Quality]);
+}
+
+/// Guarantees: every validation problem is reported, each with its key path and line.
+#[test]
+fn validation_names_path_and_line() {
+    let text = "\
+integrations:
+  enterprise_toolchain:
+    itsm:
+      - id: \"jira\"
+        name: \"Jira\"
+        connection: \"mcp\"
+      - id: \"jira\"
+        name: \"Jira again\"
+        connection: \"mcp\"
+      - name: \"No id\"
+        connection: \"api\"
+      - id: \"fax\"
+        name: \"Fax\"
+        connection: \"carrier-pigeon\"
+      - id: \"bad-layer\"
+        name: \"Bad layer\"
+        connection: \"data_export\"
+        layers: [exec]
+        match:
+          tool: [x]
+";
+    let problems = problems(text);
+    assert_eq!(
+        problems,
+        [
+            "integrations.enterprise_toolchain.itsm[1].id (line 7): duplicate id `jira` (first registered at integrations.enterprise_toolchain.itsm[0])",
+            "integrations.enterprise_toolchain.itsm[2] (line 10): missing `id`",
+            "integrations.enterprise_toolchain.itsm[3].connection (line 14): unknown connection `carrier-pigeon` (known: mcp, api, webhook, data-export, opentelemetry)",
+            "integrations.enterprise_toolchain.itsm[4].layers (line 18): unknown layer exec (known: steering, strategy, orchestration, execution, quality)",
+            "integrations.enterprise_toolchain.itsm[4].match.tool (line 20): unknown field `tool`, expected one of `tools`, `tool_prefixes`, `hosts`, `url_prefixes`, `services`",
+        ]
+    );
+}
+
+/// Guarantees: a file without `integrations:` is refused with a pointer to what is wrong.
+#[test]
+fn requires_an_integrations_section() {
+    let problems = problems("organization:\n  name: x\n");
+    assert_eq!(problems.len(), 1);
+    assert!(problems[0].contains("no `integrations:` section"), "{}", problems[0]);
+}
+
+/// Guarantees: `agents.layers` in CONFIG.yaml is read in order, then fleetpipe's own rules.
+#[test]
+fn agent_layers_from_both_places() {
+    let text = FIXTURE.replace("agents:\n  runtime", "agents:\n  layers:\n    \"planner-*\": strategy\n  runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("CONFIG.yaml"), text).expect("write");
+    let extra = AgentLayers(vec![("*".into(), Layer::Execution)]);
+    let registry = Registry::load(dir.path(), &extra).expect("valid");
+    assert_eq!(registry.agent_layers, [("planner-*".to_owned(), Layer::Strategy), ("*".to_owned(), Layer::Execution)]);
+}
