@@ -3,9 +3,9 @@
 pub mod app;
 pub mod compression;
 pub mod config;
+pub mod enrich;
 pub mod export;
 pub mod grpc_codec;
-pub mod enrich;
 pub mod pipeline;
 pub mod receiver;
 pub mod registry;

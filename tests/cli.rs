@@ -87,3 +87,87 @@ fn missing_environment_variable_is_named() {
         "{stderr}"
     );
 }
+
+fn fixture_registry(dir: &std::path::Path, text: &str) {
+    std::fs::write(dir.join("CONFIG.yaml"), text).expect("write CONFIG.yaml");
+}
+
+const FIXTURE: &str = include_str!("fixtures/operating-model/CONFIG.yaml");
+
+/// Guarantees: `validate` runs the registry load of start-up and reports its problems with
+/// key path and line.
+#[test]
+fn validate_checks_the_registry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_registry(dir.path(), &FIXTURE.replace("id: \"crm\"", "id: \"team-chat\""));
+    let config = "registry:\n  path: .\nprocessors:\n  enrich: {}\nreceivers:\n  otlp:\nexporters:\n  debug:\nservice:\n  pipelines:\n    traces: {receivers: [otlp], processors: [enrich], exporters: [debug]}\n";
+    std::fs::write(dir.path().join("fleetpipe.yaml"), config).expect("write");
+    let output = fleetpipe(&["validate", "--config", "fleetpipe.yaml"], dir.path());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("integrations.communication.chat[0].id (line 83): duplicate id `team-chat` (first registered at integrations.business_systems.crm[0])"),
+        "{stderr}"
+    );
+    fixture_registry(dir.path(), FIXTURE);
+    let output = fleetpipe(&["validate", "--config", "fleetpipe.yaml"], dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Guarantees: `registry show` lists every integration; `registry explain` names the
+/// integration, the rule and the layer for key=value attributes and for a span on stdin.
+#[test]
+fn registry_show_and_explain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_registry(dir.path(), FIXTURE);
+    let output = fleetpipe(&["registry", "show", "--registry", "."], dir.path());
+    assert!(output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with("incident-management")
+            && l.contains("ServiceNow")
+            && l.contains("enterprise_toolchain/itsm")
+            && l.contains("mcp")),
+        "{table}"
+    );
+    assert!(table.contains("15 integrations"), "{table}");
+
+    let args = [
+        "registry",
+        "explain",
+        "--registry",
+        ".",
+        "gen_ai.tool.name=jira_search",
+        "operating_model.layer=execution",
+    ];
+    let output = fleetpipe(&args, dir.path());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("integration: work-tracking (Jira), enterprise_toolchain/itsm, connection mcp"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rule: name in gen_ai.tool.name \"jira_search\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("layer: execution (the resource's own operating_model.layer)"),
+        "{text}"
+    );
+
+    let span = r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"call","kind":3,
+        "attributes":[{"key":"server.address","value":{"stringValue":"pastebin.example.com"}}]}"#;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+        .args(["registry", "explain", "--registry", "."])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), span.as_bytes()).expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("integration: none registered"), "{text}");
+    assert!(text.contains("+ integration.registered = false"), "{text}");
+    assert!(text.contains("+ integration.target = pastebin.example.com"), "{text}");
+}

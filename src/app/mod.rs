@@ -90,7 +90,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
-        Command::Registry { command, config, registry } => {
+        Command::Registry {
+            command,
+            config,
+            registry,
+        } => {
             let source = registry::Source { config, registry };
             match command {
                 RegistryCommand::Show => registry::show(&source),

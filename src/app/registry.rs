@@ -59,7 +59,11 @@ pub fn show(source: &Source) -> anyhow::Result<()> {
 }
 
 fn table(registry: &Registry) -> String {
-    let mut rows = vec![["ID", "NAME", "CATEGORY/KIND", "CONNECTION", "LAYERS", "MATCH"].map(String::from).to_vec()];
+    let mut rows = vec![
+        ["ID", "NAME", "CATEGORY/KIND", "CONNECTION", "LAYERS", "MATCH"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for integration in &registry.integrations {
         let rules = &integration.match_rules;
         let mut matching = Vec::new();
@@ -77,7 +81,12 @@ fn table(registry: &Registry) -> String {
         if matching.is_empty() {
             matching.push(format!("by name: {:?} or {:?}", integration.id, integration.name));
         }
-        let layers = integration.layers.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(",");
+        let layers = integration
+            .layers
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         rows.push(vec![
             integration.id.clone(),
             integration.name.clone(),
@@ -87,13 +96,25 @@ fn table(registry: &Registry) -> String {
             matching.join("; "),
         ]);
     }
-    let widths: Vec<usize> = (0..6).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..6)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in &rows {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
-    let _ = writeln!(out, "\n{} integrations, version {} ({})", registry.integrations.len(), registry.version, registry.path.display());
+    let _ = writeln!(
+        out,
+        "\n{} integrations, version {} ({})",
+        registry.integrations.len(),
+        registry.version,
+        registry.path.display()
+    );
     out
 }
 
@@ -123,8 +144,16 @@ fn span_from_pairs(pairs: &[String]) -> anyhow::Result<Payload> {
     let mut resource = Vec::new();
     let mut span = Vec::new();
     for pair in pairs {
-        let Some((key, value)) = pair.split_once('=') else { bail!("`{pair}` is not key=value") };
-        let kv = KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(Value::StringValue(value.to_owned())) }), ..Default::default() };
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("`{pair}` is not key=value")
+        };
+        let kv = KeyValue {
+            key: key.to_owned(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.to_owned())),
+            }),
+            ..Default::default()
+        };
         match key {
             "service.name" | "gen_ai.agent.name" | "operating_model.layer" => resource.push(kv),
             _ => span.push(kv),
@@ -153,14 +182,25 @@ fn span_from_json(input: &str) -> anyhow::Result<Payload> {
 }
 
 fn explanation(registry: &Registry, config: &EnrichConfig, before: &Payload, after: &Payload) -> String {
-    let (Payload::Traces(before), Payload::Traces(after)) = (before, after) else { return String::new() };
+    let (Payload::Traces(before), Payload::Traces(after)) = (before, after) else {
+        return String::new();
+    };
     let mut out = String::new();
     for (rs_before, rs_after) in before.resource_spans.iter().zip(&after.resource_spans) {
-        let resource = rs_before.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
-        let text = |key: &str| resource.iter().find(|kv| kv.key == key).and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.as_str()),
-            _ => None,
-        });
+        let resource = rs_before
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        let text = |key: &str| {
+            resource
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.as_str()),
+                    _ => None,
+                })
+        };
         let names = ["service.name", "gen_ai.agent.name"].into_iter().filter_map(text);
         let (layer, how) = layer::resolve(text(&config.layer_attribute), names, &registry.agent_layers);
         let how = match how {
@@ -176,7 +216,15 @@ fn explanation(registry: &Registry, config: &EnrichConfig, before: &Payload, aft
             match registry.matcher.attribute(&call_facts(&tagged.attributes)) {
                 Some(a) => {
                     let i = &registry.integrations[a.integration];
-                    let _ = writeln!(out, "  integration: {} ({}), {}/{}, connection {}", i.id, i.name, i.category, i.kind, i.connection.as_str());
+                    let _ = writeln!(
+                        out,
+                        "  integration: {} ({}), {}/{}, connection {}",
+                        i.id,
+                        i.name,
+                        i.category,
+                        i.kind,
+                        i.connection.as_str()
+                    );
                     let _ = writeln!(out, "  rule: {}", a.rule);
                 }
                 None => {

@@ -43,7 +43,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut exporter_workers = JoinSet::new();
     let exporters = start_exporters(&config, &metrics, &give_up, &mut exporter_workers)?;
     let mut batchers = JoinSet::new();
-    let stages = Stages { config: &config, registry: registry.as_ref(), metrics: &metrics };
+    let stages = Stages {
+        config: &config,
+        registry: registry.as_ref(),
+        metrics: &metrics,
+    };
     let inputs = start_pipelines(&stages, &exporters, &mut batchers);
     drop(exporters);
 
@@ -158,9 +162,11 @@ impl Stages<'_> {
         for name in names {
             match (&self.config.processors[name], self.registry) {
                 (ProcessorConfig::Batch(config), _) => batch = Some(config.clone()),
-                (ProcessorConfig::Enrich(config), Some(registry)) => {
-                    processors.push(Arc::new(Enrich::new(Arc::clone(registry), config.clone(), Arc::clone(self.metrics))))
-                }
+                (ProcessorConfig::Enrich(config), Some(registry)) => processors.push(Arc::new(Enrich::new(
+                    Arc::clone(registry),
+                    config.clone(),
+                    Arc::clone(self.metrics),
+                ))),
                 // Validation refuses `enrich` without a registry.
                 (ProcessorConfig::Enrich(_), None) => {}
             }

@@ -59,14 +59,26 @@ fn entries(text: &str) -> impl Iterator<Item = Entry<'_>> {
             return found;
         }
         if let Some(rest) = content.strip_prefix("- ").or_else(|| (content == "-").then_some("")) {
-            found.push(Entry { line: index + 1, indent, key: None });
+            found.push(Entry {
+                line: index + 1,
+                indent,
+                key: None,
+            });
             let inner = rest.trim_start();
             if let Some(key) = key_of(inner) {
                 let inner_indent = indent + (content.len() - inner.len());
-                found.push(Entry { line: index + 1, indent: inner_indent, key: Some(key) });
+                found.push(Entry {
+                    line: index + 1,
+                    indent: inner_indent,
+                    key: Some(key),
+                });
             }
         } else if let Some(key) = key_of(content) {
-            found.push(Entry { line: index + 1, indent, key: Some(key) });
+            found.push(Entry {
+                line: index + 1,
+                indent,
+                key: Some(key),
+            });
         }
         found
     })

@@ -84,7 +84,11 @@ impl ConfigIssue {
                 shown.push_str(segment);
             }
         }
-        ConfigIssue { path: shown, line: locate::line_of(text, path), message: message.to_owned() }
+        ConfigIssue {
+            path: shown,
+            line: locate::line_of(text, path),
+            message: message.to_owned(),
+        }
     }
 }
 
@@ -189,10 +193,22 @@ impl Config {
         if self.service.pipelines.is_empty() {
             issues.push(&["service", "pipelines"], "at least one pipeline is needed");
         }
-        let enrich_needs_registry = self.registry.is_none() && self.processors.values().any(|p| matches!(p, ProcessorConfig::Enrich(_)));
+        let enrich_needs_registry = self.registry.is_none()
+            && self
+                .processors
+                .values()
+                .any(|p| matches!(p, ProcessorConfig::Enrich(_)));
         if enrich_needs_registry {
-            let name = self.processors.iter().find(|(_, p)| matches!(p, ProcessorConfig::Enrich(_))).map(|(n, _)| n.as_str()).unwrap_or("enrich");
-            issues.push(&["processors", name], "the enrich processor needs a `registry:` section with the path of CONFIG.yaml");
+            let name = self
+                .processors
+                .iter()
+                .find(|(_, p)| matches!(p, ProcessorConfig::Enrich(_)))
+                .map(|(n, _)| n.as_str())
+                .unwrap_or("enrich");
+            issues.push(
+                &["processors", name],
+                "the enrich processor needs a `registry:` section with the path of CONFIG.yaml",
+            );
         }
         for (name, exporter) in &self.exporters {
             exporter.validate(&["exporters", name.as_str()], issues);

@@ -27,9 +27,8 @@ const ALIASES: &[(&str, &str)] = &[
 /// Adds current GenAI names for the other spellings found in `attributes`.
 pub fn normalize(attributes: &mut Vec<KeyValue>) {
     let mut added: Vec<KeyValue> = Vec::new();
-    let has = |attributes: &[KeyValue], added: &[KeyValue], key: &str| {
-        attributes.iter().chain(added).any(|kv| kv.key == key)
-    };
+    let has =
+        |attributes: &[KeyValue], added: &[KeyValue], key: &str| attributes.iter().chain(added).any(|kv| kv.key == key);
     for kv in attributes.iter() {
         let current = match ALIASES.iter().find(|(alias, _)| *alias == kv.key) {
             Some((_, current)) => Some((*current, kv.value.clone())),
@@ -38,7 +37,11 @@ pub fn normalize(attributes: &mut Vec<KeyValue>) {
         if let Some((key, value)) = current
             && !has(attributes, &added, key)
         {
-            added.push(KeyValue { key: key.to_owned(), value, ..Default::default() });
+            added.push(KeyValue {
+                key: key.to_owned(),
+                value,
+                ..Default::default()
+            });
         }
     }
     attributes.extend(added);
@@ -51,10 +54,19 @@ fn derived(attributes: &[KeyValue], kv: &KeyValue) -> Option<(&'static str, Opti
         Value::StringValue(s) => Some(s.to_ascii_lowercase()),
         _ => None,
     };
-    let operation = |name: &str| Some(("gen_ai.operation.name", Some(AnyValue { value: Some(Value::StringValue(name.to_owned())) })));
+    let operation = |name: &str| {
+        Some((
+            "gen_ai.operation.name",
+            Some(AnyValue {
+                value: Some(Value::StringValue(name.to_owned())),
+            }),
+        ))
+    };
     match kv.key.as_str() {
         "traceloop.entity.name" => {
-            let is_tool = attributes.iter().any(|a| a.key == "traceloop.span.kind" && text(&a.value).as_deref() == Some("tool"));
+            let is_tool = attributes
+                .iter()
+                .any(|a| a.key == "traceloop.span.kind" && text(&a.value).as_deref() == Some("tool"));
             is_tool.then(|| ("gen_ai.tool.name", kv.value.clone()))
         }
         "traceloop.span.kind" | "openinference.span.kind" => match text(&kv.value)?.as_str() {
@@ -73,7 +85,11 @@ mod tests {
     use super::*;
 
     fn kv(key: &str, value: Value) -> KeyValue {
-        KeyValue { key: key.into(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
     }
 
     fn get<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
@@ -89,9 +105,18 @@ mod tests {
             kv("gen_ai.usage.completion_tokens", Value::IntValue(3)),
         ];
         normalize(&mut attributes);
-        assert_eq!(get(&attributes, "gen_ai.provider.name"), Some(&Value::StringValue("anthropic".into())));
-        assert_eq!(get(&attributes, "gen_ai.usage.input_tokens"), Some(&Value::IntValue(10)));
-        assert_eq!(get(&attributes, "gen_ai.usage.output_tokens"), Some(&Value::IntValue(3)));
+        assert_eq!(
+            get(&attributes, "gen_ai.provider.name"),
+            Some(&Value::StringValue("anthropic".into()))
+        );
+        assert_eq!(
+            get(&attributes, "gen_ai.usage.input_tokens"),
+            Some(&Value::IntValue(10))
+        );
+        assert_eq!(
+            get(&attributes, "gen_ai.usage.output_tokens"),
+            Some(&Value::IntValue(3))
+        );
         assert_eq!(attributes.len(), 6);
     }
 
@@ -115,15 +140,27 @@ mod tests {
             kv("tool.name", Value::StringValue("jira_search".into())),
         ];
         normalize(&mut openinference);
-        assert_eq!(get(&openinference, "gen_ai.tool.name"), Some(&Value::StringValue("jira_search".into())));
-        assert_eq!(get(&openinference, "gen_ai.operation.name"), Some(&Value::StringValue("execute_tool".into())));
+        assert_eq!(
+            get(&openinference, "gen_ai.tool.name"),
+            Some(&Value::StringValue("jira_search".into()))
+        );
+        assert_eq!(
+            get(&openinference, "gen_ai.operation.name"),
+            Some(&Value::StringValue("execute_tool".into()))
+        );
 
         let mut openllmetry = vec![
             kv("traceloop.span.kind", Value::StringValue("tool".into())),
-            kv("traceloop.entity.name", Value::StringValue("servicenow.create_incident".into())),
+            kv(
+                "traceloop.entity.name",
+                Value::StringValue("servicenow.create_incident".into()),
+            ),
         ];
         normalize(&mut openllmetry);
-        assert_eq!(get(&openllmetry, "gen_ai.tool.name"), Some(&Value::StringValue("servicenow.create_incident".into())));
+        assert_eq!(
+            get(&openllmetry, "gen_ai.tool.name"),
+            Some(&Value::StringValue("servicenow.create_incident".into()))
+        );
 
         let mut workflow = vec![
             kv("traceloop.span.kind", Value::StringValue("workflow".into())),

@@ -61,14 +61,22 @@ pub struct Enrich {
 
 impl Enrich {
     pub fn new(registry: Arc<RegistryHandle>, config: EnrichConfig, metrics: Arc<Metrics>) -> Enrich {
-        Enrich { registry, config, metrics, shadow_targets: Mutex::default() }
+        Enrich {
+            registry,
+            config,
+            metrics,
+            shadow_targets: Mutex::default(),
+        }
     }
 }
 
 impl Processor for Enrich {
     fn process(&self, payload: &mut Payload) {
         let registry = self.registry.current();
-        let tagger = Tagger { enrich: self, registry: &registry };
+        let tagger = Tagger {
+            enrich: self,
+            registry: &registry,
+        };
         match payload {
             Payload::Traces(request) => {
                 for rs in &mut request.resource_spans {
@@ -123,10 +131,17 @@ impl Tagger<'_> {
         let attributes = &mut resource.get_or_insert_with(Resource::default).attributes;
         let key = &self.enrich.config.layer_attribute;
         let claimed = string_value(attributes, key);
-        let names = ["service.name", "gen_ai.agent.name"].into_iter().filter_map(|k| string_value(attributes, k));
+        let names = ["service.name", "gen_ai.agent.name"]
+            .into_iter()
+            .filter_map(|k| string_value(attributes, k));
         let (layer, _) = layer::resolve(claimed, names, &self.registry.agent_layers);
         let layer = layer.map_or("unknown", |l| l.as_str());
-        set(attributes, key, Value::StringValue(layer.to_owned()), self.enrich.config.overwrite && claimed.is_some_and(|c| c != layer));
+        set(
+            attributes,
+            key,
+            Value::StringValue(layer.to_owned()),
+            self.enrich.config.overwrite && claimed.is_some_and(|c| c != layer),
+        );
     }
 
     /// Tags one record. `outbound` is `Some(is_client_span)` for spans; metric points and log
@@ -138,14 +153,20 @@ impl Tagger<'_> {
         let facts = call_facts(attributes);
         let prefix = &self.enrich.config.tag_prefix;
         let overwrite = self.enrich.config.overwrite;
-        let tag = |attributes: &mut Vec<KeyValue>, name: &str, value: Value| set(attributes, &format!("{prefix}{name}"), value, overwrite);
+        let tag = |attributes: &mut Vec<KeyValue>, name: &str, value: Value| {
+            set(attributes, &format!("{prefix}{name}"), value, overwrite)
+        };
         if let Some(attribution) = self.registry.matcher.attribute(&facts) {
             let integration = &self.registry.integrations[attribution.integration];
             tag(attributes, "id", Value::StringValue(integration.id.clone()));
             tag(attributes, "name", Value::StringValue(integration.name.clone()));
             tag(attributes, "category", Value::StringValue(integration.category.clone()));
             tag(attributes, "kind", Value::StringValue(integration.kind.clone()));
-            tag(attributes, "connection", Value::StringValue(integration.connection.as_str().to_owned()));
+            tag(
+                attributes,
+                "connection",
+                Value::StringValue(integration.connection.as_str().to_owned()),
+            );
             tag(attributes, "registered", Value::BoolValue(true));
             return;
         }
@@ -175,7 +196,10 @@ impl Enrich {
                 "other".to_owned()
             }
         };
-        self.metrics.shadow_calls.get_or_create(&vec![("target".to_owned(), label)]).inc();
+        self.metrics
+            .shadow_calls
+            .get_or_create(&vec![("target".to_owned(), label)])
+            .inc();
     }
 }
 
@@ -183,7 +207,9 @@ impl Enrich {
 pub fn call_facts(attributes: &[KeyValue]) -> CallFacts<'_> {
     let mut facts = CallFacts::default();
     for kv in attributes {
-        let Some(Value::StringValue(value)) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else { continue };
+        let Some(Value::StringValue(value)) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
+            continue;
+        };
         let value = Some(value.as_str());
         match kv.key.as_str() {
             "gen_ai.tool.name" => facts.tool = value,
@@ -203,7 +229,14 @@ pub fn call_facts(attributes: &[KeyValue]) -> CallFacts<'_> {
 }
 
 fn string_value<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()? {
+    match attributes
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?
+        .value
+        .as_ref()?
+    {
         Value::StringValue(s) => Some(s),
         _ => None,
     }
@@ -215,6 +248,10 @@ fn set(attributes: &mut Vec<KeyValue>, key: &str, value: Value, replace: bool) {
     match attributes.iter_mut().find(|kv| kv.key == key) {
         Some(existing) if replace => existing.value = value,
         Some(_) => {}
-        None => attributes.push(KeyValue { key: key.to_owned(), value, ..Default::default() }),
+        None => attributes.push(KeyValue {
+            key: key.to_owned(),
+            value,
+            ..Default::default()
+        }),
     }
 }

@@ -54,7 +54,13 @@ pub fn resolve<'a>(
     }
     for name in names {
         if let Some((glob, layer)) = rules.iter().find(|(glob, _)| glob_matches(glob, name)) {
-            return (Some(*layer), LayerSource::Mapping { glob: glob.clone(), agent: name.to_owned() });
+            return (
+                Some(*layer),
+                LayerSource::Mapping {
+                    glob: glob.clone(),
+                    agent: name.to_owned(),
+                },
+            );
         }
     }
     (None, LayerSource::Unknown)
@@ -80,8 +86,14 @@ mod tests {
     /// Guarantees: the runtime's claim wins, then the first matching glob, then unknown.
     #[test]
     fn resolution_order() {
-        let rules = vec![("planner-*".to_owned(), Layer::Strategy), ("*".to_owned(), Layer::Execution)];
-        assert_eq!(resolve(Some("quality"), ["planner-1"], &rules), (Some(Layer::Quality), LayerSource::Runtime));
+        let rules = vec![
+            ("planner-*".to_owned(), Layer::Strategy),
+            ("*".to_owned(), Layer::Execution),
+        ];
+        assert_eq!(
+            resolve(Some("quality"), ["planner-1"], &rules),
+            (Some(Layer::Quality), LayerSource::Runtime)
+        );
         let (layer, source) = resolve(Some("bogus"), ["planner-1"], &rules);
         assert_eq!(layer, Some(Layer::Strategy));
         assert!(matches!(source, LayerSource::Mapping { .. }));

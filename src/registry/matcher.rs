@@ -31,14 +31,21 @@ impl<'a> CallFacts<'a> {
         let rest = self.url?.split_once("://")?.1;
         let authority = rest.split(['/', '?', '#']).next()?;
         let host = authority.rsplit('@').next()?;
-        let host = if host.starts_with('[') { host.split(']').next()?.trim_start_matches('[') } else { host.split(':').next()? };
+        let host = if host.starts_with('[') {
+            host.split(']').next()?.trim_start_matches('[')
+        } else {
+            host.split(':').next()?
+        };
         (!host.is_empty()).then_some(host)
     }
 
     /// The thing an unmatched outbound call went to, for shadow reporting: the tool, else
     /// the host, else the service.
     pub fn target(&self) -> Option<&'a str> {
-        self.tool.or(self.server_address).or_else(|| self.url_host()).or_else(|| self.services.into_iter().flatten().next())
+        self.tool
+            .or(self.server_address)
+            .or_else(|| self.url_host())
+            .or_else(|| self.services.into_iter().flatten().next())
     }
 
     /// Is this a call out of the agent to a tool or remote service (as opposed to model
@@ -50,7 +57,10 @@ impl<'a> CallFacts<'a> {
     /// Model inference (`chat`, `text_completion`, `embeddings`, …): attributed when a
     /// registered integration matches, never reported as shadow.
     pub fn is_inference(&self) -> bool {
-        matches!(self.operation, Some("chat" | "text_completion" | "generate_content" | "embeddings" | "create_agent" | "invoke_agent"))
+        matches!(
+            self.operation,
+            Some("chat" | "text_completion" | "generate_content" | "embeddings" | "create_agent" | "invoke_agent")
+        )
     }
 }
 
@@ -122,7 +132,12 @@ impl Matcher {
     }
 
     fn by_rules(&self, facts: &CallFacts<'_>) -> Option<Attribution> {
-        let found = |index: usize, rule: String| Some(Attribution { integration: index, rule });
+        let found = |index: usize, rule: String| {
+            Some(Attribution {
+                integration: index,
+                rule,
+            })
+        };
         if let Some(tool) = facts.tool.map(str::to_lowercase) {
             if let Some(&i) = self.tools.get(&tool) {
                 return found(i, format!("match.tools {tool:?}"));
@@ -145,7 +160,11 @@ impl Matcher {
                 }
             }
         }
-        for host in [facts.server_address, facts.url_host()].into_iter().flatten().map(str::to_lowercase) {
+        for host in [facts.server_address, facts.url_host()]
+            .into_iter()
+            .flatten()
+            .map(str::to_lowercase)
+        {
             if let Some(&i) = self.hosts.get(&host) {
                 return found(i, format!("match.hosts {host:?}"));
             }
@@ -156,7 +175,11 @@ impl Matcher {
                 }
                 suffix = parent;
             }
-            if let Some((glob, i)) = self.host_globs.iter().find(|(glob, _)| super::layer::glob_matches(glob, &host)) {
+            if let Some((glob, i)) = self
+                .host_globs
+                .iter()
+                .find(|(glob, _)| super::layer::glob_matches(glob, &host))
+            {
                 return found(*i, format!("match.hosts {glob:?}"));
             }
         }
@@ -176,13 +199,20 @@ impl Matcher {
         ];
         candidates.into_iter().find_map(|(attribute, value)| {
             let value = value?;
-            let words: Vec<String> = value.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+            let words: Vec<String> = value
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .map(str::to_lowercase)
+                .collect();
             for start in 0..words.len() {
                 let mut joined = String::new();
                 for word in words.iter().skip(start).take(MAX_WORDS_IN_NAME) {
                     joined.push_str(word);
                     if let Some(&i) = self.names.get(&joined) {
-                        return Some(Attribution { integration: i, rule: format!("name in {attribute} {value:?}") });
+                        return Some(Attribution {
+                            integration: i,
+                            rule: format!("name in {attribute} {value:?}"),
+                        });
                     }
                 }
             }
@@ -193,7 +223,10 @@ impl Matcher {
 
 /// Lowercase letters and digits only: `GitHub Actions` and `github-actions` fold alike.
 pub fn fold(text: &str) -> String {
-    text.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+    text.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Prefixes of a tool name that end at punctuation, with and without it:
@@ -206,5 +239,8 @@ fn boundary_prefixes(tool: &str) -> impl Iterator<Item = &str> {
 
 /// Prefixes of a URL ending just before or just after each `/`, and the URL itself.
 fn url_prefixes(url: &str) -> impl Iterator<Item = &str> {
-    url.char_indices().filter(|(_, c)| *c == '/').flat_map(move |(i, _)| [&url[..i], &url[..=i]]).chain([url])
+    url.char_indices()
+        .filter(|(_, c)| *c == '/')
+        .flat_map(move |(i, _)| [&url[..i], &url[..=i]])
+        .chain([url])
 }

@@ -75,7 +75,10 @@ impl Registry {
     pub fn load(path: &Path, extra_agents: &AgentLayers) -> Result<Registry, RegistryError> {
         let path = resolve_path(path);
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| RegistryError::Read { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| RegistryError::Read {
+            path: shown.clone(),
+            source,
+        })?;
         let file = parse::parse(&text).map_err(|issues| RegistryError::Invalid { path: shown, issues })?;
         let mut agent_layers = file.agent_layers;
         agent_layers.extend(extra_agents.0.iter().cloned());
@@ -93,7 +96,11 @@ impl Registry {
 }
 
 fn resolve_path(path: &Path) -> PathBuf {
-    if path.is_dir() { path.join("CONFIG.yaml") } else { path.to_owned() }
+    if path.is_dir() {
+        path.join("CONFIG.yaml")
+    } else {
+        path.to_owned()
+    }
 }
 
 /// The registry in use, replaced whole on reload.
@@ -106,7 +113,11 @@ pub struct RegistryHandle {
 impl RegistryHandle {
     pub fn load(config: &RegistryConfig, metrics: &Arc<Metrics>) -> Result<Arc<RegistryHandle>, RegistryError> {
         let registry = Registry::load(&config.path, &config.agents)?;
-        let handle = RegistryHandle { current: ArcSwap::from_pointee(registry), config: config.clone(), metrics: Arc::clone(metrics) };
+        let handle = RegistryHandle {
+            current: ArcSwap::from_pointee(registry),
+            config: config.clone(),
+            metrics: Arc::clone(metrics),
+        };
         handle.publish();
         Ok(Arc::new(handle))
     }
@@ -120,7 +131,10 @@ impl RegistryHandle {
     pub fn reload(&self) -> Result<bool, RegistryError> {
         let result = Registry::load(&self.config.path, &self.config.agents);
         let outcome = if result.is_ok() { "ok" } else { "failed" };
-        self.metrics.registry_reloads.get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())]).inc();
+        self.metrics
+            .registry_reloads
+            .get_or_create(&vec![("outcome".to_owned(), outcome.to_owned())])
+            .inc();
         let registry = result?;
         if registry.version == self.current.load().version {
             return Ok(false);
@@ -133,12 +147,20 @@ impl RegistryHandle {
 
     fn publish(&self) {
         let registry = self.current.load();
-        let loaded = registry.loaded_at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let loaded = registry
+            .loaded_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         self.metrics.registry_info.clear();
-        let labels = vec![("version".to_owned(), registry.version.clone()), ("path".to_owned(), registry.path.display().to_string())];
+        let labels = vec![
+            ("version".to_owned(), registry.version.clone()),
+            ("path".to_owned(), registry.path.display().to_string()),
+        ];
         self.metrics.registry_info.get_or_create(&labels).set(1);
         self.metrics.registry_loaded_at.set(loaded as i64);
-        self.metrics.registry_integrations.set(registry.integrations.len() as i64);
+        self.metrics
+            .registry_integrations
+            .set(registry.integrations.len() as i64);
     }
 
     /// Checks for changes every `reload_interval` and on SIGHUP, until `shutdown`.

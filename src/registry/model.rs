@@ -18,7 +18,13 @@ pub enum Layer {
 }
 
 impl Layer {
-    pub const ALL: [Layer; 5] = [Layer::Steering, Layer::Strategy, Layer::Orchestration, Layer::Execution, Layer::Quality];
+    pub const ALL: [Layer; 5] = [
+        Layer::Steering,
+        Layer::Strategy,
+        Layer::Orchestration,
+        Layer::Execution,
+        Layer::Quality,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,7 +72,11 @@ impl Connection {
     /// Accepts the seeds' spellings, case-insensitively: `data export`, `data-export` and
     /// `data_export` are one pattern, as are `opentelemetry`, `open-telemetry` and `otel`.
     pub fn parse(text: &str) -> Option<Connection> {
-        let folded: String = text.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let folded: String = text
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
         match folded.as_str() {
             "mcp" | "mcpserver" => Some(Connection::Mcp),
             "api" | "apiintegration" => Some(Connection::Api),

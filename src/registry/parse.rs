@@ -20,12 +20,19 @@ pub struct RegistryFile {
 
 /// Parses `text`; every problem is returned, each with its key path and line.
 pub fn parse(text: &str) -> Result<RegistryFile, Vec<ConfigIssue>> {
-    let mut parser = Parser { text, issues: Vec::new() };
+    let mut parser = Parser {
+        text,
+        issues: Vec::new(),
+    };
     let root: Value = match serde_yaml::from_str(text) {
         Ok(root) => root,
         Err(error) => {
             let line = error.location().map(|l| l.line());
-            return Err(vec![ConfigIssue { path: "(document)".into(), line, message: error.to_string() }]);
+            return Err(vec![ConfigIssue {
+                path: "(document)".into(),
+                line,
+                message: error.to_string(),
+            }]);
         }
     };
     let file = RegistryFile {
@@ -36,7 +43,10 @@ pub fn parse(text: &str) -> Result<RegistryFile, Vec<ConfigIssue>> {
                 Vec::new()
             }
             None => {
-                parser.issue(&["integrations"], "no `integrations:` section: is this the operating model's CONFIG.yaml?");
+                parser.issue(
+                    &["integrations"],
+                    "no `integrations:` section: is this the operating model's CONFIG.yaml?",
+                );
                 Vec::new()
             }
         },
@@ -44,7 +54,11 @@ pub fn parse(text: &str) -> Result<RegistryFile, Vec<ConfigIssue>> {
             .typed::<AgentLayers>(root.get("agents").and_then(|a| a.get("layers")), &["agents", "layers"])
             .0,
     };
-    if parser.issues.is_empty() { Ok(file) } else { Err(parser.issues) }
+    if parser.issues.is_empty() {
+        Ok(file)
+    } else {
+        Err(parser.issues)
+    }
 }
 
 struct Parser<'a> {
@@ -67,7 +81,10 @@ impl Parser<'_> {
                 Value::Sequence(_) => vec![(category.clone(), kinds)],
                 Value::Null => Vec::new(),
                 _ => {
-                    self.issue(&["integrations", &category], "must map kinds (e.g. `itsm:`) to lists of integrations");
+                    self.issue(
+                        &["integrations", &category],
+                        "must map kinds (e.g. `itsm:`) to lists of integrations",
+                    );
                     continue;
                 }
             };
@@ -81,7 +98,9 @@ impl Parser<'_> {
                 for (index, entry) in entries.iter().enumerate() {
                     let index = index.to_string();
                     let path = ["integrations", category.as_str(), kind.as_str(), index.as_str()];
-                    let Some(integration) = self.integration(entry, &path, &category, &kind) else { continue };
+                    let Some(integration) = self.integration(entry, &path, &category, &kind) else {
+                        continue;
+                    };
                     let here = ConfigIssue::at(self.text, &path, "").path;
                     if let Some(first) = first_seen.get(&integration.id) {
                         let message = format!("duplicate id `{}` (first registered at {first})", integration.id);
@@ -98,7 +117,10 @@ impl Parser<'_> {
 
     fn integration(&mut self, entry: &Value, path: &[&str], category: &str, kind: &str) -> Option<Integration> {
         let Value::Mapping(fields) = entry else {
-            self.issue(path, "an integration must be a mapping with `id`, `name` and `connection`");
+            self.issue(
+                path,
+                "an integration must be a mapping with `id`, `name` and `connection`",
+            );
             return None;
         };
         let required = |parser: &mut Self, key: &str| match fields.get(key) {
@@ -118,7 +140,8 @@ impl Parser<'_> {
         let connection = connection_text.as_deref().and_then(|text| {
             let parsed = Connection::parse(text);
             if parsed.is_none() {
-                let message = format!("unknown connection `{text}` (known: mcp, api, webhook, data-export, opentelemetry)");
+                let message =
+                    format!("unknown connection `{text}` (known: mcp, api, webhook, data-export, opentelemetry)");
                 self.issue(&[path, &["connection"]].concat(), &message);
             }
             parsed
@@ -128,11 +151,18 @@ impl Parser<'_> {
             None => Vec::new(),
         };
         let match_rules = self.typed(fields.get("match"), &[path, &["match"]].concat());
-        let governance = fields.get("governance").map(|g| self.typed(Some(g), &[path, &["governance"]].concat()));
+        let governance = fields
+            .get("governance")
+            .map(|g| self.typed(Some(g), &[path, &["governance"]].concat()));
         let metadata = fields
             .iter()
             .map(|(k, v)| (key_text(k), v))
-            .filter(|(k, _)| !matches!(k.as_str(), "id" | "name" | "connection" | "layers" | "match" | "governance"))
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "id" | "name" | "connection" | "layers" | "match" | "governance"
+                )
+            })
             .map(|(k, v)| (k, scalar_text(v)))
             .collect::<BTreeMap<_, _>>();
         Some(Integration {
@@ -157,7 +187,13 @@ impl Parser<'_> {
         for item in items {
             match item.as_str().and_then(Layer::parse) {
                 Some(layer) => layers.push(layer),
-                None => self.issue(path, &format!("unknown layer {} (known: steering, strategy, orchestration, execution, quality)", scalar_text(item))),
+                None => self.issue(
+                    path,
+                    &format!(
+                        "unknown layer {} (known: steering, strategy, orchestration, execution, quality)",
+                        scalar_text(item)
+                    ),
+                ),
             }
         }
         layers

@@ -30,14 +30,22 @@ fn attributed<'r>(registry: &'r Registry, facts: CallFacts<'_>) -> Option<&'r st
 fn loads_the_operating_model_fixture() {
     let registry = registry(FIXTURE);
     assert_eq!(registry.integrations.len(), 15);
-    let servicenow = registry.integrations.iter().find(|i| i.id == "incident-management").expect("ServiceNow");
+    let servicenow = registry
+        .integrations
+        .iter()
+        .find(|i| i.id == "incident-management")
+        .expect("ServiceNow");
     assert_eq!(servicenow.name, "ServiceNow");
     assert_eq!(servicenow.category, "enterprise_toolchain");
     assert_eq!(servicenow.kind, "itsm");
     assert_eq!(servicenow.connection, Connection::Mcp);
     assert_eq!(servicenow.metadata["sync_direction"], "bidirectional");
     assert_eq!(servicenow.metadata["mcp_server"], "true");
-    let grafana = registry.integrations.iter().find(|i| i.id == "dashboards").expect("Grafana");
+    let grafana = registry
+        .integrations
+        .iter()
+        .find(|i| i.id == "dashboards")
+        .expect("Grafana");
     assert_eq!(grafana.connection, Connection::DataExport);
     assert_eq!(registry.version.len(), 12);
 }
@@ -46,14 +54,32 @@ fn loads_the_operating_model_fixture() {
 #[test]
 fn matches_by_name() {
     let registry = registry(FIXTURE);
-    let tool = |name| CallFacts { tool: Some(name), ..Default::default() };
-    let host = |name| CallFacts { server_address: Some(name), ..Default::default() };
-    assert_eq!(attributed(&registry, tool("servicenow.create_incident")), Some("incident-management"));
-    assert_eq!(attributed(&registry, host("mcp.servicenow.acme.internal")), Some("incident-management"));
+    let tool = |name| CallFacts {
+        tool: Some(name),
+        ..Default::default()
+    };
+    let host = |name| CallFacts {
+        server_address: Some(name),
+        ..Default::default()
+    };
+    assert_eq!(
+        attributed(&registry, tool("servicenow.create_incident")),
+        Some("incident-management")
+    );
+    assert_eq!(
+        attributed(&registry, host("mcp.servicenow.acme.internal")),
+        Some("incident-management")
+    );
     assert_eq!(attributed(&registry, tool("jira_search")), Some("work-tracking"));
-    assert_eq!(attributed(&registry, tool("github_actions_dispatch")), Some("primary-pipeline"));
+    assert_eq!(
+        attributed(&registry, tool("github_actions_dispatch")),
+        Some("primary-pipeline")
+    );
     assert_eq!(attributed(&registry, tool("Slack-Post-Message")), Some("team-chat"));
-    let url = CallFacts { url: Some("https://api.zendesk.com/v2/tickets"), ..Default::default() };
+    let url = CallFacts {
+        url: Some("https://api.zendesk.com/v2/tickets"),
+        ..Default::default()
+    };
     assert_eq!(attributed(&registry, url), Some("customer-support"));
     assert_eq!(attributed(&registry, tool("confluence_search")), None);
     assert_eq!(attributed(&registry, tool("jirassic")), None, "whole words only");
@@ -82,19 +108,67 @@ integrations:
 "#;
     let registry = registry(text);
     let cases = [
-        (CallFacts { tool: Some("jira_search"), ..Default::default() }, "match.tools"),
-        (CallFacts { tool: Some("confluence_page_get"), ..Default::default() }, "match.tool_prefixes"),
-        (CallFacts { server_address: Some("acme.atlassian.net"), ..Default::default() }, "match.hosts"),
-        (CallFacts { server_address: Some("wiki.acme.internal"), ..Default::default() }, "match.hosts"),
-        (CallFacts { url: Some("https://api.acme.internal/atlassian/rest/1"), ..Default::default() }, "match.url_prefixes"),
-        (CallFacts { services: [Some("atlassian-gateway"), None, None, None], ..Default::default() }, "match.services"),
+        (
+            CallFacts {
+                tool: Some("jira_search"),
+                ..Default::default()
+            },
+            "match.tools",
+        ),
+        (
+            CallFacts {
+                tool: Some("confluence_page_get"),
+                ..Default::default()
+            },
+            "match.tool_prefixes",
+        ),
+        (
+            CallFacts {
+                server_address: Some("acme.atlassian.net"),
+                ..Default::default()
+            },
+            "match.hosts",
+        ),
+        (
+            CallFacts {
+                server_address: Some("wiki.acme.internal"),
+                ..Default::default()
+            },
+            "match.hosts",
+        ),
+        (
+            CallFacts {
+                url: Some("https://api.acme.internal/atlassian/rest/1"),
+                ..Default::default()
+            },
+            "match.url_prefixes",
+        ),
+        (
+            CallFacts {
+                services: [Some("atlassian-gateway"), None, None, None],
+                ..Default::default()
+            },
+            "match.services",
+        ),
     ];
     for (facts, rule) in cases {
         let attribution = registry.matcher.attribute(&facts).expect("attributed");
-        assert_eq!(registry.integrations[attribution.integration].id, "atlassian-cloud", "{facts:?}");
+        assert_eq!(
+            registry.integrations[attribution.integration].id, "atlassian-cloud",
+            "{facts:?}"
+        );
         assert!(attribution.rule.starts_with(rule), "{} for {facts:?}", attribution.rule);
     }
-    assert_eq!(attributed(&registry, CallFacts { tool: Some("jira_create_issue"), ..Default::default() }), Some("work-tracking"));
+    assert_eq!(
+        attributed(
+            &registry,
+            CallFacts {
+                tool: Some("jira_create_issue"),
+                ..Default::default()
+            }
+        ),
+        Some("work-tracking")
+    );
     assert_eq!(registry.integrations[1].layers, [Layer::Execution, Layer::Quality]);
 }
 
@@ -147,10 +221,19 @@ fn requires_an_integrations_section() {
 /// Guarantees: `agents.layers` in CONFIG.yaml is read in order, then fleetpipe's own rules.
 #[test]
 fn agent_layers_from_both_places() {
-    let text = FIXTURE.replace("agents:\n  runtime", "agents:\n  layers:\n    \"planner-*\": strategy\n  runtime");
+    let text = FIXTURE.replace(
+        "agents:\n  runtime",
+        "agents:\n  layers:\n    \"planner-*\": strategy\n  runtime",
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("CONFIG.yaml"), text).expect("write");
     let extra = AgentLayers(vec![("*".into(), Layer::Execution)]);
     let registry = Registry::load(dir.path(), &extra).expect("valid");
-    assert_eq!(registry.agent_layers, [("planner-*".to_owned(), Layer::Strategy), ("*".to_owned(), Layer::Execution)]);
+    assert_eq!(
+        registry.agent_layers,
+        [
+            ("planner-*".to_owned(), Layer::Strategy),
+            ("*".to_owned(), Layer::Execution)
+        ]
+    );
 }

@@ -133,11 +133,31 @@ impl Metrics {
             "Capacity of the exporter queue",
             m.exporter_queue_capacity.clone(),
         );
-        r.register(format!("{p}_registry_info"), "The integration registry in use", m.registry_info.clone());
-        r.register(format!("{p}_registry_loaded_timestamp_seconds"), "When the registry in use was loaded", m.registry_loaded_at.clone());
-        r.register(format!("{p}_registry_integrations"), "Integrations in the registry in use", m.registry_integrations.clone());
-        r.register(format!("{p}_registry_reloads"), "Registry reload attempts by outcome", m.registry_reloads.clone());
-        r.register(format!("{p}_shadow_integration_calls"), "Calls to unregistered tools or hosts, by target", m.shadow_calls.clone());
+        r.register(
+            format!("{p}_registry_info"),
+            "The integration registry in use",
+            m.registry_info.clone(),
+        );
+        r.register(
+            format!("{p}_registry_loaded_timestamp_seconds"),
+            "When the registry in use was loaded",
+            m.registry_loaded_at.clone(),
+        );
+        r.register(
+            format!("{p}_registry_integrations"),
+            "Integrations in the registry in use",
+            m.registry_integrations.clone(),
+        );
+        r.register(
+            format!("{p}_registry_reloads"),
+            "Registry reload attempts by outcome",
+            m.registry_reloads.clone(),
+        );
+        r.register(
+            format!("{p}_shadow_integration_calls"),
+            "Calls to unregistered tools or hosts, by target",
+            m.shadow_calls.clone(),
+        );
         m
     }
 

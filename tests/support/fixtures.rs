@@ -337,3 +337,35 @@ pub fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
         }],
     }
 }
+
+/// One span of `kind` with string attributes, for attribution tests.
+pub fn span(name: &str, kind: SpanKind, attributes: &[(&str, &str)]) -> Span {
+    Span {
+        trace_id: [next_id().to_be_bytes(), next_id().to_be_bytes()].concat(),
+        span_id: next_id().to_be_bytes().to_vec(),
+        name: name.into(),
+        kind: kind as i32,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_500_000_000,
+        attributes: attributes.iter().map(|(k, v)| string(k, v)).collect(),
+        ..Default::default()
+    }
+}
+
+/// A traces request of `spans` under one resource with string attributes.
+pub fn traces(resource_attributes: &[(&str, &str)], spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: resource_attributes.iter().map(|(k, v)| string(k, v)).collect(),
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(scope()),
+                spans,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
