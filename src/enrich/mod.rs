@@ -48,6 +48,32 @@ impl Default for EnrichConfig {
     }
 }
 
+/// The record tag names, built once from the configured prefix.
+struct TagKeys {
+    id: String,
+    name: String,
+    category: String,
+    kind: String,
+    connection: String,
+    registered: String,
+    target: String,
+}
+
+impl TagKeys {
+    fn new(prefix: &str) -> TagKeys {
+        let key = |name: &str| format!("{prefix}{name}");
+        TagKeys {
+            id: key("id"),
+            name: key("name"),
+            category: key("category"),
+            kind: key("kind"),
+            connection: key("connection"),
+            registered: key("registered"),
+            target: key("target"),
+        }
+    }
+}
+
 /// Most distinct shadow targets counted by name; further ones are counted as `other` so a
 /// hostile sender cannot grow the metrics without bound.
 const MAX_SHADOW_TARGETS: usize = 1000;
@@ -55,6 +81,7 @@ const MAX_SHADOW_TARGETS: usize = 1000;
 pub struct Enrich {
     registry: Arc<RegistryHandle>,
     config: EnrichConfig,
+    keys: TagKeys,
     metrics: Arc<Metrics>,
     shadow_targets: Mutex<HashSet<String>>,
 }
@@ -62,6 +89,7 @@ pub struct Enrich {
 impl Enrich {
     pub fn new(registry: Arc<RegistryHandle>, config: EnrichConfig, metrics: Arc<Metrics>) -> Enrich {
         Enrich {
+            keys: TagKeys::new(&config.tag_prefix),
             registry,
             config,
             metrics,
@@ -151,23 +179,23 @@ impl Tagger<'_> {
             genai::normalize(attributes);
         }
         let facts = call_facts(attributes);
-        let prefix = &self.enrich.config.tag_prefix;
+        let keys = &self.enrich.keys;
         let overwrite = self.enrich.config.overwrite;
-        let tag = |attributes: &mut Vec<KeyValue>, name: &str, value: Value| {
-            set(attributes, &format!("{prefix}{name}"), value, overwrite)
-        };
+        let tag = |attributes: &mut Vec<KeyValue>, key: &str, value: Value| set(attributes, key, value, overwrite);
         if let Some(attribution) = self.registry.matcher.attribute(&facts) {
             let integration = &self.registry.integrations[attribution.integration];
-            tag(attributes, "id", Value::StringValue(integration.id.clone()));
-            tag(attributes, "name", Value::StringValue(integration.name.clone()));
-            tag(attributes, "category", Value::StringValue(integration.category.clone()));
-            tag(attributes, "kind", Value::StringValue(integration.kind.clone()));
+            attributes.reserve(6);
+            tag(attributes, &keys.id, Value::StringValue(integration.id.clone()));
+            tag(attributes, &keys.name, Value::StringValue(integration.name.clone()));
             tag(
                 attributes,
-                "connection",
-                Value::StringValue(integration.connection.as_str().to_owned()),
+                &keys.category,
+                Value::StringValue(integration.category.clone()),
             );
-            tag(attributes, "registered", Value::BoolValue(true));
+            tag(attributes, &keys.kind, Value::StringValue(integration.kind.clone()));
+            let connection = integration.connection.as_str().to_owned();
+            tag(attributes, &keys.connection, Value::StringValue(connection));
+            tag(attributes, &keys.registered, Value::BoolValue(true));
             return;
         }
         let Some(is_client) = outbound else { return };
@@ -175,8 +203,8 @@ impl Tagger<'_> {
         let is_shadow = !facts.is_inference() && (facts.is_tool_call() || (is_client && remote));
         if let (true, Some(target)) = (is_shadow, facts.target()) {
             let target = target.to_owned();
-            tag(attributes, "registered", Value::BoolValue(false));
-            tag(attributes, "target", Value::StringValue(target.clone()));
+            tag(attributes, &keys.registered, Value::BoolValue(false));
+            tag(attributes, &keys.target, Value::StringValue(target.clone()));
             self.enrich.count_shadow(target);
         }
     }

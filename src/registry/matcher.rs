@@ -128,7 +128,15 @@ impl Matcher {
 
     /// The integration a call belongs to: explicit `match` rules first, then names.
     pub fn attribute(&self, facts: &CallFacts<'_>) -> Option<Attribution> {
-        self.by_rules(facts).or_else(|| self.by_name(facts))
+        let has_rules = !(self.tools.is_empty()
+            && self.tool_prefixes.is_empty()
+            && self.hosts.is_empty()
+            && self.host_suffixes.is_empty()
+            && self.host_globs.is_empty()
+            && self.url_prefixes.is_empty()
+            && self.services.is_empty());
+        let by_rules = if has_rules { self.by_rules(facts) } else { None };
+        by_rules.or_else(|| self.by_name(facts))
     }
 
     fn by_rules(&self, facts: &CallFacts<'_>) -> Option<Attribution> {
@@ -197,18 +205,21 @@ impl Matcher {
             ("db.system.name", facts.services[3]),
             ("gen_ai.provider.name", facts.provider),
         ];
+        let mut folded = String::new();
+        let mut joined = String::new();
         candidates.into_iter().find_map(|(attribute, value)| {
             let value = value?;
-            let words: Vec<String> = value
+            folded.clear();
+            folded.extend(value.chars().flat_map(char::to_lowercase));
+            let words: Vec<&str> = folded
                 .split(|c: char| !c.is_alphanumeric())
                 .filter(|w| !w.is_empty())
-                .map(str::to_lowercase)
                 .collect();
             for start in 0..words.len() {
-                let mut joined = String::new();
+                joined.clear();
                 for word in words.iter().skip(start).take(MAX_WORDS_IN_NAME) {
                     joined.push_str(word);
-                    if let Some(&i) = self.names.get(&joined) {
+                    if let Some(&i) = self.names.get(joined.as_str()) {
                         return Some(Attribution {
                             integration: i,
                             rule: format!("name in {attribute} {value:?}"),
