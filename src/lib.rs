@@ -1,5 +1,6 @@
 //! fleetpipe: an OTLP pipeline stage for fleets of AI agents.
 
+pub mod analytics;
 pub mod app;
 pub mod compression;
 pub mod config;

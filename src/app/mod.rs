@@ -1,11 +1,13 @@
 //! The commands: `run`, `validate` and `config default`. `main.rs` parses the command line and
 //! calls [`run`].
 
+mod query;
 mod registry;
 mod service;
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, DEFAULT_CONFIG};
@@ -36,6 +38,22 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Run SQL against the live analytics windows of a running fleetpipe.
+    Query {
+        /// The query, e.g. `SELECT integration_id, count(*) FROM spans GROUP BY 1`.
+        sql: Option<String>,
+        /// Read the query from a file (a detector file works: its header is a comment).
+        #[arg(long, conflicts_with = "sql")]
+        file: Option<PathBuf>,
+        /// The running fleetpipe's metrics endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:8888")]
+        endpoint: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: QueryFormat,
+        /// Print the tables and their columns instead of querying.
+        #[arg(long)]
+        schema: bool,
+    },
     /// The integration registry as fleetpipe reads it.
     Registry {
         #[command(subcommand)]
@@ -47,6 +65,14 @@ pub enum Command {
         #[arg(long, global = true)]
         registry: Option<PathBuf>,
     },
+}
+
+/// Output formats of `fleetpipe query`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum QueryFormat {
+    Table,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +107,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .map_or("built-in default config".into(), |p| p.display().to_string());
             let loaded = Config::load(config.as_deref())?;
             registry::check(&loaded)?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(query::check_detectors(&loaded))?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(query::check_detectors(&loaded))?;
             println!("{source}: configuration is valid");
             Ok(())
         }
@@ -89,6 +119,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             print!("{DEFAULT_CONFIG}");
             Ok(())
+        }
+        Command::Query {
+            sql,
+            file,
+            endpoint,
+            format,
+            schema,
+        } => {
+            if schema {
+                print!("{}", crate::analytics::query::schema_text());
+                return Ok(());
+            }
+            let sql = match (sql, file) {
+                (Some(sql), _) => sql,
+                (None, Some(file)) => {
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+                }
+                (None, None) => anyhow::bail!("give the SQL, or --file, or --schema"),
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(query::run(&endpoint, &sql, format))
         }
         Command::Registry {
             command,

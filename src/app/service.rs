@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ProcessorConfig, ReceiverConfig, component_type};
+use crate::analytics::{self, query::QueryService};
+use crate::config::{Config, ExporterConfig, ProcessorConfig, ReceiverConfig, component_type};
 use crate::enrich::Enrich;
 use crate::export::{self, ExporterHandle};
 use crate::pipeline::batch::{self, BatchConfig};
@@ -41,7 +42,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
 
     let mut exporter_workers = JoinSet::new();
-    let exporters = start_exporters(&config, &metrics, &give_up, &mut exporter_workers)?;
+    let Exporters {
+        handles: exporters,
+        query,
+    } = start_exporters(&config, registry.as_ref(), &metrics, &give_up, &mut exporter_workers)?;
     let mut batchers = JoinSet::new();
     let stages = Stages {
         config: &config,
@@ -79,7 +83,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     endpoints.spawn(server::serve(
         metrics_listener,
-        telemetry::metrics_router(Arc::clone(&metrics)),
+        telemetry::metrics_router(Arc::clone(&metrics), query),
         limits,
         endpoints_shutdown.clone(),
     ));
@@ -112,22 +116,53 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts every exporter that a pipeline uses.
+/// Every exporter a pipeline uses, and the analytics query service if analytics is one.
+struct Exporters {
+    handles: BTreeMap<String, ExporterHandle>,
+    query: Option<QueryService>,
+}
+
+/// Starts every exporter that a pipeline uses. Analytics starts last: its findings go out
+/// through the exporters of the `logs` pipelines.
 fn start_exporters(
     config: &Config,
+    registry: Option<&Arc<RegistryHandle>>,
     metrics: &Arc<Metrics>,
     give_up: &CancellationToken,
     workers: &mut JoinSet<()>,
-) -> anyhow::Result<BTreeMap<String, ExporterHandle>> {
+) -> anyhow::Result<Exporters> {
     let used: BTreeSet<&String> = config.service.pipelines.values().flat_map(|p| &p.exporters).collect();
     let mut handles = BTreeMap::new();
+    let mut analytics = Vec::new();
     for name in used {
-        let exporter_config = &config.exporters[name];
-        let handle = export::start(name, exporter_config, metrics, give_up, workers)
-            .with_context(|| format!("exporters.{name}"))?;
-        handles.insert(name.clone(), handle);
+        match &config.exporters[name] {
+            ExporterConfig::Analytics(analytics_config) => analytics.push((name, analytics_config)),
+            exporter_config => {
+                let handle = export::start(name, exporter_config, metrics, give_up, workers)
+                    .with_context(|| format!("exporters.{name}"))?;
+                handles.insert(name.clone(), handle);
+            }
+        }
     }
-    Ok(handles)
+    let mut query = None;
+    for (name, analytics_config) in analytics {
+        let outputs: BTreeSet<&String> = config
+            .service
+            .pipelines
+            .iter()
+            .filter(|(pipeline, _)| component_type(pipeline) == "logs")
+            .flat_map(|(_, p)| &p.exporters)
+            .filter(|e| handles.contains_key(*e))
+            .collect();
+        if outputs.is_empty() {
+            tracing::warn!(exporter = %name, "No logs pipeline with an exporter: anomaly findings go only to signal files.");
+        }
+        let outputs = outputs.into_iter().map(|e| handles[e].clone()).collect();
+        let (handle, service) = analytics::start(name, analytics_config, registry.cloned(), outputs, metrics, workers);
+        handles.insert(name.clone(), handle);
+        query.get_or_insert(service);
+    }
+    Ok(Exporters { handles, query })
 }
 
 /// Starts each pipeline's batch task and returns the pipelines' inputs by name.

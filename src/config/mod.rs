@@ -17,6 +17,7 @@ use serde_yaml::Value;
 
 pub use service::{HealthConfig, LogFormat, LogsConfig, MetricsConfig, PipelineConfig, ServiceConfig, TelemetryConfig};
 
+use crate::analytics::AnalyticsConfig;
 use crate::enrich::EnrichConfig;
 use crate::export::config::{DebugExporterConfig, FileExporterConfig, OtlpExporterConfig};
 use crate::pipeline::Signal;
@@ -58,6 +59,7 @@ pub enum ExporterConfig {
     OtlpHttp(OtlpExporterConfig),
     Debug(DebugExporterConfig),
     File(FileExporterConfig),
+    Analytics(AnalyticsConfig),
 }
 
 /// One problem in a configuration file: always the user's to fix.
@@ -235,7 +237,7 @@ impl ExporterConfig {
                 c
             }
             ExporterConfig::OtlpHttp(c) => c,
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) => return,
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Analytics(_) => return,
         };
         if !matches!(otlp.endpoint.scheme(), "http" | "https") {
             issues.push(&[base, &["endpoint"]].concat(), "not an http:// or https:// URL");
@@ -402,7 +404,8 @@ fn parse_exporter(issues: &mut Issues<'_>, path: &[&str], value: Value) -> Optio
         "otlp_http" => issues.section(path, value).map(ExporterConfig::OtlpHttp),
         "debug" => issues.section(path, value).map(ExporterConfig::Debug),
         "file" => issues.section(path, value).map(ExporterConfig::File),
-        other => unknown_type(issues, path, other, "otlp, otlp_http, debug, file"),
+        "analytics" => issues.section(path, value).map(ExporterConfig::Analytics),
+        other => unknown_type(issues, path, other, "otlp, otlp_http, debug, file, analytics"),
     }
 }
 

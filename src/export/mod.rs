@@ -44,6 +44,27 @@ pub struct ExporterHandle {
 }
 
 impl ExporterHandle {
+    /// A handle on `queue`, for consumers other than the network exporters (analytics).
+    pub fn new(
+        name: &str,
+        queue: mpsc::Sender<Arc<Payload>>,
+        block_on_overflow: bool,
+        metrics: &Arc<Metrics>,
+    ) -> ExporterHandle {
+        metrics
+            .exporter_queue_capacity
+            .get_or_create(&QueueLabels {
+                exporter: name.to_owned(),
+            })
+            .set(queue.max_capacity() as i64);
+        ExporterHandle {
+            name: name.into(),
+            queue,
+            block_on_overflow,
+            metrics: Arc::clone(metrics),
+        }
+    }
+
     /// Queues a batch. A full queue waits when `block_on_overflow` is set; otherwise the batch
     /// is dropped for this exporter only, counted and logged.
     pub async fn enqueue(&self, payload: Arc<Payload>) {
@@ -144,29 +165,20 @@ pub fn start(
             RetryConfig::default(),
             local_queue,
         ),
+        // Our bug if reached: analytics has its own consumer (`analytics::start`).
+        ExporterConfig::Analytics(_) => return Err(ExportError::Setup("analytics is not a network exporter".into())),
     };
     let (tx, rx) = mpsc::channel(queue.queue_size);
-    let name: Arc<str> = name.into();
-    metrics
-        .exporter_queue_capacity
-        .get_or_create(&QueueLabels {
-            exporter: name.to_string(),
-        })
-        .set(queue.queue_size as i64);
+    let handle = ExporterHandle::new(name, tx, queue.block_on_overflow, metrics);
     let exporter = Arc::new(Exporter {
-        name: Arc::clone(&name),
+        name: Arc::clone(&handle.name),
         destination,
         retry,
         metrics: Arc::clone(metrics),
         give_up: give_up.clone(),
     });
     workers.spawn(run_worker(exporter, rx, queue.num_consumers));
-    Ok(ExporterHandle {
-        name,
-        queue: tx,
-        block_on_overflow: queue.block_on_overflow,
-        metrics: Arc::clone(metrics),
-    })
+    Ok(handle)
 }
 
 async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Payload>>, consumers: usize) {

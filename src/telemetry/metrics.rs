@@ -76,6 +76,14 @@ pub struct Metrics {
     pub registry_reloads: Family<Vec<(String, String)>, Counter>,
     /// Outbound calls to tools or hosts the registry does not know, by target.
     pub shadow_calls: Family<Vec<(String, String)>, Counter>,
+    /// Bytes held by analytics windows and history.
+    pub analytics_memory_bytes: Gauge,
+    /// Anomaly findings by detector and severity.
+    pub findings: Family<Vec<(String, String)>, Counter>,
+    /// Detector files that failed to load and runs that failed or timed out.
+    pub detector_errors: Family<Vec<(String, String)>, Counter>,
+    /// Duration of each detector's last run.
+    pub detector_run_seconds: Family<Vec<(String, String)>, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Metrics {
@@ -157,6 +165,26 @@ impl Metrics {
             format!("{p}_shadow_integration_calls"),
             "Calls to unregistered tools or hosts, by target",
             m.shadow_calls.clone(),
+        );
+        r.register(
+            format!("{p}_analytics_memory_bytes"),
+            "Bytes held by analytics windows and history",
+            m.analytics_memory_bytes.clone(),
+        );
+        r.register(
+            format!("{p}_anomaly_findings"),
+            "Anomaly findings by detector and severity",
+            m.findings.clone(),
+        );
+        r.register(
+            format!("{p}_detector_errors"),
+            "Detector load failures and failed or timed-out runs",
+            m.detector_errors.clone(),
+        );
+        r.register(
+            format!("{p}_detector_run_seconds"),
+            "Duration of each detector's last run",
+            m.detector_run_seconds.clone(),
         );
         m
     }

@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use tracing_subscriber::EnvFilter;
 
+use crate::analytics::query::QueryService;
 use crate::config::{LogFormat, LogsConfig};
 use metrics::Metrics;
 
@@ -62,9 +63,10 @@ pub fn health_router(health: Arc<Health>) -> Router {
         .with_state(health)
 }
 
-/// `GET /metrics` in the Prometheus text format.
-pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
-    Router::new()
+/// `GET /metrics` in the Prometheus text format, and `POST /query` (SQL in the body, JSON
+/// rows out) when analytics runs.
+pub fn metrics_router(metrics: Arc<Metrics>, query: Option<QueryService>) -> Router {
+    let router = Router::new()
         .route(
             "/metrics",
             get(|State(metrics): State<Arc<Metrics>>| async move {
@@ -75,5 +77,21 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
                     .into_response()
             }),
         )
-        .with_state(metrics)
+        .with_state(metrics);
+    router.route(
+        "/query",
+        post(move |sql: String| async move {
+            let Some(service) = query else {
+                let body = serde_json::json!({"error": "analytics is not configured"});
+                return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+            };
+            match service.run(&sql).await {
+                Ok(rows) => (StatusCode::OK, axum::Json(rows)).into_response(),
+                Err(error) => {
+                    let body = serde_json::json!({"error": error.to_string()});
+                    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+                }
+            }
+        }),
+    )
 }

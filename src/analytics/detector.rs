@@ -1,0 +1,291 @@
+//! Detectors: one SQL file each in `queries/`, a header of `-- key: value` comments and one
+//! query whose rows are findings. Each is planned once against the window tables and
+//! executed on every run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::window::{Table, WindowStore, WindowTable};
+
+/// How serious a detector's findings are; mapped to OTLP log severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(text: &str) -> Option<Severity> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "info" => Some(Severity::Info),
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// OTLP `SeverityNumber`: INFO, WARN, WARN, ERROR, FATAL.
+    pub fn otlp_number(self) -> i32 {
+        match self {
+            Severity::Info => 9,
+            Severity::Low | Severity::Medium => 13,
+            Severity::High => 17,
+            Severity::Critical => 21,
+        }
+    }
+}
+
+/// A detector file, parsed.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    pub name: String,
+    pub description: String,
+    pub severity: Severity,
+    /// How often it runs.
+    pub every: Duration,
+    /// How far back the record tables reach.
+    pub window: Duration,
+    /// Columns that identify one ongoing anomaly; all text columns when not given.
+    pub key: Option<Vec<String>>,
+    pub sql: String,
+    pub file: PathBuf,
+    /// Lines before the query starts, to report query errors at file lines.
+    pub header_lines: usize,
+}
+
+/// A detector file that cannot be used: the detector author's to fix.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{file} (line {line}): {message}")]
+pub struct DetectorError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl Detector {
+    /// Parses a detector file; `default_every` applies when the header gives no `every`.
+    pub fn parse(file: &Path, text: &str, default_every: Duration) -> Result<Detector, DetectorError> {
+        let error = |line: usize, message: String| DetectorError {
+            file: file.display().to_string(),
+            line,
+            message,
+        };
+        let mut fields = BTreeMap::new();
+        let mut header_lines = 0;
+        for (index, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            let Some(comment) = trimmed.strip_prefix("--") else {
+                if trimmed.is_empty() {
+                    header_lines = index + 1;
+                    continue;
+                }
+                break;
+            };
+            header_lines = index + 1;
+            if let Some((key, value)) = comment.split_once(':') {
+                let key = key.trim().to_ascii_lowercase();
+                if matches!(
+                    key.as_str(),
+                    "name" | "description" | "severity" | "every" | "window" | "key"
+                ) {
+                    fields.insert(key, (index + 1, value.trim().to_owned()));
+                }
+            }
+        }
+        let sql: String = text.lines().skip(header_lines).collect::<Vec<_>>().join("\n");
+        if sql.trim().is_empty() {
+            return Err(error(header_lines.max(1), "no query after the header".into()));
+        }
+        let get = |key: &str| fields.get(key).map(|(line, value)| (*line, value.as_str()));
+        let duration = |key: &str, default: Duration| match get(key) {
+            Some((line, value)) => humantime::parse_duration(value)
+                .map_err(|e| error(line, format!("`{key}: {value}` is not a duration: {e}"))),
+            None => Ok(default),
+        };
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let severity = match get("severity") {
+            Some((line, value)) => Severity::parse(value).ok_or_else(|| {
+                error(
+                    line,
+                    format!("unknown severity `{value}` (info, low, medium, high, critical)"),
+                )
+            })?,
+            None => Severity::Medium,
+        };
+        let every = duration("every", default_every)?;
+        Ok(Detector {
+            name: get("name").map_or(stem, |(_, v)| v.to_owned()),
+            description: get("description").map(|(_, v)| v.to_owned()).unwrap_or_default(),
+            severity,
+            every,
+            window: duration("window", every)?,
+            key: get("key").map(|(_, v)| {
+                v.split(',')
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .collect()
+            }),
+            sql,
+            file: file.to_owned(),
+            header_lines,
+        })
+    }
+}
+
+/// A detector planned against the window tables.
+pub struct Prepared {
+    pub detector: Detector,
+    context: SessionContext,
+    plan: LogicalPlan,
+}
+
+/// A fresh session whose tables read `store`, reaching `span` back, under a memory limit.
+pub fn session(
+    store: &Arc<RwLock<WindowStore>>,
+    span: Duration,
+    memory_limit: usize,
+) -> datafusion::error::Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory_limit, 1.0)
+        .build_arc()?;
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_information_schema(false);
+    let context = SessionContext::new_with_config_rt(config, runtime);
+    for table in Table::ALL {
+        let provider = WindowTable {
+            store: Arc::clone(store),
+            table,
+            span,
+        };
+        context.register_table(table.name(), Arc::new(provider))?;
+    }
+    Ok(context)
+}
+
+impl Prepared {
+    /// Plans the detector's query; planning errors name the file and line.
+    pub async fn new(
+        detector: Detector,
+        store: &Arc<RwLock<WindowStore>>,
+        memory_limit: usize,
+    ) -> Result<Prepared, DetectorError> {
+        let located = |message: String| {
+            let line = sql_line(&message).map_or(detector.header_lines + 1, |l| detector.header_lines + l);
+            DetectorError {
+                file: detector.file.display().to_string(),
+                line,
+                message,
+            }
+        };
+        let context = session(store, detector.window, memory_limit).map_err(|e| located(e.to_string()))?;
+        let plan = context
+            .state()
+            .create_logical_plan(&detector.sql)
+            .await
+            .map_err(|e| located(e.to_string()))?;
+        Ok(Prepared {
+            detector,
+            context,
+            plan,
+        })
+    }
+
+    /// Runs the planned query over the current windows.
+    pub async fn run(&self) -> datafusion::error::Result<Vec<RecordBatch>> {
+        self.context
+            .execute_logical_plan(self.plan.clone())
+            .await?
+            .collect()
+            .await
+    }
+}
+
+/// The query line in a SQL parser message ("… at Line: 3, Column: 7").
+fn sql_line(message: &str) -> Option<usize> {
+    let rest = &message[message.find("Line: ")? + "Line: ".len()..];
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guarantees: header fields are read, `window` defaults to `every`, the query follows.
+    #[test]
+    fn parses_header() {
+        let text = "-- name: loop\n-- description: Same tool again and again.\n-- severity: high\n-- every: 5s\n-- key: agent, tool_name\n\nSELECT 1\n";
+        let detector = Detector::parse(Path::new("queries/loop.sql"), text, Duration::from_secs(10)).expect("valid");
+        assert_eq!(detector.name, "loop");
+        assert_eq!(detector.severity, Severity::High);
+        assert_eq!(detector.every, Duration::from_secs(5));
+        assert_eq!(detector.window, Duration::from_secs(5));
+        assert_eq!(detector.key, Some(vec!["agent".to_owned(), "tool_name".to_owned()]));
+        assert_eq!(detector.sql.trim(), "SELECT 1");
+        assert_eq!(detector.header_lines, 6);
+    }
+
+    /// Guarantees: a bad header value is reported at its line.
+    #[test]
+    fn bad_header_value_has_line() {
+        let error = Detector::parse(
+            Path::new("q.sql"),
+            "-- name: x\n-- every: soon\nSELECT 1",
+            Duration::from_secs(1),
+        )
+        .expect_err("bad every");
+        assert_eq!(error.line, 2);
+        assert!(error.message.contains("not a duration"), "{}", error.message);
+    }
+
+    /// Guarantees: a syntax error in the query is reported at its line in the file.
+    #[tokio::test]
+    async fn syntax_error_has_file_line() {
+        let store = Arc::new(RwLock::new(WindowStore::default()));
+        let text =
+            "-- name: broken\n-- every: 1s\nSELECT agent,\n  count(*)\nFROM spans\nGROUP BY agent\nHAVING count( > 3";
+        let detector = Detector::parse(Path::new("queries/broken.sql"), text, Duration::from_secs(1)).expect("header");
+        let Err(error) = Prepared::new(detector, &store, 64 << 20).await else {
+            panic!("syntax error expected")
+        };
+        assert_eq!(error.line, 7, "{error}");
+        assert!(
+            error.to_string().starts_with("queries/broken.sql (line 7): "),
+            "{error}"
+        );
+    }
+
+    /// Guarantees: a query naming an unknown column fails at planning, not at run time.
+    #[tokio::test]
+    async fn unknown_column_fails_planning() {
+        let store = Arc::new(RwLock::new(WindowStore::default()));
+        let detector =
+            Detector::parse(Path::new("q.sql"), "SELECT nonsense FROM spans", Duration::from_secs(1)).expect("header");
+        assert!(Prepared::new(detector, &store, 64 << 20).await.is_err());
+    }
+}

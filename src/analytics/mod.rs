@@ -1,0 +1,431 @@
+//! Anomaly detection: enriched telemetry becomes Arrow tables in rolling windows, the SQL
+//! detectors in `queries/` run on DataFusion over them, and each finding goes out as an OTLP
+//! log record and, when configured, as a signal file.
+//!
+//! Analytics is configured as an exporter (`exporters.analytics`) so that it receives the
+//! pipeline's batches by the same fan-out as any destination: its queue never blocks, and
+//! what arrives while it is behind is shed and counted
+//! (`fleetpipe_exporter_dropped_items_total{exporter="analytics"}`), never stalling ingest.
+//!
+//! Cancellation: the ingest task ends when its queue closes; the detector task ends when the
+//! ingest task does. Neither holds data anyone acknowledged.
+
+pub mod detector;
+pub mod query;
+pub mod signal;
+pub mod tables;
+mod window;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::export::ExporterHandle;
+use crate::pipeline::Payload;
+use crate::registry::RegistryHandle;
+use crate::telemetry::metrics::Metrics;
+use detector::{Detector, DetectorError, Prepared};
+use signal::SignalFiles;
+use tables::WindowBuilder;
+use window::{ClosedWindow, WindowStore};
+
+/// Settings of the `analytics` exporter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalyticsConfig {
+    /// Folder of detector files (`*.sql`), watched for changes.
+    pub queries: PathBuf,
+    /// Length of a tumbling window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// How long closed windows stay queryable.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How long the per-window rollups in `history` are kept for baselines.
+    #[serde(with = "humantime_serde")]
+    pub history_retention: Duration,
+    /// Memory DataFusion may use for one query, in MiB.
+    pub memory_limit_mib: usize,
+    /// Batches waiting for analytics; beyond it input is shed and counted.
+    pub queue_size: usize,
+    /// Longest a detector run may take.
+    #[serde(with = "humantime_serde")]
+    pub run_timeout: Duration,
+    /// Folder for signal files (the operating model's `work/signals/`); none when unset.
+    pub signals_path: Option<PathBuf>,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            queries: PathBuf::from("queries"),
+            window: Duration::from_secs(10),
+            retention: Duration::from_secs(300),
+            history_retention: Duration::from_secs(3600),
+            memory_limit_mib: 256,
+            queue_size: 64,
+            run_timeout: Duration::from_secs(5),
+            signals_path: None,
+        }
+    }
+}
+
+impl AnalyticsConfig {
+    fn memory_limit(&self) -> usize {
+        self.memory_limit_mib.saturating_mul(1024 * 1024)
+    }
+}
+
+/// Parses and plans every detector in the folder, as start-up does; for `fleetpipe validate`.
+pub async fn check(config: &AnalyticsConfig) -> Result<usize, Vec<DetectorError>> {
+    let store = Arc::new(RwLock::new(WindowStore::default()));
+    let (prepared, errors) = load_detectors(&config.queries, config, &store).await;
+    if errors.is_empty() {
+        Ok(prepared.len())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Starts analytics; returns the handle the pipelines feed and the ad-hoc query service.
+pub fn start(
+    name: &str,
+    config: &AnalyticsConfig,
+    registry: Option<Arc<RegistryHandle>>,
+    outputs: Vec<ExporterHandle>,
+    metrics: &Arc<Metrics>,
+    workers: &mut JoinSet<()>,
+) -> (ExporterHandle, query::QueryService) {
+    let (tx, rx) = mpsc::channel(config.queue_size.max(1));
+    let store = Arc::new(RwLock::new(WindowStore::default()));
+    let (closed_tx, closed_rx) = watch::channel(0i64);
+    let ingest = Ingest {
+        config: config.clone(),
+        store: Arc::clone(&store),
+        registry,
+        metrics: Arc::clone(metrics),
+        closed: closed_tx,
+    };
+    workers.spawn(ingest.run(rx));
+    let detectors = Detectors {
+        config: config.clone(),
+        store: Arc::clone(&store),
+        outputs,
+        metrics: Arc::clone(metrics),
+        signals: config.signals_path.clone().map(SignalFiles::new),
+        loaded: BTreeMap::new(),
+        failed: BTreeMap::new(),
+    };
+    workers.spawn(detectors.run(closed_rx));
+    let handle = ExporterHandle::new(name, tx, false, metrics);
+    (
+        handle,
+        query::QueryService::new(store, config.retention, config.memory_limit()),
+    )
+}
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Turns incoming batches into window rows and closes windows on time.
+struct Ingest {
+    config: AnalyticsConfig,
+    store: Arc<RwLock<WindowStore>>,
+    registry: Option<Arc<RegistryHandle>>,
+    metrics: Arc<Metrics>,
+    closed: watch::Sender<i64>,
+}
+
+impl Ingest {
+    async fn run(self, mut queue: mpsc::Receiver<Arc<Payload>>) {
+        let window = self.config.window.as_nanos().max(1) as i64;
+        let start_of = |t: i64| t - t.rem_euclid(window);
+        let mut builder = WindowBuilder::new(start_of(now_nanos()));
+        let mut ticker = tokio::time::interval((self.config.window / 10).max(Duration::from_millis(10)));
+        loop {
+            tokio::select! {
+                received = queue.recv() => match received {
+                    Some(payload) => {
+                        builder = self.roll(builder, start_of(now_nanos()), window).await;
+                        builder.add(&payload);
+                    }
+                    None => break,
+                },
+                _ = ticker.tick() => builder = self.roll(builder, start_of(now_nanos()), window).await,
+            }
+        }
+    }
+
+    /// Closes the current window when the clock has moved past it.
+    async fn roll(&self, builder: WindowBuilder, current: i64, window: i64) -> WindowBuilder {
+        if builder.window_start() == current {
+            return builder;
+        }
+        let start = builder.window_start();
+        match builder.finish() {
+            Ok(batches) => {
+                self.close(ClosedWindow {
+                    start,
+                    end: start + window,
+                    batches,
+                })
+                .await
+            }
+            Err(error) => tracing::error!(%error, "Could not build the analytics window; it is skipped."),
+        }
+        WindowBuilder::new(current)
+    }
+
+    async fn close(&self, closed: ClosedWindow) {
+        let end = closed.end;
+        let rollup = history_rollup(&closed).await;
+        let integrations = self.registry.as_ref().map(|r| integrations_batch(&r.current()));
+        {
+            let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(rollup) = rollup {
+                store.history.push_back((closed.start, rollup));
+            }
+            store.windows.push_back(closed);
+            if let Some(Ok(integrations)) = integrations {
+                store.integrations = Some(integrations);
+            }
+            store.evict(
+                end - self.config.retention.as_nanos() as i64,
+                end - self.config.history_retention.as_nanos() as i64,
+            );
+            self.metrics.analytics_memory_bytes.set(store.memory_bytes() as i64);
+        }
+        let _ = self.closed.send(end);
+    }
+}
+
+/// Per-window rollups for baselines: spans, errors, throttling, p95 latency and tokens per
+/// agent, layer, integration and tool.
+const HISTORY_SQL: &str = "
+SELECT window_start, agent, layer, integration_id, tool_name,
+       CAST(count(*) AS BIGINT) AS spans,
+       CAST(sum(CASE WHEN status_code = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
+       CAST(sum(CASE WHEN http_status_code = 429 OR grpc_status_code = 8 THEN 1 ELSE 0 END) AS BIGINT) AS throttled,
+       CAST(approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS DOUBLE) AS p95_duration_ms,
+       CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
+       CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens
+FROM spans
+GROUP BY window_start, agent, layer, integration_id, tool_name";
+
+async fn history_rollup(closed: &ClosedWindow) -> Option<RecordBatch> {
+    let result = async {
+        let context = SessionContext::new();
+        let spans = MemTable::try_new(tables::SPANS.clone(), vec![vec![closed.batches[0].clone()]])?;
+        context.register_table("spans", Arc::new(spans))?;
+        let batches = context.sql(HISTORY_SQL).await?.collect().await?;
+        let batch = datafusion::arrow::compute::concat_batches(&tables::HISTORY.clone(), &batches)?;
+        Ok::<_, datafusion::error::DataFusionError>(batch)
+    };
+    match result.await {
+        Ok(batch) => Some(batch),
+        Err(error) => {
+            tracing::error!(%error, "Could not roll up the analytics window into history.");
+            None
+        }
+    }
+}
+
+fn integrations_batch(
+    registry: &crate::registry::Registry,
+) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let column = |f: &dyn Fn(&crate::registry::Integration) -> Option<String>| -> ArrayRef {
+        Arc::new(registry.integrations.iter().map(f).collect::<StringArray>())
+    };
+    RecordBatch::try_new(
+        tables::INTEGRATIONS.clone(),
+        vec![
+            column(&|i| Some(i.id.clone())),
+            column(&|i| Some(i.name.clone())),
+            column(&|i| Some(i.category.clone())),
+            column(&|i| Some(i.kind.clone())),
+            column(&|i| Some(i.connection.as_str().to_owned())),
+            column(&|i| Some(i.layers.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(","))),
+            column(&|i| i.governance.as_ref().and_then(|g| g.owner.clone())),
+        ],
+    )
+}
+
+/// Reads every `*.sql` in `folder`; returns the planned detectors and the files that failed.
+async fn load_detectors(
+    folder: &Path,
+    config: &AnalyticsConfig,
+    store: &Arc<RwLock<WindowStore>>,
+) -> (Vec<Prepared>, Vec<DetectorError>) {
+    let mut prepared = Vec::new();
+    let mut errors = Vec::new();
+    for (path, _) in sql_files(folder) {
+        match load_detector(&path, config, store).await {
+            Ok(detector) => prepared.push(detector),
+            Err(error) => errors.push(error),
+        }
+    }
+    if !folder.is_dir() {
+        errors.push(DetectorError {
+            file: folder.display().to_string(),
+            line: 0,
+            message: "detector folder not found".into(),
+        });
+    }
+    (prepared, errors)
+}
+
+async fn load_detector(
+    path: &Path,
+    config: &AnalyticsConfig,
+    store: &Arc<RwLock<WindowStore>>,
+) -> Result<Prepared, DetectorError> {
+    let text = std::fs::read_to_string(path).map_err(|e| DetectorError {
+        file: path.display().to_string(),
+        line: 0,
+        message: e.to_string(),
+    })?;
+    let detector = Detector::parse(path, &text, config.window)?;
+    Prepared::new(detector, store, config.memory_limit()).await
+}
+
+/// The `*.sql` files of a folder with a fingerprint (modification time and size).
+fn sql_files(folder: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok()?;
+            Some((p, (meta.modified().ok()?, meta.len())))
+        })
+        .collect()
+}
+
+/// Runs the detectors after each closed window, reloading changed files first.
+struct Detectors {
+    config: AnalyticsConfig,
+    store: Arc<RwLock<WindowStore>>,
+    outputs: Vec<ExporterHandle>,
+    metrics: Arc<Metrics>,
+    signals: Option<SignalFiles>,
+    /// Loaded detectors by file, with the fingerprint they were loaded at and the last run.
+    loaded: BTreeMap<PathBuf, ((SystemTime, u64), Prepared, Option<i64>)>,
+    /// Files that failed to load, by fingerprint, so each failure is logged once.
+    failed: BTreeMap<PathBuf, (SystemTime, u64)>,
+}
+
+impl Detectors {
+    async fn run(mut self, mut closed: watch::Receiver<i64>) {
+        self.reload().await;
+        while closed.changed().await.is_ok() {
+            let window_end = *closed.borrow_and_update();
+            self.reload().await;
+            let due: Vec<PathBuf> = self
+                .loaded
+                .iter()
+                .filter(|(_, (_, prepared, last))| {
+                    last.is_none_or(|l| window_end - l >= prepared.detector.every.as_nanos() as i64)
+                })
+                .map(|(path, _)| path.clone())
+                .collect();
+            for path in due {
+                self.run_one(&path, window_end).await;
+            }
+        }
+    }
+
+    /// Loads new and changed detector files, forgets deleted ones; a broken file is logged
+    /// once and skipped while the others keep running.
+    async fn reload(&mut self) {
+        let files = sql_files(&self.config.queries);
+        self.loaded.retain(|path, _| files.contains_key(path));
+        self.failed.retain(|path, _| files.contains_key(path));
+        for (path, fingerprint) in files {
+            let unchanged = self.loaded.get(&path).is_some_and(|(f, _, _)| *f == fingerprint)
+                || self.failed.get(&path) == Some(&fingerprint);
+            if unchanged {
+                continue;
+            }
+            match load_detector(&path, &self.config, &self.store).await {
+                Ok(prepared) => {
+                    tracing::info!(detector = %prepared.detector.name, file = %path.display(), "Detector loaded.");
+                    self.failed.remove(&path);
+                    self.loaded.insert(path, (fingerprint, prepared, None));
+                }
+                Err(error) => {
+                    tracing::error!(%error, "Detector skipped.");
+                    self.metrics
+                        .detector_errors
+                        .get_or_create(&vec![("detector".to_owned(), path.display().to_string())])
+                        .inc();
+                    self.loaded.remove(&path);
+                    self.failed.insert(path, fingerprint);
+                }
+            }
+        }
+    }
+
+    async fn run_one(&mut self, path: &Path, window_end: i64) {
+        let Some((_, prepared, last_run)) = self.loaded.get_mut(path) else {
+            return;
+        };
+        *last_run = Some(window_end);
+        let detector = prepared.detector.clone();
+        let labels = vec![("detector".to_owned(), detector.name.clone())];
+        let started = std::time::Instant::now();
+        let batches = match tokio::time::timeout(self.config.run_timeout, prepared.run()).await {
+            Ok(Ok(batches)) => batches,
+            Ok(Err(error)) => {
+                tracing::error!(detector = %detector.name, %error, "Detector run failed.");
+                self.metrics.detector_errors.get_or_create(&labels).inc();
+                return;
+            }
+            Err(_) => {
+                tracing::error!(detector = %detector.name, timeout = ?self.config.run_timeout, "Detector run timed out.");
+                self.metrics.detector_errors.get_or_create(&labels).inc();
+                return;
+            }
+        };
+        self.metrics
+            .detector_run_seconds
+            .get_or_create(&labels)
+            .set(started.elapsed().as_secs_f64());
+        let findings = signal::findings(&detector, &batches);
+        if let Some(signals) = &mut self.signals
+            && let Err(error) = signals.record(&detector, &findings, SystemTime::now())
+        {
+            tracing::error!(detector = %detector.name, %error, "Could not write signal files.");
+        }
+        if findings.is_empty() {
+            return;
+        }
+        let severity_labels = vec![
+            ("detector".to_owned(), detector.name.clone()),
+            ("severity".to_owned(), detector.severity.as_str().to_owned()),
+        ];
+        self.metrics
+            .findings
+            .get_or_create(&severity_labels)
+            .inc_by(findings.len() as u64);
+        let request = signal::log_records(&detector, &findings, now_nanos() as u64);
+        let payload = Arc::new(Payload::Logs(request));
+        for output in &self.outputs {
+            output.enqueue(Arc::clone(&payload)).await;
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Closed windows and per-window rollups, shared between the ingest task (which appends)
+//! and the detectors (which read through [`WindowTable`]).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::Result as DataFusionResult;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::tables;
+
+/// One closed tumbling window.
+#[derive(Debug, Clone)]
+pub struct ClosedWindow {
+    pub start: i64,
+    pub end: i64,
+    /// `spans`, `metric_points`, `logs`.
+    pub batches: [RecordBatch; 3],
+}
+
+/// What the detectors can read.
+#[derive(Debug, Default)]
+pub struct WindowStore {
+    pub windows: VecDeque<ClosedWindow>,
+    pub history: VecDeque<(i64, RecordBatch)>,
+    pub integrations: Option<RecordBatch>,
+}
+
+impl WindowStore {
+    /// Bytes held by the retained windows and history.
+    pub fn memory_bytes(&self) -> usize {
+        let windows: usize = self
+            .windows
+            .iter()
+            .flat_map(|w| &w.batches)
+            .map(RecordBatch::get_array_memory_size)
+            .sum();
+        let history: usize = self.history.iter().map(|(_, b)| b.get_array_memory_size()).sum();
+        windows + history
+    }
+
+    /// Drops windows that ended before `window_cutoff` and history before `history_cutoff`.
+    pub fn evict(&mut self, window_cutoff: i64, history_cutoff: i64) {
+        while self.windows.front().is_some_and(|w| w.end <= window_cutoff) {
+            self.windows.pop_front();
+        }
+        while self.history.front().is_some_and(|(start, _)| *start < history_cutoff) {
+            self.history.pop_front();
+        }
+    }
+
+    fn batches(&self, table: Table, span: Duration) -> Vec<RecordBatch> {
+        match table {
+            Table::Spans | Table::MetricPoints | Table::Logs => {
+                let Some(latest) = self.windows.back().map(|w| w.end) else {
+                    return Vec::new();
+                };
+                let from = latest - span.as_nanos() as i64;
+                let index = table as usize;
+                self.windows
+                    .iter()
+                    .filter(|w| w.start >= from)
+                    .map(|w| w.batches[index].clone())
+                    .collect()
+            }
+            Table::History => self.history.iter().map(|(_, b)| b.clone()).collect(),
+            Table::Integrations => self.integrations.iter().cloned().collect(),
+        }
+    }
+}
+
+/// The queryable tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Spans = 0,
+    MetricPoints = 1,
+    Logs = 2,
+    History,
+    Integrations,
+}
+
+impl Table {
+    pub const ALL: [Table; 5] = [
+        Table::Spans,
+        Table::MetricPoints,
+        Table::Logs,
+        Table::History,
+        Table::Integrations,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Spans => "spans",
+            Table::MetricPoints => "metric_points",
+            Table::Logs => "logs",
+            Table::History => "history",
+            Table::Integrations => "integrations",
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        Arc::clone(match self {
+            Table::Spans => &tables::SPANS,
+            Table::MetricPoints => &tables::METRIC_POINTS,
+            Table::Logs => &tables::LOGS,
+            Table::History => &tables::HISTORY,
+            Table::Integrations => &tables::INTEGRATIONS,
+        })
+    }
+}
+
+/// A table that reads the store at scan time, so a detector's logical plan is made once and
+/// executed against each new window.
+pub struct WindowTable {
+    pub store: Arc<RwLock<WindowStore>>,
+    pub table: Table,
+    /// How far back from the newest closed window the record tables reach.
+    pub span: Duration,
+}
+
+impl fmt::Debug for WindowTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WindowTable({}, {:?})", self.table.name(), self.span)
+    }
+}
+
+#[async_trait]
+impl TableProvider for WindowTable {
+    fn schema(&self) -> SchemaRef {
+        self.table.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DataFusionResult<Arc<dyn ExecutionPlan>> {
+        let batches = self
+            .store
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .batches(self.table, self.span);
+        let plan = MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?;
+        Ok(plan)
+    }
+}

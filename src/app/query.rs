@@ -1,0 +1,54 @@
+//! `fleetpipe query`, the client of a running fleetpipe's `POST /query`, and the detector
+//! check that `validate` runs.
+
+use anyhow::{Context, bail};
+
+use super::QueryFormat;
+use crate::analytics::{self, query::Rows};
+use crate::config::{Config, ExporterConfig};
+
+pub async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
+    crate::export::install_crypto_provider();
+    let url = format!("{}/query", endpoint.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .post(&url)
+        .body(sql.to_owned())
+        .send()
+        .await
+        .with_context(|| format!("cannot reach fleetpipe at {url}; is it running with an analytics exporter?"))?;
+    let status = response.status();
+    let body = response.bytes().await.context("reading the answer")?;
+    if !status.is_success() {
+        let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        bail!(
+            "query refused ({status}): {}",
+            error["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    let rows: Rows = serde_json::from_slice(&body).context("the answer is not query rows")?;
+    print!(
+        "{}",
+        match format {
+            QueryFormat::Table => rows.table(),
+            QueryFormat::Json => rows.json(),
+            QueryFormat::Csv => rows.csv(),
+        }
+    );
+    Ok(())
+}
+
+/// Plans every detector of every analytics exporter, listing each broken file with its line.
+pub async fn check_detectors(config: &Config) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    for (name, exporter) in &config.exporters {
+        if let ExporterConfig::Analytics(analytics_config) = exporter
+            && let Err(errors) = analytics::check(analytics_config).await
+        {
+            problems.extend(errors.iter().map(|e| format!("  - exporters.{name}: {e}")));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!("{} detector problem(s):\n{}", problems.len(), problems.join("\n"))
+}
