@@ -85,8 +85,9 @@ pub struct DetectorError {
 }
 
 impl Detector {
-    /// Parses a detector file; `default_every` applies when the header gives no `every`.
-    pub fn parse(file: &Path, text: &str, default_every: Duration) -> Result<Detector, DetectorError> {
+    /// Parses a detector file. Durations in the header may be given in analytics windows
+    /// (`every: 1 window`, `window: 3 windows`); `analytics_window` is also the default `every`.
+    pub fn parse(file: &Path, text: &str, analytics_window: Duration) -> Result<Detector, DetectorError> {
         let error = |line: usize, message: String| DetectorError {
             file: file.display().to_string(),
             line,
@@ -120,8 +121,12 @@ impl Detector {
         }
         let get = |key: &str| fields.get(key).map(|(line, value)| (*line, value.as_str()));
         let duration = |key: &str, default: Duration| match get(key) {
-            Some((line, value)) => humantime::parse_duration(value)
-                .map_err(|e| error(line, format!("`{key}: {value}` is not a duration: {e}"))),
+            Some((line, value)) => parse_duration(value, analytics_window).ok_or_else(|| {
+                error(
+                    line,
+                    format!("`{key}: {value}` is not a duration (e.g. `30s`, `2 windows`)"),
+                )
+            }),
             None => Ok(default),
         };
         let stem = file
@@ -137,7 +142,7 @@ impl Detector {
             })?,
             None => Severity::Medium,
         };
-        let every = duration("every", default_every)?;
+        let every = duration("every", analytics_window)?;
         Ok(Detector {
             name: get("name").map_or(stem, |(_, v)| v.to_owned()),
             description: get("description").map(|(_, v)| v.to_owned()).unwrap_or_default(),
@@ -154,6 +159,15 @@ impl Detector {
             file: file.to_owned(),
             header_lines,
         })
+    }
+}
+
+/// `30s`, `5m`, or a count of analytics windows: `1 window`, `3 windows`.
+fn parse_duration(text: &str, window: Duration) -> Option<Duration> {
+    let windows = text.strip_suffix("windows").or_else(|| text.strip_suffix("window"));
+    match windows {
+        Some(count) => Some(window * count.trim().parse::<u32>().ok()?),
+        None => humantime::parse_duration(text).ok(),
     }
 }
 
@@ -240,6 +254,12 @@ mod tests {
     #[test]
     fn parses_header() {
         let text = "-- name: loop\n-- description: Same tool again and again.\n-- severity: high\n-- every: 5s\n-- key: agent, tool_name\n\nSELECT 1\n";
+        let in_windows = "-- every: 1 window\n-- window: 3 windows\nSELECT 1";
+        let detector = Detector::parse(Path::new("q.sql"), in_windows, Duration::from_secs(2)).expect("valid");
+        assert_eq!(
+            (detector.every, detector.window),
+            (Duration::from_secs(2), Duration::from_secs(6))
+        );
         let detector = Detector::parse(Path::new("queries/loop.sql"), text, Duration::from_secs(10)).expect("valid");
         assert_eq!(detector.name, "loop");
         assert_eq!(detector.severity, Severity::High);

@@ -217,7 +217,7 @@ const HISTORY_SQL: &str = "
 SELECT window_start, agent, layer, integration_id, tool_name,
        CAST(count(*) AS BIGINT) AS spans,
        CAST(sum(CASE WHEN status_code = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
-       CAST(sum(CASE WHEN http_status_code = 429 OR grpc_status_code = 8 THEN 1 ELSE 0 END) AS BIGINT) AS throttled,
+       CAST(sum(CASE WHEN http_status_code = 429 OR grpc_status_code = 8 OR error_type IN ('429', 'RESOURCE_EXHAUSTED', 'rate_limited') THEN 1 ELSE 0 END) AS BIGINT) AS throttled,
        CAST(approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS DOUBLE) AS p95_duration_ms,
        CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
        CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens
@@ -301,7 +301,7 @@ async fn load_detector(
 }
 
 /// The `*.sql` files of a folder with a fingerprint (modification time and size).
-fn sql_files(folder: &Path) -> BTreeMap<PathBuf, (SystemTime, u64)> {
+fn sql_files(folder: &Path) -> BTreeMap<PathBuf, Fingerprint> {
     let Ok(entries) = std::fs::read_dir(folder) else {
         return BTreeMap::new();
     };
@@ -323,10 +323,20 @@ struct Detectors {
     outputs: Vec<ExporterHandle>,
     metrics: Arc<Metrics>,
     signals: Option<SignalFiles>,
-    /// Loaded detectors by file, with the fingerprint they were loaded at and the last run.
-    loaded: BTreeMap<PathBuf, ((SystemTime, u64), Prepared, Option<i64>)>,
+    /// Loaded detectors by file.
+    loaded: BTreeMap<PathBuf, Loaded>,
     /// Files that failed to load, by fingerprint, so each failure is logged once.
-    failed: BTreeMap<PathBuf, (SystemTime, u64)>,
+    failed: BTreeMap<PathBuf, Fingerprint>,
+}
+
+/// A file's modification time and size: a change to either reloads it.
+type Fingerprint = (SystemTime, u64);
+
+struct Loaded {
+    fingerprint: Fingerprint,
+    prepared: Prepared,
+    /// End of the window the detector last ran after.
+    last_run: Option<i64>,
 }
 
 impl Detectors {
@@ -338,8 +348,9 @@ impl Detectors {
             let due: Vec<PathBuf> = self
                 .loaded
                 .iter()
-                .filter(|(_, (_, prepared, last))| {
-                    last.is_none_or(|l| window_end - l >= prepared.detector.every.as_nanos() as i64)
+                .filter(|(_, loaded)| {
+                    let every = loaded.prepared.detector.every.as_nanos() as i64;
+                    loaded.last_run.is_none_or(|last| window_end - last >= every)
                 })
                 .map(|(path, _)| path.clone())
                 .collect();
@@ -356,7 +367,7 @@ impl Detectors {
         self.loaded.retain(|path, _| files.contains_key(path));
         self.failed.retain(|path, _| files.contains_key(path));
         for (path, fingerprint) in files {
-            let unchanged = self.loaded.get(&path).is_some_and(|(f, _, _)| *f == fingerprint)
+            let unchanged = self.loaded.get(&path).is_some_and(|l| l.fingerprint == fingerprint)
                 || self.failed.get(&path) == Some(&fingerprint);
             if unchanged {
                 continue;
@@ -365,7 +376,14 @@ impl Detectors {
                 Ok(prepared) => {
                     tracing::info!(detector = %prepared.detector.name, file = %path.display(), "Detector loaded.");
                     self.failed.remove(&path);
-                    self.loaded.insert(path, (fingerprint, prepared, None));
+                    self.loaded.insert(
+                        path,
+                        Loaded {
+                            fingerprint,
+                            prepared,
+                            last_run: None,
+                        },
+                    );
                 }
                 Err(error) => {
                     tracing::error!(%error, "Detector skipped.");
@@ -381,7 +399,7 @@ impl Detectors {
     }
 
     async fn run_one(&mut self, path: &Path, window_end: i64) {
-        let Some((_, prepared, last_run)) = self.loaded.get_mut(path) else {
+        let Some(Loaded { prepared, last_run, .. }) = self.loaded.get_mut(path) else {
             return;
         };
         *last_run = Some(window_end);

@@ -143,14 +143,23 @@ pub static HISTORY: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+pub static WINDOWS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("window_start", timestamp(), false),
+        Field::new("window_end", timestamp(), false),
+        Field::new("rows", DataType::Int64, false),
+    ]))
+});
+
 /// Every table with its schema, for `--schema` and the README.
-pub fn all() -> [(&'static str, SchemaRef); 5] {
+pub fn all() -> [(&'static str, SchemaRef); 6] {
     [
         ("spans", Arc::clone(&SPANS)),
         ("metric_points", Arc::clone(&METRIC_POINTS)),
         ("logs", Arc::clone(&LOGS)),
         ("integrations", Arc::clone(&INTEGRATIONS)),
         ("history", Arc::clone(&HISTORY)),
+        ("windows", Arc::clone(&WINDOWS)),
     ]
 }
 
@@ -512,6 +521,18 @@ impl SpanColumns {
     }
 }
 
+/// One metric data point, whatever its type.
+struct PointRow<'a> {
+    kind: &'static str,
+    time: u64,
+    attributes: &'a [KeyValue],
+    /// Gauge and sum values.
+    value: Option<f64>,
+    /// Histogram and summary counts and sums.
+    count: Option<i64>,
+    sum: Option<f64>,
+}
+
 struct PointColumns {
     context: ContextColumns,
     time: TimestampNanosecondBuilder,
@@ -534,55 +555,44 @@ impl PointColumns {
     }
 
     /// Appends each data point of `metric`; returns how many.
-    fn append(
+    fn append<'a>(
         &mut self,
         window_start: i64,
         emitter: &Emitter,
-        metric: &opentelemetry_proto::tonic::metrics::v1::Metric,
+        metric: &'a opentelemetry_proto::tonic::metrics::v1::Metric,
     ) -> usize {
         let number = |v: &Option<number_data_point::Value>| match v {
             Some(number_data_point::Value::AsDouble(d)) => Some(*d),
             Some(number_data_point::Value::AsInt(i)) => Some(*i as f64),
             None => None,
         };
-        // (type, time, attributes, value, count, sum) per point.
-        let points: Vec<(&str, u64, &[KeyValue], Option<f64>, Option<i64>, Option<f64>)> = match &metric.data {
+        let point = |kind, time, attributes: &'a [KeyValue], value, count, sum| PointRow {
+            kind,
+            time,
+            attributes,
+            value,
+            count,
+            sum,
+        };
+        let points: Vec<PointRow<'a>> = match &metric.data {
             Some(Data::Gauge(g)) => g
                 .data_points
                 .iter()
-                .map(|p| {
-                    (
-                        "gauge",
-                        p.time_unix_nano,
-                        p.attributes.as_slice(),
-                        number(&p.value),
-                        None,
-                        None,
-                    )
-                })
+                .map(|p| point("gauge", p.time_unix_nano, &p.attributes, number(&p.value), None, None))
                 .collect(),
             Some(Data::Sum(s)) => s
                 .data_points
                 .iter()
-                .map(|p| {
-                    (
-                        "sum",
-                        p.time_unix_nano,
-                        p.attributes.as_slice(),
-                        number(&p.value),
-                        None,
-                        None,
-                    )
-                })
+                .map(|p| point("sum", p.time_unix_nano, &p.attributes, number(&p.value), None, None))
                 .collect(),
             Some(Data::Histogram(h)) => h
                 .data_points
                 .iter()
                 .map(|p| {
-                    (
+                    point(
                         "histogram",
                         p.time_unix_nano,
-                        p.attributes.as_slice(),
+                        &p.attributes,
                         None,
                         Some(p.count as i64),
                         p.sum,
@@ -593,10 +603,10 @@ impl PointColumns {
                 .data_points
                 .iter()
                 .map(|p| {
-                    (
+                    point(
                         "exponential_histogram",
                         p.time_unix_nano,
-                        p.attributes.as_slice(),
+                        &p.attributes,
                         None,
                         Some(p.count as i64),
                         p.sum,
@@ -607,10 +617,10 @@ impl PointColumns {
                 .data_points
                 .iter()
                 .map(|p| {
-                    (
+                    point(
                         "summary",
                         p.time_unix_nano,
-                        p.attributes.as_slice(),
+                        &p.attributes,
                         None,
                         Some(p.count as i64),
                         Some(p.sum),
@@ -619,15 +629,15 @@ impl PointColumns {
                 .collect(),
             None => Vec::new(),
         };
-        for (kind, time, attributes, value, count, sum) in &points {
-            self.context.append(window_start, emitter, attributes, &[]);
-            self.time.append_value(*time as i64);
+        for row in &points {
+            self.context.append(window_start, emitter, row.attributes, &[]);
+            self.time.append_value(row.time as i64);
             self.strings[0].append_value(&metric.name);
-            self.strings[1].append_value(kind);
+            self.strings[1].append_value(row.kind);
             self.strings[2].append_option((!metric.unit.is_empty()).then_some(metric.unit.as_str()));
-            self.value.append_option(*value);
-            self.count.append_option(*count);
-            self.sum.append_option(*sum);
+            self.value.append_option(row.value);
+            self.count.append_option(row.count);
+            self.sum.append_option(row.sum);
         }
         points.len()
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{Int64Array, TimestampNanosecondArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{Session, TableProvider};
@@ -73,9 +74,35 @@ impl WindowStore {
                     .collect()
             }
             Table::History => self.history.iter().map(|(_, b)| b.clone()).collect(),
+            Table::Windows => {
+                let Some(latest) = self.windows.back().map(|w| w.end) else {
+                    return Vec::new();
+                };
+                let from = latest - span.as_nanos() as i64;
+                let windows: Vec<&ClosedWindow> = self.windows.iter().filter(|w| w.start >= from).collect();
+                windows_batch(&windows).into_iter().collect()
+            }
             Table::Integrations => self.integrations.iter().cloned().collect(),
         }
     }
+}
+
+/// The `windows` rows: each closed window a detector reads, even one without data.
+fn windows_batch(windows: &[&ClosedWindow]) -> Option<RecordBatch> {
+    let starts =
+        TimestampNanosecondArray::from(windows.iter().map(|w| w.start).collect::<Vec<_>>()).with_timezone("UTC");
+    let ends = TimestampNanosecondArray::from(windows.iter().map(|w| w.end).collect::<Vec<_>>()).with_timezone("UTC");
+    let rows = Int64Array::from(
+        windows
+            .iter()
+            .map(|w| w.batches.iter().map(|b| b.num_rows() as i64).sum::<i64>())
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(
+        Arc::clone(&tables::WINDOWS),
+        vec![Arc::new(starts), Arc::new(ends), Arc::new(rows)],
+    )
+    .ok()
 }
 
 /// The queryable tables.
@@ -86,14 +113,16 @@ pub enum Table {
     Logs = 2,
     History,
     Integrations,
+    Windows,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Spans,
         Table::MetricPoints,
         Table::Logs,
         Table::History,
+        Table::Windows,
         Table::Integrations,
     ];
 
@@ -104,6 +133,7 @@ impl Table {
             Table::Logs => "logs",
             Table::History => "history",
             Table::Integrations => "integrations",
+            Table::Windows => "windows",
         }
     }
 
@@ -114,6 +144,7 @@ impl Table {
             Table::Logs => &tables::LOGS,
             Table::History => &tables::HISTORY,
             Table::Integrations => &tables::INTEGRATIONS,
+            Table::Windows => &tables::WINDOWS,
         })
     }
 }

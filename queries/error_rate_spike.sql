@@ -1,0 +1,29 @@
+-- name: error-rate-spike
+-- description: An integration's calls fail far more often than in its own recent history.
+-- severity: high
+-- every: 1 window
+-- window: 1 window
+-- key: integration.id
+WITH current_window AS (
+    SELECT integration_id, max(layer) AS layer, count(*) AS calls,
+           sum(CASE WHEN status_code = 'error' THEN 1 ELSE 0 END) AS errors
+    FROM spans
+    WHERE integration_id IS NOT NULL
+    GROUP BY integration_id
+), baseline AS (
+    SELECT integration_id, sum(spans) AS calls, sum(errors) AS errors
+    FROM history
+    WHERE integration_id IS NOT NULL AND window_start < (SELECT min(window_start) FROM windows)
+    GROUP BY integration_id
+)
+SELECT c.integration_id AS "integration.id",
+       c.layer AS "operating_model.layer",
+       CAST(c.errors AS DOUBLE) / c.calls AS value,
+       CAST(b.errors AS DOUBLE) / b.calls AS baseline,
+       c.calls AS calls
+FROM current_window c
+JOIN baseline b ON c.integration_id = b.integration_id
+WHERE c.calls >= 10
+  AND b.calls >= 20
+  AND CAST(c.errors AS DOUBLE) / c.calls >= 0.2
+  AND CAST(c.errors AS DOUBLE) / c.calls > 3 * CAST(b.errors AS DOUBLE) / b.calls + 0.05

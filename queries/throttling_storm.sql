@@ -1,0 +1,29 @@
+-- name: throttling-storm
+-- description: A rising share of an integration's calls is throttled (HTTP 429 or RESOURCE_EXHAUSTED).
+-- severity: high
+-- every: 1 window
+-- window: 1 window
+-- key: integration.id
+WITH current_window AS (
+    SELECT integration_id, max(layer) AS layer, count(*) AS calls,
+           sum(CASE WHEN http_status_code = 429 OR grpc_status_code = 8
+                     OR error_type IN ('429', 'RESOURCE_EXHAUSTED', 'rate_limited') THEN 1 ELSE 0 END) AS throttled
+    FROM spans
+    WHERE integration_id IS NOT NULL
+    GROUP BY integration_id
+), baseline AS (
+    SELECT integration_id, sum(spans) AS calls, sum(throttled) AS throttled
+    FROM history
+    WHERE integration_id IS NOT NULL AND window_start < (SELECT min(window_start) FROM windows)
+    GROUP BY integration_id
+)
+SELECT c.integration_id AS "integration.id",
+       c.layer AS "operating_model.layer",
+       CAST(c.throttled AS DOUBLE) / c.calls AS value,
+       coalesce(CAST(b.throttled AS DOUBLE) / b.calls, 0.0) AS baseline,
+       c.calls AS calls
+FROM current_window c
+LEFT JOIN baseline b ON c.integration_id = b.integration_id
+WHERE c.calls >= 10
+  AND CAST(c.throttled AS DOUBLE) / c.calls >= 0.25
+  AND CAST(c.throttled AS DOUBLE) / c.calls > 2 * coalesce(CAST(b.throttled AS DOUBLE) / b.calls, 0.0)

@@ -1,0 +1,32 @@
+-- name: token-usage-spike
+-- description: An agent uses far more tokens than in its recent windows (z-score above 4).
+-- severity: medium
+-- every: 1 window
+-- window: 1 window
+-- key: agent
+WITH current_window AS (
+    SELECT agent, max(layer) AS layer,
+           CAST(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS DOUBLE) AS tokens
+    FROM spans
+    WHERE agent IS NOT NULL
+    GROUP BY agent
+), per_window AS (
+    SELECT agent, window_start, CAST(sum(input_tokens + output_tokens) AS DOUBLE) AS tokens
+    FROM history
+    WHERE agent IS NOT NULL AND window_start < (SELECT min(window_start) FROM windows)
+    GROUP BY agent, window_start
+), baseline AS (
+    SELECT agent, avg(tokens) AS mean, stddev_pop(tokens) AS deviation, count(*) AS windows
+    FROM per_window
+    GROUP BY agent
+)
+SELECT c.agent,
+       c.layer AS "operating_model.layer",
+       c.tokens AS value,
+       b.mean AS baseline,
+       (c.tokens - b.mean) / greatest(b.deviation, 0.5 * b.mean, 1.0) AS z_score
+FROM current_window c
+JOIN baseline b ON c.agent = b.agent
+WHERE b.windows >= 3
+  AND b.mean > 0
+  AND (c.tokens - b.mean) / greatest(b.deviation, 0.5 * b.mean, 1.0) > 4
