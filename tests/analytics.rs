@@ -571,3 +571,77 @@ async fn ad_hoc_query_reads_live_windows() {
     let integrations = run(&["--format", "csv", "SELECT id FROM integrations ORDER BY id LIMIT 1"]);
     assert_eq!(integrations, "id\napm-primary\n");
 }
+
+/// Scenario: a webhook for `high` findings that answers 503 to its first request.
+/// Guarantees: a high-severity finding is POSTed as JSON, retried after the 503; medium
+/// findings are not sent to it.
+#[tokio::test]
+async fn webhook_receives_findings_with_retry() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = {
+        let received = Arc::clone(&received);
+        let attempts = Arc::clone(&attempts);
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let received = Arc::clone(&received);
+                let attempts = Arc::clone(&attempts);
+                async move {
+                    if attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                        return http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    received
+                        .lock()
+                        .expect("lock")
+                        .push(serde_json::from_str(&body).expect("JSON body"));
+                    http::StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind hook");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let setup = start(
+        &[],
+        &format!("  webhooks:\n    - {{url: '{hook}', min_severity: high}}\n"),
+    )
+    .await;
+    let looping = fixtures::span("x", SpanKind::Internal, &[]).trace_id;
+    let mut spans: Vec<Span> = (0..12)
+        .map(|_| {
+            let mut span = call("jira_search", StatusCode::Ok, 20, vec![]);
+            span.trace_id = looping.clone();
+            span
+        })
+        .collect();
+    spans.push(call("confluence_search", StatusCode::Ok, 20, vec![]));
+    grpc_send(
+        &setup.fleetpipe.grpc_endpoint(),
+        Payload::Traces(fixtures::traces(&[("service.name", "planner-1")], spans)),
+        None,
+    )
+    .await
+    .expect("accepted");
+    finding(&setup, "shadow-integration").await;
+    finding(&setup, "tool-call-loop").await;
+    for _ in 0..50 {
+        if !received.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies = received.lock().expect("lock").clone();
+    assert_eq!(bodies.len(), 1, "only the high finding, once: {bodies:?}");
+    assert_eq!(bodies[0]["detector"], "shadow-integration");
+    assert_eq!(bodies[0]["severity"], "high");
+    assert_eq!(bodies[0]["findings"][0]["attributes"]["target"], "confluence_search");
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "retried once after the 503"
+    );
+}

@@ -163,3 +163,39 @@ async fn batching_keeps_every_span() {
     sent_spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
     assert_eq!(got, sent_spans);
 }
+
+/// Scenario: the `file` exporter with 1 MB rotation receives requests of about 0.4 MB each.
+/// Guarantees: one OTLP/JSON line per request, decoding to exactly what was sent, rotated
+/// into `path.1` once the file passed 1 MB.
+#[tokio::test]
+async fn file_exporter_writes_json_lines_and_rotates() {
+    let exporters = "file:\n  path: out/otlp.jsonl\n  rotation: {max_megabytes: 1, max_backups: 2}\n";
+    let fleetpipe = Fleetpipe::start(&pipeline_config(exporters, &["file"], false)).await;
+    let mut sent = Vec::new();
+    for _ in 0..4 {
+        let payload = Payload::Traces(fixtures::agent_trace("file-agent", 400));
+        grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), None)
+            .await
+            .expect("accepted");
+        sent.push(payload);
+    }
+    let out = fleetpipe.dir.path().join("out");
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap_or_default();
+    for _ in 0..100 {
+        if read("otlp.jsonl").lines().count() + read("otlp.jsonl.1").lines().count() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rotated = read("otlp.jsonl.1");
+    let current = read("otlp.jsonl");
+    assert!(!rotated.is_empty(), "rotated once past 1 MB");
+    let lines: Vec<&str> = rotated.lines().chain(current.lines()).collect();
+    assert_eq!(lines.len(), 4);
+    for (line, want) in lines.iter().zip(&sent) {
+        assert_eq!(
+            &Payload::decode_json(Signal::Traces, line.as_bytes()).expect("OTLP/JSON line"),
+            want
+        );
+    }
+}

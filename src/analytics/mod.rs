@@ -14,7 +14,8 @@ pub mod detector;
 pub mod query;
 pub mod signal;
 pub mod tables;
-mod window;
+mod webhook;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,8 @@ pub struct AnalyticsConfig {
     pub run_timeout: Duration,
     /// Folder for signal files (the operating model's `work/signals/`); none when unset.
     pub signals_path: Option<PathBuf>,
+    /// JSON webhooks for chat or ITSM, each with a minimum severity.
+    pub webhooks: Vec<webhook::WebhookConfig>,
 }
 
 impl Default for AnalyticsConfig {
@@ -75,6 +78,7 @@ impl Default for AnalyticsConfig {
             queue_size: 64,
             run_timeout: Duration::from_secs(5),
             signals_path: None,
+            webhooks: Vec::new(),
         }
     }
 }
@@ -124,6 +128,7 @@ pub fn start(
         signals: config.signals_path.clone().map(SignalFiles::new),
         loaded: BTreeMap::new(),
         failed: BTreeMap::new(),
+        http: reqwest::Client::new(),
     };
     workers.spawn(detectors.run(closed_rx));
     let handle = ExporterHandle::new(name, tx, false, metrics);
@@ -224,7 +229,7 @@ SELECT window_start, agent, layer, integration_id, tool_name,
 FROM spans
 GROUP BY window_start, agent, layer, integration_id, tool_name";
 
-async fn history_rollup(closed: &ClosedWindow) -> Option<RecordBatch> {
+pub async fn history_rollup(closed: &ClosedWindow) -> Option<RecordBatch> {
     let result = async {
         let context = SessionContext::new();
         let spans = MemTable::try_new(tables::SPANS.clone(), vec![vec![closed.batches[0].clone()]])?;
@@ -327,6 +332,8 @@ struct Detectors {
     loaded: BTreeMap<PathBuf, Loaded>,
     /// Files that failed to load, by fingerprint, so each failure is logged once.
     failed: BTreeMap<PathBuf, Fingerprint>,
+    /// Client for the webhooks.
+    http: reqwest::Client,
 }
 
 /// A file's modification time and size: a change to either reloads it.
@@ -440,6 +447,10 @@ impl Detectors {
             .findings
             .get_or_create(&severity_labels)
             .inc_by(findings.len() as u64);
+        for hook in self.config.webhooks.iter().filter(|h| h.wants(detector.severity)) {
+            let body = webhook::body(&detector, &findings);
+            tokio::spawn(webhook::post(self.http.clone(), hook.clone(), body));
+        }
         let request = signal::log_records(&detector, &findings, now_nanos() as u64);
         let payload = Arc::new(Payload::Logs(request));
         for output in &self.outputs {

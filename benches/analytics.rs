@@ -1,0 +1,139 @@
+//! Analytics costs: converting enriched 100-span requests to Arrow rows, against forwarding
+//! the same request (decode → encode); and one run of the whole detector pack over a 10 s
+//! window at 100k spans/s (1M spans) with a history behind it.
+//! Run with `cargo bench --bench analytics`.
+
+#[path = "../tests/support/fixtures.rs"]
+#[allow(dead_code)]
+mod fixtures;
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fleetpipe::analytics::detector::{Detector, Prepared};
+use fleetpipe::analytics::tables::WindowBuilder;
+use fleetpipe::analytics::window::{ClosedWindow, WindowStore};
+use fleetpipe::enrich::{Enrich, EnrichConfig};
+use fleetpipe::pipeline::{Payload, Processor, Signal};
+use fleetpipe::registry::{AgentLayers, RegistryConfig, RegistryHandle};
+use fleetpipe::telemetry::metrics::Metrics;
+
+const WINDOW: Duration = Duration::from_secs(10);
+const SPANS_PER_WINDOW: usize = 1_000_000;
+
+fn enriched_request(enrich: &Enrich, agent: usize) -> Payload {
+    let mut payload = Payload::Traces(fixtures::agent_trace(&format!("agent-{}", agent % 50), 100));
+    enrich.process(&mut payload);
+    payload
+}
+
+fn enricher() -> Enrich {
+    let config = RegistryConfig {
+        path: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operating-model/CONFIG.yaml"),
+        reload_interval: Duration::from_secs(60),
+        agents: AgentLayers::default(),
+    };
+    let metrics = Arc::new(Metrics::new());
+    Enrich::new(
+        RegistryHandle::load(&config, &metrics).expect("registry"),
+        EnrichConfig::default(),
+        metrics,
+    )
+}
+
+fn to_arrow(c: &mut Criterion) {
+    let enrich = enricher();
+    let payload = enriched_request(&enrich, 0);
+    let wire = payload.encode_protobuf();
+    let mut group = c.benchmark_group("analytics_100_spans");
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("forward_decode_encode", |b| {
+        b.iter(|| {
+            black_box(
+                Payload::decode_protobuf(Signal::Traces, black_box(&wire))
+                    .expect("decode")
+                    .encode_protobuf(),
+            )
+        })
+    });
+    group.bench_function("to_arrow_rows", |b| {
+        b.iter_batched(
+            || WindowBuilder::new(0),
+            |mut builder| {
+                builder.add(black_box(&payload));
+                builder
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+/// A store holding one full window and the history of the 30 windows before it.
+fn store(enrich: &Enrich) -> Arc<RwLock<WindowStore>> {
+    let window = WINDOW.as_nanos() as i64;
+    let mut builder = WindowBuilder::new(31 * window);
+    for request in 0..SPANS_PER_WINDOW / 100 {
+        builder.add(&enriched_request(enrich, request));
+    }
+    let batches = builder.finish().expect("window");
+    let mut history_builder = WindowBuilder::new(0);
+    for request in 0..300 {
+        history_builder.add(&enriched_request(enrich, request));
+    }
+    let mut store = WindowStore::default();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let history_batches = history_builder.finish().expect("history window");
+    for index in 0..30 {
+        let closed = ClosedWindow {
+            start: index * window,
+            end: (index + 1) * window,
+            batches: history_batches.clone(),
+        };
+        if let Some(rollup) = runtime.block_on(fleetpipe::analytics::history_rollup(&closed)) {
+            store.history.push_back((closed.start, rollup));
+        }
+    }
+    store.windows.push_back(ClosedWindow {
+        start: 31 * window,
+        end: 32 * window,
+        batches,
+    });
+    Arc::new(RwLock::new(store))
+}
+
+fn detector_pack(c: &mut Criterion) {
+    let enrich = enricher();
+    let store = store(&enrich);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let mut prepared = Vec::new();
+    for entry in std::fs::read_dir(folder).expect("queries/").flatten() {
+        let text = std::fs::read_to_string(entry.path()).expect("detector");
+        let detector = Detector::parse(&entry.path(), &text, WINDOW).expect("header");
+        prepared.push(
+            runtime
+                .block_on(Prepared::new(detector, &store, 1 << 30))
+                .expect("plan"),
+        );
+    }
+    let mut group = c.benchmark_group("detector_pack");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(SPANS_PER_WINDOW as u64));
+    group.bench_function("all_detectors_10s_window_1M_spans", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                for detector in &prepared {
+                    black_box(detector.run().await.expect("run"));
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, to_arrow, detector_pack);
+criterion_main!(benches);
