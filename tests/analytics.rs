@@ -363,10 +363,7 @@ async fn tool_call_loop_fires() {
     .expect("accepted");
     let found = finding(&setup, "tool-call-loop").await;
     assert_eq!(found["tool"], "jira_search");
-    assert_eq!(
-        found["trace_id"],
-        looping.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    assert_eq!(found["trace_id"], support::hex(&looping));
     assert_eq!(found["value"], "15");
     assert_signal(
         &setup,

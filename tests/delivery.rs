@@ -12,7 +12,7 @@ use std::time::Duration;
 use fleetpipe::pipeline::{Payload, Signal};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use support::sink::{Behaviour, Sink};
-use support::{Fleetpipe, fixtures, grpc_send, grpc_send_retrying, otlp_exporter, pipeline_config};
+use support::{Fleetpipe, fixtures, forwarding_to, grpc_send, grpc_send_retrying, otlp_exporter, pipeline_config};
 use tonic::Code;
 
 /// Every span the sink received, keyed by span id, failing on duplicates.
@@ -65,12 +65,7 @@ async fn send_traces(fleetpipe: &Fleetpipe, requests: usize, spans: usize) -> Ve
 async fn retries_until_delivered() {
     let sink = Sink::start().await;
     sink.set(Behaviour::FailEveryOther(Code::Unavailable));
-    let fleetpipe = Fleetpipe::start(&pipeline_config(
-        &otlp_exporter("otlp", &sink.endpoint()),
-        &["otlp"],
-        true,
-    ))
-    .await;
+    let fleetpipe = forwarding_to(&sink, true).await;
     let sent = send_traces(&fleetpipe, 50, 20).await;
     sink.wait_for(Signal::Traces, 1000, Duration::from_secs(30)).await;
     assert_eq!(spans_by_id(&sink), spans_of(&sent));
@@ -91,12 +86,7 @@ async fn retries_until_delivered() {
 #[tokio::test]
 async fn survives_a_destination_outage() {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(
-        &otlp_exporter("otlp", &sink.endpoint()),
-        &["otlp"],
-        true,
-    ))
-    .await;
+    let fleetpipe = forwarding_to(&sink, true).await;
     sink.stop();
     let started = tokio::time::Instant::now();
     let sent = send_traces(&fleetpipe, 30, 10).await;
@@ -113,12 +103,7 @@ async fn survives_a_destination_outage() {
 async fn permanent_errors_are_not_retried() {
     let sink = Sink::start().await;
     sink.set(Behaviour::Fail(Code::InvalidArgument));
-    let fleetpipe = Fleetpipe::start(&pipeline_config(
-        &otlp_exporter("otlp", &sink.endpoint()),
-        &["otlp"],
-        false,
-    ))
-    .await;
+    let fleetpipe = forwarding_to(&sink, false).await;
     send_traces(&fleetpipe, 5, 4).await;
     let labels = ["exporter=\"otlp\"", "reason=\"permanent\""];
     for _ in 0..200 {
@@ -187,12 +172,7 @@ async fn stalled_exporter_does_not_hold_up_another() {
 #[tokio::test]
 async fn sigterm_drains_everything_acknowledged() {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(
-        &otlp_exporter("otlp", &sink.endpoint()),
-        &["otlp"],
-        true,
-    ))
-    .await;
+    let fleetpipe = forwarding_to(&sink, true).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..4 {

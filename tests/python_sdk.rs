@@ -14,7 +14,7 @@ use std::time::Duration;
 use fleetpipe::pipeline::{Payload, Signal};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use support::sink::Sink;
-use support::{Fleetpipe, otlp_exporter, pipeline_config};
+use support::{forwarding_to, hex};
 
 const SPANS: usize = 300;
 const LOGS: usize = 40;
@@ -64,10 +64,6 @@ fn run_agent(python: &Path, endpoint: &str, protocol: &str) -> serde_json::Value
     serde_json::from_slice(&output.stdout).expect("agent.py prints JSON")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Scenario: the Python SDK exports through fleetpipe over gRPC, then over HTTP/protobuf.
 /// Guarantees: every span arrives (by span id), with the SDK's resource, plus the counter,
 /// the histogram and every log record.
@@ -76,12 +72,7 @@ async fn python_sdk_exports_through_fleetpipe() {
     let python = python();
     for protocol in ["grpc", "http/protobuf"] {
         let sink = Sink::start().await;
-        let fleetpipe = Fleetpipe::start(&pipeline_config(
-            &otlp_exporter("otlp", &sink.endpoint()),
-            &["otlp"],
-            true,
-        ))
-        .await;
+        let fleetpipe = forwarding_to(&sink, true).await;
         let endpoint = match protocol {
             "grpc" => format!("http://{}", fleetpipe.grpc),
             _ => format!("http://{}", fleetpipe.http),

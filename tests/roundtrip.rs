@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fleetpipe::pipeline::{Payload, Signal};
 use support::sink::Sink;
-use support::{Body, Fleetpipe, fixtures, grpc_send, http_send, otlp_exporter, pipeline_config};
+use support::{Body, Fleetpipe, fixtures, forwarding_to, grpc_send, hex, http_send, pipeline_config};
 use tonic::codec::CompressionEncoding;
 
 fn requests() -> Vec<Payload> {
@@ -20,12 +20,7 @@ fn requests() -> Vec<Payload> {
 
 async fn start() -> (Sink, Fleetpipe) {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(
-        &otlp_exporter("otlp", &sink.endpoint()),
-        &["otlp"],
-        false,
-    ))
-    .await;
+    let fleetpipe = forwarding_to(&sink, false).await;
     (sink, fleetpipe)
 }
 
@@ -118,21 +113,12 @@ async fn json_accepts_snake_case_keys() {
     assert_eq!(span.attributes[0].key, "gen_ai.usage.input_tokens");
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Scenario: 40 requests of 25 spans through the batch processor.
 /// Guarantees: batching merges requests without losing or changing a span.
 #[tokio::test]
 async fn batching_keeps_every_span() {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(
-        &otlp_exporter("otlp", &sink.endpoint()),
-        &["otlp"],
-        true,
-    ))
-    .await;
+    let fleetpipe = forwarding_to(&sink, true).await;
     let mut sent_spans = Vec::new();
     for _ in 0..40 {
         let request = fixtures::agent_trace("batcher", 25);

@@ -84,6 +84,21 @@ fn indent(text: &str, spaces: usize) -> String {
     text.lines().map(|l| format!("{pad}{l}\n")).collect()
 }
 
+/// fleetpipe forwarding every signal to `sink` over OTLP/gRPC, with or without batching.
+pub async fn forwarding_to(sink: &sink::Sink, batch: bool) -> Fleetpipe {
+    Fleetpipe::start(&pipeline_config(
+        &otlp_exporter("otlp", &sink.endpoint()),
+        &["otlp"],
+        batch,
+    ))
+    .await
+}
+
+/// Lowercase hex, as OTLP/JSON writes trace and span ids.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Fleetpipe {
     /// Starts fleetpipe with `template`, where `@GRPC@`, `@HTTP@`, `@HEALTH@` and `@METRICS@`
     /// become free loopback addresses, and waits until `/readyz` answers 200.

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Side-by-side CPU, throughput, memory and latency of fleetpipe (registry enrichment on, the
+# shared fixture registry) and rotel (OTLP in -> OTLP out) under the same load. Each system runs
+# pinned to core 0; the load generator and the counting sink share core 1. Prints one line per
+# measurement and the fleetpipe/rotel ratios. Runs in about 2 minutes on a 2-core machine.
+#
+#   benches/compare.sh                  # defaults below; override with environment variables
+#   SECONDS_RUN=30 CONNECTIONS=8 benches/compare.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_RUN=${SECONDS_RUN:-15}
+CONNECTIONS=${CONNECTIONS:-4}
+COMPRESSION=${COMPRESSION:-gzip}
+IN_PORT=14317
+SINK_PORT=15317
+
+cargo build --release --quiet --bins
+venv=target/bench-venv
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import rotel" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check rotel
+fi
+rotel=$(find "$venv" -name rotel-agent -type f | head -n 1)
+chmod +x "$rotel"
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cat > "$work/fleetpipe.yaml" <<YAML
+registry:
+  path: tests/fixtures/operating-model/CONFIG.yaml
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:$IN_PORT"}
+processors:
+  enrich: {}
+  batch: {send_batch_size: 8192, timeout: 200ms}
+exporters:
+  otlp: {endpoint: "http://127.0.0.1:$SINK_PORT", compression: $COMPRESSION}
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [enrich, batch], exporters: [otlp]}
+  health: {endpoint: "127.0.0.1:23133"}
+  telemetry:
+    logs: {level: warn}
+    metrics: {endpoint: "127.0.0.1:28888"}
+YAML
+
+wait_for_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+load() { taskset -c 1 target/release/fleetpipe-load --endpoint "http://127.0.0.1:$1" --connections "$CONNECTIONS" "${@:2}"; }
+
+# measure NAME RATE COMMAND...: starts the sink and the system, warms up, loads, prints JSON.
+measure() {
+  local name=$1 rate=$2
+  shift 2
+  taskset -c 1 target/release/fleetpipe-sink --listen "127.0.0.1:$SINK_PORT" > "$work/$name.sink" &
+  local sink=$!
+  wait_for_port "$SINK_PORT"
+  taskset -c 0 "$@" > "$work/$name.log" 2>&1 &
+  local pid=$!
+  wait_for_port "$IN_PORT"
+  load "$IN_PORT" --seconds 2 > /dev/null
+  local before
+  before=$(cpu_ticks "$pid")
+  load "$IN_PORT" --seconds "$SECONDS_RUN" --rate "$rate" > "$work/$name.load"
+  sleep 1
+  local after rss
+  after=$(cpu_ticks "$pid")
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"
+  wait "$pid" 2>/dev/null || true
+  kill -TERM "$sink"
+  wait "$sink" 2>/dev/null || true
+  python3 - "$name" "$work/$name.load" "$((after - before))" "$(getconf CLK_TCK)" "$rss" "$work/$name.sink" <<'PY'
+import json, sys
+name, load_file, ticks, hz, rss, sink_file = sys.argv[1:]
+load = json.load(open(load_file))
+sink = json.loads(open(sink_file).read() or "{}")
+cpu = int(ticks) / int(hz)
+spans = load["accepted_spans"]
+print(json.dumps({"system": name, "spans_per_second": round(load["spans_per_second"]),
+                  "cpu_seconds": cpu, "cpu_us_per_span": round(cpu / spans * 1e6, 3) if spans else None,
+                  "peak_rss_mib": round(int(rss) / 1024, 1), "p50_ms": load["p50_ms"], "p99_ms": load["p99_ms"],
+                  "delivered_spans": sink.get("traces")}))
+PY
+}
+
+fleetpipe=(target/release/fleetpipe run --config "$work/fleetpipe.yaml")
+rotel_cmd=("$rotel" start --otlp-grpc-endpoint "127.0.0.1:$IN_PORT" --exporter otlp
+           --otlp-exporter-endpoint "http://127.0.0.1:$SINK_PORT" --otlp-exporter-compression "$COMPRESSION"
+           --pid-file "$work/rotel.pid")
+
+echo "# flat out, $CONNECTIONS connections, ${SECONDS_RUN}s, 100-span agent requests, compression $COMPRESSION"
+measure fleetpipe 0 "${fleetpipe[@]}" | tee "$work/fleetpipe.json"
+measure rotel 0 "${rotel_cmd[@]}" | tee "$work/rotel.json"
+
+half=$(python3 -c "import json; print(json.load(open('$work/fleetpipe.json'))['spans_per_second'] / 200)")
+echo "# latency at half of fleetpipe's maximum ($half requests/s); baseline: straight to the sink"
+taskset -c 1 target/release/fleetpipe-sink --listen "127.0.0.1:$IN_PORT" > /dev/null &
+direct_sink=$!
+wait_for_port "$IN_PORT"
+load "$IN_PORT" --seconds "$SECONDS_RUN" --rate "$half" | tee "$work/direct.load"
+kill -TERM "$direct_sink"
+wait "$direct_sink" 2>/dev/null || true
+measure fleetpipe-half "$half" "${fleetpipe[@]}" | tee "$work/fleetpipe-half.json"
+
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+f = json.load(open(f"{work}/fleetpipe.json"))
+r = json.load(open(f"{work}/rotel.json"))
+h = json.load(open(f"{work}/fleetpipe-half.json"))
+d = json.load(open(f"{work}/direct.load"))
+print("# ratios fleetpipe/rotel")
+print(f"cpu_per_span {f['cpu_us_per_span'] / r['cpu_us_per_span']:.3f}  (target <= 0.25)")
+print(f"spans_per_second {f['spans_per_second'] / r['spans_per_second']:.3f}")
+print(f"peak_rss {f['peak_rss_mib'] / r['peak_rss_mib']:.3f}  (target <= 1)")
+print(f"p50 {f['p50_ms'] / r['p50_ms']:.3f}  p99 {f['p99_ms'] / r['p99_ms']:.3f}")
+print(f"# added p99 latency at half load: {h['p99_ms'] - d['p99_ms']:.3f} ms (target < 5)")
+PY
