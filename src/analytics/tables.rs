@@ -237,22 +237,20 @@ impl ContextColumns {
         agent.append_option(emitter.agent.as_deref());
         layer.append_option(emitter.layer.as_deref());
         for (builder, key) in [id, name, category, kind, connection].into_iter().zip(CONTEXT_KEYS) {
-            builder.append_option(find(attributes, key).map(text));
+            append_text(builder, find(attributes, key));
         }
         self.registered
             .append_option(find(attributes, "integration.registered").and_then(|v| match v {
                 Value::BoolValue(b) => Some(*b),
                 _ => None,
             }));
-        target.append_option(find(attributes, "integration.target").map(text));
+        append_text(target, find(attributes, "integration.target"));
         for kv in attributes {
             if CONTEXT_KEYS.contains(&kv.key.as_str()) || lifted.contains(&kv.key.as_str()) {
                 continue;
             }
             self.attributes.keys().append_value(&kv.key);
-            self.attributes
-                .values()
-                .append_option(kv.value.as_ref().and_then(|v| v.value.as_ref()).map(text));
+            append_text(self.attributes.values(), kv.value.as_ref().and_then(|v| v.value.as_ref()));
         }
         // Appending a map entry only fails on mismatched key/value lengths, which the loop above keeps equal.
         let _ = self.attributes.append(true);
@@ -285,6 +283,15 @@ fn find<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
         .as_ref()?
         .value
         .as_ref()
+}
+
+/// Appends a value as text, borrowing string values rather than copying them first.
+fn append_text(builder: &mut StringBuilder, value: Option<&Value>) {
+    match value {
+        Some(Value::StringValue(s)) => builder.append_value(s),
+        Some(other) => builder.append_value(text(other)),
+        None => builder.append_null(),
+    }
 }
 
 fn text(value: &Value) -> String {
@@ -477,7 +484,7 @@ impl SpanColumns {
             "server.address",
             "error.type",
         ]) {
-            builder.append_option(find(attrs, key).map(text));
+            append_text(builder, find(attrs, key));
         }
         for (builder, key) in self.ints.iter_mut().zip([
             "gen_ai.usage.input_tokens",
@@ -687,7 +694,7 @@ impl LogColumns {
         self.severity.append_value(i64::from(record.severity_number));
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         self.strings[0].append_option(non_empty(&record.severity_text));
-        self.strings[1].append_option(record.body.as_ref().and_then(|b| b.value.as_ref()).map(text));
+        append_text(&mut self.strings[1], record.body.as_ref().and_then(|b| b.value.as_ref()));
         self.strings[2].append_option(non_empty(&record.event_name));
         self.strings[3].append_option((!record.trace_id.is_empty()).then(|| hex(&record.trace_id)));
         self.strings[4].append_option((!record.span_id.is_empty()).then(|| hex(&record.span_id)));

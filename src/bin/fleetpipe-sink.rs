@@ -13,6 +13,7 @@ use clap::Parser;
 use fleetpipe::grpc_codec::RawCodec;
 use fleetpipe::pipeline::{ExportResponse, Payload, Rejected, Signal};
 use http::{Request, Response};
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -39,7 +40,12 @@ impl tower::Service<Request<Body>> for Export {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let export = self.clone();
         Box::pin(async move {
-            let mut grpc = tonic::server::Grpc::new(RawCodec);
+            let mut accepted = EnabledCompressionEncodings::default();
+            accepted.enable(CompressionEncoding::Gzip);
+            accepted.enable(CompressionEncoding::Zstd);
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .apply_compression_config(accepted, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(64 << 20), None);
             Ok(grpc.unary(export, request).await)
         })
     }
