@@ -250,7 +250,10 @@ impl ContextColumns {
                 continue;
             }
             self.attributes.keys().append_value(&kv.key);
-            append_text(self.attributes.values(), kv.value.as_ref().and_then(|v| v.value.as_ref()));
+            append_text(
+                self.attributes.values(),
+                kv.value.as_ref().and_then(|v| v.value.as_ref()),
+            );
         }
         // Appending a map entry only fails on mismatched key/value lengths, which the loop above keeps equal.
         let _ = self.attributes.append(true);
@@ -694,7 +697,10 @@ impl LogColumns {
         self.severity.append_value(i64::from(record.severity_number));
         let non_empty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         self.strings[0].append_option(non_empty(&record.severity_text));
-        append_text(&mut self.strings[1], record.body.as_ref().and_then(|b| b.value.as_ref()));
+        append_text(
+            &mut self.strings[1],
+            record.body.as_ref().and_then(|b| b.value.as_ref()),
+        );
         self.strings[2].append_option(non_empty(&record.event_name));
         self.strings[3].append_option((!record.trace_id.is_empty()).then(|| hex(&record.trace_id)));
         self.strings[4].append_option((!record.span_id.is_empty()).then(|| hex(&record.span_id)));

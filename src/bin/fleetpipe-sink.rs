@@ -13,8 +13,8 @@ use clap::Parser;
 use fleetpipe::grpc_codec::RawCodec;
 use fleetpipe::pipeline::{ExportResponse, Payload, Rejected, Signal};
 use http::{Request, Response};
-use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 use tokio_util::sync::CancellationToken;
+use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 
 #[derive(Debug, Parser)]
 struct Args {
