@@ -271,7 +271,9 @@ async fn error_rate_spike_fires() {
     assert_eq!(found["integration.id"], "work-tracking");
     assert_eq!(found["operating_model.layer"], "strategy");
     assert!(found["value"].parse::<f64>().expect("value") >= 0.2);
-    assert_eq!(found["baseline"], "0");
+    // The first anomalous window may straddle a window boundary and already count in the
+    // baseline of the one that fires, so the baseline is low rather than exactly zero.
+    assert!(found["baseline"].parse::<f64>().expect("baseline") < 0.1, "{found:?}");
     assert_signal(
         &setup,
         "error-rate-spike",
