@@ -83,6 +83,8 @@ pub struct Matcher {
     url_prefixes: HashMap<String, usize>,
     services: HashMap<String, usize>,
     names: HashMap<String, usize>,
+    /// Whether any integration wrote `match` rules; without them only names are looked up.
+    has_rules: bool,
 }
 
 /// How many adjacent words of a value are joined when looking for a name: "GitHub Actions"
@@ -123,19 +125,13 @@ impl Matcher {
                 }
             }
         }
+        m.has_rules = integrations.iter().any(|i| !i.match_rules.is_empty());
         m
     }
 
     /// The integration a call belongs to: explicit `match` rules first, then names.
     pub fn attribute(&self, facts: &CallFacts<'_>) -> Option<Attribution> {
-        let has_rules = !(self.tools.is_empty()
-            && self.tool_prefixes.is_empty()
-            && self.hosts.is_empty()
-            && self.host_suffixes.is_empty()
-            && self.host_globs.is_empty()
-            && self.url_prefixes.is_empty()
-            && self.services.is_empty());
-        let by_rules = if has_rules { self.by_rules(facts) } else { None };
+        let by_rules = if self.has_rules { self.by_rules(facts) } else { None };
         by_rules.or_else(|| self.by_name(facts))
     }
 
