@@ -4,7 +4,19 @@
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::Status;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use tonic::server::Grpc;
+
+/// A unary gRPC server on the raw codec that accepts gzip and zstd requests up to
+/// `max_message_bytes` (after decompression) and answers uncompressed.
+pub fn unary_server(max_message_bytes: usize) -> Grpc<RawCodec> {
+    let mut accepted = EnabledCompressionEncodings::default();
+    accepted.enable(CompressionEncoding::Gzip);
+    accepted.enable(CompressionEncoding::Zstd);
+    Grpc::new(RawCodec)
+        .apply_compression_config(accepted, EnabledCompressionEncodings::default())
+        .apply_max_message_size_config(Some(max_message_bytes), None)
+}
 
 /// Encodes and decodes `Bytes` as they are.
 #[derive(Debug, Clone, Copy, Default)]

@@ -10,11 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::body::Body;
 use clap::Parser;
-use fleetpipe::grpc_codec::RawCodec;
 use fleetpipe::pipeline::{ExportResponse, Payload, Rejected, Signal};
 use http::{Request, Response};
 use tokio_util::sync::CancellationToken;
-use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -40,12 +38,7 @@ impl tower::Service<Request<Body>> for Export {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let export = self.clone();
         Box::pin(async move {
-            let mut accepted = EnabledCompressionEncodings::default();
-            accepted.enable(CompressionEncoding::Gzip);
-            accepted.enable(CompressionEncoding::Zstd);
-            let mut grpc = tonic::server::Grpc::new(RawCodec)
-                .apply_compression_config(accepted, EnabledCompressionEncodings::default())
-                .apply_max_message_size_config(Some(64 << 20), None);
+            let mut grpc = fleetpipe::grpc_codec::unary_server(64 << 20);
             Ok(grpc.unary(export, request).await)
         })
     }

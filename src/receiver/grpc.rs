@@ -14,14 +14,13 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
-use tonic::codec::{CompressionEncoding, EnabledCompressionEncodings};
-use tonic::server::{Grpc, UnaryService};
+use tonic::server::UnaryService;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{Format, Ingest, RETRY_DELAY, ReceiveError};
 use crate::compression::{DecompressError, Encoding};
-use crate::grpc_codec::RawCodec;
+use crate::grpc_codec;
 use crate::pipeline::Signal;
 
 pub fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
@@ -61,12 +60,7 @@ impl tower::Service<Request<Body>> for ExportMethod {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let method = self.clone();
         Box::pin(async move {
-            let mut accepted = EnabledCompressionEncodings::default();
-            accepted.enable(CompressionEncoding::Gzip);
-            accepted.enable(CompressionEncoding::Zstd);
-            let mut grpc = Grpc::new(RawCodec)
-                .apply_compression_config(accepted, EnabledCompressionEncodings::default())
-                .apply_max_message_size_config(Some(method.ingest.max_request_bytes), None);
+            let mut grpc = grpc_codec::unary_server(method.ingest.max_request_bytes);
             let timeout = method.read_timeout;
             let handler = UnaryHandler {
                 ingest: method.ingest,
