@@ -1,5 +1,5 @@
-//! Analytics costs: converting enriched 100-span requests to Arrow rows, against forwarding
-//! the same request (decode → encode); and one run of the whole detector pack over a 10 s
+//! Analytics costs: decoding enriched 100-span requests and converting them to Arrow rows,
+//! against forwarding the same request (receive → gzip for the destination); and one run of the whole detector pack over a 10 s
 //! window at 100k spans/s (1M spans) with a history behind it.
 //! Run with `cargo bench --bench analytics`.
 
@@ -16,18 +16,21 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetpipe::analytics::detector::{Detector, Prepared};
 use fleetpipe::analytics::tables::WindowBuilder;
 use fleetpipe::analytics::window::{ClosedWindow, WindowStore};
+use fleetpipe::compression::Encoding;
 use fleetpipe::enrich::{Enrich, EnrichConfig};
-use fleetpipe::pipeline::{Payload, Processor, Signal};
+use fleetpipe::export::BodyFormat;
+use fleetpipe::pipeline::{Payload, Processor, Request, Signal};
 use fleetpipe::registry::{AgentLayers, RegistryConfig, RegistryHandle};
 use fleetpipe::telemetry::metrics::Metrics;
 
 const WINDOW: Duration = Duration::from_secs(10);
 const SPANS_PER_WINDOW: usize = 1_000_000;
 
-fn enriched_request(enrich: &Enrich, agent: usize) -> Payload {
-    let mut payload = Payload::Traces(fixtures::agent_trace(&format!("agent-{}", agent % 50), 100));
-    enrich.process(&mut payload);
-    payload
+fn enriched_request(enrich: &Enrich, agent: usize) -> Request {
+    let payload = Payload::Traces(fixtures::agent_trace(&format!("agent-{}", agent % 50), 100));
+    let mut request = Request::from_payload(&payload);
+    enrich.process(&mut request);
+    request
 }
 
 fn enricher() -> Enrich {
@@ -46,24 +49,26 @@ fn enricher() -> Enrich {
 
 fn to_arrow(c: &mut Criterion) {
     let enrich = enricher();
-    let payload = enriched_request(&enrich, 0);
-    let wire = payload.encode_protobuf();
+    let request = enriched_request(&enrich, 0);
+    let wire = request.parts()[0].clone();
+    let format = BodyFormat {
+        encoding: Encoding::Gzip,
+        level: 1,
+        grpc_framed: true,
+    };
     let mut group = c.benchmark_group("analytics_100_spans");
     group.throughput(Throughput::Elements(100));
-    group.bench_function("forward_decode_encode", |b| {
+    group.bench_function("forward_receive_gzip", |b| {
         b.iter(|| {
-            black_box(
-                Payload::decode_protobuf(Signal::Traces, black_box(&wire))
-                    .expect("decode")
-                    .encode_protobuf(),
-            )
+            let (request, _) = Request::from_protobuf(Signal::Traces, black_box(wire.clone())).expect("valid");
+            black_box(format.encode(&request).expect("encode"))
         })
     });
-    group.bench_function("to_arrow_rows", |b| {
+    group.bench_function("decode_to_arrow_rows", |b| {
         b.iter_batched(
             || WindowBuilder::new(0),
             |mut builder| {
-                builder.add(black_box(&payload));
+                builder.add(&black_box(&request).decode().expect("decode"));
                 builder
             },
             criterion::BatchSize::SmallInput,
@@ -77,12 +82,12 @@ fn store(enrich: &Enrich) -> Arc<RwLock<WindowStore>> {
     let window = WINDOW.as_nanos() as i64;
     let mut builder = WindowBuilder::new(31 * window);
     for request in 0..SPANS_PER_WINDOW / 100 {
-        builder.add(&enriched_request(enrich, request));
+        builder.add(&enriched_request(enrich, request).decode().expect("decode"));
     }
     let batches = builder.finish().expect("window");
     let mut history_builder = WindowBuilder::new(0);
     for request in 0..300 {
-        history_builder.add(&enriched_request(enrich, request));
+        history_builder.add(&enriched_request(enrich, request).decode().expect("decode"));
     }
     let mut store = WindowStore::default();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

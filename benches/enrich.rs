@@ -1,5 +1,6 @@
 //! The cost of registry enrichment on a 100-span agent request, against plain forwarding
-//! (decode → encode), and its flatness from 10 to 1,000 registered integrations.
+//! (receive → encode for the destination), and its flatness from 10 to 1,000 registered
+//! integrations.
 //! Run with `cargo bench --bench enrich`.
 
 #[path = "../tests/support/fixtures.rs"]
@@ -10,8 +11,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use fleetpipe::compression::Encoding;
 use fleetpipe::enrich::{Enrich, EnrichConfig};
-use fleetpipe::pipeline::{Payload, Processor, Signal};
+use fleetpipe::export::BodyFormat;
+use fleetpipe::pipeline::{Payload, Processor, Request, Signal};
 use fleetpipe::registry::{AgentLayers, RegistryConfig, RegistryHandle};
 use fleetpipe::telemetry::metrics::Metrics;
 
@@ -45,26 +48,21 @@ fn enrichment(c: &mut Criterion) {
     let wire = Payload::Traces(fixtures::agent_trace("bench-agent", 100)).encode_protobuf();
     let mut group = c.benchmark_group("enrich_100_spans");
     group.throughput(Throughput::Elements(100));
-    // Forwarding decodes, encodes and (by default) gzips for the destination; the `_codec`
-    // variants leave compression out to show the cost against decode and encode alone.
-    let forward = |payload: Payload, gzip: bool| {
-        let bytes = payload.encode_protobuf();
-        if gzip {
-            fleetpipe::compression::gzip(&bytes).expect("gzip").len()
-        } else {
-            bytes.len()
-        }
+    let receive = || {
+        Request::from_protobuf(Signal::Traces, black_box(wire.clone()))
+            .expect("valid")
+            .0
     };
-    for gzip in [false, true] {
-        let suffix = if gzip { "gzip" } else { "codec" };
-        group.bench_function(format!("plain_{suffix}"), |b| {
-            b.iter(|| {
-                black_box(forward(
-                    Payload::decode_protobuf(Signal::Traces, black_box(&wire)).expect("decode"),
-                    gzip,
-                ))
-            })
-        });
+    // Forwarding checks the request and encodes it for the destination, gzipped by default;
+    // the `_codec` variants leave compression out.
+    for (suffix, encoding) in [("codec", Encoding::Identity), ("gzip", Encoding::Gzip)] {
+        let format = BodyFormat {
+            encoding,
+            level: 1,
+            grpc_framed: true,
+        };
+        let forward = |request: Request| format.encode(&request).expect("encode").len();
+        group.bench_function(format!("plain_{suffix}"), |b| b.iter(|| black_box(forward(receive()))));
         for size in [10, 100, 1000] {
             let enrich = enricher(size, dir.path());
             group.bench_with_input(
@@ -72,9 +70,9 @@ fn enrichment(c: &mut Criterion) {
                 &enrich,
                 |b, enrich| {
                     b.iter(|| {
-                        let mut payload = Payload::decode_protobuf(Signal::Traces, black_box(&wire)).expect("decode");
-                        enrich.process(&mut payload);
-                        black_box(forward(payload, gzip))
+                        let mut request = receive();
+                        enrich.process(&mut request);
+                        black_box(forward(request))
                     })
                 },
             );

@@ -14,6 +14,15 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// The `Content-Encoding` / `grpc-encoding` value; `None` for identity.
+    pub fn header_value(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            Encoding::Gzip => Some("gzip"),
+            Encoding::Zstd => Some("zstd"),
+        }
+    }
+
     /// Parses a `Content-Encoding` header value; `None` for encodings we do not accept.
     pub fn from_header(value: Option<&str>) -> Option<Encoding> {
         match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
@@ -61,14 +70,30 @@ pub fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes
     Ok(Bytes::from(out))
 }
 
-pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(data)?;
-    encoder.finish()
+/// Compresses the concatenation of `parts` at `level`, appending to `out`.
+pub fn compress<B: AsRef<[u8]>>(encoding: Encoding, level: u32, parts: &[B], out: &mut Vec<u8>) -> std::io::Result<()> {
+    match encoding {
+        Encoding::Identity => parts.iter().for_each(|part| out.extend_from_slice(part.as_ref())),
+        Encoding::Gzip => {
+            let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::new(level));
+            parts.iter().try_for_each(|part| encoder.write_all(part.as_ref()))?;
+            encoder.finish()?;
+        }
+        Encoding::Zstd => {
+            let level = i32::try_from(level).unwrap_or(1);
+            let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
+            parts.iter().try_for_each(|part| encoder.write_all(part.as_ref()))?;
+            encoder.finish()?;
+        }
+    }
+    Ok(())
 }
 
-pub fn zstd(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    zstd::stream::encode_all(data, 1)
+/// gzip at the fastest level, as fleetpipe's exporters send by default.
+pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    compress(Encoding::Gzip, 1, &[data], &mut out)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -81,7 +106,11 @@ mod tests {
         let data = b"spans and more spans".repeat(100);
         for (encoding, packed) in [
             (Encoding::Gzip, gzip(&data).expect("gzip")),
-            (Encoding::Zstd, zstd(&data).expect("zstd")),
+            (Encoding::Zstd, {
+                let mut out = Vec::new();
+                compress(Encoding::Zstd, 3, &[&data], &mut out).expect("zstd");
+                out
+            }),
         ] {
             let out = decompress(encoding, Bytes::from(packed), data.len()).expect("inflate");
             assert_eq!(&out[..], &data[..]);

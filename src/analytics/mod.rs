@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::export::ExporterHandle;
-use crate::pipeline::Payload;
+use crate::pipeline::{Payload, Request};
 use crate::registry::RegistryHandle;
 use crate::telemetry::metrics::Metrics;
 use detector::{Detector, DetectorError, Prepared};
@@ -154,7 +154,7 @@ struct Ingest {
 }
 
 impl Ingest {
-    async fn run(self, mut queue: mpsc::Receiver<Arc<Payload>>) {
+    async fn run(self, mut queue: mpsc::Receiver<Arc<Request>>) {
         let window = self.config.window.as_nanos().max(1) as i64;
         let start_of = |t: i64| t - t.rem_euclid(window);
         let mut builder = WindowBuilder::new(start_of(now_nanos()));
@@ -162,9 +162,12 @@ impl Ingest {
         loop {
             tokio::select! {
                 received = queue.recv() => match received {
-                    Some(payload) => {
+                    Some(request) => {
                         builder = self.roll(builder, start_of(now_nanos()), window).await;
-                        builder.add(&payload);
+                        match request.decode() {
+                            Ok(payload) => builder.add(&payload),
+                            Err(error) => tracing::warn!(%error, "Analytics skipped a batch it cannot decode."),
+                        }
                     }
                     None => break,
                 },
@@ -452,9 +455,9 @@ impl Detectors {
             tokio::spawn(webhook::post(self.http.clone(), hook.clone(), body));
         }
         let request = signal::log_records(&detector, &findings, now_nanos() as u64);
-        let payload = Arc::new(Payload::Logs(request));
+        let request = Arc::new(Request::from_payload(&Payload::Logs(request)));
         for output in &self.outputs {
-            output.enqueue(Arc::clone(&payload)).await;
+            output.enqueue(Arc::clone(&request)).await;
         }
     }
 }

@@ -11,8 +11,9 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 
 use crate::config::{Config, ProcessorConfig};
-use crate::enrich::{Enrich, EnrichConfig, call_facts};
-use crate::pipeline::{Payload, Processor, Signal};
+use crate::enrich::{Enrich, EnrichConfig};
+use crate::pipeline::{Payload, Processor, Request, Signal};
+use crate::registry::matcher::CallFacts;
 use crate::registry::{Registry, RegistryConfig, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
 
@@ -124,7 +125,7 @@ pub fn explain(source: &Source, pairs: &[String]) -> anyhow::Result<()> {
     let (config, enrich_config) = source.resolve()?;
     let metrics = Arc::new(Metrics::new());
     let handle = RegistryHandle::load(&config, &metrics)?;
-    let mut payload = if pairs.is_empty() {
+    let payload = if pairs.is_empty() {
         let mut input = String::new();
         std::io::stdin().read_to_string(&mut input).context("reading stdin")?;
         span_from_json(&input)?
@@ -132,9 +133,12 @@ pub fn explain(source: &Source, pairs: &[String]) -> anyhow::Result<()> {
         span_from_pairs(pairs)?
     };
     let registry = handle.current();
-    let before = payload.clone();
-    Enrich::new(Arc::clone(&handle), enrich_config.clone(), metrics).process(&mut payload);
-    print!("{}", explanation(&registry, &enrich_config, &before, &payload));
+    let mut request = Request::from_payload(&payload);
+    Enrich::new(Arc::clone(&handle), enrich_config.clone(), metrics).process(&mut request);
+    print!(
+        "{}",
+        explanation(&registry, &enrich_config, &payload, &request.decode()?)
+    );
     Ok(())
 }
 
@@ -192,15 +196,7 @@ fn explanation(registry: &Registry, config: &EnrichConfig, before: &Payload, aft
             .as_ref()
             .map(|r| r.attributes.as_slice())
             .unwrap_or_default();
-        let text = |key: &str| {
-            resource
-                .iter()
-                .find(|kv| kv.key == key)
-                .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-                    Value::StringValue(s) => Some(s.as_str()),
-                    _ => None,
-                })
-        };
+        let text = |key: &str| resource.iter().find(|kv| kv.key == key).and_then(string_value);
         let names = ["service.name", "gen_ai.agent.name"].into_iter().filter_map(text);
         let (layer, how) = layer::resolve(text(&config.layer_attribute), names, &registry.agent_layers);
         let how = match how {
@@ -213,7 +209,11 @@ fn explanation(registry: &Registry, config: &EnrichConfig, before: &Payload, aft
         let spans_after = rs_after.scope_spans.iter().flat_map(|ss| &ss.spans);
         for (span, tagged) in spans_before.zip(spans_after) {
             let _ = writeln!(out, "span {:?}:", span.name);
-            match registry.matcher.attribute(&call_facts(&tagged.attributes)) {
+            let mut facts = CallFacts::default();
+            for kv in &tagged.attributes {
+                facts.observe(&kv.key, || string_value(kv));
+            }
+            match registry.matcher.attribute(&facts) {
                 Some(a) => {
                     let i = &registry.integrations[a.integration];
                     let _ = writeln!(
@@ -237,6 +237,13 @@ fn explanation(registry: &Registry, config: &EnrichConfig, before: &Payload, aft
         }
     }
     out
+}
+
+fn string_value(kv: &KeyValue) -> Option<&str> {
+    match kv.value.as_ref()?.value.as_ref()? {
+        Value::StringValue(s) => Some(s),
+        _ => None,
+    }
 }
 
 fn show_value(value: Option<&AnyValue>) -> String {

@@ -242,6 +242,20 @@ impl ExporterConfig {
         if !matches!(otlp.endpoint.scheme(), "http" | "https") {
             issues.push(&[base, &["endpoint"]].concat(), "not an http:// or https:// URL");
         }
+        if let Some(level) = otlp.compression_params.level
+            && !otlp.compression.levels().contains(&level)
+        {
+            let levels = otlp.compression.levels();
+            issues.push(
+                &[base, &["compression_params", "level"]].concat(),
+                &format!(
+                    "{level} is not a level of {:?} compression ({}..={})",
+                    otlp.compression,
+                    levels.start(),
+                    levels.end()
+                ),
+            );
+        }
         if otlp.sending_queue.queue_size == 0 || otlp.sending_queue.num_consumers == 0 {
             issues.push(
                 &[base, &["sending_queue"]].concat(),

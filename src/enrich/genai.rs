@@ -4,78 +4,68 @@
 //!
 //! Non-destructive: the current name is added when missing, the original stays.
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use crate::pipeline::wire::{Attribute, NewValue};
 
-/// Other spellings and the current name they stand for.
-const ALIASES: &[(&str, &str)] = &[
-    ("gen_ai.system", "gen_ai.provider.name"),
-    ("gen_ai.usage.prompt_tokens", "gen_ai.usage.input_tokens"),
-    ("gen_ai.usage.completion_tokens", "gen_ai.usage.output_tokens"),
-    // OpenLLMetry before the GenAI conventions.
-    ("llm.usage.prompt_tokens", "gen_ai.usage.input_tokens"),
-    ("llm.usage.completion_tokens", "gen_ai.usage.output_tokens"),
-    // OpenInference.
-    ("tool.name", "gen_ai.tool.name"),
-    ("llm.model_name", "gen_ai.request.model"),
-    ("llm.token_count.prompt", "gen_ai.usage.input_tokens"),
-    ("llm.token_count.completion", "gen_ai.usage.output_tokens"),
-    ("llm.provider", "gen_ai.provider.name"),
-    ("llm.system", "gen_ai.provider.name"),
-];
+/// The current name another spelling stands for.
+fn current_name(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "gen_ai.system" | "llm.provider" | "llm.system" => "gen_ai.provider.name",
+        // OpenLLMetry before the GenAI conventions, and OpenInference.
+        "gen_ai.usage.prompt_tokens" | "llm.usage.prompt_tokens" | "llm.token_count.prompt" => {
+            "gen_ai.usage.input_tokens"
+        }
+        "gen_ai.usage.completion_tokens" | "llm.usage.completion_tokens" | "llm.token_count.completion" => {
+            "gen_ai.usage.output_tokens"
+        }
+        "tool.name" => "gen_ai.tool.name",
+        "llm.model_name" => "gen_ai.request.model",
+        _ => return None,
+    })
+}
 
-/// Adds current GenAI names for the other spellings found in `attributes`.
-pub fn normalize(attributes: &mut Vec<KeyValue>) {
-    let mut added: Vec<KeyValue> = Vec::new();
-    let has =
-        |attributes: &[KeyValue], added: &[KeyValue], key: &str| attributes.iter().chain(added).any(|kv| kv.key == key);
-    for kv in attributes.iter() {
-        let current = match ALIASES.iter().find(|(alias, _)| *alias == kv.key) {
-            Some((_, current)) => Some((*current, kv.value.clone())),
-            None => derived(attributes, kv),
+/// The current GenAI attributes that the other spellings in `attributes` give and that are
+/// not there yet, each once, values copied as encoded.
+pub fn current_names<'a>(attributes: &[Attribute<'a>]) -> Vec<(&'static str, NewValue<'a>)> {
+    let mut added: Vec<(&'static str, NewValue<'a>)> = Vec::new();
+    for attribute in attributes {
+        let current = match current_name(attribute.key) {
+            Some(key) => Some((key, NewValue::Encoded(attribute.value))),
+            None => derived(attributes, attribute),
         };
         if let Some((key, value)) = current
-            && !has(attributes, &added, key)
+            && !attributes.iter().any(|a| a.key == key)
+            && !added.iter().any(|(k, _)| *k == key)
         {
-            added.push(KeyValue {
-                key: key.to_owned(),
-                value,
-                ..Default::default()
-            });
+            added.push((key, value));
         }
     }
-    attributes.extend(added);
+    added
 }
 
 /// Names that need context: OpenLLMetry's entity name is a tool name only on tool spans, and
 /// both SDK families give the operation as a span kind of their own.
-fn derived(attributes: &[KeyValue], kv: &KeyValue) -> Option<(&'static str, Option<AnyValue>)> {
-    let text = |value: &Option<AnyValue>| match value.as_ref()?.value.as_ref()? {
-        Value::StringValue(s) => Some(s.to_ascii_lowercase()),
-        _ => None,
-    };
-    let operation = |name: &str| {
-        Some((
-            "gen_ai.operation.name",
-            Some(AnyValue {
-                value: Some(Value::StringValue(name.to_owned())),
-            }),
-        ))
-    };
-    match kv.key.as_str() {
+fn derived<'a>(attributes: &[Attribute<'a>], attribute: &Attribute<'a>) -> Option<(&'static str, NewValue<'a>)> {
+    let is = |a: &Attribute<'_>, expected: &str| a.string().is_some_and(|s| s.eq_ignore_ascii_case(expected));
+    let operation = |name| Some(("gen_ai.operation.name", NewValue::String(name)));
+    match attribute.key {
         "traceloop.entity.name" => {
             let is_tool = attributes
                 .iter()
-                .any(|a| a.key == "traceloop.span.kind" && text(&a.value).as_deref() == Some("tool"));
-            is_tool.then(|| ("gen_ai.tool.name", kv.value.clone()))
+                .any(|a| a.key == "traceloop.span.kind" && is(a, "tool"));
+            is_tool.then_some(("gen_ai.tool.name", NewValue::Encoded(attribute.value)))
         }
-        "traceloop.span.kind" | "openinference.span.kind" => match text(&kv.value)?.as_str() {
-            "tool" => operation("execute_tool"),
-            "llm" => operation("chat"),
-            "embedding" => operation("embeddings"),
-            "agent" => operation("invoke_agent"),
-            _ => None,
-        },
+        "traceloop.span.kind" | "openinference.span.kind" => {
+            let kind = attribute.string()?;
+            [
+                ("tool", "execute_tool"),
+                ("llm", "chat"),
+                ("embedding", "embeddings"),
+                ("agent", "invoke_agent"),
+            ]
+            .into_iter()
+            .find(|(k, _)| kind.eq_ignore_ascii_case(k))
+            .and_then(|(_, name)| operation(name))
+        }
         _ => None,
     }
 }
@@ -83,90 +73,112 @@ fn derived(attributes: &[KeyValue], kv: &KeyValue) -> Option<(&'static str, Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::wire::codec::{fields, put_attribute};
+    use opentelemetry_proto::tonic::common::v1::AnyValue;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use prost::Message;
 
-    fn kv(key: &str, value: Value) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue { value: Some(value) }),
-            ..Default::default()
+    /// Encodes attributes as a message's field 1, as on the wire.
+    fn encode(attributes: &[(&str, Value)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (key, value) in attributes {
+            let any = AnyValue {
+                value: Some(value.clone()),
+            }
+            .encode_to_vec();
+            put_attribute(&mut out, 1, key, NewValue::Encoded(&any));
         }
+        out
     }
 
-    fn get<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
-        attributes.iter().find(|a| a.key == key)?.value.as_ref()?.value.as_ref()
+    fn normalized(encoded: &[u8]) -> Vec<(&'static str, Option<Value>)> {
+        let attributes: Vec<Attribute<'_>> = fields(encoded)
+            .map(|f| Attribute::parse(&f.expect("field")).expect("attribute"))
+            .collect();
+        current_names(&attributes)
+            .into_iter()
+            .map(|(key, value)| {
+                let mut any = Vec::new();
+                put_attribute(&mut any, 1, "x", value);
+                let decoded = opentelemetry_proto::tonic::resource::v1::Resource::decode(&any[..]).expect("decodes");
+                (key, decoded.attributes[0].value.clone().and_then(|v| v.value))
+            })
+            .collect()
     }
 
-    /// Guarantees: deprecated names gain their current names, values kept, originals kept.
+    /// Guarantees: deprecated names gain their current names with the values unchanged.
     #[test]
     fn maps_deprecated_names() {
-        let mut attributes = vec![
-            kv("gen_ai.system", Value::StringValue("anthropic".into())),
-            kv("gen_ai.usage.prompt_tokens", Value::IntValue(10)),
-            kv("gen_ai.usage.completion_tokens", Value::IntValue(3)),
-        ];
-        normalize(&mut attributes);
+        let encoded = encode(&[
+            ("gen_ai.system", Value::StringValue("anthropic".into())),
+            ("gen_ai.usage.prompt_tokens", Value::IntValue(10)),
+            ("gen_ai.usage.completion_tokens", Value::IntValue(3)),
+        ]);
         assert_eq!(
-            get(&attributes, "gen_ai.provider.name"),
-            Some(&Value::StringValue("anthropic".into()))
+            normalized(&encoded),
+            vec![
+                ("gen_ai.provider.name", Some(Value::StringValue("anthropic".into()))),
+                ("gen_ai.usage.input_tokens", Some(Value::IntValue(10))),
+                ("gen_ai.usage.output_tokens", Some(Value::IntValue(3))),
+            ]
         );
-        assert_eq!(
-            get(&attributes, "gen_ai.usage.input_tokens"),
-            Some(&Value::IntValue(10))
-        );
-        assert_eq!(
-            get(&attributes, "gen_ai.usage.output_tokens"),
-            Some(&Value::IntValue(3))
-        );
-        assert_eq!(attributes.len(), 6);
     }
 
-    /// Guarantees: a current name already present is never replaced.
+    /// Guarantees: a current name already present is never added again, and two spellings of
+    /// one name add it once.
     #[test]
     fn keeps_current_names() {
-        let mut attributes = vec![
-            kv("gen_ai.usage.input_tokens", Value::IntValue(1)),
-            kv("gen_ai.usage.prompt_tokens", Value::IntValue(99)),
-        ];
-        normalize(&mut attributes);
-        assert_eq!(get(&attributes, "gen_ai.usage.input_tokens"), Some(&Value::IntValue(1)));
-        assert_eq!(attributes.len(), 2);
+        let present = encode(&[
+            ("gen_ai.usage.input_tokens", Value::IntValue(1)),
+            ("gen_ai.usage.prompt_tokens", Value::IntValue(99)),
+        ]);
+        assert_eq!(normalized(&present), vec![]);
+        let twice = encode(&[
+            ("llm.usage.prompt_tokens", Value::IntValue(5)),
+            ("llm.token_count.prompt", Value::IntValue(6)),
+        ]);
+        assert_eq!(
+            normalized(&twice),
+            vec![("gen_ai.usage.input_tokens", Some(Value::IntValue(5)))]
+        );
     }
 
-    /// Guarantees: OpenInference and OpenLLMetry tool spans yield a tool name and operation.
+    /// Guarantees: OpenInference and OpenLLMetry tool spans yield a tool name and operation;
+    /// an OpenLLMetry workflow's entity name is not a tool.
     #[test]
     fn reads_other_sdks() {
-        let mut openinference = vec![
-            kv("openinference.span.kind", Value::StringValue("TOOL".into())),
-            kv("tool.name", Value::StringValue("jira_search".into())),
-        ];
-        normalize(&mut openinference);
+        let openinference = encode(&[
+            ("openinference.span.kind", Value::StringValue("TOOL".into())),
+            ("tool.name", Value::StringValue("jira_search".into())),
+        ]);
         assert_eq!(
-            get(&openinference, "gen_ai.tool.name"),
-            Some(&Value::StringValue("jira_search".into()))
+            normalized(&openinference),
+            vec![
+                ("gen_ai.operation.name", Some(Value::StringValue("execute_tool".into()))),
+                ("gen_ai.tool.name", Some(Value::StringValue("jira_search".into()))),
+            ]
         );
-        assert_eq!(
-            get(&openinference, "gen_ai.operation.name"),
-            Some(&Value::StringValue("execute_tool".into()))
-        );
-
-        let mut openllmetry = vec![
-            kv("traceloop.span.kind", Value::StringValue("tool".into())),
-            kv(
+        let openllmetry = encode(&[
+            ("traceloop.span.kind", Value::StringValue("tool".into())),
+            (
                 "traceloop.entity.name",
                 Value::StringValue("servicenow.create_incident".into()),
             ),
-        ];
-        normalize(&mut openllmetry);
+        ]);
         assert_eq!(
-            get(&openllmetry, "gen_ai.tool.name"),
-            Some(&Value::StringValue("servicenow.create_incident".into()))
+            normalized(&openllmetry),
+            vec![
+                ("gen_ai.operation.name", Some(Value::StringValue("execute_tool".into()))),
+                (
+                    "gen_ai.tool.name",
+                    Some(Value::StringValue("servicenow.create_incident".into()))
+                ),
+            ]
         );
-
-        let mut workflow = vec![
-            kv("traceloop.span.kind", Value::StringValue("workflow".into())),
-            kv("traceloop.entity.name", Value::StringValue("plan".into())),
-        ];
-        normalize(&mut workflow);
-        assert_eq!(workflow.len(), 2, "a workflow's entity name is not a tool");
+        let workflow = encode(&[
+            ("traceloop.span.kind", Value::StringValue("workflow".into())),
+            ("traceloop.entity.name", Value::StringValue("plan".into())),
+        ]);
+        assert_eq!(normalized(&workflow), vec![]);
     }
 }

@@ -3,21 +3,19 @@
 //! shadow integrations, and writes the agent's operating-model layer on the resource.
 //!
 //! It runs inline on the receiving task (see [`crate::pipeline::Processor`]): no I/O, no
-//! awaiting, one registry snapshot per request.
+//! awaiting, one registry snapshot per request. It works on the request's protobuf bytes
+//! ([`crate::pipeline::wire`]): tags are appended to the records that get them, and records
+//! without tags are copied as they are.
 
 pub mod genai;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde::Deserialize;
 
-use crate::pipeline::{Payload, Processor};
+use crate::pipeline::wire::{Attribute, Edit, NewValue, Record, RecordKind, SPAN_KIND_CLIENT, Visitor};
+use crate::pipeline::{Processor, Request};
 use crate::registry::matcher::CallFacts;
 use crate::registry::{Registry, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
@@ -99,52 +97,17 @@ impl Enrich {
 }
 
 impl Processor for Enrich {
-    fn process(&self, payload: &mut Payload) {
+    fn process(&self, request: &mut Request) {
         let registry = self.registry.current();
-        let tagger = Tagger {
+        let mut tagger = Tagger {
             enrich: self,
             registry: &registry,
         };
-        match payload {
-            Payload::Traces(request) => {
-                for rs in &mut request.resource_spans {
-                    tagger.resource(&mut rs.resource);
-                    for span in rs.scope_spans.iter_mut().flat_map(|ss| &mut ss.spans) {
-                        let outbound = span.kind == SpanKind::Client as i32;
-                        tagger.record(&mut span.attributes, Some(outbound));
-                    }
-                }
-            }
-            Payload::Metrics(request) => {
-                for rm in &mut request.resource_metrics {
-                    tagger.resource(&mut rm.resource);
-                    for metric in rm.scope_metrics.iter_mut().flat_map(|sm| &mut sm.metrics) {
-                        for attributes in data_point_attributes(metric.data.as_mut()) {
-                            tagger.record(attributes, None);
-                        }
-                    }
-                }
-            }
-            Payload::Logs(request) => {
-                for rl in &mut request.resource_logs {
-                    tagger.resource(&mut rl.resource);
-                    for record in rl.scope_logs.iter_mut().flat_map(|sl| &mut sl.log_records) {
-                        tagger.record(&mut record.attributes, None);
-                    }
-                }
-            }
+        // Receivers validated the framing, so a failure here is our bug; the request then
+        // goes on untagged rather than being lost.
+        if let Err(error) = request.rewrite(&mut tagger) {
+            tracing::error!(%error, "Enrichment skipped a request it could not walk.");
         }
-    }
-}
-
-fn data_point_attributes(data: Option<&mut Data>) -> Vec<&mut Vec<KeyValue>> {
-    match data {
-        Some(Data::Gauge(g)) => g.data_points.iter_mut().map(|p| &mut p.attributes).collect(),
-        Some(Data::Sum(s)) => s.data_points.iter_mut().map(|p| &mut p.attributes).collect(),
-        Some(Data::Histogram(h)) => h.data_points.iter_mut().map(|p| &mut p.attributes).collect(),
-        Some(Data::ExponentialHistogram(h)) => h.data_points.iter_mut().map(|p| &mut p.attributes).collect(),
-        Some(Data::Summary(s)) => s.data_points.iter_mut().map(|p| &mut p.attributes).collect(),
-        None => Vec::new(),
     }
 }
 
@@ -154,72 +117,74 @@ struct Tagger<'a> {
     registry: &'a Registry,
 }
 
-impl Tagger<'_> {
-    fn resource(&self, resource: &mut Option<Resource>) {
-        let attributes = &mut resource.get_or_insert_with(Resource::default).attributes;
-        let key = &self.enrich.config.layer_attribute;
-        let claimed = string_value(attributes, key);
+impl Visitor for Tagger<'_> {
+    fn resource(&mut self, attributes: &[Attribute<'_>], edit: &mut Edit<'_>) {
+        let key = self.enrich.config.layer_attribute.as_str();
+        let claimed = find(attributes, key).and_then(Attribute::string);
         let names = ["service.name", "gen_ai.agent.name"]
             .into_iter()
-            .filter_map(|k| string_value(attributes, k));
+            .filter_map(|k| find(attributes, k)?.string());
         let (layer, _) = layer::resolve(claimed, names, &self.registry.agent_layers);
         let layer = layer.map_or("unknown", |l| l.as_str());
-        set(
-            attributes,
-            key,
-            Value::StringValue(layer.to_owned()),
-            self.enrich.config.overwrite && claimed.is_some_and(|c| c != layer),
-        );
+        let overwrite = self.enrich.config.overwrite && claimed.is_some_and(|c| c != layer);
+        set(attributes, edit, key, NewValue::String(layer), overwrite);
     }
 
-    /// Tags one record. `outbound` is `Some(is_client_span)` for spans; metric points and log
-    /// records are tagged when they name an integration but never reported as shadow.
-    fn record(&self, attributes: &mut Vec<KeyValue>, outbound: Option<bool>) {
-        if self.enrich.config.normalize_genai {
-            genai::normalize(attributes);
+    /// Tags one record. Spans are reported as shadow integrations when they call out to
+    /// something unregistered; metric points and log records are tagged when they name an
+    /// integration but never reported as shadow.
+    fn record(&mut self, record: &Record<'_, '_>, edit: &mut Edit<'_>) {
+        let attributes = record.attributes;
+        let normalized = if self.enrich.config.normalize_genai {
+            genai::current_names(attributes)
+        } else {
+            Vec::new()
+        };
+        let mut facts = CallFacts::default();
+        for attribute in attributes {
+            facts.observe(attribute.key, || attribute.string());
         }
-        let facts = call_facts(attributes);
+        for (key, value) in &normalized {
+            facts.observe(key, || value.string());
+            edit.add(key, *value);
+        }
         let keys = &self.enrich.keys;
         let overwrite = self.enrich.config.overwrite;
-        let tag = |attributes: &mut Vec<KeyValue>, key: &str, value: Value| set(attributes, key, value, overwrite);
+        let mut tag = |key: &str, value| set(attributes, edit, key, value, overwrite);
         if let Some(attribution) = self.registry.matcher.attribute(&facts) {
             let integration = &self.registry.integrations[attribution.integration];
-            attributes.reserve(6);
-            tag(attributes, &keys.id, Value::StringValue(integration.id.clone()));
-            tag(attributes, &keys.name, Value::StringValue(integration.name.clone()));
-            tag(
-                attributes,
-                &keys.category,
-                Value::StringValue(integration.category.clone()),
-            );
-            tag(attributes, &keys.kind, Value::StringValue(integration.kind.clone()));
-            let connection = integration.connection.as_str().to_owned();
-            tag(attributes, &keys.connection, Value::StringValue(connection));
-            tag(attributes, &keys.registered, Value::BoolValue(true));
+            tag(&keys.id, NewValue::String(&integration.id));
+            tag(&keys.name, NewValue::String(&integration.name));
+            tag(&keys.category, NewValue::String(&integration.category));
+            tag(&keys.kind, NewValue::String(&integration.kind));
+            tag(&keys.connection, NewValue::String(integration.connection.as_str()));
+            tag(&keys.registered, NewValue::Bool(true));
             return;
         }
-        let Some(is_client) = outbound else { return };
+        if record.kind != RecordKind::Span {
+            return;
+        }
+        let is_client = record.span_kind == SPAN_KIND_CLIENT;
         let remote = facts.server_address.is_some() || facts.url.is_some() || facts.services[0].is_some();
         let is_shadow = !facts.is_inference() && (facts.is_tool_call() || (is_client && remote));
         if let (true, Some(target)) = (is_shadow, facts.target()) {
-            let target = target.to_owned();
-            tag(attributes, &keys.registered, Value::BoolValue(false));
-            tag(attributes, &keys.target, Value::StringValue(target.clone()));
+            tag(&keys.registered, NewValue::Bool(false));
+            tag(&keys.target, NewValue::String(target));
             self.enrich.count_shadow(target);
         }
     }
 }
 
 impl Enrich {
-    fn count_shadow(&self, target: String) {
+    fn count_shadow(&self, target: &str) {
         let label = {
             let mut seen = self.shadow_targets.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.contains(&target) {
-                target
+            if seen.contains(target) {
+                target.to_owned()
             } else if seen.len() < MAX_SHADOW_TARGETS {
                 tracing::warn!(target = %target, "Shadow integration: an agent called a tool or host that the registry does not list.");
-                seen.insert(target.clone());
-                target
+                seen.insert(target.to_owned());
+                target.to_owned()
             } else {
                 "other".to_owned()
             }
@@ -231,55 +196,18 @@ impl Enrich {
     }
 }
 
-/// Reads the attributes that can name an integration.
-pub fn call_facts(attributes: &[KeyValue]) -> CallFacts<'_> {
-    let mut facts = CallFacts::default();
-    for kv in attributes {
-        let Some(Value::StringValue(value)) = kv.value.as_ref().and_then(|v| v.value.as_ref()) else {
-            continue;
-        };
-        let value = Some(value.as_str());
-        match kv.key.as_str() {
-            "gen_ai.tool.name" => facts.tool = value,
-            "mcp.method.name" => facts.mcp_method = value,
-            "server.address" => facts.server_address = value,
-            "url.full" => facts.url = value,
-            "peer.service" => facts.services[0] = value,
-            "rpc.service" => facts.services[1] = value,
-            "messaging.destination.name" => facts.services[2] = value,
-            "db.system.name" => facts.services[3] = value,
-            "gen_ai.operation.name" => facts.operation = value,
-            "gen_ai.provider.name" => facts.provider = value,
-            _ => {}
-        }
-    }
-    facts
-}
-
-fn string_value<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    match attributes
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .as_ref()?
-        .value
-        .as_ref()?
-    {
-        Value::StringValue(s) => Some(s),
-        _ => None,
-    }
+fn find<'r, 'a>(attributes: &'r [Attribute<'a>], key: &str) -> Option<&'r Attribute<'a>> {
+    attributes.iter().find(|a| a.key == key)
 }
 
 /// Adds `key`, or replaces it when `replace` is set; an existing attribute otherwise stays.
-fn set(attributes: &mut Vec<KeyValue>, key: &str, value: Value, replace: bool) {
-    let value = Some(AnyValue { value: Some(value) });
-    match attributes.iter_mut().find(|kv| kv.key == key) {
-        Some(existing) if replace => existing.value = value,
+fn set(attributes: &[Attribute<'_>], edit: &mut Edit<'_>, key: &str, value: NewValue<'_>, replace: bool) {
+    match find(attributes, key) {
+        Some(existing) if replace => {
+            edit.drop(existing);
+            edit.add(key, value);
+        }
         Some(_) => {}
-        None => attributes.push(KeyValue {
-            key: key.to_owned(),
-            value,
-            ..Default::default()
-        }),
+        None => edit.add(key, value),
     }
 }

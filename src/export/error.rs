@@ -25,6 +25,10 @@ pub enum ExportError {
     /// Writing local output failed (disk full, permissions): the user's environment.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
+    /// A local exporter could not decode a batch that was forwarded as received (fleetpipe
+    /// checks the framing of requests, not every string in them): the sender's data.
+    #[error("batch cannot be decoded: {0}")]
+    Undecodable(#[from] crate::pipeline::DecodeError),
     /// The exporter's own settings cannot be turned into a client (bad CA file, header):
     /// the user's configuration.
     #[error("invalid exporter settings: {0}")]
@@ -49,7 +53,7 @@ impl ExportError {
             }
             ExportError::Http { status, .. } => matches!(status.as_u16(), 429 | 502 | 503 | 504),
             ExportError::Transport(_) | ExportError::Io(_) => true,
-            ExportError::Setup(_) => false,
+            ExportError::Setup(_) | ExportError::Undecodable(_) => false,
         }
     }
 

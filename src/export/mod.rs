@@ -14,14 +14,16 @@ mod retry;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ExportError;
 
+use crate::compression::{self, Encoding};
 use crate::config::ExporterConfig;
-use crate::pipeline::{Payload, Rejected};
+use crate::pipeline::{Rejected, Request};
 use crate::telemetry::metrics::{Metrics, QueueLabels};
 use config::{QueueConfig, RetryConfig};
 use local::{DebugSender, FileSender};
@@ -38,7 +40,7 @@ pub fn install_crypto_provider() {
 #[derive(Clone)]
 pub struct ExporterHandle {
     name: Arc<str>,
-    queue: mpsc::Sender<Arc<Payload>>,
+    queue: mpsc::Sender<Arc<Request>>,
     block_on_overflow: bool,
     metrics: Arc<Metrics>,
 }
@@ -47,7 +49,7 @@ impl ExporterHandle {
     /// A handle on `queue`, for consumers other than the network exporters (analytics).
     pub fn new(
         name: &str,
-        queue: mpsc::Sender<Arc<Payload>>,
+        queue: mpsc::Sender<Arc<Request>>,
         block_on_overflow: bool,
         metrics: &Arc<Metrics>,
     ) -> ExporterHandle {
@@ -67,15 +69,15 @@ impl ExporterHandle {
 
     /// Queues a batch. A full queue waits when `block_on_overflow` is set; otherwise the batch
     /// is dropped for this exporter only, counted and logged.
-    pub async fn enqueue(&self, payload: Arc<Payload>) {
+    pub async fn enqueue(&self, request: Arc<Request>) {
         let queued = if self.block_on_overflow {
-            self.queue.send(payload).await.map_err(|e| e.0)
+            self.queue.send(request).await.map_err(|e| e.0)
         } else {
-            self.queue.try_send(payload).map_err(|e| e.into_inner())
+            self.queue.try_send(request).map_err(|e| e.into_inner())
         };
-        if let Err(payload) = queued {
-            let signal = payload.signal();
-            let items = payload.item_count() as u64;
+        if let Err(request) = queued {
+            let signal = request.signal();
+            let items = request.item_count() as u64;
             self.metrics
                 .exporter_dropped
                 .get_or_create(&self.metrics.exporter_loss(&self.name, signal, "queue_full"))
@@ -108,23 +110,69 @@ enum Destination {
 }
 
 impl Destination {
-    async fn send(&self, payload: &Payload, body: &bytes::Bytes) -> Result<Option<Rejected>, ExportError> {
+    async fn send(&self, request: &Request, body: &Bytes) -> Result<Option<Rejected>, ExportError> {
         match self {
-            Destination::Grpc(sender) => sender.send(payload, body.clone()).await,
-            Destination::Http(sender) => sender.send(payload, body.clone()).await,
+            Destination::Grpc(sender) => sender.send(request.signal(), body.clone()).await,
+            Destination::Http(sender) => sender.send(request.signal(), body.clone()).await,
             Destination::Debug(sender) => {
-                sender.send(payload);
+                sender.send(&request.decode()?);
                 Ok(None)
             }
-            Destination::File(sender) => sender.send(payload).await.map(|()| None),
+            Destination::File(sender) => sender.send(&request.decode()?).await.map(|()| None),
         }
     }
 
-    /// Only the OTLP destinations need the protobuf encoding.
-    fn needs_protobuf(&self) -> bool {
-        matches!(self, Destination::Grpc(_) | Destination::Http(_))
+    /// How the destination wants the bytes of a batch; `None` for the local destinations,
+    /// which work on the decoded batch.
+    fn body_format(&self) -> Option<BodyFormat> {
+        match self {
+            Destination::Grpc(sender) => Some(sender.body_format()),
+            Destination::Http(sender) => Some(sender.body_format()),
+            Destination::Debug(_) | Destination::File(_) => None,
+        }
     }
 }
+
+/// The bytes an OTLP destination is sent: compressed as configured, and framed as a gRPC
+/// message for `otlp`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyFormat {
+    pub encoding: Encoding,
+    pub level: u32,
+    pub grpc_framed: bool,
+}
+
+/// Batches above this many bytes are compressed on the blocking pool so that the runtime's
+/// threads keep receiving meanwhile; smaller ones cost less than the hand-off.
+const INLINE_ENCODE_BYTES: usize = 256 * 1024;
+
+impl BodyFormat {
+    pub fn encode(self, request: &Request) -> std::io::Result<Bytes> {
+        let prefix = if self.grpc_framed { GRPC_PREFIX } else { 0 };
+        let mut out = Vec::with_capacity(prefix + request.encoded_len());
+        out.resize(prefix, 0);
+        compression::compress(self.encoding, self.level, request.parts(), &mut out)?;
+        if self.grpc_framed {
+            let length = u32::try_from(out.len() - prefix).map_err(std::io::Error::other)?;
+            out[0] = u8::from(self.encoding != Encoding::Identity);
+            out[1..prefix].copy_from_slice(&length.to_be_bytes());
+        }
+        Ok(Bytes::from(out))
+    }
+
+    async fn encode_off_runtime(self, request: &Arc<Request>) -> std::io::Result<Bytes> {
+        if request.encoded_len() <= INLINE_ENCODE_BYTES {
+            return self.encode(request);
+        }
+        let request = Arc::clone(request);
+        tokio::task::spawn_blocking(move || self.encode(&request))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+}
+
+/// A gRPC message's prefix: compressed flag and big-endian length.
+const GRPC_PREFIX: usize = 5;
 
 struct Exporter {
     name: Arc<str>,
@@ -181,7 +229,7 @@ pub fn start(
     Ok(handle)
 }
 
-async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Payload>>, consumers: usize) {
+async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Request>>, consumers: usize) {
     let slots = Arc::new(Semaphore::new(consumers));
     let mut in_flight = JoinSet::new();
     let labels = QueueLabels {
@@ -191,7 +239,7 @@ async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Paylo
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             break;
         };
-        let Some(payload) = queue.recv().await else { break };
+        let Some(request) = queue.recv().await else { break };
         exporter
             .metrics
             .exporter_queue_size
@@ -199,7 +247,7 @@ async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Paylo
             .set(queue.len() as i64);
         let exporter = Arc::clone(&exporter);
         in_flight.spawn(async move {
-            exporter.deliver(&payload).await;
+            exporter.deliver(&request).await;
             drop(slot);
         });
         while in_flight.try_join_next().is_some() {}
@@ -211,26 +259,31 @@ async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Paylo
 impl Exporter {
     /// Sends one batch until it is delivered, refused for good, out of retries, or the
     /// shutdown deadline passes; every outcome is counted.
-    async fn deliver(&self, payload: &Payload) {
-        let signal = payload.signal();
-        let items = payload.item_count() as u64;
-        let body = if self.destination.needs_protobuf() {
-            payload.encode_protobuf()
-        } else {
-            bytes::Bytes::new()
+    async fn deliver(&self, request: &Arc<Request>) {
+        let signal = request.signal();
+        let items = request.item_count() as u64;
+        let body = match self.destination.body_format() {
+            Some(format) => match format.encode_off_runtime(request).await {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::error!(exporter = %self.name, %signal, items, %error, "Cannot compress a batch; dropped.");
+                    return self.count_failed(request, "encoding");
+                }
+            },
+            None => Bytes::new(),
         };
         let mut backoff = retry::Backoff::new(&self.retry);
         loop {
             if self.give_up.is_cancelled() {
-                return self.count_failed(payload, "shutdown");
+                return self.count_failed(request, "shutdown");
             }
             let attempt = tokio::select! {
                 biased;
-                _ = self.give_up.cancelled() => return self.count_failed(payload, "shutdown"),
-                attempt = self.destination.send(payload, &body) => attempt,
+                _ = self.give_up.cancelled() => return self.count_failed(request, "shutdown"),
+                attempt = self.destination.send(request, &body) => attempt,
             };
             let error = match attempt {
-                Ok(rejected) => return self.count_sent(payload, rejected),
+                Ok(rejected) => return self.count_sent(request, rejected),
                 Err(error) => error,
             };
             let wait = if error.is_retryable() {
@@ -245,7 +298,7 @@ impl Exporter {
                     "permanent"
                 };
                 tracing::error!(exporter = %self.name, %signal, items, error = %error, reason, "Export failed; batch dropped.");
-                return self.count_failed(payload, reason);
+                return self.count_failed(request, reason);
             };
             tracing::warn!(exporter = %self.name, %signal, error = %error, retry_in = ?wait, "Export failed; retrying.");
             self.metrics
@@ -254,15 +307,15 @@ impl Exporter {
                 .inc();
             tokio::select! {
                 biased;
-                _ = self.give_up.cancelled() => return self.count_failed(payload, "shutdown"),
+                _ = self.give_up.cancelled() => return self.count_failed(request, "shutdown"),
                 _ = tokio::time::sleep(wait) => {}
             }
         }
     }
 
-    fn count_sent(&self, payload: &Payload, rejected: Option<Rejected>) {
-        let signal = payload.signal();
-        let items = payload.item_count() as u64;
+    fn count_sent(&self, request: &Request, rejected: Option<Rejected>) {
+        let signal = request.signal();
+        let items = request.item_count() as u64;
         let labels = self.metrics.exporter(&self.name, signal);
         let rejected_items = rejected.as_ref().map_or(0, |r| r.count.max(0) as u64);
         if let Some(rejected) = rejected {
@@ -278,11 +331,11 @@ impl Exporter {
             .inc_by(items.saturating_sub(rejected_items));
     }
 
-    fn count_failed(&self, payload: &Payload, reason: &'static str) {
-        let labels = self.metrics.exporter_loss(&self.name, payload.signal(), reason);
+    fn count_failed(&self, request: &Request, reason: &'static str) {
+        let labels = self.metrics.exporter_loss(&self.name, request.signal(), reason);
         self.metrics
             .exporter_failed
             .get_or_create(&labels)
-            .inc_by(payload.item_count() as u64);
+            .inc_by(request.item_count() as u64);
     }
 }

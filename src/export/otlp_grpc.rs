@@ -1,22 +1,29 @@
 //! The `otlp` exporter: OTLP over gRPC, one unary Export call per batch.
+//!
+//! The call is made on tonic's channel (connection, TLS, HTTP/2) with a body framed here:
+//! tonic compresses only at a fixed level and on the sending task, while fleetpipe compresses
+//! each batch once, at the configured level, off the runtime, and resends the same bytes on
+//! retries.
 
 use std::str::FromStr;
 
-use bytes::Bytes;
-use http::uri::PathAndQuery;
-use tonic::codec::CompressionEncoding;
-use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
+use bytes::{Buf, Bytes};
+use http::header::{CONTENT_TYPE, TE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http_body_util::BodyExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::{Code, Status};
+use tower::ServiceExt;
 
-use super::config::{Compression, OtlpExporterConfig};
+use super::BodyFormat;
+use super::config::OtlpExporterConfig;
 use super::error::ExportError;
-use crate::grpc_codec::RawCodec;
-use crate::pipeline::{ExportResponse, Payload, Rejected};
+use crate::pipeline::{ExportResponse, Rejected, Signal};
 
 pub struct OtlpGrpcSender {
     channel: Channel,
-    metadata: MetadataMap,
-    compression: Option<CompressionEncoding>,
+    headers: HeaderMap,
+    body_format: BodyFormat,
     timeout: std::time::Duration,
 }
 
@@ -36,44 +43,113 @@ impl OtlpGrpcSender {
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| setup(&e))?;
         }
-        let mut metadata = MetadataMap::new();
+        let body_format = BodyFormat {
+            encoding: config.compression.encoding(),
+            level: config.compression_params.level_or_default(),
+            grpc_framed: true,
+        };
+        let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
-            let key = AsciiMetadataKey::from_str(&name.to_ascii_lowercase())
-                .map_err(|e| ExportError::Setup(format!("header {name}: {e}")))?;
-            let value =
-                AsciiMetadataValue::from_str(value).map_err(|e| ExportError::Setup(format!("header {name}: {e}")))?;
-            metadata.insert(key, value);
+            let invalid = |e: &dyn std::fmt::Display| ExportError::Setup(format!("header {name}: {e}"));
+            let name = HeaderName::from_str(&name.to_ascii_lowercase()).map_err(|e| invalid(&e))?;
+            headers.insert(name, HeaderValue::from_str(value).map_err(|e| invalid(&e))?);
         }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+        if let Some(encoding) = body_format.encoding.header_value() {
+            headers.insert("grpc-encoding", HeaderValue::from_static(encoding));
+        }
+        let millis = config.timeout.as_millis().clamp(1, 99_999_999);
+        let timeout = HeaderValue::from_str(&format!("{millis}m")).map_err(|e| ExportError::Setup(e.to_string()))?;
+        headers.insert("grpc-timeout", timeout);
         Ok(OtlpGrpcSender {
             channel: endpoint.connect_lazy(),
-            metadata,
-            compression: match config.compression {
-                Compression::Gzip => Some(CompressionEncoding::Gzip),
-                Compression::Zstd => Some(CompressionEncoding::Zstd),
-                Compression::None => None,
-            },
+            headers,
+            body_format,
             timeout: config.timeout,
         })
     }
 
-    /// One attempt; returns what the destination rejected through `partial_success`.
-    pub async fn send(&self, payload: &Payload, body: Bytes) -> Result<Option<Rejected>, ExportError> {
-        let signal = payload.signal();
-        let mut client = tonic::client::Grpc::new(self.channel.clone());
-        if let Some(encoding) = self.compression {
-            client = client.send_compressed(encoding);
-        }
-        client = client
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd);
-        client.ready().await.map_err(|e| ExportError::Transport(Box::new(e)))?;
-        let mut request = tonic::Request::new(body);
-        *request.metadata_mut() = self.metadata.clone();
-        request.set_timeout(self.timeout);
-        let path = PathAndQuery::from_maybe_shared(format!("/{}/Export", signal.grpc_service()))
+    pub fn body_format(&self) -> BodyFormat {
+        self.body_format
+    }
+
+    /// One attempt with a body made by [`Self::body_format`]; returns what the destination
+    /// rejected through `partial_success`.
+    pub async fn send(&self, signal: Signal, body: Bytes) -> Result<Option<Rejected>, ExportError> {
+        let mut request = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/{}/Export", signal.grpc_service()))
+            .body(tonic::body::Body::new(http_body_util::Full::new(body)))
             .map_err(|e| ExportError::Setup(e.to_string()))?;
-        let response = client.unary(request, path, RawCodec).await.map_err(ExportError::Grpc)?;
-        let decoded = ExportResponse::decode_protobuf(signal, response.get_ref());
+        *request.headers_mut() = self.headers.clone();
+        let call = async {
+            let transport = |e: tonic::transport::Error| ExportError::Transport(Box::new(e));
+            let response = self.channel.clone().oneshot(request).await.map_err(transport)?;
+            let (parts, body) = response.into_parts();
+            if parts.status != http::StatusCode::OK {
+                return Err(ExportError::Grpc(status_of_http(parts.status)));
+            }
+            if let Some(status) = grpc_status(&parts.headers) {
+                return Err(ExportError::Grpc(status));
+            }
+            let collected = body
+                .collect()
+                .await
+                .map_err(|e| ExportError::Grpc(Status::from_error(Box::new(e))))?;
+            let trailers = collected.trailers().cloned().unwrap_or_default();
+            match grpc_status(&trailers) {
+                Some(status) => Err(ExportError::Grpc(status)),
+                None if trailers.contains_key("grpc-status") || parts.headers.contains_key("grpc-status") => {
+                    Ok(response_message(collected.to_bytes()))
+                }
+                None => Err(ExportError::Grpc(Status::unknown(
+                    "the destination sent no grpc-status",
+                ))),
+            }
+        };
+        let message = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| ExportError::Grpc(Status::deadline_exceeded("no answer within the exporter's timeout")))??;
+        let decoded = ExportResponse::decode_protobuf(signal, &message);
         Ok(decoded.ok().and_then(|r| r.rejected()))
     }
+}
+
+/// The error status in gRPC headers or trailers; `None` when absent or OK. A details header
+/// that is not base64 is dropped first, as tonic would panic on it.
+fn grpc_status(headers: &HeaderMap) -> Option<Status> {
+    use base64::Engine as _;
+    let mut headers = headers.clone();
+    let details_valid = headers
+        .get("grpc-status-details-bin")
+        .is_none_or(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).is_ok());
+    if !details_valid {
+        headers.remove("grpc-status-details-bin");
+    }
+    Status::from_header_map(&headers).filter(|s| s.code() != Code::Ok)
+}
+
+/// The payload of the response's single gRPC message. Destinations do not compress it, as
+/// fleetpipe does not offer `grpc-accept-encoding`; anything else reads as empty.
+fn response_message(mut body: Bytes) -> Bytes {
+    if body.len() < 5 || body[0] != 0 {
+        return Bytes::new();
+    }
+    body.advance(1);
+    let length = body.get_u32() as usize;
+    body.slice(..length.min(body.len()))
+}
+
+/// The gRPC status for an HTTP status other than 200, as gRPC's HTTP-to-gRPC mapping says.
+fn status_of_http(status: http::StatusCode) -> Status {
+    let code = match status.as_u16() {
+        400 => Code::Internal,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::Unimplemented,
+        429 | 502 | 503 | 504 => Code::Unavailable,
+        _ => Code::Unknown,
+    };
+    Status::new(code, format!("HTTP {status}"))
 }

@@ -7,10 +7,10 @@ use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use super::config::{Compression, OtlpExporterConfig};
+use super::BodyFormat;
+use super::config::OtlpExporterConfig;
 use super::error::ExportError;
-use crate::compression;
-use crate::pipeline::{ExportResponse, Payload, Rejected, Signal};
+use crate::pipeline::{ExportResponse, Rejected, Signal};
 
 /// Longest part of an error body kept in logs.
 const ERROR_BODY_LIMIT: usize = 512;
@@ -21,7 +21,7 @@ pub struct OtlpHttpSender {
     metrics: Url,
     logs: Url,
     headers: HeaderMap,
-    compression: Compression,
+    body_format: BodyFormat,
 }
 
 impl OtlpHttpSender {
@@ -51,13 +51,21 @@ impl OtlpHttpSender {
             metrics: url_for(&config.metrics_endpoint, Signal::Metrics)?,
             logs: url_for(&config.logs_endpoint, Signal::Logs)?,
             headers,
-            compression: config.compression,
+            body_format: BodyFormat {
+                encoding: config.compression.encoding(),
+                level: config.compression_params.level_or_default(),
+                grpc_framed: false,
+            },
         })
     }
 
-    /// One attempt; returns what the destination rejected through `partial_success`.
-    pub async fn send(&self, payload: &Payload, body: Bytes) -> Result<Option<Rejected>, ExportError> {
-        let signal = payload.signal();
+    pub fn body_format(&self) -> BodyFormat {
+        self.body_format
+    }
+
+    /// One attempt with a body made by [`Self::body_format`]; returns what the destination
+    /// rejected through `partial_success`.
+    pub async fn send(&self, signal: Signal, body: Bytes) -> Result<Option<Rejected>, ExportError> {
         let url = match signal {
             Signal::Traces => &self.traces,
             Signal::Metrics => &self.metrics,
@@ -68,12 +76,14 @@ impl OtlpHttpSender {
             .post(url.clone())
             .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/x-protobuf");
-        request = match self.compression {
-            Compression::Gzip => request.header(CONTENT_ENCODING, "gzip").body(compression::gzip(&body)?),
-            Compression::Zstd => request.header(CONTENT_ENCODING, "zstd").body(compression::zstd(&body)?),
-            Compression::None => request.body(body),
-        };
-        let response = request.send().await.map_err(|e| ExportError::Transport(Box::new(e)))?;
+        if let Some(encoding) = self.body_format.encoding.header_value() {
+            request = request.header(CONTENT_ENCODING, encoding);
+        }
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ExportError::Transport(Box::new(e)))?;
         let status = response.status();
         let retry_after = response
             .headers()

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Fanout, Payload};
+use super::{Fanout, Request};
 
 /// Settings of the `batch` processor.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,29 +34,29 @@ impl Default for BatchConfig {
 
 /// Moves requests from the pipeline queue to the exporters, batching when `batch` is set and
 /// passing each request straight through otherwise.
-pub async fn run(mut queue: mpsc::Receiver<Payload>, batch: Option<BatchConfig>, fanout: Fanout) {
+pub async fn run(mut queue: mpsc::Receiver<Request>, batch: Option<BatchConfig>, fanout: Fanout) {
     let Some(batch) = batch else {
-        while let Some(payload) = queue.recv().await {
-            fanout.deliver(payload).await;
+        while let Some(request) = queue.recv().await {
+            fanout.deliver(request).await;
         }
         return;
     };
-    let mut pending: Option<(Payload, usize)> = None;
+    let mut pending: Option<(Request, usize)> = None;
     let mut deadline = Instant::now();
     loop {
         tokio::select! {
             received = queue.recv() => {
-                let Some(payload) = received else { break };
-                let items = payload.item_count();
+                let Some(request) = received else { break };
+                let items = request.item_count();
                 match &mut pending {
-                    Some((held, count)) if held.signal() == payload.signal() => {
-                        held.merge(payload);
+                    Some((held, count)) if held.signal() == request.signal() => {
+                        held.merge(request);
                         *count += items;
                     }
                     _ => {
                         flush(&mut pending, &fanout).await;
                         deadline = Instant::now() + batch.timeout;
-                        pending = Some((payload, items));
+                        pending = Some((request, items));
                     }
                 }
                 if pending.as_ref().is_some_and(|(_, count)| *count >= batch.send_batch_size) {
@@ -71,8 +71,8 @@ pub async fn run(mut queue: mpsc::Receiver<Payload>, batch: Option<BatchConfig>,
     flush(&mut pending, &fanout).await;
 }
 
-async fn flush(pending: &mut Option<(Payload, usize)>, fanout: &Fanout) {
-    if let Some((payload, _)) = pending.take() {
-        fanout.deliver(payload).await;
+async fn flush(pending: &mut Option<(Request, usize)>, fanout: &Fanout) {
+    if let Some((request, _)) = pending.take() {
+        fanout.deliver(request).await;
     }
 }

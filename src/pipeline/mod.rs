@@ -6,19 +6,22 @@
 
 pub mod batch;
 mod payload;
+mod request;
+pub mod wire;
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 pub use payload::{DecodeError, ExportResponse, Payload, Rejected, Signal};
+pub use request::Request;
 
 use crate::export::ExporterHandle;
 
 /// A step applied to every request on the receiving task, before it is queued. Processors run
 /// on the hot path: they must not block or await.
 pub trait Processor: Send + Sync {
-    fn process(&self, payload: &mut Payload);
+    fn process(&self, request: &mut Request);
 }
 
 /// The receiving end's handle to one pipeline: runs its processors and queues the result.
@@ -26,7 +29,7 @@ pub trait Processor: Send + Sync {
 pub struct PipelineInput {
     name: Arc<str>,
     processors: Arc<[Arc<dyn Processor>]>,
-    queue: mpsc::Sender<Payload>,
+    queue: mpsc::Sender<Request>,
 }
 
 /// The pipeline queue is full: the client should retry later.
@@ -37,7 +40,7 @@ pub struct Overloaded {
 }
 
 impl PipelineInput {
-    pub fn new(name: &str, processors: Vec<Arc<dyn Processor>>, queue: mpsc::Sender<Payload>) -> PipelineInput {
+    pub fn new(name: &str, processors: Vec<Arc<dyn Processor>>, queue: mpsc::Sender<Request>) -> PipelineInput {
         PipelineInput {
             name: name.into(),
             processors: processors.into(),
@@ -52,7 +55,7 @@ impl PipelineInput {
 
 /// Hands a request to every pipeline of its signal, all or nothing: either every pipeline has
 /// room and takes it (the client gets success), or none takes it (the client is told to retry).
-pub fn submit(pipelines: &[PipelineInput], payload: Payload) -> Result<(), Overloaded> {
+pub fn submit(pipelines: &[PipelineInput], request: Request) -> Result<(), Overloaded> {
     let mut permits = Vec::with_capacity(pipelines.len());
     for pipeline in pipelines {
         match pipeline.queue.try_reserve() {
@@ -64,10 +67,10 @@ pub fn submit(pipelines: &[PipelineInput], payload: Payload) -> Result<(), Overl
             }
         }
     }
-    let mut payload = Some(payload);
+    let mut request = Some(request);
     let last = permits.len().saturating_sub(1);
     for (index, (pipeline, permit)) in permits.into_iter().enumerate() {
-        let mut copy = if index == last { payload.take() } else { payload.clone() };
+        let mut copy = if index == last { request.take() } else { request.clone() };
         if let Some(mut request) = copy.take() {
             for processor in pipeline.processors.iter() {
                 processor.process(&mut request);
@@ -88,8 +91,8 @@ impl Fanout {
         Fanout { exporters }
     }
 
-    pub async fn deliver(&self, payload: Payload) {
-        let shared = Arc::new(payload);
+    pub async fn deliver(&self, request: Request) {
+        let shared = Arc::new(request);
         for exporter in &self.exporters {
             exporter.enqueue(Arc::clone(&shared)).await;
         }

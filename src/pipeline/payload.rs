@@ -76,6 +76,13 @@ pub enum DecodeError {
         #[source]
         source: prost::DecodeError,
     },
+    /// The protobuf framing is broken; says where in the request.
+    #[error("malformed {signal} protobuf at {source}")]
+    Wire {
+        signal: Signal,
+        #[source]
+        source: super::wire::WireError,
+    },
     /// The JSON does not follow the OTLP/JSON encoding of the signal's export request.
     #[error("malformed {signal} OTLP/JSON: {source}")]
     Json {

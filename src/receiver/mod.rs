@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::compression::{self, DecompressError, Encoding};
-use crate::pipeline::{self, DecodeError, ExportResponse, Overloaded, Payload, PipelineInput, Signal};
+use crate::pipeline::{self, DecodeError, ExportResponse, Overloaded, Payload, PipelineInput, Request, Signal};
 use crate::server::{self, ServerLimits};
 use crate::telemetry::metrics::{Metrics, ReceiverLabels, RefusalLabels};
 use config::OtlpReceiverConfig;
@@ -94,13 +94,16 @@ impl Ingest {
     ) -> Result<ExportResponse, ReceiveError> {
         let pipelines = self.pipelines.get(&signal).ok_or(ReceiveError::NoPipeline(signal))?;
         let raw = compression::decompress(encoding, body, self.max_request_bytes)?;
-        let mut payload = match format {
-            Format::Protobuf => Payload::decode_protobuf(signal, &raw)?,
-            Format::Json => Payload::decode_json(signal, &raw)?,
+        let (request, rejected) = match format {
+            Format::Protobuf => Request::from_protobuf(signal, raw)?,
+            Format::Json => {
+                let mut payload = Payload::decode_json(signal, &raw)?;
+                let rejected = payload.reject_invalid();
+                (Request::from_payload(&payload), rejected)
+            }
         };
-        let rejected = payload.reject_invalid();
-        let items = payload.item_count() as u64;
-        if let Err(overloaded) = pipeline::submit(pipelines, payload) {
+        let items = request.item_count() as u64;
+        if let Err(overloaded) = pipeline::submit(pipelines, request) {
             let labels = self.refusal(transport, signal, "overloaded");
             self.metrics.receiver_refused_items.get_or_create(&labels).inc_by(items);
             return Err(overloaded.into());

@@ -26,6 +26,27 @@ pub struct CallFacts<'a> {
 }
 
 impl<'a> CallFacts<'a> {
+    /// Takes note of attribute `key` when it is one that can name an integration; `value`
+    /// (the attribute's string value, if it is a string) is read only then.
+    pub fn observe(&mut self, key: &str, value: impl FnOnce() -> Option<&'a str>) {
+        let slot = match key {
+            "gen_ai.tool.name" => &mut self.tool,
+            "mcp.method.name" => &mut self.mcp_method,
+            "server.address" => &mut self.server_address,
+            "url.full" => &mut self.url,
+            "peer.service" => &mut self.services[0],
+            "rpc.service" => &mut self.services[1],
+            "messaging.destination.name" => &mut self.services[2],
+            "db.system.name" => &mut self.services[3],
+            "gen_ai.operation.name" => &mut self.operation,
+            "gen_ai.provider.name" => &mut self.provider,
+            _ => return,
+        };
+        if let Some(value) = value() {
+            *slot = Some(value);
+        }
+    }
+
     /// The host of `url.full`, without user info or port.
     pub fn url_host(&self) -> Option<&'a str> {
         let rest = self.url?.split_once("://")?.1;

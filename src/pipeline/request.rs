@@ -1,0 +1,93 @@
+//! [`Request`]: what travels the data path between receivers and exporters.
+
+use bytes::Bytes;
+
+use super::wire::{self, Visitor, WireError};
+use super::{DecodeError, Payload, Rejected, Signal};
+
+/// One or more export requests of one signal, as protobuf bytes. Receivers check the framing
+/// and count the records once; processors rewrite the bytes in place of decoding them; the
+/// batch step joins requests by joining their bytes (concatenated export requests are one
+/// export request in protobuf); exporters send the bytes as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    signal: Signal,
+    parts: Vec<Bytes>,
+    items: usize,
+}
+
+impl Request {
+    /// Takes a received protobuf body. Records whose ids no backend can store are removed, as
+    /// OTLP's partial success allows; only then is the request decoded and encoded again.
+    pub fn from_protobuf(signal: Signal, body: Bytes) -> Result<(Request, Rejected), DecodeError> {
+        let scan = wire::scan(signal, &body).map_err(|source| DecodeError::Wire { signal, source })?;
+        if scan.invalid_ids == 0 {
+            let request = Request {
+                signal,
+                parts: vec![body],
+                items: scan.items,
+            };
+            return Ok((request, Rejected::default()));
+        }
+        let mut payload = Payload::decode_protobuf(signal, &body)?;
+        let rejected = payload.reject_invalid();
+        Ok((Request::from_payload(&payload), rejected))
+    }
+
+    /// Encodes a decoded request, e.g. one received as OTLP/JSON.
+    pub fn from_payload(payload: &Payload) -> Request {
+        Request {
+            signal: payload.signal(),
+            parts: vec![payload.encode_protobuf()],
+            items: payload.item_count(),
+        }
+    }
+
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// Spans, data points or log records.
+    pub fn item_count(&self) -> usize {
+        self.items
+    }
+
+    /// The protobuf encoding, in parts whose concatenation is the export request.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    /// Appends the other request's records. A request of another signal is a bug in the
+    /// caller and is ignored.
+    pub fn merge(&mut self, other: Request) {
+        if other.signal != self.signal {
+            debug_assert!(false, "merge of {} into {}", other.signal, self.signal);
+            return;
+        }
+        self.parts.extend(other.parts);
+        self.items += other.items;
+    }
+
+    /// Applies `visitor` to every resource and record; parts it leaves unchanged keep their bytes.
+    pub fn rewrite(&mut self, visitor: &mut dyn Visitor) -> Result<(), WireError> {
+        for part in &mut self.parts {
+            if let Some(rewritten) = wire::rewrite(self.signal, part, visitor)? {
+                *part = Bytes::from(rewritten);
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes the request, for the consumers that work on objects (analytics, debug, file).
+    pub fn decode(&self) -> Result<Payload, DecodeError> {
+        let mut payload = Payload::empty(self.signal);
+        for part in &self.parts {
+            payload.merge(Payload::decode_protobuf(self.signal, part)?);
+        }
+        Ok(payload)
+    }
+}

@@ -1,0 +1,374 @@
+//! Reading and writing protobuf wire format by hand: fields of one message, varints, and the
+//! OTLP `KeyValue` attributes that enrichment appends.
+
+/// Wire types of the protobuf encoding (groups, 3 and 4, are not used by OTLP and refused).
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+/// Field numbers of `common.v1.KeyValue` and `common.v1.AnyValue`.
+const KEY_VALUE_KEY: u32 = 1;
+const KEY_VALUE_VALUE: u32 = 2;
+const ANY_VALUE_STRING: u32 = 1;
+const ANY_VALUE_BOOL: u32 = 2;
+
+/// What is wrong with the bytes of one message, without the path to it (see `WireError`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("truncated varint")]
+    TruncatedVarint,
+    #[error("varint longer than 10 bytes")]
+    LongVarint,
+    #[error("field number 0")]
+    FieldZero,
+    #[error("field {field}: wire type {wire_type} is not used by OTLP")]
+    WireType { field: u32, wire_type: u8 },
+    #[error("field {field}: length {length} runs past the end of the message")]
+    Truncated { field: u32, length: u64 },
+    #[error("field {field}: expected wire type {expected}, found {found}")]
+    UnexpectedType { field: u32, expected: u8, found: u8 },
+    #[error("field {field}: invalid UTF-8")]
+    Utf8 { field: u32 },
+}
+
+/// The value of one field as it is on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value<'a> {
+    Varint(u64),
+    Fixed64,
+    Fixed32,
+    Len(&'a [u8]),
+}
+
+impl Value<'_> {
+    fn wire_type(&self) -> u8 {
+        match self {
+            Value::Varint(_) => VARINT,
+            Value::Fixed64 => FIXED64,
+            Value::Fixed32 => FIXED32,
+            Value::Len(_) => LEN,
+        }
+    }
+}
+
+/// One field of a message: its number, value, and the bytes it occupies (tag included), so
+/// that it can be copied unchanged.
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'a> {
+    pub number: u32,
+    pub value: Value<'a>,
+    pub raw: &'a [u8],
+}
+
+impl<'a> Field<'a> {
+    /// The payload of a length-delimited field; any other wire type is malformed here.
+    pub fn bytes(&self) -> Result<&'a [u8], Malformed> {
+        match self.value {
+            Value::Len(bytes) => Ok(bytes),
+            other => Err(Malformed::UnexpectedType {
+                field: self.number,
+                expected: LEN,
+                found: other.wire_type(),
+            }),
+        }
+    }
+
+    pub fn varint(&self) -> Result<u64, Malformed> {
+        match self.value {
+            Value::Varint(v) => Ok(v),
+            other => Err(Malformed::UnexpectedType {
+                field: self.number,
+                expected: VARINT,
+                found: other.wire_type(),
+            }),
+        }
+    }
+
+    pub fn str(&self) -> Result<&'a str, Malformed> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| Malformed::Utf8 { field: self.number })
+    }
+}
+
+/// The fields of one message, in wire order.
+pub struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+pub fn fields(message: &[u8]) -> Fields<'_> {
+    Fields { rest: message }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<Field<'a>, Malformed>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let field = self.read_field();
+        if field.is_err() {
+            self.rest = &[];
+        }
+        Some(field)
+    }
+}
+
+impl<'a> Fields<'a> {
+    fn read_field(&mut self) -> Result<Field<'a>, Malformed> {
+        let start = self.rest;
+        let tag = read_varint(&mut self.rest)?;
+        let number = u32::try_from(tag >> 3).map_err(|_| Malformed::FieldZero)?;
+        if number == 0 {
+            return Err(Malformed::FieldZero);
+        }
+        let wire_type = (tag & 7) as u8;
+        let value = match wire_type {
+            VARINT => Value::Varint(read_varint(&mut self.rest)?),
+            FIXED64 => {
+                self.take(number, 8)?;
+                Value::Fixed64
+            }
+            FIXED32 => {
+                self.take(number, 4)?;
+                Value::Fixed32
+            }
+            LEN => {
+                let length = read_varint(&mut self.rest)?;
+                Value::Len(self.take(number, length)?)
+            }
+            _ => {
+                return Err(Malformed::WireType {
+                    field: number,
+                    wire_type,
+                });
+            }
+        };
+        let raw = &start[..start.len() - self.rest.len()];
+        Ok(Field { number, value, raw })
+    }
+
+    fn take(&mut self, field: u32, length: u64) -> Result<&'a [u8], Malformed> {
+        let n = usize::try_from(length)
+            .ok()
+            .filter(|n| *n <= self.rest.len())
+            .ok_or(Malformed::Truncated { field, length })?;
+        let (taken, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(taken)
+    }
+}
+
+fn read_varint(bytes: &mut &[u8]) -> Result<u64, Malformed> {
+    let mut value = 0u64;
+    for (i, byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *bytes = &bytes[i + 1..];
+            return Ok(value);
+        }
+    }
+    if bytes.len() >= 10 {
+        Err(Malformed::LongVarint)
+    } else {
+        Err(Malformed::TruncatedVarint)
+    }
+}
+
+pub fn varint_len(value: u64) -> usize {
+    // 1 byte per started group of 7 bits; 0 takes one byte.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+pub fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_tag(out: &mut Vec<u8>, field: u32, wire_type: u8) {
+    put_varint(out, (u64::from(field) << 3) | u64::from(wire_type));
+}
+
+/// The bytes a length-delimited field of `length` payload bytes takes, tag included.
+pub fn len_field_size(field: u32, length: usize) -> usize {
+    varint_len(u64::from(field) << 3) + varint_len(length as u64) + length
+}
+
+/// Writes the tag and length of a length-delimited field; the caller writes the payload.
+pub fn put_len_header(out: &mut Vec<u8>, field: u32, length: usize) {
+    put_tag(out, field, LEN);
+    put_varint(out, length as u64);
+}
+
+/// An attribute as found on the wire: its key and its `AnyValue`, still encoded.
+#[derive(Debug, Clone, Copy)]
+pub struct Attribute<'a> {
+    pub key: &'a str,
+    /// The encoded `AnyValue` message.
+    pub value: &'a [u8],
+    /// The whole attribute field in the enclosing message, to leave it out when replaced.
+    pub raw: &'a [u8],
+}
+
+impl<'a> Attribute<'a> {
+    /// Reads one `KeyValue` field of a record.
+    pub fn parse(field: &Field<'a>) -> Result<Attribute<'a>, Malformed> {
+        let mut attribute = Attribute {
+            key: "",
+            value: &[],
+            raw: field.raw,
+        };
+        for inner in fields(field.bytes()?) {
+            let inner = inner?;
+            match inner.number {
+                KEY_VALUE_KEY => attribute.key = inner.str()?,
+                KEY_VALUE_VALUE => attribute.value = inner.bytes()?,
+                _ => {}
+            }
+        }
+        Ok(attribute)
+    }
+
+    /// The value when it is a string; `None` for other types and for invalid UTF-8.
+    pub fn string(&self) -> Option<&'a str> {
+        any_value_string(self.value)
+    }
+}
+
+/// The string of an encoded `AnyValue`, when it holds one.
+pub fn any_value_string(any_value: &[u8]) -> Option<&str> {
+    let mut found = None;
+    for field in fields(any_value) {
+        let field = field.ok()?;
+        found = (field.number == ANY_VALUE_STRING).then(|| field.str().ok()).flatten();
+    }
+    found
+}
+
+/// A value to write into a new attribute.
+#[derive(Debug, Clone, Copy)]
+pub enum NewValue<'a> {
+    String(&'a str),
+    Bool(bool),
+    /// An `AnyValue` copied as encoded, e.g. from the attribute it is an alias of.
+    Encoded(&'a [u8]),
+}
+
+impl<'a> NewValue<'a> {
+    /// The value when it is a string.
+    pub fn string(&self) -> Option<&'a str> {
+        match self {
+            NewValue::String(s) => Some(s),
+            NewValue::Bool(_) => None,
+            NewValue::Encoded(bytes) => any_value_string(bytes),
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            NewValue::String(s) => len_field_size(ANY_VALUE_STRING, s.len()),
+            NewValue::Bool(_) => 2,
+            NewValue::Encoded(bytes) => bytes.len(),
+        }
+    }
+
+    fn put(&self, out: &mut Vec<u8>) {
+        match self {
+            NewValue::String(s) => {
+                put_len_header(out, ANY_VALUE_STRING, s.len());
+                out.extend_from_slice(s.as_bytes());
+            }
+            NewValue::Bool(b) => {
+                put_tag(out, ANY_VALUE_BOOL, VARINT);
+                out.push(u8::from(*b));
+            }
+            NewValue::Encoded(bytes) => out.extend_from_slice(bytes),
+        }
+    }
+}
+
+/// Writes one `KeyValue` as field `field` of the enclosing message.
+pub fn put_attribute(out: &mut Vec<u8>, field: u32, key: &str, value: NewValue<'_>) {
+    let value_len = value.encoded_len();
+    let inner = len_field_size(KEY_VALUE_KEY, key.len()) + len_field_size(KEY_VALUE_VALUE, value_len);
+    put_len_header(out, field, inner);
+    put_len_header(out, KEY_VALUE_KEY, key.len());
+    out.extend_from_slice(key.as_bytes());
+    put_len_header(out, KEY_VALUE_VALUE, value_len);
+    value.put(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Proto;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+
+    /// Guarantees: varint lengths agree with the encoding for edge values.
+    #[test]
+    fn varints_round_trip() {
+        for value in [0, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(out.len(), varint_len(value), "{value}");
+            let mut slice = &out[..];
+            assert_eq!(read_varint(&mut slice), Ok(value));
+            assert!(slice.is_empty());
+        }
+    }
+
+    /// Guarantees: attributes written by hand decode with prost as the same KeyValues, and
+    /// an encoded value is copied exactly.
+    #[test]
+    fn written_attributes_decode() {
+        let int = AnyValue {
+            value: Some(Proto::IntValue(-42)),
+        }
+        .encode_to_vec();
+        let mut out = Vec::new();
+        put_attribute(&mut out, 1, "integration.id", NewValue::String("jira"));
+        put_attribute(&mut out, 1, "integration.registered", NewValue::Bool(true));
+        put_attribute(&mut out, 1, "tokens", NewValue::Encoded(&int));
+        let resource = Resource::decode(&out[..]).expect("decodes");
+        let kv = |key: &str, value| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        };
+        assert_eq!(
+            resource.attributes,
+            vec![
+                kv("integration.id", Proto::StringValue("jira".into())),
+                kv("integration.registered", Proto::BoolValue(true)),
+                kv("tokens", Proto::IntValue(-42)),
+            ]
+        );
+        let parsed: Vec<_> = fields(&out)
+            .map(|f| Attribute::parse(&f.expect("field")).expect("attribute"))
+            .collect();
+        assert_eq!(parsed[0].key, "integration.id");
+        assert_eq!(parsed[0].string(), Some("jira"));
+        assert_eq!(parsed[2].string(), None);
+        assert_eq!(parsed[2].value, &int[..]);
+    }
+
+    /// Guarantees: truncated and impossible input is reported, never read past.
+    #[test]
+    fn refuses_malformed_fields() {
+        let cases: [(&[u8], Malformed); 4] = [
+            (&[0x0a, 0x05, 1, 2], Malformed::Truncated { field: 1, length: 5 }),
+            (&[0x08], Malformed::TruncatedVarint),
+            (&[0x00, 0x01], Malformed::FieldZero),
+            (&[0x0b], Malformed::WireType { field: 1, wire_type: 3 }),
+        ];
+        for (bytes, expected) in cases {
+            let found: Result<Vec<_>, _> = fields(bytes).collect();
+            assert_eq!(found.err(), Some(expected), "{bytes:?}");
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Export requests as the protobuf bytes they arrived in. The data path never decodes a whole
+//! request into objects: it walks the wire format down to the records (spans, data points,
+//! log records) and their attributes, checks the framing on the way, and rewrites only what
+//! changes. Enrichment appends attributes to a record without touching its other fields;
+//! every message around an edited record is copied with its new length.
+
+pub mod codec;
+mod schema;
+
+use std::fmt;
+
+pub use codec::{Attribute, Malformed, NewValue};
+use codec::{fields, len_field_size, put_attribute, put_len_header};
+use schema::{Level, Role};
+
+use super::Signal;
+
+/// The kind of record a [`Record`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Span,
+    DataPoint,
+    LogRecord,
+}
+
+/// `SpanKind` values that matter to enrichment.
+pub const SPAN_KIND_CLIENT: u64 = 3;
+
+/// A span, metric data point or log record, as the visitor sees it.
+#[derive(Debug)]
+pub struct Record<'r, 'a> {
+    pub kind: RecordKind,
+    /// The span's `kind` field (0 for other records).
+    pub span_kind: u64,
+    pub attributes: &'r [Attribute<'a>],
+}
+
+/// Changes to one record's or resource's attributes: attributes to add, attributes to leave out.
+pub struct Edit<'p> {
+    field: u32,
+    added: &'p mut Vec<u8>,
+    dropped: &'p mut Vec<usize>,
+    message: &'p [u8],
+}
+
+impl Edit<'_> {
+    pub fn add(&mut self, key: &str, value: NewValue<'_>) {
+        put_attribute(self.added, self.field, key, value);
+    }
+
+    /// Leaves out an existing attribute, e.g. one being replaced.
+    pub fn drop(&mut self, attribute: &Attribute<'_>) {
+        self.dropped.push(offset(self.message, attribute.raw));
+    }
+}
+
+/// What a rewrite does to each resource and record.
+pub trait Visitor {
+    /// Called for each resource, with no attributes when the request carries no resource.
+    fn resource(&mut self, attributes: &[Attribute<'_>], edit: &mut Edit<'_>);
+    fn record(&mut self, record: &Record<'_, '_>, edit: &mut Edit<'_>);
+}
+
+/// Where in a request the bytes are malformed, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    /// Outermost first: `("resource_spans", 0), ("scope_spans", 1), ("spans", 7)`.
+    path: Vec<(&'static str, usize)>,
+    problem: Malformed,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (name, index)) in self.path.iter().rev().enumerate() {
+            let dot = if i == 0 { "" } else { "." };
+            write!(f, "{dot}{name}[{index}]")?;
+        }
+        if !self.path.is_empty() {
+            f.write_str(": ")?;
+        }
+        write!(f, "{}", self.problem)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+impl From<Malformed> for WireError {
+    fn from(problem: Malformed) -> Self {
+        WireError {
+            path: Vec::new(),
+            problem,
+        }
+    }
+}
+
+/// What walking a request found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scan {
+    /// Spans, data points or log records.
+    pub items: usize,
+    /// Spans without a 16-byte trace id and 8-byte span id; log records with ids of other
+    /// lengths. OTLP receivers reject these through `partial_success`.
+    pub invalid_ids: usize,
+}
+
+/// Checks the framing of a request down to its records' attributes and counts its records.
+pub fn scan(signal: Signal, request: &[u8]) -> Result<Scan, WireError> {
+    let mut walk = Walk::new(None);
+    walk.measure(schema::request(signal), request)?;
+    Ok(walk.scan)
+}
+
+/// Applies `visitor` to every resource and record. Returns the new request bytes, or `None`
+/// when the visitor changed nothing (the original bytes stand).
+pub fn rewrite(signal: Signal, request: &[u8], visitor: &mut dyn Visitor) -> Result<Option<Vec<u8>>, WireError> {
+    let level = schema::request(signal);
+    let mut walk = Walk::new(Some(visitor));
+    let length = walk.measure(level, request)?;
+    if walk.edits.iter().all(|e| e.added.is_empty() && e.dropped.is_empty()) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(length);
+    let mut cursor = Cursor::default();
+    walk.write(level, request, &mut cursor, &mut out);
+    debug_assert_eq!(out.len(), length);
+    Ok(Some(out))
+}
+
+/// The edit of one visited resource or record: ranges into the walk's buffers.
+struct PlannedEdit {
+    added: std::ops::Range<usize>,
+    dropped: std::ops::Range<usize>,
+}
+
+impl PlannedEdit {
+    fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.dropped.is_empty()
+    }
+}
+
+/// Both passes of a rewrite: `measure` walks and validates, asks the visitor, and records the
+/// new length of every message it enters (in visiting order); `write` walks again and emits.
+struct Walk<'v> {
+    visitor: Option<&'v mut dyn Visitor>,
+    scan: Scan,
+    lengths: Vec<usize>,
+    edits: Vec<PlannedEdit>,
+    added: Vec<u8>,
+    dropped: Vec<usize>,
+}
+
+#[derive(Default)]
+struct Cursor {
+    length: usize,
+    edit: usize,
+}
+
+impl<'v> Walk<'v> {
+    fn new(visitor: Option<&'v mut dyn Visitor>) -> Walk<'v> {
+        Walk {
+            visitor,
+            scan: Scan::default(),
+            lengths: Vec::new(),
+            edits: Vec::new(),
+            added: Vec::new(),
+            dropped: Vec::new(),
+        }
+    }
+
+    /// Validates `message` as `level`, plans its edits, and returns its new length.
+    fn measure(&mut self, level: &Level, message: &[u8]) -> Result<usize, WireError> {
+        let slot = self.lengths.len();
+        if self.visitor.is_some() {
+            self.lengths.push(0);
+        }
+        let mut length = 0;
+        let mut has_resource = false;
+        let mut attributes = Vec::new();
+        let mut ids = (0, 0);
+        let mut span_kind = 0;
+        let mut counts = [0usize; 8];
+        for field in fields(message) {
+            let field = field?;
+            if let Some((index, child)) = level.child(field.number) {
+                let position = counts[index];
+                counts[index] += 1;
+                has_resource |= matches!(child.role, Role::Resource);
+                let at = |mut e: WireError| {
+                    e.path.push((level.children[index].1, position));
+                    e
+                };
+                let inner = self
+                    .measure(child, field.bytes().map_err(|e| at(e.into()))?)
+                    .map_err(at)?;
+                length += len_field_size(field.number, inner);
+                continue;
+            }
+            length += field.raw.len();
+            let visited = self.visitor.is_some();
+            match level.role {
+                Role::Record(kind) => {
+                    if field.number == level.attributes {
+                        if visited {
+                            attributes.push(Attribute::parse(&field)?);
+                        }
+                    } else if Some(field.number) == schema::trace_id_field(kind) {
+                        ids.0 = field.bytes()?.len();
+                    } else if Some(field.number) == schema::span_id_field(kind) {
+                        ids.1 = field.bytes()?.len();
+                    } else if kind == RecordKind::Span && field.number == schema::SPAN_KIND {
+                        span_kind = field.varint()?;
+                    }
+                }
+                Role::Resource if visited && field.number == level.attributes => {
+                    attributes.push(Attribute::parse(&field)?)
+                }
+                _ => {}
+            }
+        }
+        match level.role {
+            Role::Record(kind) => {
+                self.scan.items += 1;
+                if !schema::ids_valid(kind, ids) {
+                    self.scan.invalid_ids += 1;
+                }
+                let (added, removed) = self.plan(level, message, |visitor, edit| {
+                    let record = Record {
+                        kind,
+                        span_kind,
+                        attributes: &attributes,
+                    };
+                    visitor.record(&record, edit);
+                });
+                length = length + added - removed;
+            }
+            Role::Resource => {
+                let (added, removed) = self.plan(level, message, |visitor, edit| visitor.resource(&attributes, edit));
+                length = length + added - removed;
+            }
+            Role::HoldsResource if !has_resource => {
+                let (added, _) = self.plan(&schema::RESOURCE, &[], |visitor, edit| visitor.resource(&[], edit));
+                if added > 0 {
+                    length += len_field_size(schema::RESOURCE_FIELD, added);
+                }
+            }
+            Role::Container | Role::HoldsResource => {}
+        }
+        if let Some(slot) = self.lengths.get_mut(slot) {
+            *slot = length;
+        }
+        Ok(length)
+    }
+
+    /// Asks the visitor for the edit of one resource or record; returns the bytes it adds and
+    /// the bytes of the attributes it leaves out.
+    fn plan(
+        &mut self,
+        level: &Level,
+        message: &[u8],
+        visit: impl FnOnce(&mut dyn Visitor, &mut Edit<'_>),
+    ) -> (usize, usize) {
+        let Some(visitor) = self.visitor.as_deref_mut() else {
+            return (0, 0);
+        };
+        let (added_start, dropped_start) = (self.added.len(), self.dropped.len());
+        let mut edit = Edit {
+            field: level.attributes,
+            added: &mut self.added,
+            dropped: &mut self.dropped,
+            message,
+        };
+        visit(visitor, &mut edit);
+        let dropped = &self.dropped[dropped_start..];
+        let removed: usize = if dropped.is_empty() {
+            0
+        } else {
+            fields(message)
+                .flatten()
+                .filter(|f| dropped.contains(&offset(message, f.raw)))
+                .map(|f| f.raw.len())
+                .sum()
+        };
+        self.edits.push(PlannedEdit {
+            added: added_start..self.added.len(),
+            dropped: dropped_start..self.dropped.len(),
+        });
+        (self.added.len() - added_start, removed)
+    }
+
+    /// Emits `message` as planned. The input was validated by `measure`, so malformed fields
+    /// cannot occur here.
+    fn write(&self, level: &Level, message: &[u8], cursor: &mut Cursor, out: &mut Vec<u8>) {
+        cursor.length += 1;
+        let has_edit = !matches!(level.role, Role::Container | Role::HoldsResource);
+        let edit = if has_edit { self.edits.get(cursor.edit) } else { None };
+        let dropped = edit.map_or(&[][..], |e| &self.dropped[e.dropped.clone()]);
+        let mut has_resource = false;
+        for field in fields(message).flatten() {
+            match (level.child(field.number), field.value) {
+                (Some((_, child)), codec::Value::Len(bytes)) => {
+                    has_resource |= matches!(child.role, Role::Resource);
+                    let length = self.lengths[cursor.length];
+                    put_len_header(out, field.number, length);
+                    self.write(child, bytes, cursor, out);
+                }
+                _ if dropped.contains(&offset(message, field.raw)) => {}
+                _ => out.extend_from_slice(field.raw),
+            }
+        }
+        if has_edit {
+            if let Some(edit) = edit {
+                out.extend_from_slice(&self.added[edit.added.clone()]);
+            }
+            cursor.edit += 1;
+        } else if matches!(level.role, Role::HoldsResource) && !has_resource {
+            if let Some(edit) = self.edits.get(cursor.edit).filter(|e| !e.is_empty()) {
+                let added = &self.added[edit.added.clone()];
+                put_len_header(out, schema::RESOURCE_FIELD, added.len());
+                out.extend_from_slice(added);
+            }
+            cursor.edit += 1;
+        }
+    }
+}
+
+/// Where `part` starts within `message`, which contains it.
+fn offset(message: &[u8], part: &[u8]) -> usize {
+    part.as_ptr() as usize - message.as_ptr() as usize
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,275 @@
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Proto;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::Event};
+use prost::Message;
+
+use super::*;
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Proto::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn span(name: &str, kind: i32, attributes: Vec<KeyValue>) -> Span {
+    Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: name.into(),
+        kind,
+        attributes,
+        events: vec![Event {
+            name: "e".into(),
+            attributes: vec![kv("inside", "event")],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn traces() -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![
+            ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "planner")],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![
+                        span(
+                            "tool",
+                            3,
+                            vec![kv("gen_ai.tool.name", "jira_search"), kv("replace.me", "old")],
+                        ),
+                        span("internal", 1, vec![]),
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            // No resource at all: the visitor's resource attributes create one.
+            ResourceSpans {
+                resource: None,
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span("client", 3, vec![kv("server.address", "x")])],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        ],
+    }
+}
+
+/// Tags client spans and every resource; replaces `replace.me`.
+struct Tagging {
+    seen: Vec<(RecordKind, u64, Vec<String>)>,
+}
+
+impl Visitor for Tagging {
+    fn resource(&mut self, attributes: &[Attribute<'_>], edit: &mut Edit<'_>) {
+        let service = attributes
+            .iter()
+            .find(|a| a.key == "service.name")
+            .and_then(Attribute::string);
+        edit.add(
+            "layer",
+            NewValue::String(if service.is_some() { "strategy" } else { "unknown" }),
+        );
+    }
+
+    fn record(&mut self, record: &Record<'_, '_>, edit: &mut Edit<'_>) {
+        self.seen.push((
+            record.kind,
+            record.span_kind,
+            record.attributes.iter().map(|a| a.key.to_owned()).collect(),
+        ));
+        if record.span_kind == SPAN_KIND_CLIENT {
+            edit.add("integration.registered", NewValue::Bool(true));
+        }
+        if let Some(old) = record.attributes.iter().find(|a| a.key == "replace.me") {
+            edit.drop(old);
+            edit.add("replace.me", NewValue::String("new"));
+        }
+    }
+}
+
+/// Guarantees: the rewritten bytes decode with prost as the original request plus exactly the
+/// visitor's edits; untouched records are unchanged (events included); a missing resource is
+/// created; the visitor sees every record with its kind and attributes.
+#[test]
+fn rewrite_matches_the_edit_made_on_objects() {
+    let original = traces();
+    let bytes = original.encode_to_vec();
+    let mut visitor = Tagging { seen: Vec::new() };
+    let rewritten = rewrite(Signal::Traces, &bytes, &mut visitor)
+        .expect("valid")
+        .expect("changed");
+    let decoded = ExportTraceServiceRequest::decode(&rewritten[..]).expect("decodes");
+
+    let mut expected = original;
+    let bool_kv = |key: &str| KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Proto::BoolValue(true)),
+        }),
+        ..Default::default()
+    };
+    let first = &mut expected.resource_spans[0];
+    first
+        .resource
+        .as_mut()
+        .expect("resource")
+        .attributes
+        .push(kv("layer", "strategy"));
+    let tool = &mut first.scope_spans[0].spans[0];
+    tool.attributes.remove(1);
+    tool.attributes.push(bool_kv("integration.registered"));
+    tool.attributes.push(kv("replace.me", "new"));
+    let second = &mut expected.resource_spans[1];
+    second.resource = Some(Resource {
+        attributes: vec![kv("layer", "unknown")],
+        ..Default::default()
+    });
+    second.scope_spans[0].spans[0]
+        .attributes
+        .push(bool_kv("integration.registered"));
+    assert_eq!(decoded, expected);
+    assert_eq!(
+        visitor.seen,
+        vec![
+            (
+                RecordKind::Span,
+                3,
+                vec!["gen_ai.tool.name".to_owned(), "replace.me".to_owned()]
+            ),
+            (RecordKind::Span, 1, vec![]),
+            (RecordKind::Span, 3, vec!["server.address".to_owned()]),
+        ]
+    );
+}
+
+/// A visitor that changes nothing.
+struct Nothing;
+
+impl Visitor for Nothing {
+    fn resource(&mut self, _: &[Attribute<'_>], _: &mut Edit<'_>) {}
+    fn record(&mut self, _: &Record<'_, '_>, _: &mut Edit<'_>) {}
+}
+
+/// Guarantees: a request nobody edits is not copied.
+#[test]
+fn unchanged_requests_keep_their_bytes() {
+    let bytes = traces().encode_to_vec();
+    assert_eq!(rewrite(Signal::Traces, &bytes, &mut Nothing), Ok(None));
+}
+
+/// Guarantees: records are counted for every signal and every metric type; ids of the wrong
+/// length are counted as invalid.
+#[test]
+fn scan_counts_records_and_invalid_ids() {
+    let mut request = traces();
+    request.resource_spans[0].scope_spans[0].spans[1].span_id = vec![1; 4];
+    let scan_traces = scan(Signal::Traces, &request.encode_to_vec()).expect("valid");
+    assert_eq!(
+        scan_traces,
+        Scan {
+            items: 3,
+            invalid_ids: 1
+        }
+    );
+
+    let point = NumberDataPoint {
+        attributes: vec![kv("a", "b")],
+        ..Default::default()
+    };
+    let metrics = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    Metric {
+                        name: "g".into(),
+                        data: Some(Data::Gauge(Gauge {
+                            data_points: vec![point.clone(), point],
+                        })),
+                        ..Default::default()
+                    },
+                    Metric {
+                        name: "h".into(),
+                        data: Some(Data::Histogram(opentelemetry_proto::tonic::metrics::v1::Histogram {
+                            data_points: vec![HistogramDataPoint::default()],
+                            aggregation_temporality: 1,
+                        })),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let scan_metrics = scan(Signal::Metrics, &metrics.encode_to_vec()).expect("valid");
+    assert_eq!(
+        scan_metrics,
+        Scan {
+            items: 3,
+            invalid_ids: 0
+        }
+    );
+
+    let logs = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![
+                    LogRecord::default(),
+                    LogRecord {
+                        trace_id: vec![0; 3],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let scan_logs = scan(Signal::Logs, &logs.encode_to_vec()).expect("valid");
+    assert_eq!(
+        scan_logs,
+        Scan {
+            items: 2,
+            invalid_ids: 1
+        }
+    );
+}
+
+/// Guarantees: a broken record is reported with the path to it; a broken outer frame too.
+#[test]
+fn errors_name_the_place() {
+    let wrap = |field: u8, inner: &[u8]| [&[field, inner.len() as u8][..], inner].concat();
+    let span = [0x0b];
+    let request = wrap(0x0a, &wrap(0x12, &wrap(0x12, &span)));
+    let error = scan(Signal::Traces, &request).expect_err("group wire type");
+    assert_eq!(
+        error.to_string(),
+        "resource_spans[0].scope_spans[0].spans[0]: field 1: wire type 3 is not used by OTLP"
+    );
+    let mut truncated = traces().encode_to_vec();
+    truncated.pop();
+    let error = scan(Signal::Traces, &truncated).expect_err("truncated");
+    assert!(
+        error.to_string().contains("runs past the end of the message"),
+        "{error}"
+    );
+}
