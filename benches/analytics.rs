@@ -29,7 +29,7 @@ const SPANS_PER_WINDOW: usize = 1_000_000;
 fn enriched_request(enrich: &Enrich, agent: usize) -> Request {
     let payload = Payload::Traces(fixtures::agent_trace(&format!("agent-{}", agent % 50), 100));
     let mut request = Request::from_payload(&payload);
-    enrich.process(&mut request);
+    request.rewrite(&mut *enrich.visitor()).expect("valid");
     request
 }
 
@@ -60,7 +60,7 @@ fn to_arrow(c: &mut Criterion) {
     group.throughput(Throughput::Elements(100));
     group.bench_function("forward_receive_gzip", |b| {
         b.iter(|| {
-            let (request, _) = Request::from_protobuf(Signal::Traces, black_box(wire.clone())).expect("valid");
+            let (request, _) = Request::from_protobuf(Signal::Traces, black_box(wire.clone()), None).expect("valid");
             black_box(format.encode(&request).expect("encode"))
         })
     });

@@ -60,14 +60,15 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 load() { taskset -c 1 target/release/fleetpipe-load --endpoint "http://127.0.0.1:$1" --connections "$CONNECTIONS" "${@:2}"; }
 
-# measure NAME RATE COMMAND...: starts the sink and the system, warms up, loads, prints JSON.
+# measure NAME RATE CORES COMMAND...: starts the sink and the system (pinned to CORES), warms
+# up, loads, prints JSON.
 measure() {
-  local name=$1 rate=$2
-  shift 2
+  local name=$1 rate=$2 cores=$3
+  shift 3
   taskset -c 1 target/release/fleetpipe-sink --listen "127.0.0.1:$SINK_PORT" > "$work/$name.sink" &
   local sink=$!
   wait_for_port "$SINK_PORT"
-  taskset -c 0 "$@" > "$work/$name.log" 2>&1 &
+  taskset -c "$cores" "$@" > "$work/$name.log" 2>&1 &
   local pid=$!
   wait_for_port "$IN_PORT"
   load "$IN_PORT" --seconds 2 > /dev/null
@@ -96,14 +97,21 @@ print(json.dumps({"system": name, "spans_per_second": round(load["spans_per_seco
 PY
 }
 
+sed -e '/^registry:/,/^receivers:/{/^receivers:/!d}' -e 's/\[enrich, batch\]/[batch]/' -e '/^  enrich:/d' \
+  "$work/fleetpipe.yaml" > "$work/fleetpipe-plain.yaml"
 fleetpipe=(target/release/fleetpipe run --config "$work/fleetpipe.yaml")
+fleetpipe_plain=(target/release/fleetpipe run --config "$work/fleetpipe-plain.yaml")
 rotel_cmd=("$rotel" start --otlp-grpc-endpoint "127.0.0.1:$IN_PORT" --exporter otlp
            --otlp-exporter-endpoint "http://127.0.0.1:$SINK_PORT" --otlp-exporter-compression "$COMPRESSION"
            --pid-file "$work/rotel.pid")
 
 echo "# flat out, $CONNECTIONS connections, ${SECONDS_RUN}s, 100-span agent requests, compression $COMPRESSION"
-measure fleetpipe 0 "${fleetpipe[@]}" | tee "$work/fleetpipe.json"
-measure rotel 0 "${rotel_cmd[@]}" | tee "$work/rotel.json"
+measure fleetpipe 0 0 "${fleetpipe[@]}" | tee "$work/fleetpipe.json"
+measure rotel 0 0 "${rotel_cmd[@]}" | tee "$work/rotel.json"
+echo "# fleetpipe without enrichment (no registry, processors: [batch]), same load"
+measure fleetpipe-plain 0 0 "${fleetpipe_plain[@]}" | tee "$work/fleetpipe-plain.json"
+echo "# fleetpipe on both cores (shared with the load and the sink)"
+measure fleetpipe-2-cores 0 0,1 "${fleetpipe[@]}" | tee "$work/fleetpipe-2-cores.json"
 
 half=$(python3 -c "import json; print(json.load(open('$work/fleetpipe.json'))['spans_per_second'] / 200)")
 echo "# latency at half of fleetpipe's maximum ($half requests/s); baseline: straight to the sink"
@@ -113,7 +121,7 @@ wait_for_port "$IN_PORT"
 load "$IN_PORT" --seconds "$SECONDS_RUN" --rate "$half" | tee "$work/direct.load"
 kill -TERM "$direct_sink"
 wait "$direct_sink" 2>/dev/null || true
-measure fleetpipe-half "$half" "${fleetpipe[@]}" | tee "$work/fleetpipe-half.json"
+measure fleetpipe-half "$half" 0 "${fleetpipe[@]}" | tee "$work/fleetpipe-half.json"
 
 python3 - "$work" <<'PY'
 import json, sys
@@ -121,6 +129,8 @@ work = sys.argv[1]
 f = json.load(open(f"{work}/fleetpipe.json"))
 r = json.load(open(f"{work}/rotel.json"))
 h = json.load(open(f"{work}/fleetpipe-half.json"))
+p = json.load(open(f"{work}/fleetpipe-plain.json"))
+two = json.load(open(f"{work}/fleetpipe-2-cores.json"))
 d = json.load(open(f"{work}/direct.load"))
 print("# ratios fleetpipe/rotel")
 print(f"cpu_per_span {f['cpu_us_per_span'] / r['cpu_us_per_span']:.3f}  (target <= 0.25)")
@@ -128,4 +138,7 @@ print(f"spans_per_second {f['spans_per_second'] / r['spans_per_second']:.3f}")
 print(f"peak_rss {f['peak_rss_mib'] / r['peak_rss_mib']:.3f}  (target <= 1)")
 print(f"p50 {f['p50_ms'] / r['p50_ms']:.3f}  p99 {f['p99_ms'] / r['p99_ms']:.3f}")
 print(f"# added p99 latency at half load: {h['p99_ms'] - d['p99_ms']:.3f} ms (target < 5)")
+print(f"# enrichment: CPU per span with / without {f['cpu_us_per_span'] / p['cpu_us_per_span']:.3f}")
+print(f"# 2 cores / 1 core: spans/s {two['spans_per_second'] / f['spans_per_second']:.3f}, "
+      f"CPU per span {two['cpu_us_per_span'] / f['cpu_us_per_span']:.3f} (the load and sink share the second core)")
 PY

@@ -49,7 +49,7 @@ fn enrichment(c: &mut Criterion) {
     let mut group = c.benchmark_group("enrich_100_spans");
     group.throughput(Throughput::Elements(100));
     let receive = || {
-        Request::from_protobuf(Signal::Traces, black_box(wire.clone()))
+        Request::from_protobuf(Signal::Traces, black_box(wire.clone()), None)
             .expect("valid")
             .0
     };
@@ -71,7 +71,7 @@ fn enrichment(c: &mut Criterion) {
                 |b, enrich| {
                     b.iter(|| {
                         let mut request = receive();
-                        enrich.process(&mut request);
+                        request.rewrite(&mut *enrich.visitor()).expect("valid");
                         black_box(forward(request))
                     })
                 },

@@ -134,7 +134,8 @@ pub fn explain(source: &Source, pairs: &[String]) -> anyhow::Result<()> {
     };
     let registry = handle.current();
     let mut request = Request::from_payload(&payload);
-    Enrich::new(Arc::clone(&handle), enrich_config.clone(), metrics).process(&mut request);
+    let enrich = Enrich::new(Arc::clone(&handle), enrich_config.clone(), metrics);
+    request.rewrite(&mut *enrich.visitor())?;
     print!(
         "{}",
         explanation(&registry, &enrich_config, &payload, &request.decode()?)
@@ -211,7 +212,7 @@ fn explanation(registry: &Registry, config: &EnrichConfig, before: &Payload, aft
             let _ = writeln!(out, "span {:?}:", span.name);
             let mut facts = CallFacts::default();
             for kv in &tagged.attributes {
-                facts.observe(&kv.key, || string_value(kv));
+                facts.observe(kv.key.as_bytes(), || string_value(kv));
             }
             match registry.matcher.attribute(&facts) {
                 Some(a) => {

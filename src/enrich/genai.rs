@@ -7,18 +7,18 @@
 use crate::pipeline::wire::{Attribute, NewValue};
 
 /// The current name another spelling stands for.
-fn current_name(key: &str) -> Option<&'static str> {
+fn current_name(key: &[u8]) -> Option<&'static str> {
     Some(match key {
-        "gen_ai.system" | "llm.provider" | "llm.system" => "gen_ai.provider.name",
+        b"gen_ai.system" | b"llm.provider" | b"llm.system" => "gen_ai.provider.name",
         // OpenLLMetry before the GenAI conventions, and OpenInference.
-        "gen_ai.usage.prompt_tokens" | "llm.usage.prompt_tokens" | "llm.token_count.prompt" => {
+        b"gen_ai.usage.prompt_tokens" | b"llm.usage.prompt_tokens" | b"llm.token_count.prompt" => {
             "gen_ai.usage.input_tokens"
         }
-        "gen_ai.usage.completion_tokens" | "llm.usage.completion_tokens" | "llm.token_count.completion" => {
+        b"gen_ai.usage.completion_tokens" | b"llm.usage.completion_tokens" | b"llm.token_count.completion" => {
             "gen_ai.usage.output_tokens"
         }
-        "tool.name" => "gen_ai.tool.name",
-        "llm.model_name" => "gen_ai.request.model",
+        b"tool.name" => "gen_ai.tool.name",
+        b"llm.model_name" => "gen_ai.request.model",
         _ => return None,
     })
 }
@@ -33,7 +33,7 @@ pub fn current_names<'a>(attributes: &[Attribute<'a>]) -> Vec<(&'static str, New
             None => derived(attributes, attribute),
         };
         if let Some((key, value)) = current
-            && !attributes.iter().any(|a| a.key == key)
+            && !attributes.iter().any(|a| a.has_key(key))
             && !added.iter().any(|(k, _)| *k == key)
         {
             added.push((key, value));
@@ -48,13 +48,13 @@ fn derived<'a>(attributes: &[Attribute<'a>], attribute: &Attribute<'a>) -> Optio
     let is = |a: &Attribute<'_>, expected: &str| a.string().is_some_and(|s| s.eq_ignore_ascii_case(expected));
     let operation = |name| Some(("gen_ai.operation.name", NewValue::String(name)));
     match attribute.key {
-        "traceloop.entity.name" => {
+        b"traceloop.entity.name" => {
             let is_tool = attributes
                 .iter()
-                .any(|a| a.key == "traceloop.span.kind" && is(a, "tool"));
+                .any(|a| a.has_key("traceloop.span.kind") && is(a, "tool"));
             is_tool.then_some(("gen_ai.tool.name", NewValue::Encoded(attribute.value)))
         }
-        "traceloop.span.kind" | "openinference.span.kind" => {
+        b"traceloop.span.kind" | b"openinference.span.kind" => {
             let kind = attribute.string()?;
             [
                 ("tool", "execute_tool"),

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
+use crate::pipeline::Processor;
 use crate::pipeline::wire::{Attribute, Edit, NewValue, Record, RecordKind, SPAN_KIND_CLIENT, Visitor};
-use crate::pipeline::{Processor, Request};
 use crate::registry::matcher::CallFacts;
 use crate::registry::{Registry, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
@@ -97,24 +97,19 @@ impl Enrich {
 }
 
 impl Processor for Enrich {
-    fn process(&self, request: &mut Request) {
-        let registry = self.registry.current();
-        let mut tagger = Tagger {
+    fn visitor(&self) -> Box<dyn Visitor + '_> {
+        Box::new(Tagger {
             enrich: self,
-            registry: &registry,
-        };
-        // Receivers validated the framing, so a failure here is our bug; the request then
-        // goes on untagged rather than being lost.
-        if let Err(error) = request.rewrite(&mut tagger) {
-            tracing::error!(%error, "Enrichment skipped a request it could not walk.");
-        }
+            registry: self.registry.current(),
+        })
     }
 }
 
-/// One request's view: the processor and the registry snapshot it tags with.
+/// One request's view: the processor and the registry snapshot it tags with, so a reload
+/// never tags one request with two registries.
 struct Tagger<'a> {
     enrich: &'a Enrich,
-    registry: &'a Registry,
+    registry: Arc<Registry>,
 }
 
 impl Visitor for Tagger<'_> {
@@ -145,7 +140,7 @@ impl Visitor for Tagger<'_> {
             facts.observe(attribute.key, || attribute.string());
         }
         for (key, value) in &normalized {
-            facts.observe(key, || value.string());
+            facts.observe(key.as_bytes(), || value.string());
             edit.add(key, *value);
         }
         let keys = &self.enrich.keys;
@@ -197,7 +192,7 @@ impl Enrich {
 }
 
 fn find<'r, 'a>(attributes: &'r [Attribute<'a>], key: &str) -> Option<&'r Attribute<'a>> {
-    attributes.iter().find(|a| a.key == key)
+    attributes.iter().find(|a| a.has_key(key))
 }
 
 /// Adds `key`, or replaces it when `replace` is set; an existing attribute otherwise stays.

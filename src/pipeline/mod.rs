@@ -11,17 +11,21 @@ pub mod wire;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
+use wire::Visitor;
 
 pub use payload::{DecodeError, ExportResponse, Payload, Rejected, Signal};
 pub use request::Request;
 
 use crate::export::ExporterHandle;
 
-/// A step applied to every request on the receiving task, before it is queued. Processors run
-/// on the hot path: they must not block or await.
+/// A step applied to every request on the receiving task, in the same walk over the
+/// request's bytes that checks them (see [`wire`]). Processors run on the hot path: they must
+/// not block or await.
 pub trait Processor: Send + Sync {
-    fn process(&self, request: &mut Request);
+    /// The processor's view of one request: it sees and edits the request's resources and records.
+    fn visitor(&self) -> Box<dyn Visitor + '_>;
 }
 
 /// The receiving end's handle to one pipeline: runs its processors and queues the result.
@@ -39,6 +43,24 @@ pub struct Overloaded {
     pub pipeline: Arc<str>,
 }
 
+/// Why a received request was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Malformed(#[from] DecodeError),
+    /// Some pipeline had no room; `items` were refused.
+    #[error("{overloaded}")]
+    Overloaded { overloaded: Overloaded, items: usize },
+}
+
+/// What the pipelines took.
+#[derive(Debug, Default)]
+pub struct Submitted {
+    pub items: usize,
+    /// Records removed for ids no backend can store, reported through `partial_success`.
+    pub rejected: Rejected,
+}
+
 impl PipelineInput {
     pub fn new(name: &str, processors: Vec<Arc<dyn Processor>>, queue: mpsc::Sender<Request>) -> PipelineInput {
         PipelineInput {
@@ -51,34 +73,57 @@ impl PipelineInput {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Checks a received body and applies the processors: the first in the checking walk,
+    /// any others in a walk each.
+    fn prepare(&self, signal: Signal, body: Bytes) -> Result<(Request, Rejected), DecodeError> {
+        let Some((first, others)) = self.processors.split_first() else {
+            return Request::from_protobuf(signal, body, None);
+        };
+        let (mut request, rejected) = Request::from_protobuf(signal, body, Some(&mut *first.visitor()))?;
+        for processor in others {
+            request
+                .rewrite(&mut *processor.visitor())
+                .map_err(|source| DecodeError::Wire { signal, source })?;
+        }
+        Ok((request, rejected))
+    }
 }
 
-/// Hands a request to every pipeline of its signal, all or nothing: either every pipeline has
-/// room and takes it (the client gets success), or none takes it (the client is told to retry).
-pub fn submit(pipelines: &[PipelineInput], request: Request) -> Result<(), Overloaded> {
+/// Hands a received request (protobuf bytes) to every pipeline of its signal, all or nothing:
+/// either it is well-formed and every pipeline has room and takes it (the client gets
+/// success), or none takes it (the client is told what is wrong, or to retry).
+pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Result<Submitted, SubmitError> {
+    let mut prepared = Vec::with_capacity(pipelines.len());
+    for pipeline in pipelines {
+        prepared.push(pipeline.prepare(signal, body.clone())?);
+    }
+    let submitted = prepared
+        .first()
+        .map(|(request, rejected)| Submitted {
+            items: request.item_count(),
+            rejected: rejected.clone(),
+        })
+        .unwrap_or_default();
     let mut permits = Vec::with_capacity(pipelines.len());
     for pipeline in pipelines {
         match pipeline.queue.try_reserve() {
-            Ok(permit) => permits.push((pipeline, permit)),
+            Ok(permit) => permits.push(permit),
             Err(_) => {
-                return Err(Overloaded {
+                let overloaded = Overloaded {
                     pipeline: Arc::clone(&pipeline.name),
+                };
+                return Err(SubmitError::Overloaded {
+                    overloaded,
+                    items: submitted.items,
                 });
             }
         }
     }
-    let mut request = Some(request);
-    let last = permits.len().saturating_sub(1);
-    for (index, (pipeline, permit)) in permits.into_iter().enumerate() {
-        let mut copy = if index == last { request.take() } else { request.clone() };
-        if let Some(mut request) = copy.take() {
-            for processor in pipeline.processors.iter() {
-                processor.process(&mut request);
-            }
-            permit.send(request);
-        }
+    for ((request, _), permit) in prepared.into_iter().zip(permits) {
+        permit.send(request);
     }
-    Ok(())
+    Ok(submitted)
 }
 
 /// Delivers each batch to every exporter of a pipeline, each through its own queue.

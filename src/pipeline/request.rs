@@ -17,10 +17,26 @@ pub struct Request {
 }
 
 impl Request {
-    /// Takes a received protobuf body. Records whose ids no backend can store are removed, as
-    /// OTLP's partial success allows; only then is the request decoded and encoded again.
-    pub fn from_protobuf(signal: Signal, body: Bytes) -> Result<(Request, Rejected), DecodeError> {
-        let scan = wire::scan(signal, &body).map_err(|source| DecodeError::Wire { signal, source })?;
+    /// Takes a received protobuf body: checks its framing and counts its records, applying
+    /// `visitor` (a pipeline's processor) in the same walk when there is one. Records whose
+    /// ids no backend can store are removed, as OTLP's partial success allows; only then is
+    /// the request decoded and encoded again.
+    pub fn from_protobuf(
+        signal: Signal,
+        body: Bytes,
+        visitor: Option<&mut dyn Visitor>,
+    ) -> Result<(Request, Rejected), DecodeError> {
+        let malformed = |source| DecodeError::Wire { signal, source };
+        let (body, scan) = match visitor {
+            Some(visitor) => {
+                let (rewritten, scan) = wire::rewrite(signal, &body, visitor).map_err(malformed)?;
+                (rewritten.map_or(body, Bytes::from), scan)
+            }
+            None => {
+                let scan = wire::scan(signal, &body).map_err(malformed)?;
+                (body, scan)
+            }
+        };
         if scan.invalid_ids == 0 {
             let request = Request {
                 signal,
@@ -75,7 +91,7 @@ impl Request {
     /// Applies `visitor` to every resource and record; parts it leaves unchanged keep their bytes.
     pub fn rewrite(&mut self, visitor: &mut dyn Visitor) -> Result<(), WireError> {
         for part in &mut self.parts {
-            if let Some(rewritten) = wire::rewrite(self.signal, part, visitor)? {
+            if let (Some(rewritten), _) = wire::rewrite(self.signal, part, visitor)? {
                 *part = Bytes::from(rewritten);
             }
         }

@@ -15,7 +15,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::compression::{self, DecompressError, Encoding};
-use crate::pipeline::{self, DecodeError, ExportResponse, Overloaded, Payload, PipelineInput, Request, Signal};
+use crate::pipeline::{
+    self, DecodeError, ExportResponse, Overloaded, Payload, PipelineInput, Rejected, Signal, SubmitError,
+};
 use crate::server::{self, ServerLimits};
 use crate::telemetry::metrics::{Metrics, ReceiverLabels, RefusalLabels};
 use config::OtlpReceiverConfig;
@@ -94,20 +96,32 @@ impl Ingest {
     ) -> Result<ExportResponse, ReceiveError> {
         let pipelines = self.pipelines.get(&signal).ok_or(ReceiveError::NoPipeline(signal))?;
         let raw = compression::decompress(encoding, body, self.max_request_bytes)?;
-        let (request, rejected) = match format {
-            Format::Protobuf => Request::from_protobuf(signal, raw)?,
+        let (body, rejected_in_json) = match format {
+            Format::Protobuf => (raw, Rejected::default()),
             Format::Json => {
                 let mut payload = Payload::decode_json(signal, &raw)?;
                 let rejected = payload.reject_invalid();
-                (Request::from_payload(&payload), rejected)
+                (payload.encode_protobuf(), rejected)
             }
         };
-        let items = request.item_count() as u64;
-        if let Err(overloaded) = pipeline::submit(pipelines, request) {
-            let labels = self.refusal(transport, signal, "overloaded");
-            self.metrics.receiver_refused_items.get_or_create(&labels).inc_by(items);
-            return Err(overloaded.into());
-        }
+        let submitted = match pipeline::submit(pipelines, signal, body) {
+            Ok(submitted) => submitted,
+            Err(SubmitError::Malformed(error)) => return Err(error.into()),
+            Err(SubmitError::Overloaded { overloaded, items }) => {
+                let labels = self.refusal(transport, signal, "overloaded");
+                self.metrics
+                    .receiver_refused_items
+                    .get_or_create(&labels)
+                    .inc_by(items as u64);
+                return Err(overloaded.into());
+            }
+        };
+        let items = submitted.items as u64;
+        let rejected = if rejected_in_json.count > 0 {
+            rejected_in_json
+        } else {
+            submitted.rejected
+        };
         let labels = ReceiverLabels {
             receiver: self.receiver.clone(),
             transport,

@@ -28,18 +28,18 @@ pub struct CallFacts<'a> {
 impl<'a> CallFacts<'a> {
     /// Takes note of attribute `key` when it is one that can name an integration; `value`
     /// (the attribute's string value, if it is a string) is read only then.
-    pub fn observe(&mut self, key: &str, value: impl FnOnce() -> Option<&'a str>) {
+    pub fn observe(&mut self, key: &[u8], value: impl FnOnce() -> Option<&'a str>) {
         let slot = match key {
-            "gen_ai.tool.name" => &mut self.tool,
-            "mcp.method.name" => &mut self.mcp_method,
-            "server.address" => &mut self.server_address,
-            "url.full" => &mut self.url,
-            "peer.service" => &mut self.services[0],
-            "rpc.service" => &mut self.services[1],
-            "messaging.destination.name" => &mut self.services[2],
-            "db.system.name" => &mut self.services[3],
-            "gen_ai.operation.name" => &mut self.operation,
-            "gen_ai.provider.name" => &mut self.provider,
+            b"gen_ai.tool.name" => &mut self.tool,
+            b"mcp.method.name" => &mut self.mcp_method,
+            b"server.address" => &mut self.server_address,
+            b"url.full" => &mut self.url,
+            b"peer.service" => &mut self.services[0],
+            b"rpc.service" => &mut self.services[1],
+            b"messaging.destination.name" => &mut self.services[2],
+            b"db.system.name" => &mut self.services[3],
+            b"gen_ai.operation.name" => &mut self.operation,
+            b"gen_ai.provider.name" => &mut self.provider,
             _ => return,
         };
         if let Some(value) = value() {
@@ -86,12 +86,32 @@ impl<'a> CallFacts<'a> {
 }
 
 /// Why a call was attributed to an integration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribution {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attribution<'m, 'a> {
     /// Index into the registry's integrations.
     pub integration: usize,
-    /// The rule that matched, in words, e.g. `match.tools "jira_search"`.
-    pub rule: String,
+    pub rule: Rule<'m, 'a>,
+}
+
+/// The rule that matched; shown in words (e.g. `match.tools "jira_search"`) by `Display`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule<'m, 'a> {
+    /// An entry of the integration's `match` lists, as the matcher holds it (lowercase).
+    Match { list: &'static str, entry: &'m str },
+    /// A `match.hosts` entry `*.<domain>`.
+    HostSuffix { domain: &'m str },
+    /// The integration's id or name, found in an attribute's value.
+    Name { attribute: &'static str, value: &'a str },
+}
+
+impl std::fmt::Display for Rule<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rule::Match { list, entry } => write!(f, "match.{list} {entry:?}"),
+            Rule::HostSuffix { domain } => write!(f, "match.hosts \"*.{domain}\""),
+            Rule::Name { attribute, value } => write!(f, "name in {attribute} {value:?}"),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -151,67 +171,72 @@ impl Matcher {
     }
 
     /// The integration a call belongs to: explicit `match` rules first, then names.
-    pub fn attribute(&self, facts: &CallFacts<'_>) -> Option<Attribution> {
+    pub fn attribute<'m, 'a>(&'m self, facts: &CallFacts<'a>) -> Option<Attribution<'m, 'a>> {
         let by_rules = if self.has_rules { self.by_rules(facts) } else { None };
         by_rules.or_else(|| self.by_name(facts))
     }
 
-    fn by_rules(&self, facts: &CallFacts<'_>) -> Option<Attribution> {
-        let found = |index: usize, rule: String| {
+    fn by_rules<'m>(&'m self, facts: &CallFacts<'_>) -> Option<Attribution<'m, 'static>> {
+        let found = |map: &'m HashMap<String, usize>, list: &'static str, key: &str| {
+            let (entry, &integration) = map.get_key_value(key)?;
             Some(Attribution {
-                integration: index,
-                rule,
+                integration,
+                rule: Rule::Match { list, entry },
             })
         };
-        if let Some(tool) = facts.tool.map(str::to_lowercase) {
-            if let Some(&i) = self.tools.get(&tool) {
-                return found(i, format!("match.tools {tool:?}"));
-            }
-            for prefix in boundary_prefixes(&tool) {
-                if let Some(&i) = self.tool_prefixes.get(prefix) {
-                    return found(i, format!("match.tool_prefixes {prefix:?}"));
-                }
+        if let Some(tool) = facts.tool.map(lowercase) {
+            let exact = found(&self.tools, "tools", &tool);
+            let prefixed = || boundary_prefixes(&tool).find_map(|p| found(&self.tool_prefixes, "tool_prefixes", p));
+            if let Some(attribution) = exact.or_else(prefixed) {
+                return Some(attribution);
             }
         }
-        for service in facts.services.into_iter().flatten().map(str::to_lowercase) {
-            if let Some(&i) = self.services.get(&service) {
-                return found(i, format!("match.services {service:?}"));
+        for service in facts.services.into_iter().flatten().map(lowercase) {
+            if let Some(attribution) = found(&self.services, "services", &service) {
+                return Some(attribution);
             }
         }
-        if let Some(url) = facts.url.map(str::to_lowercase) {
-            for prefix in url_prefixes(&url) {
-                if let Some(&i) = self.url_prefixes.get(prefix) {
-                    return found(i, format!("match.url_prefixes {prefix:?}"));
-                }
-            }
+        if let Some(url) = facts.url.map(lowercase)
+            && let Some(attribution) = url_prefixes(&url).find_map(|p| found(&self.url_prefixes, "url_prefixes", p))
+        {
+            return Some(attribution);
         }
         for host in [facts.server_address, facts.url_host()]
             .into_iter()
             .flatten()
-            .map(str::to_lowercase)
+            .map(lowercase)
         {
-            if let Some(&i) = self.hosts.get(&host) {
-                return found(i, format!("match.hosts {host:?}"));
+            if let Some(attribution) = found(&self.hosts, "hosts", &host) {
+                return Some(attribution);
             }
-            let mut suffix = host.as_str();
+            let mut suffix = host.as_ref();
             while let Some((_, parent)) = suffix.split_once('.') {
-                if let Some(&i) = self.host_suffixes.get(parent) {
-                    return found(i, format!("match.hosts \"*.{parent}\""));
+                if let Some((domain, &integration)) = self.host_suffixes.get_key_value(parent) {
+                    return Some(Attribution {
+                        integration,
+                        rule: Rule::HostSuffix { domain },
+                    });
                 }
                 suffix = parent;
             }
-            if let Some((glob, i)) = self
+            if let Some((glob, integration)) = self
                 .host_globs
                 .iter()
                 .find(|(glob, _)| super::layer::glob_matches(glob, &host))
             {
-                return found(*i, format!("match.hosts {glob:?}"));
+                return Some(Attribution {
+                    integration: *integration,
+                    rule: Rule::Match {
+                        list: "hosts",
+                        entry: glob,
+                    },
+                });
             }
         }
         None
     }
 
-    fn by_name(&self, facts: &CallFacts<'_>) -> Option<Attribution> {
+    fn by_name<'a>(&self, facts: &CallFacts<'a>) -> Option<Attribution<'_, 'a>> {
         let candidates = [
             ("gen_ai.tool.name", facts.tool),
             ("server.address", facts.server_address),
@@ -222,30 +247,75 @@ impl Matcher {
             ("db.system.name", facts.services[3]),
             ("gen_ai.provider.name", facts.provider),
         ];
-        let mut folded = String::new();
-        let mut joined = String::new();
         candidates.into_iter().find_map(|(attribute, value)| {
             let value = value?;
-            folded.clear();
-            folded.extend(value.chars().flat_map(char::to_lowercase));
-            let words: Vec<&str> = folded
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| !w.is_empty())
-                .collect();
-            for start in 0..words.len() {
-                joined.clear();
-                for word in words.iter().skip(start).take(MAX_WORDS_IN_NAME) {
-                    joined.push_str(word);
-                    if let Some(&i) = self.names.get(joined.as_str()) {
-                        return Some(Attribution {
-                            integration: i,
-                            rule: format!("name in {attribute} {value:?}"),
-                        });
-                    }
-                }
-            }
-            None
+            Some(Attribution {
+                integration: self.name_in(value)?,
+                rule: Rule::Name { attribute, value },
+            })
         })
+    }
+
+    /// The integration whose folded id or name is a run of up to [`MAX_WORDS_IN_NAME`]
+    /// adjacent words of `value`. Runs on every tagged record, so it folds into a buffer on
+    /// the stack; only the first [`FOLD_BUFFER`] bytes of a value are looked at.
+    fn name_in(&self, value: &str) -> Option<usize> {
+        let mut folded = [0u8; FOLD_BUFFER];
+        let mut length = 0;
+        // End offset (in `folded`) of each word.
+        let mut word_ends = [0usize; MAX_WORDS];
+        let mut words = 0;
+        let mut in_word = false;
+        'chars: for c in value.chars() {
+            if !(c.is_ascii_alphanumeric() || (!c.is_ascii() && c.is_alphanumeric())) {
+                if in_word && words < MAX_WORDS {
+                    word_ends[words] = length;
+                    words += 1;
+                }
+                in_word = false;
+                continue;
+            }
+            in_word = true;
+            if c.is_ascii() {
+                if length == FOLD_BUFFER {
+                    break;
+                }
+                folded[length] = (c as u8).to_ascii_lowercase();
+                length += 1;
+                continue;
+            }
+            for lower in c.to_lowercase() {
+                if length + lower.len_utf8() > FOLD_BUFFER {
+                    break 'chars;
+                }
+                lower.encode_utf8(&mut folded[length..]);
+                length += lower.len_utf8();
+            }
+        }
+        if in_word && words < MAX_WORDS {
+            word_ends[words] = length;
+            words += 1;
+        }
+        let folded = std::str::from_utf8(&folded[..length]).ok()?;
+        (0..words).find_map(|first| {
+            let start = if first == 0 { 0 } else { word_ends[first - 1] };
+            word_ends[first..words.min(first + MAX_WORDS_IN_NAME)]
+                .iter()
+                .find_map(|&end| self.names.get(&folded[start..end]).copied())
+        })
+    }
+}
+
+/// Bytes of a value folded for name lookup, and words considered.
+const FOLD_BUFFER: usize = 256;
+const MAX_WORDS: usize = 32;
+
+/// `text` in lowercase, borrowed when it already is.
+fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 

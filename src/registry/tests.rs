@@ -157,7 +157,8 @@ integrations:
             registry.integrations[attribution.integration].id, "atlassian-cloud",
             "{facts:?}"
         );
-        assert!(attribution.rule.starts_with(rule), "{} for {facts:?}", attribution.rule);
+        let said = attribution.rule.to_string();
+        assert!(said.starts_with(rule), "{said} for {facts:?}");
     }
     assert_eq!(
         attributed(

@@ -102,6 +102,7 @@ pub fn fields(message: &[u8]) -> Fields<'_> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<Field<'a>, Malformed>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
             return None;
@@ -115,6 +116,8 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    // Inlined into the walk: returning the field through memory was a third of its time.
+    #[inline(always)]
     fn read_field(&mut self) -> Result<Field<'a>, Malformed> {
         let start = self.rest;
         let tag = read_varint(&mut self.rest)?;
@@ -148,6 +151,7 @@ impl<'a> Fields<'a> {
         Ok(Field { number, value, raw })
     }
 
+    #[inline]
     fn take(&mut self, field: u32, length: u64) -> Result<&'a [u8], Malformed> {
         let n = usize::try_from(length)
             .ok()
@@ -159,7 +163,15 @@ impl<'a> Fields<'a> {
     }
 }
 
+#[inline]
 fn read_varint(bytes: &mut &[u8]) -> Result<u64, Malformed> {
+    // Tags and most lengths are one byte.
+    if let Some(&byte) = bytes.first()
+        && byte < 0x80
+    {
+        *bytes = &bytes[1..];
+        return Ok(u64::from(byte));
+    }
     let mut value = 0u64;
     for (i, byte) in bytes.iter().enumerate().take(10) {
         value |= u64::from(byte & 0x7f) << (7 * i);
@@ -206,7 +218,8 @@ pub fn put_len_header(out: &mut Vec<u8>, field: u32, length: usize) {
 /// An attribute as found on the wire: its key and its `AnyValue`, still encoded.
 #[derive(Debug, Clone, Copy)]
 pub struct Attribute<'a> {
-    pub key: &'a str,
+    /// The key's bytes: compared, never validated as UTF-8 (it is forwarded as received).
+    pub key: &'a [u8],
     /// The encoded `AnyValue` message.
     pub value: &'a [u8],
     /// The whole attribute field in the enclosing message, to leave it out when replaced.
@@ -217,19 +230,23 @@ impl<'a> Attribute<'a> {
     /// Reads one `KeyValue` field of a record.
     pub fn parse(field: &Field<'a>) -> Result<Attribute<'a>, Malformed> {
         let mut attribute = Attribute {
-            key: "",
+            key: &[],
             value: &[],
             raw: field.raw,
         };
         for inner in fields(field.bytes()?) {
             let inner = inner?;
             match inner.number {
-                KEY_VALUE_KEY => attribute.key = inner.str()?,
+                KEY_VALUE_KEY => attribute.key = inner.bytes()?,
                 KEY_VALUE_VALUE => attribute.value = inner.bytes()?,
                 _ => {}
             }
         }
         Ok(attribute)
+    }
+
+    pub fn has_key(&self, key: &str) -> bool {
+        self.key == key.as_bytes()
     }
 
     /// The value when it is a string; `None` for other types and for invalid UTF-8.
@@ -351,7 +368,7 @@ mod tests {
         let parsed: Vec<_> = fields(&out)
             .map(|f| Attribute::parse(&f.expect("field")).expect("attribute"))
             .collect();
-        assert_eq!(parsed[0].key, "integration.id");
+        assert!(parsed[0].has_key("integration.id"));
         assert_eq!(parsed[0].string(), Some("jira"));
         assert_eq!(parsed[2].string(), None);
         assert_eq!(parsed[2].value, &int[..]);

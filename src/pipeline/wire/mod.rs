@@ -110,20 +110,25 @@ pub fn scan(signal: Signal, request: &[u8]) -> Result<Scan, WireError> {
     Ok(walk.scan)
 }
 
-/// Applies `visitor` to every resource and record. Returns the new request bytes, or `None`
-/// when the visitor changed nothing (the original bytes stand).
-pub fn rewrite(signal: Signal, request: &[u8], visitor: &mut dyn Visitor) -> Result<Option<Vec<u8>>, WireError> {
+/// Checks the request as [`scan`] does and applies `visitor` to every resource and to every
+/// record with valid ids. Returns the new request bytes, or `None` when the visitor changed
+/// nothing (the original bytes stand), and what the walk found.
+pub fn rewrite(
+    signal: Signal,
+    request: &[u8],
+    visitor: &mut dyn Visitor,
+) -> Result<(Option<Vec<u8>>, Scan), WireError> {
     let level = schema::request(signal);
     let mut walk = Walk::new(Some(visitor));
     let length = walk.measure(level, request)?;
-    if walk.edits.iter().all(|e| e.added.is_empty() && e.dropped.is_empty()) {
-        return Ok(None);
+    if walk.edits.iter().all(PlannedEdit::is_empty) {
+        return Ok((None, walk.scan));
     }
     let mut out = Vec::with_capacity(length);
     let mut cursor = Cursor::default();
     walk.write(level, request, &mut cursor, &mut out);
     debug_assert_eq!(out.len(), length);
-    Ok(Some(out))
+    Ok((Some(out), walk.scan))
 }
 
 /// The edit of one visited resource or record: ranges into the walk's buffers.
@@ -140,9 +145,11 @@ impl PlannedEdit {
 
 /// Both passes of a rewrite: `measure` walks and validates, asks the visitor, and records the
 /// new length of every message it enters (in visiting order); `write` walks again and emits.
-struct Walk<'v> {
+struct Walk<'v, 'a> {
     visitor: Option<&'v mut dyn Visitor>,
     scan: Scan,
+    /// The attributes of the resource or record being visited, reused from one to the next.
+    attributes: Vec<Attribute<'a>>,
     lengths: Vec<usize>,
     edits: Vec<PlannedEdit>,
     added: Vec<u8>,
@@ -155,11 +162,12 @@ struct Cursor {
     edit: usize,
 }
 
-impl<'v> Walk<'v> {
-    fn new(visitor: Option<&'v mut dyn Visitor>) -> Walk<'v> {
+impl<'v, 'a> Walk<'v, 'a> {
+    fn new(visitor: Option<&'v mut dyn Visitor>) -> Walk<'v, 'a> {
         Walk {
             visitor,
             scan: Scan::default(),
+            attributes: Vec::new(),
             lengths: Vec::new(),
             edits: Vec::new(),
             added: Vec::new(),
@@ -168,14 +176,16 @@ impl<'v> Walk<'v> {
     }
 
     /// Validates `message` as `level`, plans its edits, and returns its new length.
-    fn measure(&mut self, level: &Level, message: &[u8]) -> Result<usize, WireError> {
+    fn measure(&mut self, level: &Level, message: &'a [u8]) -> Result<usize, WireError> {
         let slot = self.lengths.len();
         if self.visitor.is_some() {
             self.lengths.push(0);
         }
         let mut length = 0;
         let mut has_resource = false;
-        let mut attributes = Vec::new();
+        // Resources and records have no levels below them, so one buffer serves them all.
+        let mut attributes = std::mem::take(&mut self.attributes);
+        attributes.clear();
         let mut ids = (0, 0);
         let mut span_kind = 0;
         let mut counts = [0usize; 8];
@@ -220,10 +230,13 @@ impl<'v> Walk<'v> {
         match level.role {
             Role::Record(kind) => {
                 self.scan.items += 1;
-                if !schema::ids_valid(kind, ids) {
-                    self.scan.invalid_ids += 1;
-                }
+                let valid = schema::ids_valid(kind, ids);
+                self.scan.invalid_ids += usize::from(!valid);
+                // A record with invalid ids is removed later; it is not visited.
                 let (added, removed) = self.plan(level, message, |visitor, edit| {
+                    if !valid {
+                        return;
+                    }
                     let record = Record {
                         kind,
                         span_kind,
@@ -248,6 +261,7 @@ impl<'v> Walk<'v> {
         if let Some(slot) = self.lengths.get_mut(slot) {
             *slot = length;
         }
+        self.attributes = attributes;
         Ok(length)
     }
 
@@ -295,7 +309,15 @@ impl<'v> Walk<'v> {
         let edit = if has_edit { self.edits.get(cursor.edit) } else { None };
         let dropped = edit.map_or(&[][..], |e| &self.dropped[e.dropped.clone()]);
         let mut has_resource = false;
-        for field in fields(message).flatten() {
+        // Resources and records have no levels below: without dropped attributes they are
+        // copied whole, the additions after them.
+        let walked = if has_edit && dropped.is_empty() {
+            out.extend_from_slice(message);
+            fields(&[])
+        } else {
+            fields(message)
+        };
+        for field in walked.flatten() {
             match (level.child(field.number), field.value) {
                 (Some((_, child)), codec::Value::Len(bytes)) => {
                     has_resource |= matches!(child.role, Role::Resource);

@@ -82,7 +82,7 @@ impl Visitor for Tagging {
     fn resource(&mut self, attributes: &[Attribute<'_>], edit: &mut Edit<'_>) {
         let service = attributes
             .iter()
-            .find(|a| a.key == "service.name")
+            .find(|a| a.has_key("service.name"))
             .and_then(Attribute::string);
         edit.add(
             "layer",
@@ -94,12 +94,16 @@ impl Visitor for Tagging {
         self.seen.push((
             record.kind,
             record.span_kind,
-            record.attributes.iter().map(|a| a.key.to_owned()).collect(),
+            record
+                .attributes
+                .iter()
+                .map(|a| String::from_utf8_lossy(a.key).into_owned())
+                .collect(),
         ));
         if record.span_kind == SPAN_KIND_CLIENT {
             edit.add("integration.registered", NewValue::Bool(true));
         }
-        if let Some(old) = record.attributes.iter().find(|a| a.key == "replace.me") {
+        if let Some(old) = record.attributes.iter().find(|a| a.has_key("replace.me")) {
             edit.drop(old);
             edit.add("replace.me", NewValue::String("new"));
         }
@@ -114,9 +118,15 @@ fn rewrite_matches_the_edit_made_on_objects() {
     let original = traces();
     let bytes = original.encode_to_vec();
     let mut visitor = Tagging { seen: Vec::new() };
-    let rewritten = rewrite(Signal::Traces, &bytes, &mut visitor)
-        .expect("valid")
-        .expect("changed");
+    let (rewritten, scan) = rewrite(Signal::Traces, &bytes, &mut visitor).expect("valid");
+    let rewritten = rewritten.expect("changed");
+    assert_eq!(
+        scan,
+        Scan {
+            items: 3,
+            invalid_ids: 0
+        }
+    );
     let decoded = ExportTraceServiceRequest::decode(&rewritten[..]).expect("decodes");
 
     let mut expected = original;
@@ -173,7 +183,16 @@ impl Visitor for Nothing {
 #[test]
 fn unchanged_requests_keep_their_bytes() {
     let bytes = traces().encode_to_vec();
-    assert_eq!(rewrite(Signal::Traces, &bytes, &mut Nothing), Ok(None));
+    assert_eq!(
+        rewrite(Signal::Traces, &bytes, &mut Nothing),
+        Ok((
+            None,
+            Scan {
+                items: 3,
+                invalid_ids: 0
+            }
+        ))
+    );
 }
 
 /// Guarantees: records are counted for every signal and every metric type; ids of the wrong
