@@ -6,6 +6,7 @@
 #[path = "../tests/support/fixtures.rs"]
 #[allow(dead_code)]
 mod fixtures;
+mod support;
 
 use std::hint::black_box;
 use std::path::Path;
@@ -17,11 +18,10 @@ use fleetpipe::analytics::detector::{Detector, Prepared};
 use fleetpipe::analytics::tables::WindowBuilder;
 use fleetpipe::analytics::window::{ClosedWindow, WindowStore};
 use fleetpipe::compression::Encoding;
-use fleetpipe::enrich::{Enrich, EnrichConfig};
+use fleetpipe::enrich::Enrich;
 use fleetpipe::export::BodyFormat;
 use fleetpipe::pipeline::{Payload, Processor, Request, Signal};
-use fleetpipe::registry::{AgentLayers, RegistryConfig, RegistryHandle};
-use fleetpipe::telemetry::metrics::Metrics;
+use support::enricher;
 
 const WINDOW: Duration = Duration::from_secs(10);
 const SPANS_PER_WINDOW: usize = 1_000_000;
@@ -31,20 +31,6 @@ fn enriched_request(enrich: &Enrich, agent: usize) -> Request {
     let mut request = Request::from_payload(&payload);
     request.rewrite(&mut *enrich.visitor()).expect("valid");
     request
-}
-
-fn enricher() -> Enrich {
-    let config = RegistryConfig {
-        path: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operating-model/CONFIG.yaml"),
-        reload_interval: Duration::from_secs(60),
-        agents: AgentLayers::default(),
-    };
-    let metrics = Arc::new(Metrics::new());
-    Enrich::new(
-        RegistryHandle::load(&config, &metrics).expect("registry"),
-        EnrichConfig::default(),
-        metrics,
-    )
 }
 
 fn to_arrow(c: &mut Criterion) {

@@ -7,37 +7,19 @@
 #[path = "../tests/support/fixtures.rs"]
 #[allow(dead_code)]
 mod fixtures;
+mod support;
 
 use std::hint::black_box;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetpipe::compression::Encoding;
-use fleetpipe::enrich::{Enrich, EnrichConfig};
 use fleetpipe::export::BodyFormat;
 use fleetpipe::pipeline::{Payload, Processor, Request, Signal, wire};
-use fleetpipe::registry::{AgentLayers, RegistryConfig, RegistryHandle};
-use fleetpipe::telemetry::metrics::Metrics;
+use support::enricher;
 
 fn agent_request() -> Bytes {
     Payload::Traces(fixtures::agent_trace("bench-agent", 100)).encode_protobuf()
-}
-
-fn enricher() -> Enrich {
-    let config = RegistryConfig {
-        path: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operating-model/CONFIG.yaml"),
-        reload_interval: Duration::from_secs(60),
-        agents: AgentLayers::default(),
-    };
-    let metrics = Arc::new(Metrics::new());
-    Enrich::new(
-        RegistryHandle::load(&config, &metrics).expect("registry"),
-        EnrichConfig::default(),
-        metrics,
-    )
 }
 
 fn receive(bytes: &Bytes) -> Request {
