@@ -210,8 +210,10 @@ impl<'v, 'a> Walk<'v, 'a> {
             match level.role {
                 Role::Record(kind) => {
                     if field.number == level.attributes {
+                        // Parsed even when nobody looks, so that every path checks the same.
+                        let attribute = Attribute::parse(&field)?;
                         if visited {
-                            attributes.push(Attribute::parse(&field)?);
+                            attributes.push(attribute);
                         }
                     } else if Some(field.number) == schema::trace_id_field(kind) {
                         ids.0 = field.bytes()?.len();
@@ -221,8 +223,11 @@ impl<'v, 'a> Walk<'v, 'a> {
                         span_kind = field.varint()?;
                     }
                 }
-                Role::Resource if visited && field.number == level.attributes => {
-                    attributes.push(Attribute::parse(&field)?)
+                Role::Resource if field.number == level.attributes => {
+                    let attribute = Attribute::parse(&field)?;
+                    if visited {
+                        attributes.push(attribute);
+                    }
                 }
                 _ => {}
             }

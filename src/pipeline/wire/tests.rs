@@ -292,3 +292,29 @@ fn errors_name_the_place() {
         "{error}"
     );
 }
+
+/// Scenario: 3,000 corruptions of a valid request (a byte changed, or the request cut short).
+/// Guarantees: the walk never panics; whatever it accepts it rewrites into a request that
+/// walks again with the same records.
+#[test]
+fn corrupted_requests_are_refused_or_rewritten_consistently() {
+    let original = traces().encode_to_vec();
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..3_000 {
+        let mut bytes = original.clone();
+        if rng.bool() {
+            let at = rng.usize(..bytes.len());
+            bytes[at] = rng.u8(..);
+        } else {
+            bytes.truncate(rng.usize(..bytes.len()));
+        }
+        let Ok(scanned) = scan(Signal::Traces, &bytes) else {
+            continue;
+        };
+        let mut visitor = Tagging { seen: Vec::new() };
+        let (rewritten, walked) = rewrite(Signal::Traces, &bytes, &mut visitor).expect("accepted by scan");
+        assert_eq!(walked, scanned);
+        let again = scan(Signal::Traces, rewritten.as_deref().unwrap_or(&bytes)).expect("rewritten is valid");
+        assert_eq!(again.items, scanned.items);
+    }
+}
