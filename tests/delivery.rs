@@ -167,6 +167,43 @@ async fn stalled_exporter_does_not_hold_up_another() {
     );
 }
 
+/// Scenario: a destination that never answers, a queue of 1,000 batches but 1 MB of bytes.
+/// Guarantees: the byte budget fills first; what does not fit is counted as dropped, and
+/// what was taken (about 1 MB) is still owed, not lost from the counts.
+#[tokio::test]
+async fn byte_budget_bounds_a_stalled_queue() {
+    let stalled = Sink::start().await;
+    stalled.set(Behaviour::Stall);
+    let exporter = format!(
+        "{}  sending_queue: {{queue_size: 1000, num_consumers: 1, max_megabytes: 1}}\n",
+        otlp_exporter("otlp/stalled", &stalled.endpoint())
+    );
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp/stalled"], false)).await;
+    let sent = send_traces(&fleetpipe, 100, 100).await;
+    let bytes: usize = sent.iter().map(|p| p.encode_protobuf().len()).sum();
+    assert!(bytes > 2 << 20, "the load is larger than the budget ({bytes} bytes)");
+    // The batch step hands requests on asynchronously: wait until the count settles.
+    let labels = ["exporter=\"otlp/stalled\"", "reason=\"queue_full\""];
+    let mut dropped = -1.0;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = fleetpipe
+            .metric("fleetpipe_exporter_dropped_items_total", &labels)
+            .await;
+        if now == dropped {
+            break;
+        }
+        dropped = now;
+    }
+    let taken = 10_000.0 - dropped;
+    let per_span = bytes as f64 / 10_000.0;
+    assert!(dropped > 0.0, "overflow past 1 MB is dropped and counted");
+    assert!(
+        taken * per_span <= 1.2 * (1 << 20) as f64,
+        "at most the budget is held: {taken} spans of {per_span:.0} bytes"
+    );
+}
+
 /// Scenario: SIGTERM while four clients send continuously to a live sink.
 /// Guarantees: fleetpipe exits 0, and every span it acknowledged is at the sink.
 #[tokio::test]

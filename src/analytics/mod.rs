@@ -30,7 +30,7 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::export::ExporterHandle;
+use crate::export::{ExporterHandle, Queued};
 use crate::pipeline::{Payload, Request};
 use crate::registry::RegistryHandle;
 use crate::telemetry::metrics::Metrics;
@@ -131,7 +131,7 @@ pub fn start(
         http: reqwest::Client::new(),
     };
     workers.spawn(detectors.run(closed_rx));
-    let handle = ExporterHandle::new(name, tx, false, metrics);
+    let handle = ExporterHandle::new(name, tx, false, None, metrics);
     (
         handle,
         query::QueryService::new(store, config.retention, config.memory_limit()),
@@ -154,7 +154,7 @@ struct Ingest {
 }
 
 impl Ingest {
-    async fn run(self, mut queue: mpsc::Receiver<Arc<Request>>) {
+    async fn run(self, mut queue: mpsc::Receiver<Queued>) {
         let window = self.config.window.as_nanos().max(1) as i64;
         let start_of = |t: i64| t - t.rem_euclid(window);
         let mut builder = WindowBuilder::new(start_of(now_nanos()));
@@ -162,9 +162,9 @@ impl Ingest {
         loop {
             tokio::select! {
                 received = queue.recv() => match received {
-                    Some(request) => {
+                    Some(queued) => {
                         builder = self.roll(builder, start_of(now_nanos()), window).await;
-                        match request.decode() {
+                        match queued.request.decode() {
                             Ok(payload) => builder.add(&payload),
                             Err(error) => tracing::warn!(%error, "Analytics skipped a batch it cannot decode."),
                         }

@@ -256,10 +256,11 @@ impl ExporterConfig {
                 ),
             );
         }
-        if otlp.sending_queue.queue_size == 0 || otlp.sending_queue.num_consumers == 0 {
+        let queue = &otlp.sending_queue;
+        if queue.queue_size == 0 || queue.num_consumers == 0 || queue.max_megabytes == 0 {
             issues.push(
                 &[base, &["sending_queue"]].concat(),
-                "queue_size and num_consumers must be at least 1",
+                "queue_size, num_consumers and max_megabytes must be at least 1",
             );
         }
         let retry = &otlp.retry_on_failure;

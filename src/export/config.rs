@@ -146,6 +146,9 @@ pub struct QueueConfig {
     pub queue_size: usize,
     /// Batches sent concurrently.
     pub num_consumers: usize,
+    /// Protobuf megabytes the queue and its consumers may hold; past it the queue counts as
+    /// full, so a destination that is down cannot make fleetpipe's memory grow without bound.
+    pub max_megabytes: u64,
     /// When the queue is full: `false` drops the new batch for this exporter only (counted in
     /// `fleetpipe_exporter_dropped_items_total`) so a dead vendor never stalls the others;
     /// `true` waits, pushing back to clients (UNAVAILABLE / 503) instead.
@@ -157,6 +160,7 @@ impl Default for QueueConfig {
         QueueConfig {
             queue_size: 1000,
             num_consumers: 10,
+            max_megabytes: 256,
             block_on_overflow: false,
         }
     }

@@ -15,7 +15,7 @@ mod retry;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -36,12 +36,21 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A batch in an exporter's queue, holding its share of the queue's byte budget until it
+/// has been sent or given up.
+pub struct Queued {
+    pub request: Arc<Request>,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
 /// The pipelines' side of an exporter: puts batches on its queue.
 #[derive(Clone)]
 pub struct ExporterHandle {
     name: Arc<str>,
-    queue: mpsc::Sender<Arc<Request>>,
+    queue: mpsc::Sender<Queued>,
     block_on_overflow: bool,
+    /// KiB of batches the queue and its consumers may hold; `None` for no byte bound.
+    budget: Option<(Arc<Semaphore>, u32)>,
     metrics: Arc<Metrics>,
 }
 
@@ -49,10 +58,15 @@ impl ExporterHandle {
     /// A handle on `queue`, for consumers other than the network exporters (analytics).
     pub fn new(
         name: &str,
-        queue: mpsc::Sender<Arc<Request>>,
+        queue: mpsc::Sender<Queued>,
         block_on_overflow: bool,
+        max_bytes: Option<usize>,
         metrics: &Arc<Metrics>,
     ) -> ExporterHandle {
+        let budget = max_bytes.map(|bytes| {
+            let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
+            (Arc::new(Semaphore::new(kib as usize)), kib)
+        });
         metrics
             .exporter_queue_capacity
             .get_or_create(&QueueLabels {
@@ -63,6 +77,7 @@ impl ExporterHandle {
             name: name.into(),
             queue,
             block_on_overflow,
+            budget,
             metrics: Arc::clone(metrics),
         }
     }
@@ -70,10 +85,19 @@ impl ExporterHandle {
     /// Queues a batch. A full queue waits when `block_on_overflow` is set; otherwise the batch
     /// is dropped for this exporter only, counted and logged.
     pub async fn enqueue(&self, request: Arc<Request>) {
-        let queued = if self.block_on_overflow {
-            self.queue.send(request).await.map_err(|e| e.0)
-        } else {
-            self.queue.try_send(request).map_err(|e| e.into_inner())
+        let queued = match self.reserve_bytes(&request).await {
+            Some(budget) => {
+                let queued = Queued {
+                    request,
+                    _budget: budget,
+                };
+                if self.block_on_overflow {
+                    self.queue.send(queued).await.map_err(|e| e.0.request)
+                } else {
+                    self.queue.try_send(queued).map_err(|e| e.into_inner().request)
+                }
+            }
+            None => Err(request),
         };
         if let Err(request) = queued {
             let signal = request.signal();
@@ -88,6 +112,23 @@ impl ExporterHandle {
             .exporter_queue_size
             .get_or_create(&self.queue_labels())
             .set(self.depth());
+    }
+
+    /// Takes the batch's bytes from the budget: waits for them when `block_on_overflow` is
+    /// set, else `None` when they are not free. `Some(None)` when there is no budget.
+    async fn reserve_bytes(&self, request: &Request) -> Option<Option<OwnedSemaphorePermit>> {
+        let Some((budget, total)) = &self.budget else {
+            return Some(None);
+        };
+        let kib = u32::try_from(request.encoded_len().div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, *total);
+        let permit = if self.block_on_overflow {
+            Arc::clone(budget).acquire_many_owned(kib).await.ok()
+        } else {
+            Arc::clone(budget).try_acquire_many_owned(kib).ok()
+        };
+        permit.map(Some)
     }
 
     fn depth(&self) -> i64 {
@@ -217,7 +258,8 @@ pub fn start(
         ExporterConfig::Analytics(_) => return Err(ExportError::Setup("analytics is not a network exporter".into())),
     };
     let (tx, rx) = mpsc::channel(queue.queue_size);
-    let handle = ExporterHandle::new(name, tx, queue.block_on_overflow, metrics);
+    let max_bytes = usize::try_from(queue.max_megabytes.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let handle = ExporterHandle::new(name, tx, queue.block_on_overflow, Some(max_bytes), metrics);
     let exporter = Arc::new(Exporter {
         name: Arc::clone(&handle.name),
         destination,
@@ -229,7 +271,7 @@ pub fn start(
     Ok(handle)
 }
 
-async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Request>>, consumers: usize) {
+async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Queued>, consumers: usize) {
     let slots = Arc::new(Semaphore::new(consumers));
     let mut in_flight = JoinSet::new();
     let labels = QueueLabels {
@@ -239,7 +281,7 @@ async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Reque
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             break;
         };
-        let Some(request) = queue.recv().await else { break };
+        let Some(queued) = queue.recv().await else { break };
         exporter
             .metrics
             .exporter_queue_size
@@ -247,7 +289,8 @@ async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Arc<Reque
             .set(queue.len() as i64);
         let exporter = Arc::clone(&exporter);
         in_flight.spawn(async move {
-            exporter.deliver(&request).await;
+            exporter.deliver(&queued.request).await;
+            drop(queued);
             drop(slot);
         });
         while in_flight.try_join_next().is_some() {}
