@@ -88,11 +88,17 @@ fn store(enrich: &Enrich) -> Arc<RwLock<WindowStore>> {
             store.history.push_back((closed.start, rollup));
         }
     }
-    store.windows.push_back(ClosedWindow {
+    // As the service does it: a window's rollup joins the history when the window closes.
+    let current = ClosedWindow {
         start: 31 * window,
         end: 32 * window,
         batches,
-    });
+    };
+    let rollup = runtime.block_on(fleetpipe::analytics::history_rollup(&current));
+    store
+        .history
+        .push_back((current.start, rollup.expect("rollup of the current window")));
+    store.windows.push_back(current);
     Arc::new(RwLock::new(store))
 }
 
@@ -123,6 +129,11 @@ fn detector_pack(c: &mut Criterion) {
             })
         })
     });
+    for detector in &prepared {
+        group.bench_function(format!("one_detector/{}", detector.detector.name), |b| {
+            b.iter(|| runtime.block_on(async { black_box(detector.run().await.expect("run")) }))
+        });
+    }
     group.finish();
 }
 

@@ -4,12 +4,13 @@
 -- every: 1 window
 -- window: 1 window
 -- key: integration.id
+-- Throttled: HTTP 429, gRPC RESOURCE_EXHAUSTED (8), or an error.type of '429',
+-- 'RESOURCE_EXHAUSTED' or 'rate_limited', as counted in each window's history rollup. The
+-- current window's counts come from its rollup (made once when it closed).
 WITH current_window AS (
-    SELECT integration_id, max(layer) AS layer, count(*) AS calls,
-           sum(CASE WHEN http_status_code = 429 OR grpc_status_code = 8
-                     OR error_type IN ('429', 'RESOURCE_EXHAUSTED', 'rate_limited') THEN 1 ELSE 0 END) AS throttled
-    FROM spans
-    WHERE integration_id IS NOT NULL
+    SELECT integration_id, max(layer) AS layer, sum(spans) AS calls, sum(throttled) AS throttled
+    FROM history
+    WHERE integration_id IS NOT NULL AND window_start >= (SELECT min(window_start) FROM windows)
     GROUP BY integration_id
 ), baseline AS (
     SELECT integration_id, sum(spans) AS calls, sum(throttled) AS throttled
