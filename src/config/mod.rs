@@ -249,8 +249,8 @@ impl ExporterConfig {
             issues.push(
                 &[base, &["compression_params", "level"]].concat(),
                 &format!(
-                    "{level} is not a level of {:?} compression ({}..={})",
-                    otlp.compression,
+                    "{level} is not a level of {} compression ({}..={})",
+                    otlp.compression.encoding().header_value().unwrap_or("no"),
                     levels.start(),
                     levels.end()
                 ),

@@ -159,3 +159,38 @@ fn syntax_errors_have_lines() {
     assert_eq!(issues.len(), 1);
     assert!(issues[0].line.is_some(), "{issues:?}");
 }
+
+/// Guarantees: exporter compression levels outside the algorithm's range and an empty byte
+/// budget are refused at their key paths.
+#[test]
+fn compression_level_and_queue_bytes_are_checked() {
+    let text = "\
+receivers:
+  otlp:
+    protocols:
+      grpc: {}
+exporters:
+  otlp:
+    endpoint: http://127.0.0.1:4317
+    compression_params: {level: 12}
+    sending_queue: {max_megabytes: 0}
+  otlp_http:
+    endpoint: http://127.0.0.1:4318
+    compression: zstd
+    compression_params: {level: 12}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [otlp, otlp_http]
+";
+    let rendered: Vec<String> = issues_of(text).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        rendered,
+        vec![
+            "exporters.otlp.compression_params.level (line 8): 12 is not a level of gzip compression (1..=9)",
+            "exporters.otlp.sending_queue (line 9): queue_size, num_consumers and max_megabytes must be at least 1",
+        ],
+        "zstd level 12 is valid"
+    );
+}

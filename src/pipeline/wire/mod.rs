@@ -9,8 +9,8 @@ mod schema;
 
 use std::fmt;
 
-pub use codec::{Attribute, Malformed, NewValue};
-use codec::{fields, len_field_size, put_attribute, put_len_header};
+pub use codec::{Attribute, NewValue};
+use codec::{Malformed, fields, len_field_size, put_attribute, put_len_header};
 use schema::{Level, Role};
 
 use super::Signal;
