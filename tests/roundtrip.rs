@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fleetpipe::pipeline::{Payload, Signal};
 use support::sink::Sink;
-use support::{Body, Fleetpipe, fixtures, forwarding_to, grpc_send, hex, http_send, pipeline_config};
+use support::{Body, Fleetpipe, fixtures, forwarding_to, grpc_send, hex, http_send, otlp_exporter, pipeline_config};
 use tonic::codec::CompressionEncoding;
 
 fn requests() -> Vec<Payload> {
@@ -47,6 +47,33 @@ async fn grpc_round_trip_is_exact() {
         let sent = requests();
         for payload in &sent {
             grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), compression)
+                .await
+                .expect("accepted");
+        }
+        assert_arrived_unchanged(&sink, &sent).await;
+    }
+}
+
+/// Scenario: the exporter sends uncompressed, zstd at level 3 and gzip at level 9 (fleetpipe
+/// frames and compresses the gRPC message itself).
+/// Guarantees: the sink decodes each signal's request exactly as it was sent to fleetpipe.
+#[tokio::test]
+async fn exporter_compression_round_trip_is_exact() {
+    for (compression, level) in [("none", ""), ("zstd", "3"), ("gzip", "9")] {
+        let sink = Sink::start().await;
+        let params = if level.is_empty() {
+            String::new()
+        } else {
+            format!("  compression_params: {{level: {level}}}\n")
+        };
+        let exporter = format!(
+            "{}  compression: {compression}\n{params}",
+            otlp_exporter("otlp", &sink.endpoint())
+        );
+        let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp"], false)).await;
+        let sent = requests();
+        for payload in &sent {
+            grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), None)
                 .await
                 .expect("accepted");
         }

@@ -73,6 +73,58 @@ fn traces() -> ExportTraceServiceRequest {
     }
 }
 
+/// Two metrics (a gauge of two points, a histogram of one), every point with an attribute.
+fn metrics() -> ExportMetricsServiceRequest {
+    let point = NumberDataPoint {
+        attributes: vec![kv("a", "b")],
+        ..Default::default()
+    };
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![
+                    Metric {
+                        name: "g".into(),
+                        data: Some(Data::Gauge(Gauge {
+                            data_points: vec![point.clone(), point],
+                        })),
+                        ..Default::default()
+                    },
+                    Metric {
+                        name: "h".into(),
+                        data: Some(Data::Histogram(opentelemetry_proto::tonic::metrics::v1::Histogram {
+                            data_points: vec![HistogramDataPoint::default()],
+                            aggregation_temporality: 1,
+                        })),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Two log records, the second with a 3-byte trace id.
+fn logs() -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![
+                    LogRecord::default(),
+                    LogRecord {
+                        trace_id: vec![0; 3],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
 /// Tags client spans and every resource; replaces `replace.me`.
 struct Tagging {
     seen: Vec<(RecordKind, u64, Vec<String>)>,
@@ -210,35 +262,7 @@ fn scan_counts_records_and_invalid_ids() {
         }
     );
 
-    let point = NumberDataPoint {
-        attributes: vec![kv("a", "b")],
-        ..Default::default()
-    };
-    let metrics = ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            scope_metrics: vec![ScopeMetrics {
-                metrics: vec![
-                    Metric {
-                        name: "g".into(),
-                        data: Some(Data::Gauge(Gauge {
-                            data_points: vec![point.clone(), point],
-                        })),
-                        ..Default::default()
-                    },
-                    Metric {
-                        name: "h".into(),
-                        data: Some(Data::Histogram(opentelemetry_proto::tonic::metrics::v1::Histogram {
-                            data_points: vec![HistogramDataPoint::default()],
-                            aggregation_temporality: 1,
-                        })),
-                        ..Default::default()
-                    },
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
+    let metrics = metrics();
     let scan_metrics = scan(Signal::Metrics, &metrics.encode_to_vec()).expect("valid");
     assert_eq!(
         scan_metrics,
@@ -248,22 +272,7 @@ fn scan_counts_records_and_invalid_ids() {
         }
     );
 
-    let logs = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![
-                    LogRecord::default(),
-                    LogRecord {
-                        trace_id: vec![0; 3],
-                        ..Default::default()
-                    },
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    let scan_logs = scan(Signal::Logs, &logs.encode_to_vec()).expect("valid");
+    let scan_logs = scan(Signal::Logs, &logs().encode_to_vec()).expect("valid");
     assert_eq!(
         scan_logs,
         Scan {
@@ -293,28 +302,35 @@ fn errors_name_the_place() {
     );
 }
 
-/// Scenario: 3,000 corruptions of a valid request (a byte changed, or the request cut short).
+/// Scenario: 3,000 corruptions of a valid request of each signal (a byte changed, or the
+/// request cut short).
 /// Guarantees: the walk never panics; whatever it accepts it rewrites into a request that
 /// walks again with the same records.
 #[test]
 fn corrupted_requests_are_refused_or_rewritten_consistently() {
-    let original = traces().encode_to_vec();
+    let requests = [
+        (Signal::Traces, traces().encode_to_vec()),
+        (Signal::Metrics, metrics().encode_to_vec()),
+        (Signal::Logs, logs().encode_to_vec()),
+    ];
     let mut rng = fastrand::Rng::with_seed(7);
-    for _ in 0..3_000 {
-        let mut bytes = original.clone();
-        if rng.bool() {
-            let at = rng.usize(..bytes.len());
-            bytes[at] = rng.u8(..);
-        } else {
-            bytes.truncate(rng.usize(..bytes.len()));
+    for (signal, original) in requests {
+        for _ in 0..3_000 {
+            let mut bytes = original.clone();
+            if rng.bool() {
+                let at = rng.usize(..bytes.len());
+                bytes[at] = rng.u8(..);
+            } else {
+                bytes.truncate(rng.usize(..bytes.len()));
+            }
+            let Ok(scanned) = scan(signal, &bytes) else {
+                continue;
+            };
+            let mut visitor = Tagging { seen: Vec::new() };
+            let (rewritten, walked) = rewrite(signal, &bytes, &mut visitor).expect("accepted by scan");
+            assert_eq!(walked, scanned);
+            let again = scan(signal, rewritten.as_deref().unwrap_or(&bytes)).expect("rewritten is valid");
+            assert_eq!(again.items, scanned.items);
         }
-        let Ok(scanned) = scan(Signal::Traces, &bytes) else {
-            continue;
-        };
-        let mut visitor = Tagging { seen: Vec::new() };
-        let (rewritten, walked) = rewrite(Signal::Traces, &bytes, &mut visitor).expect("accepted by scan");
-        assert_eq!(walked, scanned);
-        let again = scan(Signal::Traces, rewritten.as_deref().unwrap_or(&bytes)).expect("rewritten is valid");
-        assert_eq!(again.items, scanned.items);
     }
 }
