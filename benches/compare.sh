@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 SECONDS_RUN=${SECONDS_RUN:-15}
 CONNECTIONS=${CONNECTIONS:-4}
 COMPRESSION=${COMPRESSION:-gzip}
+# fleetpipe's compression level; empty for its default (1). rotel (tonic) always uses gzip 6.
+LEVEL=${LEVEL:-}
 IN_PORT=14317
 SINK_PORT=15317
 
@@ -37,7 +39,7 @@ processors:
   enrich: {}
   batch: {send_batch_size: 8192, timeout: 200ms}
 exporters:
-  otlp: {endpoint: "http://127.0.0.1:$SINK_PORT", compression: $COMPRESSION}
+  otlp: {endpoint: "http://127.0.0.1:$SINK_PORT", compression: $COMPRESSION${LEVEL:+, compression_params: {level: $LEVEL\}}}
 service:
   pipelines:
     traces: {receivers: [otlp], processors: [enrich, batch], exporters: [otlp]}
@@ -105,7 +107,7 @@ rotel_cmd=("$rotel" start --otlp-grpc-endpoint "127.0.0.1:$IN_PORT" --exporter o
            --otlp-exporter-endpoint "http://127.0.0.1:$SINK_PORT" --otlp-exporter-compression "$COMPRESSION"
            --pid-file "$work/rotel.pid")
 
-echo "# flat out, $CONNECTIONS connections, ${SECONDS_RUN}s, 100-span agent requests, compression $COMPRESSION"
+echo "# flat out, $CONNECTIONS connections, ${SECONDS_RUN}s, 100-span agent requests, compression $COMPRESSION ${LEVEL:+(fleetpipe level $LEVEL)}"
 measure fleetpipe 0 0 "${fleetpipe[@]}" | tee "$work/fleetpipe.json"
 measure rotel 0 0 "${rotel_cmd[@]}" | tee "$work/rotel.json"
 echo "# fleetpipe without enrichment (no registry, processors: [batch]), same load"
