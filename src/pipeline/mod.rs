@@ -94,6 +94,18 @@ impl PipelineInput {
 /// either it is well-formed and every pipeline has room and takes it (the client gets
 /// success), or none takes it (the client is told what is wrong, or to retry).
 pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Result<Submitted, SubmitError> {
+    // A full pipeline is seen before the processors run, so that a refused request is neither
+    // worked on nor counted by them (its client sends it again).
+    if let Some(full) = pipelines.iter().find(|p| p.queue.capacity() == 0) {
+        let scan = wire::scan(signal, &body).map_err(|source| DecodeError::Wire { signal, source })?;
+        let overloaded = Overloaded {
+            pipeline: Arc::clone(&full.name),
+        };
+        return Err(SubmitError::Overloaded {
+            overloaded,
+            items: scan.items,
+        });
+    }
     let mut prepared = Vec::with_capacity(pipelines.len());
     for pipeline in pipelines {
         prepared.push(pipeline.prepare(signal, body.clone())?);
