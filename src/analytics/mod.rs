@@ -56,6 +56,9 @@ pub struct AnalyticsConfig {
     pub history_retention: Duration,
     /// Memory DataFusion may use for one query, in MiB.
     pub memory_limit_mib: usize,
+    /// Memory the closed windows may hold, in MiB; past it the oldest go before `retention`
+    /// says (the newest window always stays). At 100k spans/s a 10 s window is ~300 MiB.
+    pub max_windows_mib: usize,
     /// Batches waiting for analytics; beyond it input is shed and counted.
     pub queue_size: usize,
     /// Longest a detector run may take.
@@ -75,6 +78,7 @@ impl Default for AnalyticsConfig {
             retention: Duration::from_secs(300),
             history_retention: Duration::from_secs(3600),
             memory_limit_mib: 256,
+            max_windows_mib: 1024,
             queue_size: 64,
             run_timeout: Duration::from_secs(5),
             signals_path: None,
@@ -212,6 +216,7 @@ impl Ingest {
             store.evict(
                 end - self.config.retention.as_nanos() as i64,
                 end - self.config.history_retention.as_nanos() as i64,
+                self.config.max_windows_mib.saturating_mul(1024 * 1024),
             );
             self.metrics.analytics_memory_bytes.set(store.memory_bytes() as i64);
         }

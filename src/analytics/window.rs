@@ -49,10 +49,18 @@ impl WindowStore {
         windows + history
     }
 
-    /// Drops windows that ended before `window_cutoff` and history before `history_cutoff`.
-    pub fn evict(&mut self, window_cutoff: i64, history_cutoff: i64) {
+    /// Drops windows that ended before `window_cutoff`, then the oldest windows while they
+    /// hold more than `max_window_bytes` (never the newest), and history before `history_cutoff`.
+    pub fn evict(&mut self, window_cutoff: i64, history_cutoff: i64, max_window_bytes: usize) {
         while self.windows.front().is_some_and(|w| w.end <= window_cutoff) {
             self.windows.pop_front();
+        }
+        let size = |w: &ClosedWindow| w.batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>();
+        let mut held: usize = self.windows.iter().map(size).sum();
+        while held > max_window_bytes && self.windows.len() > 1 {
+            if let Some(oldest) = self.windows.pop_front() {
+                held -= size(&oldest);
+            }
         }
         while self.history.front().is_some_and(|(start, _)| *start < history_cutoff) {
             self.history.pop_front();
@@ -188,5 +196,32 @@ impl TableProvider for WindowTable {
             .batches(self.table, self.span);
         let plan = MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?;
         Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analytics::tables::WindowBuilder;
+
+    fn window(start: i64) -> ClosedWindow {
+        ClosedWindow {
+            start,
+            end: start + 10,
+            batches: WindowBuilder::new(start).finish().expect("empty window"),
+        }
+    }
+
+    /// Guarantees: time retention drops ended windows; the byte bound drops the oldest while
+    /// over it but always keeps the newest window.
+    #[test]
+    fn eviction_by_time_then_by_bytes() {
+        let mut store = WindowStore::default();
+        store.windows.extend([window(0), window(10), window(20), window(30)]);
+        store.evict(10, 0, usize::MAX);
+        let starts = |s: &WindowStore| s.windows.iter().map(|w| w.start).collect::<Vec<_>>();
+        assert_eq!(starts(&store), [10, 20, 30]);
+        store.evict(10, 0, 0);
+        assert_eq!(starts(&store), [30]);
     }
 }
