@@ -74,6 +74,13 @@ impl PipelineInput {
         &self.name
     }
 
+    fn overloaded(&self, items: usize) -> SubmitError {
+        let overloaded = Overloaded {
+            pipeline: Arc::clone(&self.name),
+        };
+        SubmitError::Overloaded { overloaded, items }
+    }
+
     /// Checks a received body and applies the processors: the first in the checking walk,
     /// any others in a walk each.
     fn prepare(&self, signal: Signal, body: Bytes) -> Result<(Request, Rejected), DecodeError> {
@@ -98,13 +105,7 @@ pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Resul
     // worked on nor counted by them (its client sends it again).
     if let Some(full) = pipelines.iter().find(|p| p.queue.capacity() == 0) {
         let scan = wire::scan(signal, &body).map_err(|source| DecodeError::Wire { signal, source })?;
-        let overloaded = Overloaded {
-            pipeline: Arc::clone(&full.name),
-        };
-        return Err(SubmitError::Overloaded {
-            overloaded,
-            items: scan.items,
-        });
+        return Err(full.overloaded(scan.items));
     }
     let mut prepared = Vec::with_capacity(pipelines.len());
     for pipeline in pipelines {
@@ -121,15 +122,7 @@ pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Resul
     for pipeline in pipelines {
         match pipeline.queue.try_reserve() {
             Ok(permit) => permits.push(permit),
-            Err(_) => {
-                let overloaded = Overloaded {
-                    pipeline: Arc::clone(&pipeline.name),
-                };
-                return Err(SubmitError::Overloaded {
-                    overloaded,
-                    items: submitted.items,
-                });
-            }
+            Err(_) => return Err(pipeline.overloaded(submitted.items)),
         }
     }
     for ((request, _), permit) in prepared.into_iter().zip(permits) {
