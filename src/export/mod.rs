@@ -188,6 +188,15 @@ pub struct BodyFormat {
 const INLINE_ENCODE_BYTES: usize = 256 * 1024;
 
 impl BodyFormat {
+    /// The format an OTLP exporter's settings ask for.
+    pub fn of(config: &config::OtlpExporterConfig, grpc_framed: bool) -> BodyFormat {
+        BodyFormat {
+            encoding: config.compression.encoding(),
+            level: config.compression_params.level_or_default(),
+            grpc_framed,
+        }
+    }
+
     pub fn encode(self, request: &Request) -> std::io::Result<Bytes> {
         let prefix = if self.grpc_framed { GRPC_PREFIX } else { 0 };
         let mut out = Vec::with_capacity(prefix + request.encoded_len());

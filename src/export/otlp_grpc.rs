@@ -43,11 +43,7 @@ impl OtlpGrpcSender {
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| setup(&e))?;
         }
-        let body_format = BodyFormat {
-            encoding: config.compression.encoding(),
-            level: config.compression_params.level_or_default(),
-            grpc_framed: true,
-        };
+        let body_format = BodyFormat::of(config, true);
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
             let invalid = |e: &dyn std::fmt::Display| ExportError::Setup(format!("header {name}: {e}"));
@@ -120,14 +116,18 @@ impl OtlpGrpcSender {
 /// that is not base64 is dropped first, as tonic would panic on it.
 fn grpc_status(headers: &HeaderMap) -> Option<Status> {
     use base64::Engine as _;
-    let mut headers = headers.clone();
+    const DETAILS: &str = "grpc-status-details-bin";
     let details_valid = headers
-        .get("grpc-status-details-bin")
+        .get(DETAILS)
         .is_none_or(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).is_ok());
-    if !details_valid {
-        headers.remove("grpc-status-details-bin");
-    }
-    Status::from_header_map(&headers).filter(|s| s.code() != Code::Ok)
+    let status = if details_valid {
+        Status::from_header_map(headers)
+    } else {
+        let mut headers = headers.clone();
+        headers.remove(DETAILS);
+        Status::from_header_map(&headers)
+    };
+    status.filter(|s| s.code() != Code::Ok)
 }
 
 /// The payload of the response's single gRPC message. Destinations do not compress it, as

@@ -51,11 +51,7 @@ impl OtlpHttpSender {
             metrics: url_for(&config.metrics_endpoint, Signal::Metrics)?,
             logs: url_for(&config.logs_endpoint, Signal::Logs)?,
             headers,
-            body_format: BodyFormat {
-                encoding: config.compression.encoding(),
-                level: config.compression_params.level_or_default(),
-                grpc_framed: false,
-            },
+            body_format: BodyFormat::of(config, false),
         })
     }
 

@@ -41,25 +41,21 @@ pub async fn run(mut queue: mpsc::Receiver<Request>, batch: Option<BatchConfig>,
         }
         return;
     };
-    let mut pending: Option<(Request, usize)> = None;
+    let mut pending: Option<Request> = None;
     let mut deadline = Instant::now();
     loop {
         tokio::select! {
             received = queue.recv() => {
                 let Some(request) = received else { break };
-                let items = request.item_count();
                 match &mut pending {
-                    Some((held, count)) if held.signal() == request.signal() => {
-                        held.merge(request);
-                        *count += items;
-                    }
+                    Some(held) if held.signal() == request.signal() => held.merge(request),
                     _ => {
                         flush(&mut pending, &fanout).await;
                         deadline = Instant::now() + batch.timeout;
-                        pending = Some((request, items));
+                        pending = Some(request);
                     }
                 }
-                if pending.as_ref().is_some_and(|(_, count)| *count >= batch.send_batch_size) {
+                if pending.as_ref().is_some_and(|held| held.item_count() >= batch.send_batch_size) {
                     flush(&mut pending, &fanout).await;
                 }
             }
@@ -71,8 +67,8 @@ pub async fn run(mut queue: mpsc::Receiver<Request>, batch: Option<BatchConfig>,
     flush(&mut pending, &fanout).await;
 }
 
-async fn flush(pending: &mut Option<(Request, usize)>, fanout: &Fanout) {
-    if let Some((request, _)) = pending.take() {
+async fn flush(pending: &mut Option<Request>, fanout: &Fanout) {
+    if let Some(request) = pending.take() {
         fanout.deliver(request).await;
     }
 }
