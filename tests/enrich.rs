@@ -150,6 +150,14 @@ fn fleet() -> Vec<ExportTraceServiceRequest> {
                     ],
                 ),
                 fixtures::span("plan next step", Internal, &[("step", "3")]),
+                fixtures::span(
+                    "execute_tool jira with own id",
+                    Internal,
+                    &[
+                        ("gen_ai.tool.name", "jira_create_issue"),
+                        ("integration.id", "set-by-the-agent"),
+                    ],
+                ),
             ],
         ),
         fixtures::traces(
@@ -186,7 +194,7 @@ fn fleet() -> Vec<ExportTraceServiceRequest> {
 /// with the shared fixture registry.
 /// Guarantees: registered integrations get exactly the registry's tags; unregistered tools and
 /// hosts get `integration.registered=false` with their target and are counted; model calls and
-/// internal work are left untagged; every resource gets its layer by claim, mapping or unknown.
+/// internal work are left untagged; a tag the span already carries is kept; every resource gets its layer by claim, mapping or unknown.
 #[tokio::test]
 async fn tags_a_simulated_fleet() {
     let sink = Sink::start().await;
@@ -198,7 +206,7 @@ async fn tags_a_simulated_fleet() {
             .await
             .expect("accepted");
     }
-    sink.wait_for(Signal::Traces, 10, Duration::from_secs(10)).await;
+    sink.wait_for(Signal::Traces, 11, Duration::from_secs(10)).await;
     let spans = received_spans(&sink);
     let tag_of = |name: &str| integration_tags(&spans[name].1);
     assert_eq!(
@@ -214,6 +222,13 @@ async fn tags_a_simulated_fleet() {
     assert_eq!(
         tag_of("execute_tool jira_search"),
         tags("work-tracking", "Jira", "enterprise_toolchain", "itsm", "mcp")
+    );
+    let mut own_id = tags("work-tracking", "Jira", "enterprise_toolchain", "itsm", "mcp");
+    own_id.insert("integration.id".into(), "set-by-the-agent".into());
+    assert_eq!(
+        tag_of("execute_tool jira with own id"),
+        own_id,
+        "an attribute the span already has is kept, the other tags are added"
     );
     assert_eq!(
         tag_of("GET zendesk"),

@@ -48,6 +48,17 @@ impl Edit<'_> {
         put_attribute(self.added, self.field, key, value);
     }
 
+    /// The field number of attributes in the message being edited, for [`Edit::add_encoded`].
+    pub fn attributes_field(&self) -> u32 {
+        self.field
+    }
+
+    /// Adds attributes already encoded as fields numbered [`Edit::attributes_field`], so that
+    /// tags written on many records are encoded once.
+    pub fn add_encoded(&mut self, attributes: &[u8]) {
+        self.added.extend_from_slice(attributes);
+    }
+
     /// Leaves out an existing attribute, e.g. one being replaced.
     pub fn drop(&mut self, attribute: &Attribute<'_>) {
         self.dropped.push(offset(self.message, attribute.raw));
