@@ -54,7 +54,7 @@ fn to_arrow(c: &mut Criterion) {
         b.iter_batched(
             || WindowBuilder::new(0),
             |mut builder| {
-                builder.add(&black_box(&request).decode().expect("decode"));
+                builder.add(black_box(&request)).expect("well-formed");
                 builder
             },
             criterion::BatchSize::SmallInput,
@@ -68,12 +68,14 @@ fn store(enrich: &Enrich) -> Arc<RwLock<WindowStore>> {
     let window = WINDOW.as_nanos() as i64;
     let mut builder = WindowBuilder::new(31 * window);
     for request in 0..SPANS_PER_WINDOW / 100 {
-        builder.add(&enriched_request(enrich, request).decode().expect("decode"));
+        builder.add(&enriched_request(enrich, request)).expect("well-formed");
     }
     let batches = builder.finish().expect("window");
     let mut history_builder = WindowBuilder::new(0);
     for request in 0..300 {
-        history_builder.add(&enriched_request(enrich, request).decode().expect("decode"));
+        history_builder
+            .add(&enriched_request(enrich, request))
+            .expect("well-formed");
     }
     let mut store = WindowStore::default();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

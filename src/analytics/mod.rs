@@ -168,9 +168,8 @@ impl Ingest {
                 received = queue.recv() => match received {
                     Some(queued) => {
                         builder = self.roll(builder, start_of(now_nanos()), window).await;
-                        match queued.request.decode() {
-                            Ok(payload) => builder.add(&payload),
-                            Err(error) => tracing::warn!(%error, "Analytics skipped a batch it cannot decode."),
+                        if let Err(error) = builder.add(&queued.request) {
+                            tracing::warn!(%error, "Analytics left out records of a batch.");
                         }
                     }
                     None => break,
@@ -240,7 +239,7 @@ GROUP BY window_start, agent, layer, integration_id, tool_name";
 pub async fn history_rollup(closed: &ClosedWindow) -> Option<RecordBatch> {
     let result = async {
         let context = SessionContext::new();
-        let spans = MemTable::try_new(tables::SPANS.clone(), vec![vec![closed.batches[0].clone()]])?;
+        let spans = MemTable::try_new(tables::SPANS.clone(), vec![closed.batches[0].clone()])?;
         context.register_table("spans", Arc::new(spans))?;
         let batches = context.sql(HISTORY_SQL).await?.collect().await?;
         let batch = datafusion::arrow::compute::concat_batches(&tables::HISTORY.clone(), &batches)?;

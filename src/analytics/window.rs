@@ -24,8 +24,18 @@ use super::tables;
 pub struct ClosedWindow {
     pub start: i64,
     pub end: i64,
-    /// `spans`, `metric_points`, `logs`.
-    pub batches: [RecordBatch; 3],
+    /// `spans`, `metric_points`, `logs`, each in batches of up to 8192 rows.
+    pub batches: [Vec<RecordBatch>; 3],
+}
+
+impl ClosedWindow {
+    fn memory_bytes(&self) -> usize {
+        self.batches
+            .iter()
+            .flatten()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
 }
 
 /// What the detectors can read.
@@ -39,12 +49,7 @@ pub struct WindowStore {
 impl WindowStore {
     /// Bytes held by the retained windows and history.
     pub fn memory_bytes(&self) -> usize {
-        let windows: usize = self
-            .windows
-            .iter()
-            .flat_map(|w| &w.batches)
-            .map(RecordBatch::get_array_memory_size)
-            .sum();
+        let windows: usize = self.windows.iter().map(ClosedWindow::memory_bytes).sum();
         let history: usize = self.history.iter().map(|(_, b)| b.get_array_memory_size()).sum();
         windows + history
     }
@@ -55,11 +60,10 @@ impl WindowStore {
         while self.windows.front().is_some_and(|w| w.end <= window_cutoff) {
             self.windows.pop_front();
         }
-        let size = |w: &ClosedWindow| w.batches.iter().map(RecordBatch::get_array_memory_size).sum::<usize>();
-        let mut held: usize = self.windows.iter().map(size).sum();
+        let mut held: usize = self.windows.iter().map(ClosedWindow::memory_bytes).sum();
         while held > max_window_bytes && self.windows.len() > 1 {
             if let Some(oldest) = self.windows.pop_front() {
-                held -= size(&oldest);
+                held -= oldest.memory_bytes();
             }
         }
         while self.history.front().is_some_and(|(start, _)| *start < history_cutoff) {
@@ -78,7 +82,7 @@ impl WindowStore {
                 self.windows
                     .iter()
                     .filter(|w| w.start >= from)
-                    .map(|w| w.batches[index].clone())
+                    .flat_map(|w| w.batches[index].iter().cloned())
                     .collect()
             }
             Table::History => self.history.iter().map(|(_, b)| b.clone()).collect(),
@@ -103,7 +107,7 @@ fn windows_batch(windows: &[&ClosedWindow]) -> Option<RecordBatch> {
     let rows = Int64Array::from(
         windows
             .iter()
-            .map(|w| w.batches.iter().map(|b| b.num_rows() as i64).sum::<i64>())
+            .map(|w| w.batches.iter().flatten().map(|b| b.num_rows() as i64).sum::<i64>())
             .collect::<Vec<_>>(),
     );
     RecordBatch::try_new(
@@ -204,11 +208,31 @@ mod tests {
     use super::*;
     use crate::analytics::tables::WindowBuilder;
 
+    /// A window holding one span.
     fn window(start: i64) -> ClosedWindow {
+        use crate::pipeline::{Payload, Request};
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Default::default()
+        };
+        let request = Payload::Traces(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+        let mut builder = WindowBuilder::new(start);
+        builder.add(&Request::from_payload(&request)).expect("well-formed");
         ClosedWindow {
             start,
             end: start + 10,
-            batches: WindowBuilder::new(start).finish().expect("empty window"),
+            batches: builder.finish().expect("window"),
         }
     }
 

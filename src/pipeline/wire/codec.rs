@@ -36,8 +36,8 @@ pub enum Malformed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value<'a> {
     Varint(u64),
-    Fixed64,
-    Fixed32,
+    Fixed64(u64),
+    Fixed32(u32),
     Len(&'a [u8]),
 }
 
@@ -45,8 +45,8 @@ impl Value<'_> {
     fn wire_type(&self) -> u8 {
         match self {
             Value::Varint(_) => VARINT,
-            Value::Fixed64 => FIXED64,
-            Value::Fixed32 => FIXED32,
+            Value::Fixed64(_) => FIXED64,
+            Value::Fixed32(_) => FIXED32,
             Value::Len(_) => LEN,
         }
     }
@@ -80,6 +80,18 @@ impl<'a> Field<'a> {
             other => Err(Malformed::UnexpectedType {
                 field: self.number,
                 expected: VARINT,
+                found: other.wire_type(),
+            }),
+        }
+    }
+
+    /// The value of a `fixed64`, `sfixed64` or `double` field, as its 64 bits.
+    pub fn fixed64(&self) -> Result<u64, Malformed> {
+        match self.value {
+            Value::Fixed64(v) => Ok(v),
+            other => Err(Malformed::UnexpectedType {
+                field: self.number,
+                expected: FIXED64,
                 found: other.wire_type(),
             }),
         }
@@ -128,14 +140,8 @@ impl<'a> Fields<'a> {
         let wire_type = (tag & 7) as u8;
         let value = match wire_type {
             VARINT => Value::Varint(read_varint(&mut self.rest)?),
-            FIXED64 => {
-                self.take(number, 8)?;
-                Value::Fixed64
-            }
-            FIXED32 => {
-                self.take(number, 4)?;
-                Value::Fixed32
-            }
+            FIXED64 => Value::Fixed64(u64::from_le_bytes(self.take_array(number)?)),
+            FIXED32 => Value::Fixed32(u32::from_le_bytes(self.take_array(number)?)),
             LEN => {
                 let length = read_varint(&mut self.rest)?;
                 Value::Len(self.take(number, length)?)
@@ -149,6 +155,12 @@ impl<'a> Fields<'a> {
         };
         let raw = &start[..start.len() - self.rest.len()];
         Ok(Field { number, value, raw })
+    }
+
+    #[inline]
+    fn take_array<const N: usize>(&mut self, field: u32) -> Result<[u8; N], Malformed> {
+        let taken = self.take(field, N as u64)?;
+        Ok(taken.try_into().unwrap_or([0; N]))
     }
 
     #[inline]
