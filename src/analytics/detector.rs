@@ -188,7 +188,7 @@ pub fn session(
         .with_memory_limit(memory_limit, 1.0)
         .build_arc()?;
     let config = SessionConfig::new()
-        .with_target_partitions(1)
+        .with_target_partitions(std::thread::available_parallelism().map_or(1, usize::from))
         .with_information_schema(false);
     let context = SessionContext::new_with_config_rt(config, runtime);
     for table in Table::ALL {

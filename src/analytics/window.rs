@@ -188,7 +188,7 @@ impl TableProvider for WindowTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
@@ -198,7 +198,15 @@ impl TableProvider for WindowTable {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .batches(self.table, self.span);
-        let plan = MemorySourceConfig::try_new_exec(&[batches], self.schema(), projection.cloned())?;
+        // Windows are stored in batches of 8192 rows: dealt out here, they are scanned in
+        // parallel without a repartitioning step.
+        let partitions = state.config().target_partitions().max(1);
+        let mut dealt = vec![Vec::new(); partitions.min(batches.len()).max(1)];
+        let count = dealt.len();
+        for (index, batch) in batches.into_iter().enumerate() {
+            dealt[index % count].push(batch);
+        }
+        let plan = MemorySourceConfig::try_new_exec(&dealt, self.schema(), projection.cloned())?;
         Ok(plan)
     }
 }
