@@ -1,7 +1,8 @@
 //! The forwarding hot path of a 100-span agent-like request, piece by piece, without the
 //! network: receive (framing check and record count), enrichment, batch, encode for the
 //! destination; the whole path; and the "limit", a walk over the request's fields that
-//! allocates nothing, to show how far the path is from reading its input once.
+//! allocates nothing, to show how far the path is from reading its input once; and the whole
+//! path on 1 and 2 threads (`cores`), to show how it scales with cores.
 //! Run with `cargo bench --bench pipeline`.
 
 #[path = "../tests/support/fixtures.rs"]
@@ -81,5 +82,41 @@ fn forward(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, forward);
+/// Requests each thread forwards per iteration of the `cores` group.
+const REQUESTS_PER_THREAD: usize = 100;
+
+/// The whole path (enrichment on, gzip) on 1 and 2 threads sharing one enricher, as the
+/// runtime's worker threads share it: the elements/s of `threads/2` over `threads/1` is how
+/// the pipeline's own work scales with cores, without the network stack, the load generator
+/// and the sink competing for them.
+fn cores(c: &mut Criterion) {
+    let bytes = agent_request();
+    let enrich = enricher();
+    let gzip = BodyFormat {
+        encoding: Encoding::Gzip,
+        level: 1,
+        grpc_framed: true,
+    };
+    let forward_one = || {
+        let (request, _) =
+            Request::from_protobuf(Signal::Traces, bytes.clone(), Some(&mut *enrich.visitor())).expect("valid");
+        black_box(gzip.encode(&request).expect("encode"));
+    };
+    let mut group = c.benchmark_group("cores");
+    for threads in [1, 2] {
+        group.throughput(Throughput::Elements((threads * REQUESTS_PER_THREAD * 100) as u64));
+        group.bench_function(format!("threads/{threads}"), |b| {
+            b.iter(|| {
+                std::thread::scope(|scope| {
+                    for _ in 0..threads {
+                        scope.spawn(|| (0..REQUESTS_PER_THREAD).for_each(|_| forward_one()));
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, forward, cores);
 criterion_main!(benches);
