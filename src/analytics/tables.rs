@@ -207,7 +207,7 @@ impl<'a> RecordAttributes<'a> {
         }
     }
 
-    /// Starts the next record; `slots` is how many lifted slots its table has.
+    /// Starts the next record.
     fn clear(&mut self) {
         self.lifted = [None; LIFTED_SLOTS];
         self.others.clear();
@@ -230,7 +230,15 @@ mod field {
     pub const SCOPES: u32 = 2;
     pub const RECORDS: u32 = 2;
     pub const RESOURCE_ATTRIBUTES: u32 = 1;
-    pub const SPAN: [u32; 9] = [1, 2, 4, 5, 6, 7, 8, 9, 15];
+    pub const SPAN_TRACE_ID: u32 = 1;
+    pub const SPAN_ID: u32 = 2;
+    pub const SPAN_PARENT_ID: u32 = 4;
+    pub const SPAN_NAME: u32 = 5;
+    pub const SPAN_KIND: u32 = 6;
+    pub const SPAN_START: u32 = 7;
+    pub const SPAN_END: u32 = 8;
+    pub const SPAN_ATTRIBUTES: u32 = 9;
+    pub const SPAN_STATUS: u32 = 15;
     pub const STATUS_MESSAGE: u32 = 2;
     pub const STATUS_CODE: u32 = 3;
     pub const METRIC_NAME: u32 = 1;
@@ -253,6 +261,7 @@ mod field {
 }
 
 /// Who emitted a resource's records.
+#[derive(Default)]
 struct Emitter<'a> {
     service: Option<&'a str>,
     agent: Option<&'a str>,
@@ -589,7 +598,7 @@ impl WindowBuilder {
         attributes: &mut RecordAttributes<'a>,
         first_error: &mut Option<Malformed>,
     ) -> Result<(), Malformed> {
-        let mut emitter = Emitter::of(&[])?;
+        let mut emitter = Emitter::default();
         for f in fields(message) {
             let f = f?;
             if f.number == field::RESOURCE {
@@ -609,7 +618,7 @@ impl WindowBuilder {
                 let bytes = record.bytes()?;
                 let rows = match signal {
                     Signal::Traces => self.spans.append(self.window_start, &emitter, bytes, attributes),
-                    Signal::Metrics => self.points.append(self.window_start, &emitter, bytes, attributes),
+                    Signal::Metrics => self.points.append(self.window_start, &emitter, bytes),
                     Signal::Logs => self.logs.append(self.window_start, &emitter, bytes, attributes),
                 };
                 match rows {
@@ -651,20 +660,19 @@ struct SpanRow<'a> {
 
 impl<'a> SpanRow<'a> {
     fn read(span: &'a [u8], attributes: &mut RecordAttributes<'a>) -> Result<SpanRow<'a>, Malformed> {
-        let [trace_id, span_id, parent, name, kind, start, end, attrs, status] = field::SPAN;
         let mut row = SpanRow::default();
         for f in fields(span) {
             let f = f?;
             match f.number {
-                n if n == trace_id => row.trace_id = f.bytes()?,
-                n if n == span_id => row.span_id = f.bytes()?,
-                n if n == parent => row.parent_span_id = f.bytes()?,
-                n if n == name => row.name = f.str()?,
-                n if n == kind => row.kind = f.varint()?,
-                n if n == start => row.start = f.fixed64()?,
-                n if n == end => row.end = f.fixed64()?,
-                n if n == attrs => attributes.push(&f, LIFTED_SLOTS)?,
-                n if n == status => {
+                field::SPAN_TRACE_ID => row.trace_id = f.bytes()?,
+                field::SPAN_ID => row.span_id = f.bytes()?,
+                field::SPAN_PARENT_ID => row.parent_span_id = f.bytes()?,
+                field::SPAN_NAME => row.name = f.str()?,
+                field::SPAN_KIND => row.kind = f.varint()?,
+                field::SPAN_START => row.start = f.fixed64()?,
+                field::SPAN_END => row.end = f.fixed64()?,
+                field::SPAN_ATTRIBUTES => attributes.push(&f, LIFTED_SLOTS)?,
+                field::SPAN_STATUS => {
                     for s in fields(f.bytes()?) {
                         let s = s?;
                         match s.number {
@@ -857,13 +865,7 @@ impl PointColumns {
     }
 
     /// Appends each data point of a `Metric`; returns how many. A malformed metric adds none.
-    fn append<'a>(
-        &mut self,
-        window_start: i64,
-        emitter: &Emitter<'_>,
-        metric: &'a [u8],
-        attributes: &mut RecordAttributes<'a>,
-    ) -> Result<usize, Malformed> {
+    fn append(&mut self, window_start: i64, emitter: &Emitter<'_>, metric: &[u8]) -> Result<usize, Malformed> {
         let (mut name, mut unit, mut data) = ("", "", None);
         for f in fields(metric) {
             let f = f?;
@@ -899,8 +901,6 @@ impl PointColumns {
             self.count.append_option(row.count);
             self.sum.append_option(row.sum);
         }
-        // The caller's buffer serves spans and logs; points keep their own per metric.
-        attributes.clear();
         Ok(rows.len())
     }
 

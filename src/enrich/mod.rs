@@ -178,20 +178,9 @@ impl Visitor for Tagger<'_> {
         let remote = facts.server_address.is_some() || facts.url.is_some() || facts.services[0].is_some();
         let is_shadow = !facts.is_inference() && (facts.is_tool_call() || (is_client && remote));
         if let (true, Some(target)) = (is_shadow, facts.target()) {
-            set(
-                attributes,
-                edit,
-                &keys.registered,
-                NewValue::Bool(false),
-                config.overwrite,
-            );
-            set(
-                attributes,
-                edit,
-                &keys.target,
-                NewValue::String(target),
-                config.overwrite,
-            );
+            let mut tag = |key: &str, value| set(attributes, edit, key, value, config.overwrite);
+            tag(&keys.registered, NewValue::Bool(false));
+            tag(&keys.target, NewValue::String(target));
             self.enrich.count_shadow(target);
         }
     }
