@@ -4,11 +4,13 @@
 -- every: 1 window
 -- window: 1 window
 -- key: integration.id, tool
+-- The current window's p95 comes from its history rollup (made once when it closed): the
+-- calls-weighted mean of its per-agent p95s, as the baseline is a mean of per-window p95s.
 WITH current_window AS (
-    SELECT integration_id, tool_name, max(layer) AS layer, count(*) AS calls,
-           approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95
-    FROM spans
-    WHERE integration_id IS NOT NULL
+    SELECT integration_id, tool_name, max(layer) AS layer, sum(spans) AS calls,
+           sum(p95_duration_ms * spans) / sum(spans) AS p95
+    FROM history
+    WHERE integration_id IS NOT NULL AND window_start >= (SELECT min(window_start) FROM windows)
     GROUP BY integration_id, tool_name
 ), baseline AS (
     SELECT integration_id, tool_name, avg(p95_duration_ms) AS p95, sum(spans) AS calls

@@ -440,13 +440,25 @@ struct ContextColumns {
     attributes: MapBuilder<StringBuilder, StringBuilder>,
 }
 
+/// Bytes reserved per row of a text column of a builder made with room for its rows.
+const TEXT_BYTES_PER_ROW: usize = 16;
+
+fn text_builder(rows: usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows, rows * TEXT_BYTES_PER_ROW)
+}
+
+fn time_builder(rows: usize) -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC")
+}
+
 impl ContextColumns {
-    fn new() -> ContextColumns {
+    /// Builders with room for `rows` rows.
+    fn with_capacity(rows: usize) -> ContextColumns {
         ContextColumns {
-            window_start: TimestampNanosecondBuilder::new().with_timezone("UTC"),
-            strings: (0..9).map(|_| StringBuilder::new()).collect(),
-            registered: BooleanBuilder::new(),
-            attributes: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+            window_start: time_builder(rows),
+            strings: (0..9).map(|_| text_builder(rows)).collect(),
+            registered: BooleanBuilder::with_capacity(rows),
+            attributes: MapBuilder::with_capacity(None, StringBuilder::new(), StringBuilder::new(), rows),
         }
     }
 
@@ -528,7 +540,7 @@ impl WindowBuilder {
     pub fn new(window_start: i64) -> WindowBuilder {
         WindowBuilder {
             window_start,
-            spans: SpanColumns::new(),
+            spans: SpanColumns::with_capacity(CHUNK_ROWS),
             points: PointColumns::new(),
             logs: LogColumns::new(),
             chunks: Default::default(),
@@ -561,7 +573,7 @@ impl WindowBuilder {
 
     fn finish_chunk(&mut self, table: usize) -> Result<(), ArrowError> {
         let batch = match table {
-            0 => self.spans.finish()?,
+            0 => std::mem::replace(&mut self.spans, SpanColumns::with_capacity(CHUNK_ROWS)).finish()?,
             1 => self.points.finish()?,
             _ => self.logs.finish()?,
         };
@@ -699,17 +711,16 @@ struct SpanColumns {
 }
 
 impl SpanColumns {
-    fn new() -> SpanColumns {
+    /// Builders with room for `rows` rows: spans are the volume, and builders grown row by
+    /// row copied each column several times over.
+    fn with_capacity(rows: usize) -> SpanColumns {
         SpanColumns {
-            context: ContextColumns::new(),
-            strings: (0..7).map(|_| StringBuilder::new()).collect(),
-            times: [
-                TimestampNanosecondBuilder::new().with_timezone("UTC"),
-                TimestampNanosecondBuilder::new().with_timezone("UTC"),
-            ],
-            duration: Float64Builder::new(),
-            genai_strings: (0..7).map(|_| StringBuilder::new()).collect(),
-            ints: (0..4).map(|_| Int64Builder::new()).collect(),
+            context: ContextColumns::with_capacity(rows),
+            strings: (0..7).map(|_| text_builder(rows)).collect(),
+            times: [time_builder(rows), time_builder(rows)],
+            duration: Float64Builder::with_capacity(rows),
+            genai_strings: (0..7).map(|_| text_builder(rows)).collect(),
+            ints: (0..4).map(|_| Int64Builder::with_capacity(rows)).collect(),
         }
     }
 
@@ -855,7 +866,7 @@ struct PointColumns {
 impl PointColumns {
     fn new() -> PointColumns {
         PointColumns {
-            context: ContextColumns::new(),
+            context: ContextColumns::with_capacity(0),
             time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
             strings: (0..3).map(|_| StringBuilder::new()).collect(),
             value: Float64Builder::new(),
@@ -961,7 +972,7 @@ struct LogColumns {
 impl LogColumns {
     fn new() -> LogColumns {
         LogColumns {
-            context: ContextColumns::new(),
+            context: ContextColumns::with_capacity(0),
             time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
             severity: Int64Builder::new(),
             strings: (0..5).map(|_| StringBuilder::new()).collect(),
