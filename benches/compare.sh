@@ -2,7 +2,8 @@
 # Side-by-side CPU, throughput, memory and latency of fleetpipe (registry enrichment on, the
 # shared fixture registry) and rotel (OTLP in -> OTLP out) under the same load. Each system runs
 # pinned to core 0; the load generator and the counting sink share core 1. Prints one line per
-# measurement and the fleetpipe/rotel ratios. Runs in about 2 minutes on a 2-core machine.
+# measurement and the fleetpipe/rotel ratios, then fleetpipe's CPU per span with and without
+# the analytics exporter at 100k spans/s. Runs in about 3 minutes on a 2-core machine.
 #
 #   benches/compare.sh                  # defaults below; override with environment variables
 #   SECONDS_RUN=30 CONNECTIONS=8 benches/compare.sh
@@ -103,6 +104,9 @@ sed -e '/^registry:/,/^receivers:/{/^receivers:/!d}' -e 's/\[enrich, batch\]/[ba
   "$work/fleetpipe.yaml" > "$work/fleetpipe-plain.yaml"
 fleetpipe=(target/release/fleetpipe run --config "$work/fleetpipe.yaml")
 fleetpipe_plain=(target/release/fleetpipe run --config "$work/fleetpipe-plain.yaml")
+sed -e 's|^exporters:|exporters:\n  analytics: {queries: queries, window: 10s}|' -e 's/exporters: \[otlp\]}/exporters: [otlp, analytics]}/' \
+  "$work/fleetpipe.yaml" > "$work/fleetpipe-analytics.yaml"
+fleetpipe_analytics=(target/release/fleetpipe run --config "$work/fleetpipe-analytics.yaml")
 rotel_cmd=("$rotel" start --otlp-grpc-endpoint "127.0.0.1:$IN_PORT" --exporter otlp
            --otlp-exporter-endpoint "http://127.0.0.1:$SINK_PORT" --otlp-exporter-compression "$COMPRESSION"
            --pid-file "$work/rotel.pid")
@@ -124,6 +128,9 @@ wait "$direct_sink" 2>/dev/null || true
 measure fleetpipe-half "$half" 0 "${fleetpipe[@]}" | tee "$work/fleetpipe-half.json"
 echo "# fleetpipe without enrichment (no registry, processors: [batch]), the same rate"
 measure fleetpipe-plain "$half" 0 "${fleetpipe_plain[@]}" | tee "$work/fleetpipe-plain.json"
+echo "# analytics at 100k spans/s (1000 requests/s): fleetpipe with and without the analytics exporter"
+measure fleetpipe-100k 1000 0 "${fleetpipe[@]}" | tee "$work/fleetpipe-100k.json"
+measure fleetpipe-analytics-100k 1000 0 "${fleetpipe_analytics[@]}" | tee "$work/fleetpipe-analytics-100k.json"
 
 python3 - "$work" <<'PY'
 import json, sys
@@ -141,6 +148,9 @@ print(f"peak_rss {f['peak_rss_mib'] / r['peak_rss_mib']:.3f}  (target <= 1)")
 print(f"p50 {f['p50_ms'] / r['p50_ms']:.3f}  p99 {f['p99_ms'] / r['p99_ms']:.3f}")
 print(f"# added p99 latency at half load: {h['p99_ms'] - d['p99_ms']:.3f} ms (target < 5)")
 print(f"# enrichment at half load: CPU per span with / without {h['cpu_us_per_span'] / p['cpu_us_per_span']:.3f}")
+a = json.load(open(f"{work}/fleetpipe-analytics-100k.json"))
+b = json.load(open(f"{work}/fleetpipe-100k.json"))
+print(f"# analytics at 100k spans/s: CPU per span with / without {a['cpu_us_per_span'] / b['cpu_us_per_span']:.3f}")
 print(f"# 2 cores / 1 core: spans/s {two['spans_per_second'] / f['spans_per_second']:.3f}, "
       f"CPU per span {two['cpu_us_per_span'] / f['cpu_us_per_span']:.3f} (the load and sink share the second core)")
 PY
