@@ -213,6 +213,8 @@ impl<'a> RecordAttributes<'a> {
         self.others.clear();
     }
 
+    /// Reads one attribute field. Only the first `slots` slots are lifted: tables without the
+    /// GenAI/MCP columns keep those attributes in their map.
     fn push(&mut self, field: &WireField<'a>, slots: usize) -> Result<(), Malformed> {
         let attribute = Attribute::parse(field)?;
         match lifted_slot(attribute.key).filter(|slot| *slot < slots) {
