@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 
-use crate::pipeline::wire::codec::{Attribute, Field as WireField, Malformed, fields};
+use crate::pipeline::wire::codec::{AnyValueRef, Attribute, Field as WireField, Malformed, fields};
 use crate::pipeline::{Request, Signal};
 
 fn timestamp() -> DataType {
@@ -295,53 +295,13 @@ impl<'a> Emitter<'a> {
     }
 }
 
-/// An encoded `AnyValue`, read.
-enum AnyValueRef<'a> {
-    String(&'a str),
-    Bool(bool),
-    Int(i64),
-    Double(f64),
-    Bytes(&'a [u8]),
-    /// Arrays and key-value lists: rare in agent telemetry, decoded with prost when met.
-    Nested(&'a [u8]),
-}
-
-/// Field numbers of `common.v1.AnyValue`.
-const ANY_STRING: u32 = 1;
-const ANY_BOOL: u32 = 2;
-const ANY_INT: u32 = 3;
-const ANY_DOUBLE: u32 = 4;
-const ANY_ARRAY: u32 = 5;
-const ANY_KVLIST: u32 = 6;
-const ANY_BYTES: u32 = 7;
-const ANY_STRING_INDEX: u32 = 8;
-
-impl<'a> AnyValueRef<'a> {
-    /// `None` for an empty `AnyValue` and for bytes that are not one.
-    fn read(any_value: &'a [u8]) -> Option<AnyValueRef<'a>> {
-        let mut found = None;
-        for f in fields(any_value) {
-            let f = f.ok()?;
-            found = Some(match f.number {
-                ANY_STRING => AnyValueRef::String(f.str().ok()?),
-                ANY_BOOL => AnyValueRef::Bool(f.varint().ok()? != 0),
-                ANY_INT | ANY_STRING_INDEX => AnyValueRef::Int(f.varint().ok()? as i64),
-                ANY_DOUBLE => AnyValueRef::Double(f64::from_bits(f.fixed64().ok()?)),
-                ANY_ARRAY | ANY_KVLIST => AnyValueRef::Nested(any_value),
-                ANY_BYTES => AnyValueRef::Bytes(f.bytes().ok()?),
-                _ => continue,
-            });
-        }
-        found
-    }
-
-    fn int(&self) -> Option<i64> {
-        match self {
-            AnyValueRef::Int(i) => Some(*i),
-            AnyValueRef::Double(d) => Some(*d as i64),
-            AnyValueRef::String(s) => s.parse().ok(),
-            _ => None,
-        }
+/// An attribute value as an integer: ints, doubles truncated, numeric strings.
+fn integer(value: AnyValueRef<'_>) -> Option<i64> {
+    match value {
+        AnyValueRef::Int(i) => Some(i),
+        AnyValueRef::Double(d) => Some(d as i64),
+        AnyValueRef::String(s) => s.parse().ok(),
+        _ => None,
     }
 }
 
@@ -369,7 +329,7 @@ fn append_text(builder: &mut StringBuilder, any_value: Option<&[u8]>) {
 }
 
 fn append_int(builder: &mut Int64Builder, any_value: Option<&[u8]>) {
-    builder.append_option(any_value.and_then(AnyValueRef::read).and_then(|v| v.int()));
+    builder.append_option(any_value.and_then(AnyValueRef::read).and_then(integer));
 }
 
 /// Text of nested values (arrays, key-value lists), as `[a,b]` and `{k=v}`.

@@ -12,6 +12,12 @@ const KEY_VALUE_KEY: u32 = 1;
 const KEY_VALUE_VALUE: u32 = 2;
 const ANY_VALUE_STRING: u32 = 1;
 const ANY_VALUE_BOOL: u32 = 2;
+const ANY_VALUE_INT: u32 = 3;
+const ANY_VALUE_DOUBLE: u32 = 4;
+const ANY_VALUE_ARRAY: u32 = 5;
+const ANY_VALUE_KVLIST: u32 = 6;
+const ANY_VALUE_BYTES: u32 = 7;
+const ANY_VALUE_STRING_INDEX: u32 = 8;
 
 /// What is wrong with the bytes of one message, without the path to it (see `WireError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -267,14 +273,46 @@ impl<'a> Attribute<'a> {
     }
 }
 
+/// An encoded `AnyValue`, read without copying.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AnyValueRef<'a> {
+    String(&'a str),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Bytes(&'a [u8]),
+    /// Arrays and key-value lists, as the whole encoded `AnyValue`: rare in agent telemetry,
+    /// left to the reader to decode.
+    Nested(&'a [u8]),
+}
+
+impl<'a> AnyValueRef<'a> {
+    /// `None` for an empty `AnyValue` and for bytes that are not one (invalid UTF-8 included).
+    #[inline]
+    pub fn read(any_value: &'a [u8]) -> Option<AnyValueRef<'a>> {
+        let mut found = None;
+        for field in fields(any_value) {
+            let field = field.ok()?;
+            found = Some(match field.number {
+                ANY_VALUE_STRING => AnyValueRef::String(field.str().ok()?),
+                ANY_VALUE_BOOL => AnyValueRef::Bool(field.varint().ok()? != 0),
+                ANY_VALUE_INT | ANY_VALUE_STRING_INDEX => AnyValueRef::Int(field.varint().ok()? as i64),
+                ANY_VALUE_DOUBLE => AnyValueRef::Double(f64::from_bits(field.fixed64().ok()?)),
+                ANY_VALUE_ARRAY | ANY_VALUE_KVLIST => AnyValueRef::Nested(any_value),
+                ANY_VALUE_BYTES => AnyValueRef::Bytes(field.bytes().ok()?),
+                _ => continue,
+            });
+        }
+        found
+    }
+}
+
 /// The string of an encoded `AnyValue`, when it holds one.
 pub fn any_value_string(any_value: &[u8]) -> Option<&str> {
-    let mut found = None;
-    for field in fields(any_value) {
-        let field = field.ok()?;
-        found = (field.number == ANY_VALUE_STRING).then(|| field.str().ok()).flatten();
+    match AnyValueRef::read(any_value)? {
+        AnyValueRef::String(s) => Some(s),
+        _ => None,
     }
-    found
 }
 
 /// A value to write into a new attribute.
