@@ -25,6 +25,8 @@ use support::enricher;
 
 const WINDOW: Duration = Duration::from_secs(10);
 const SPANS_PER_WINDOW: usize = 1_000_000;
+/// Spans a window of the conversion bench holds before it is closed: a second at 100k spans/s.
+const BENCH_WINDOW_SPANS: usize = 100_000;
 
 fn enriched_request(enrich: &Enrich, agent: usize) -> Request {
     let payload = Payload::Traces(fixtures::agent_trace(&format!("agent-{}", agent % 50), 100));
@@ -50,15 +52,20 @@ fn to_arrow(c: &mut Criterion) {
             black_box(format.encode(&request).expect("encode"))
         })
     });
+    // Requests go into one window that is closed and dropped every `BENCH_WINDOW_SPANS`, as
+    // at run time: a fresh builder per iteration measured the kernel zeroing new pages.
     group.bench_function("decode_to_arrow_rows", |b| {
-        b.iter_batched(
-            || WindowBuilder::new(0),
-            |mut builder| {
-                builder.add(black_box(&request)).expect("well-formed");
-                builder
-            },
-            criterion::BatchSize::SmallInput,
-        )
+        let mut builder = WindowBuilder::new(0);
+        b.iter(|| {
+            builder.add(black_box(&request)).expect("well-formed");
+            if builder.rows >= BENCH_WINDOW_SPANS {
+                black_box(
+                    std::mem::replace(&mut builder, WindowBuilder::new(0))
+                        .finish()
+                        .expect("batches"),
+                );
+            }
+        })
     });
     group.finish();
 }
