@@ -130,7 +130,7 @@ measure fleetpipe-half "$half" 0 "${fleetpipe[@]}" | tee "$work/fleetpipe-half.j
 echo "# fleetpipe without enrichment (no registry, processors: [batch]), the same rate"
 measure fleetpipe-plain "$half" 0 "${fleetpipe_plain[@]}" | tee "$work/fleetpipe-plain.json"
 # Analytics holds closed windows up to max_windows_mib (1 GiB: three 10 s windows at this
-# rate). Until that fills, every window is fresh memory the kernel must zero (a third of the
+# rate). Until that fills, every window is fresh memory the kernel must zero (a quarter of the
 # CPU); measured after it, the figure is the steady state a long-running instance sees.
 warmup_seconds=45
 echo "# analytics at 100k spans/s (1000 requests/s), after ${warmup_seconds}s of warm-up: fleetpipe with and without the analytics exporter"
