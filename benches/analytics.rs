@@ -59,11 +59,7 @@ fn to_arrow(c: &mut Criterion) {
         b.iter(|| {
             builder.add(black_box(&request)).expect("well-formed");
             if builder.rows >= BENCH_WINDOW_SPANS {
-                black_box(
-                    std::mem::replace(&mut builder, WindowBuilder::new(0))
-                        .finish()
-                        .expect("batches"),
-                );
+                black_box(builder.close(0).expect("batches"));
             }
         })
     });

@@ -180,12 +180,12 @@ impl Ingest {
     }
 
     /// Closes the current window when the clock has moved past it.
-    async fn roll(&self, builder: WindowBuilder, current: i64, window: i64) -> WindowBuilder {
+    async fn roll(&self, mut builder: WindowBuilder, current: i64, window: i64) -> WindowBuilder {
         if builder.window_start() == current {
             return builder;
         }
         let start = builder.window_start();
-        match builder.finish() {
+        match builder.close(current) {
             Ok(batches) => {
                 self.close(ClosedWindow {
                     start,
@@ -196,7 +196,7 @@ impl Ingest {
             }
             Err(error) => tracing::error!(%error, "Could not build the analytics window; it is skipped."),
         }
-        WindowBuilder::new(current)
+        builder
     }
 
     async fn close(&self, closed: ClosedWindow) {

@@ -395,42 +395,49 @@ fn append_non_empty(builder: &mut StringBuilder, text: &str) {
     builder.append_option((!text.is_empty()).then_some(text));
 }
 
-/// Finishing a builder into a column leaves in its place one with room for as much as it
-/// held: consecutive batches of a stream are alike, and a builder that grows by doubling
-/// copies its column several times over while it fills (7% of the conversion).
+/// Finishing a builder into a column leaves in its place one with room for a whole batch
+/// (`CHUNK_ROWS`) at the sizes per row it just held: consecutive batches of a stream are
+/// alike, and a builder that grows by doubling copies its column several times over while it
+/// fills (7% of the conversion). Only a table's first batch grows.
 trait FinishSized {
     fn finish_sized(&mut self) -> ArrayRef;
 }
 
+/// `held` items of `rows` rows scaled to a whole batch.
+fn per_batch(held: usize, rows: usize) -> usize {
+    held.div_ceil(rows.max(1)) * CHUNK_ROWS
+}
+
 impl FinishSized for StringBuilder {
     fn finish_sized(&mut self) -> ArrayRef {
-        let next = StringBuilder::with_capacity(self.len(), self.values_slice().len());
-        Arc::new(std::mem::replace(self, next).finish())
+        let bytes = per_batch(self.values_slice().len(), self.len());
+        Arc::new(std::mem::replace(self, StringBuilder::with_capacity(CHUNK_ROWS, bytes)).finish())
     }
 }
 
 impl<T: ArrowPrimitiveType> FinishSized for PrimitiveBuilder<T> {
     fn finish_sized(&mut self) -> ArrayRef {
-        let rows = self.len();
         let column = self.finish();
-        *self = PrimitiveBuilder::with_capacity(rows).with_data_type(column.data_type().clone());
+        *self = PrimitiveBuilder::with_capacity(CHUNK_ROWS).with_data_type(column.data_type().clone());
         Arc::new(column)
     }
 }
 
 impl FinishSized for BooleanBuilder {
     fn finish_sized(&mut self) -> ArrayRef {
-        let next = BooleanBuilder::with_capacity(self.len());
-        Arc::new(std::mem::replace(self, next).finish())
+        Arc::new(std::mem::replace(self, BooleanBuilder::with_capacity(CHUNK_ROWS)).finish())
     }
 }
 
 impl FinishSized for MapBuilder<StringBuilder, StringBuilder> {
     fn finish_sized(&mut self) -> ArrayRef {
-        let entries = self.keys().len();
-        let keys = StringBuilder::with_capacity(entries, self.keys().values_slice().len());
-        let values = StringBuilder::with_capacity(entries, self.values().values_slice().len());
-        let next = MapBuilder::with_capacity(None, keys, values, self.len());
+        let rows = self.len();
+        let sized = |text: &StringBuilder| {
+            let entries = per_batch(text.len(), rows);
+            StringBuilder::with_capacity(entries, per_batch(text.values_slice().len(), rows))
+        };
+        let (keys, values) = (sized(self.keys()), sized(self.values()));
+        let next = MapBuilder::with_capacity(None, keys, values, CHUNK_ROWS);
         Arc::new(std::mem::replace(self, next).finish())
     }
 }
@@ -443,25 +450,17 @@ struct ContextColumns {
     attributes: MapBuilder<StringBuilder, StringBuilder>,
 }
 
-/// Bytes reserved per row of a text column of a builder made with room for its rows.
-const TEXT_BYTES_PER_ROW: usize = 16;
-
-fn text_builder(rows: usize) -> StringBuilder {
-    StringBuilder::with_capacity(rows, rows * TEXT_BYTES_PER_ROW)
-}
-
-fn time_builder(rows: usize) -> TimestampNanosecondBuilder {
-    TimestampNanosecondBuilder::with_capacity(rows).with_timezone("UTC")
+fn time_builder() -> TimestampNanosecondBuilder {
+    TimestampNanosecondBuilder::new().with_timezone("UTC")
 }
 
 impl ContextColumns {
-    /// Builders with room for `rows` rows.
-    fn with_capacity(rows: usize) -> ContextColumns {
+    fn new() -> ContextColumns {
         ContextColumns {
-            window_start: time_builder(rows),
-            strings: (0..9).map(|_| text_builder(rows)).collect(),
-            registered: BooleanBuilder::with_capacity(rows),
-            attributes: MapBuilder::with_capacity(None, StringBuilder::new(), StringBuilder::new(), rows),
+            window_start: time_builder(),
+            strings: (0..9).map(|_| StringBuilder::new()).collect(),
+            registered: BooleanBuilder::new(),
+            attributes: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
         }
     }
 
@@ -540,7 +539,7 @@ impl WindowBuilder {
     pub fn new(window_start: i64) -> WindowBuilder {
         WindowBuilder {
             window_start,
-            spans: SpanColumns::with_capacity(CHUNK_ROWS),
+            spans: SpanColumns::new(),
             points: PointColumns::new(),
             logs: LogColumns::new(),
             chunks: Default::default(),
@@ -646,12 +645,22 @@ impl WindowBuilder {
 
     /// The window's `spans`, `metric_points` and `logs` batches.
     pub fn finish(mut self) -> Result<[Vec<RecordBatch>; 3], ArrowError> {
-        for table in 0..3 {
-            if self.pending[table] > 0 {
-                self.finish_chunk(table)?;
-            }
-        }
-        Ok(self.chunks)
+        self.close(self.window_start)
+    }
+
+    /// Closes the window, returning its batches, and starts the one at `next_start` with the
+    /// same builders (see `FinishSized`); the next window starts even when this one cannot
+    /// be finished.
+    pub fn close(&mut self, next_start: i64) -> Result<[Vec<RecordBatch>; 3], ArrowError> {
+        let finished = (0..3).try_for_each(|table| match self.pending[table] {
+            0 => Ok(()),
+            _ => self.finish_chunk(table),
+        });
+        self.window_start = next_start;
+        self.rows = 0;
+        self.pending = [0; 3];
+        let chunks = std::mem::take(&mut self.chunks);
+        finished.map(|()| chunks)
     }
 }
 
@@ -711,16 +720,14 @@ struct SpanColumns {
 }
 
 impl SpanColumns {
-    /// Builders with room for `rows` rows: spans are the volume, and builders grown row by
-    /// row copied each column several times over.
-    fn with_capacity(rows: usize) -> SpanColumns {
+    fn new() -> SpanColumns {
         SpanColumns {
-            context: ContextColumns::with_capacity(rows),
-            strings: (0..7).map(|_| text_builder(rows)).collect(),
-            times: [time_builder(rows), time_builder(rows)],
-            duration: Float64Builder::with_capacity(rows),
-            genai_strings: (0..7).map(|_| text_builder(rows)).collect(),
-            ints: (0..4).map(|_| Int64Builder::with_capacity(rows)).collect(),
+            context: ContextColumns::new(),
+            strings: (0..7).map(|_| StringBuilder::new()).collect(),
+            times: [time_builder(), time_builder()],
+            duration: Float64Builder::new(),
+            genai_strings: (0..7).map(|_| StringBuilder::new()).collect(),
+            ints: (0..4).map(|_| Int64Builder::new()).collect(),
         }
     }
 
@@ -866,8 +873,8 @@ struct PointColumns {
 impl PointColumns {
     fn new() -> PointColumns {
         PointColumns {
-            context: ContextColumns::with_capacity(0),
-            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
+            context: ContextColumns::new(),
+            time: time_builder(),
             strings: (0..3).map(|_| StringBuilder::new()).collect(),
             value: Float64Builder::new(),
             count: Int64Builder::new(),
@@ -972,8 +979,8 @@ struct LogColumns {
 impl LogColumns {
     fn new() -> LogColumns {
         LogColumns {
-            context: ContextColumns::with_capacity(0),
-            time: TimestampNanosecondBuilder::new().with_timezone("UTC"),
+            context: ContextColumns::new(),
+            time: time_builder(),
             severity: Int64Builder::new(),
             strings: (0..5).map(|_| StringBuilder::new()).collect(),
         }
@@ -1061,6 +1068,20 @@ mod tests {
         })
     }
 
+    /// A traces request of `spans` from the `resource()` service.
+    fn traces(spans: Vec<Span>) -> Payload {
+        Payload::Traces(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: resource(),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        })
+    }
+
     fn window(payload: Payload) -> [RecordBatch; 3] {
         let mut builder = WindowBuilder::new(7);
         builder.add(&Request::from_payload(&payload)).expect("well-formed");
@@ -1139,16 +1160,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let [spans, _, _] = window(Payload::Traces(ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: resource(),
-                scope_spans: vec![ScopeSpans {
-                    spans: vec![span],
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }));
+        let [spans, _, _] = window(traces(vec![span]));
         assert_eq!(spans.num_rows(), 1);
         let one = |s: &str| Some(s.to_owned());
         assert_eq!(strings(&spans, "trace_id"), [one(&"ab".repeat(16))]);
@@ -1403,18 +1415,8 @@ mod tests {
         let spans: Vec<Span> = (0..total).map(span).collect();
         let mut builder = WindowBuilder::new(0);
         for part in spans.chunks(1000) {
-            let request = ExportTraceServiceRequest {
-                resource_spans: vec![ResourceSpans {
-                    resource: resource(),
-                    scope_spans: vec![ScopeSpans {
-                        spans: part.to_vec(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }],
-            };
             builder
-                .add(&Request::from_payload(&Payload::Traces(request)))
+                .add(&Request::from_payload(&traces(part.to_vec())))
                 .expect("well-formed");
         }
         let [batches, _, _] = builder.finish().expect("batches");
@@ -1444,5 +1446,38 @@ mod tests {
             .collect();
         assert_eq!(attribute_maps(last), maps);
         assert_eq!(strings(last, "service_name"), vec![Some("triage-svc".to_owned()); rows]);
+    }
+
+    /// Guarantees: closing a window hands over exactly its rows, and the builder goes on
+    /// with the next window: its rows carry the new `window_start` and none of the old ones.
+    #[test]
+    fn closing_a_window_starts_the_next() {
+        let request = |names: &[&str]| {
+            let spans = names
+                .iter()
+                .map(|name| Span {
+                    trace_id: vec![1; 16],
+                    span_id: vec![2; 8],
+                    name: (*name).into(),
+                    ..Default::default()
+                })
+                .collect();
+            Request::from_payload(&traces(spans))
+        };
+        let starts = |batch: &RecordBatch| -> Vec<i64> {
+            let column = batch.column_by_name("window_start").expect("window_start");
+            column.as_primitive::<TimestampNanosecondType>().values().to_vec()
+        };
+        let mut builder = WindowBuilder::new(10);
+        builder.add(&request(&["a", "b"])).expect("well-formed");
+        let [first, _, _] = builder.close(20).expect("batches");
+        assert_eq!((builder.window_start(), builder.rows), (20, 0));
+        builder.add(&request(&["c"])).expect("well-formed");
+        let [second, _, _] = builder.finish().expect("batches");
+        assert_eq!(strings(&first[0], "name"), [Some("a".to_owned()), Some("b".to_owned())]);
+        assert_eq!(starts(&first[0]), [10, 10]);
+        assert_eq!(second.len(), 1);
+        assert_eq!(strings(&second[0], "name"), [Some("c".to_owned())]);
+        assert_eq!(starts(&second[0]), [20]);
     }
 }
