@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetpipe::analytics::detector::{Detector, Prepared};
-use fleetpipe::analytics::tables::WindowBuilder;
+use fleetpipe::analytics::tables::{KeptColumns, WindowBuilder};
 use fleetpipe::analytics::window::{ClosedWindow, WindowStore};
+use fleetpipe::analytics::{AnalyticsConfig, kept_columns};
 use fleetpipe::compression::Encoding;
 use fleetpipe::enrich::Enrich;
 use fleetpipe::export::BodyFormat;
@@ -54,15 +55,27 @@ fn to_arrow(c: &mut Criterion) {
     });
     // Requests go into one window that is closed and dropped every `BENCH_WINDOW_SPANS`, as
     // at run time: a fresh builder per iteration measured the kernel zeroing new pages.
-    group.bench_function("decode_to_arrow_rows", |b| {
-        let mut builder = WindowBuilder::new(0);
-        b.iter(|| {
-            builder.add(black_box(&request)).expect("well-formed");
-            if builder.rows >= BENCH_WINDOW_SPANS {
-                black_box(builder.close(0).expect("batches"));
-            }
-        })
-    });
+    // Windows build the columns the shipped detectors read (the default), or all of them.
+    let pack = AnalyticsConfig {
+        queries: Path::new(env!("CARGO_MANIFEST_DIR")).join("queries"),
+        ..AnalyticsConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let detector_columns = runtime.block_on(kept_columns(&pack)).expect("the pack plans");
+    for (name, kept) in [
+        ("decode_to_arrow_rows", detector_columns),
+        ("decode_to_arrow_rows_all_columns", KeptColumns::ALL),
+    ] {
+        group.bench_function(name, |b| {
+            let mut builder = WindowBuilder::keeping(0, kept);
+            b.iter(|| {
+                builder.add(black_box(&request)).expect("well-formed");
+                if builder.rows >= BENCH_WINDOW_SPANS {
+                    black_box(builder.close(0, kept).expect("batches"));
+                }
+            })
+        });
+    }
     group.finish();
 }
 

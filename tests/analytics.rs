@@ -542,17 +542,7 @@ async fn slow_analytics_sheds_without_slowing_forwarding() {
 async fn ad_hoc_query_reads_live_windows() {
     let setup = start(&[], "").await;
     drive(&setup, "planner-1", 2.5, normal).await;
-    let run = |args: &[&str]| {
-        let endpoint = format!("http://{}", setup.fleetpipe.metrics);
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
-            .arg("query")
-            .args(["--endpoint", &endpoint])
-            .args(args)
-            .output()
-            .expect("query");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    };
+    let run = |args: &[&str]| query(&setup, args).0;
     let sql = "SELECT integration_id, count(*) AS calls FROM spans GROUP BY integration_id";
     let csv = run(&["--format", "csv", sql]);
     let mut lines = csv.lines();
@@ -569,6 +559,35 @@ async fn ad_hoc_query_reads_live_windows() {
     }
     let integrations = run(&["--format", "csv", "SELECT id FROM integrations ORDER BY id LIMIT 1"]);
     assert_eq!(integrations, "id\napm-primary\n");
+}
+
+/// Runs `fleetpipe query` against a running instance; returns (stdout, stderr).
+fn query(setup: &Setup, args: &[&str]) -> (String, String) {
+    let endpoint = format!("http://{}", setup.fleetpipe.metrics);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+        .arg("query")
+        .args(["--endpoint", &endpoint])
+        .args(args)
+        .output()
+        .expect("query");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    (String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
+}
+
+/// Guarantees: by default a window builds only the columns the detectors read, so an ad-hoc
+/// query of another column gets nulls and a note naming it; with `columns: all` the same query
+/// gets the values and no note.
+#[tokio::test]
+async fn columns_no_detector_reads_are_left_out_unless_kept() {
+    let sql = "SELECT name, agent FROM spans WHERE window_start = (SELECT max(window_start) FROM spans) LIMIT 1";
+    for (config, name, note) in [("", "", true), ("  columns: all\n", "execute_tool jira_search", false)] {
+        let setup = start(&[], config).await;
+        drive(&setup, "planner-1", 2.5, normal).await;
+        let (csv, stderr) = query(&setup, &["--format", "csv", sql]);
+        assert_eq!(csv, format!("name,agent\n{name},planner-1\n"), "columns: {config}");
+        assert_eq!(stderr.contains("leave out spans.name (null here)"), note, "{stderr}");
+    }
 }
 
 /// Scenario: a webhook for `high` findings that answers 503 to its first request.

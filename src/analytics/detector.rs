@@ -8,10 +8,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use super::tables::KeptColumns;
 use super::window::{Table, WindowStore, WindowTable};
 
 /// How serious a detector's findings are; mapped to OTLP log severity.
@@ -176,6 +178,8 @@ pub struct Prepared {
     pub detector: Detector,
     context: SessionContext,
     plan: LogicalPlan,
+    /// The record-table columns the query reads.
+    pub columns: KeptColumns,
 }
 
 /// A fresh session whose tables read `store`, reaching `span` back, under a memory limit.
@@ -223,10 +227,14 @@ impl Prepared {
             .create_logical_plan(&detector.sql)
             .await
             .map_err(|e| located(e.to_string()))?;
+        let mut columns = KeptColumns::WINDOW_START;
+        scans(&context, &plan, |table, positions| columns.keep(table, positions))
+            .map_err(|e| located(e.to_string()))?;
         Ok(Prepared {
             detector,
             context,
             plan,
+            columns,
         })
     }
 
@@ -238,6 +246,24 @@ impl Prepared {
             .collect()
             .await
     }
+}
+
+/// Calls `scanned` with each table the plan scans and the positions of the columns it reads
+/// there (`None`: all), as DataFusion's optimizer leaves them once it has pushed the plan's
+/// projections down into its scans.
+pub fn scans(
+    context: &SessionContext,
+    plan: &LogicalPlan,
+    mut scanned: impl FnMut(&str, Option<&[usize]>),
+) -> datafusion::error::Result<()> {
+    let optimized = context.state().optimize(plan)?;
+    optimized.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            scanned(scan.table_name.table(), scan.projection.as_deref());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
 }
 
 /// The query line in a SQL parser message ("… at Line: 3, Column: 7").
@@ -307,5 +333,44 @@ mod tests {
         let detector =
             Detector::parse(Path::new("q.sql"), "SELECT nonsense FROM spans", Duration::from_secs(1)).expect("header");
         assert!(Prepared::new(detector, &store, 64 << 20).await.is_err());
+    }
+
+    /// Guarantees: a detector reads the columns its query names, wherever in the query
+    /// (filters, subqueries), plus `window_start`; `SELECT *` reads them all.
+    #[tokio::test]
+    async fn columns_are_those_the_query_reads() {
+        let store = Arc::new(RwLock::new(WindowStore::default()));
+        let prepare = |sql: &'static str| {
+            let detector = Detector::parse(Path::new("q.sql"), sql, Duration::from_secs(1)).expect("header");
+            Prepared::new(detector, &store, 64 << 20)
+        };
+        let kept = |prepared: &Prepared, table: &str| -> Vec<String> {
+            let left_out = prepared.columns.left_out(table, None);
+            let schema = Table::ALL
+                .into_iter()
+                .find(|t| t.name() == table)
+                .expect("table")
+                .schema();
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|name| !left_out.contains(name))
+                .collect()
+        };
+        let narrow = prepare(
+            "SELECT agent, count(*) FROM spans WHERE tool_name IS NOT NULL \
+             AND trace_id IN (SELECT trace_id FROM logs WHERE severity_number > 16) GROUP BY agent",
+        )
+        .await
+        .expect("plans");
+        assert_eq!(
+            kept(&narrow, "spans"),
+            ["window_start", "trace_id", "agent", "tool_name"]
+        );
+        assert_eq!(kept(&narrow, "logs"), ["window_start", "severity_number", "trace_id"]);
+        assert_eq!(kept(&narrow, "metric_points"), ["window_start"]);
+        let everything = prepare("SELECT * FROM metric_points").await.expect("plans");
+        assert!(everything.columns.left_out("metric_points", None).is_empty());
     }
 }

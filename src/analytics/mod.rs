@@ -36,7 +36,7 @@ use crate::registry::RegistryHandle;
 use crate::telemetry::metrics::Metrics;
 use detector::{Detector, DetectorError, Prepared};
 use signal::SignalFiles;
-use tables::WindowBuilder;
+use tables::{KeptColumns, WindowBuilder};
 use window::{ClosedWindow, WindowStore};
 
 /// Settings of the `analytics` exporter.
@@ -59,6 +59,8 @@ pub struct AnalyticsConfig {
     /// Memory the closed windows may hold, in MiB; past it the oldest go before `retention`
     /// says (the newest window always stays). At 100k spans/s a 10 s window is ~300 MiB.
     pub max_windows_mib: usize,
+    /// Which columns of `spans`, `metric_points` and `logs` windows build.
+    pub columns: Columns,
     /// Batches waiting for analytics; beyond it input is shed and counted.
     pub queue_size: usize,
     /// Longest a detector run may take.
@@ -79,12 +81,24 @@ impl Default for AnalyticsConfig {
             history_retention: Duration::from_secs(3600),
             memory_limit_mib: 256,
             max_windows_mib: 1024,
+            columns: Columns::Detectors,
             queue_size: 64,
             run_timeout: Duration::from_secs(5),
             signals_path: None,
             webhooks: Vec::new(),
         }
     }
+}
+
+/// Which record-table columns windows build: each costs CPU on every record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Columns {
+    /// Those the loaded detectors and the `history` rollup read; the others are null (an
+    /// ad-hoc query reading them is told so).
+    Detectors,
+    /// Every column, for ad-hoc queries over all of them.
+    All,
 }
 
 impl AnalyticsConfig {
@@ -101,6 +115,28 @@ pub async fn check(config: &AnalyticsConfig) -> Result<usize, Vec<DetectorError>
         Ok(prepared.len())
     } else {
         Err(errors)
+    }
+}
+
+/// The columns windows build under `config` once its detectors are loaded (as
+/// `cargo bench --bench analytics` measures them).
+pub async fn kept_columns(config: &AnalyticsConfig) -> datafusion::error::Result<KeptColumns> {
+    let store = Arc::new(RwLock::new(WindowStore::default()));
+    let (prepared, _) = load_detectors(&config.queries, config, &store).await;
+    Ok(columns_to_keep(config.columns, rollup_columns().await?, &prepared))
+}
+
+/// Those `rollup` and the `detectors` read, unless `columns` says all.
+fn columns_to_keep<'a>(
+    columns: Columns,
+    rollup: KeptColumns,
+    detectors: impl IntoIterator<Item = &'a Prepared>,
+) -> KeptColumns {
+    match columns {
+        Columns::All => KeptColumns::ALL,
+        Columns::Detectors => detectors
+            .into_iter()
+            .fold(rollup, |kept, detector| kept.union(detector.columns)),
     }
 }
 
@@ -161,7 +197,7 @@ impl Ingest {
     async fn run(self, mut queue: mpsc::Receiver<Queued>) {
         let window = self.config.window.as_nanos().max(1) as i64;
         let start_of = |t: i64| t - t.rem_euclid(window);
-        let mut builder = WindowBuilder::new(start_of(now_nanos()));
+        let mut builder = WindowBuilder::keeping(start_of(now_nanos()), self.kept());
         let mut ticker = tokio::time::interval((self.config.window / 10).max(Duration::from_millis(10)));
         loop {
             tokio::select! {
@@ -179,13 +215,18 @@ impl Ingest {
         }
     }
 
-    /// Closes the current window when the clock has moved past it.
+    fn kept(&self) -> KeptColumns {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).kept
+    }
+
+    /// Closes the current window when the clock has moved past it; the next one builds the
+    /// columns the detectors now read.
     async fn roll(&self, mut builder: WindowBuilder, current: i64, window: i64) -> WindowBuilder {
         if builder.window_start() == current {
             return builder;
         }
         let start = builder.window_start();
-        match builder.close(current) {
+        match builder.close(current, self.kept()) {
             Ok(batches) => {
                 self.close(ClosedWindow {
                     start,
@@ -236,11 +277,30 @@ SELECT window_start, agent, layer, integration_id, tool_name,
 FROM spans
 GROUP BY window_start, agent, layer, integration_id, tool_name";
 
+/// A session whose `spans` are `batches`, of the columns their window kept (all of those the
+/// rollup reads), or no rows of all columns.
+fn rollup_context(batches: Vec<RecordBatch>) -> datafusion::error::Result<SessionContext> {
+    let context = SessionContext::new();
+    let schema = batches
+        .first()
+        .map_or_else(|| tables::SPANS.clone(), RecordBatch::schema);
+    let spans = MemTable::try_new(schema, vec![batches])?;
+    context.register_table("spans", Arc::new(spans))?;
+    Ok(context)
+}
+
+/// The columns of `spans` the history rollup reads.
+async fn rollup_columns() -> datafusion::error::Result<KeptColumns> {
+    let context = rollup_context(Vec::new())?;
+    let plan = context.state().create_logical_plan(HISTORY_SQL).await?;
+    let mut columns = KeptColumns::WINDOW_START;
+    detector::scans(&context, &plan, |table, positions| columns.keep(table, positions))?;
+    Ok(columns)
+}
+
 pub async fn history_rollup(closed: &ClosedWindow) -> Option<RecordBatch> {
     let result = async {
-        let context = SessionContext::new();
-        let spans = MemTable::try_new(tables::SPANS.clone(), vec![closed.batches[0].clone()])?;
-        context.register_table("spans", Arc::new(spans))?;
+        let context = rollup_context(closed.batches[0].clone())?;
         let batches = context.sql(HISTORY_SQL).await?.collect().await?;
         let batch = datafusion::arrow::compute::concat_batches(&tables::HISTORY.clone(), &batches)?;
         Ok::<_, datafusion::error::DataFusionError>(batch)
@@ -355,10 +415,19 @@ struct Loaded {
 
 impl Detectors {
     async fn run(mut self, mut closed: watch::Receiver<i64>) {
+        let rollup = match rollup_columns().await {
+            Ok(columns) => columns,
+            Err(error) => {
+                tracing::error!(%error, "Could not plan the history rollup; windows build every column.");
+                KeptColumns::ALL
+            }
+        };
         self.reload().await;
+        self.keep_columns(rollup);
         while closed.changed().await.is_ok() {
             let window_end = *closed.borrow_and_update();
             self.reload().await;
+            self.keep_columns(rollup);
             let due: Vec<PathBuf> = self
                 .loaded
                 .iter()
@@ -410,6 +479,14 @@ impl Detectors {
                 }
             }
         }
+    }
+
+    /// Tells the ingest task which columns the next window builds: those `rollup` and the
+    /// loaded detectors read, unless the configuration keeps all.
+    fn keep_columns(&self, rollup: KeptColumns) {
+        let loaded = self.loaded.values().map(|loaded| &loaded.prepared);
+        let kept = columns_to_keep(self.config.columns, rollup, loaded);
+        self.store.write().unwrap_or_else(|e| e.into_inner()).kept = kept;
     }
 
     async fn run_one(&mut self, path: &Path, window_end: i64) {

@@ -7,6 +7,8 @@ use std::time::Duration;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
 
 use super::detector;
 use super::window::WindowStore;
@@ -24,6 +26,9 @@ pub struct QueryService {
 pub struct Rows {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Option<String>>>,
+    /// Columns the query read that the windows leave out (`table.column`): null here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 impl QueryService {
@@ -37,8 +42,29 @@ impl QueryService {
 
     pub async fn run(&self, sql: &str) -> datafusion::error::Result<Rows> {
         let context = detector::session(&self.store, self.retention, self.memory_limit)?;
-        let batches = context.sql(sql).await?.collect().await?;
-        Ok(rows(&batches))
+        let frame = context.sql(sql).await?;
+        let left_out = self.left_out(&context, frame.logical_plan())?;
+        let batches = frame.collect().await?;
+        Ok(Rows {
+            left_out,
+            ..rows(&batches)
+        })
+    }
+
+    /// The columns `plan` reads that the windows do not build.
+    fn left_out(&self, context: &SessionContext, plan: &LogicalPlan) -> datafusion::error::Result<Vec<String>> {
+        let kept = self.store.read().unwrap_or_else(|e| e.into_inner()).kept;
+        let mut left_out = Vec::new();
+        detector::scans(context, plan, |table, positions| {
+            left_out.extend(
+                kept.left_out(table, positions)
+                    .into_iter()
+                    .map(|c| format!("{table}.{c}")),
+            );
+        })?;
+        left_out.sort();
+        left_out.dedup();
+        Ok(left_out)
     }
 }
 
@@ -70,7 +96,11 @@ pub fn rows(batches: &[RecordBatch]) -> Rows {
             );
         }
     }
-    Rows { columns, rows }
+    Rows {
+        columns,
+        rows,
+        left_out: Vec::new(),
+    }
 }
 
 impl Rows {

@@ -47,27 +47,29 @@ fn context_fields() -> Vec<Field> {
     ]
 }
 
+/// A record table: every column but `window_start` is nullable, as a window leaves out the
+/// columns nobody reads (see [`KeptColumns`]) and a query reading them gets nulls.
 fn schema(head: Vec<Field>, tail: Vec<Field>) -> SchemaRef {
     let mut fields = vec![Field::new("window_start", timestamp(), false)];
     fields.extend(head);
     fields.extend(context_fields());
     fields.extend(tail);
-    fields.push(Field::new("attributes", map_type(), false));
+    fields.push(Field::new("attributes", map_type(), true));
     Arc::new(Schema::new(fields))
 }
 
 pub static SPANS: LazyLock<SchemaRef> = LazyLock::new(|| {
     schema(
         vec![
-            Field::new("trace_id", DataType::Utf8, false),
-            Field::new("span_id", DataType::Utf8, false),
+            Field::new("trace_id", DataType::Utf8, true),
+            Field::new("span_id", DataType::Utf8, true),
             Field::new("parent_span_id", DataType::Utf8, true),
-            Field::new("name", DataType::Utf8, false),
-            Field::new("kind", DataType::Utf8, false),
-            Field::new("start_time", timestamp(), false),
-            Field::new("end_time", timestamp(), false),
-            Field::new("duration_ms", DataType::Float64, false),
-            Field::new("status_code", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("kind", DataType::Utf8, true),
+            Field::new("start_time", timestamp(), true),
+            Field::new("end_time", timestamp(), true),
+            Field::new("duration_ms", DataType::Float64, true),
+            Field::new("status_code", DataType::Utf8, true),
             Field::new("status_message", DataType::Utf8, true),
         ],
         vec![
@@ -89,9 +91,9 @@ pub static SPANS: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub static METRIC_POINTS: LazyLock<SchemaRef> = LazyLock::new(|| {
     schema(
         vec![
-            Field::new("time", timestamp(), false),
-            Field::new("metric_name", DataType::Utf8, false),
-            Field::new("metric_type", DataType::Utf8, false),
+            Field::new("time", timestamp(), true),
+            Field::new("metric_name", DataType::Utf8, true),
+            Field::new("metric_type", DataType::Utf8, true),
             Field::new("unit", DataType::Utf8, true),
             Field::new("value", DataType::Float64, true),
             Field::new("count", DataType::Int64, true),
@@ -104,8 +106,8 @@ pub static METRIC_POINTS: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub static LOGS: LazyLock<SchemaRef> = LazyLock::new(|| {
     schema(
         vec![
-            Field::new("time", timestamp(), false),
-            Field::new("severity_number", DataType::Int64, false),
+            Field::new("time", timestamp(), true),
+            Field::new("severity_number", DataType::Int64, true),
             Field::new("severity_text", DataType::Utf8, true),
             Field::new("body", DataType::Utf8, true),
             Field::new("event_name", DataType::Utf8, true),
@@ -162,6 +164,91 @@ pub fn all() -> [(&'static str, SchemaRef); 6] {
         ("history", Arc::clone(&HISTORY)),
         ("windows", Arc::clone(&WINDOWS)),
     ]
+}
+
+/// The record tables, in the order windows hold them.
+pub const RECORD_TABLES: [&str; 3] = ["spans", "metric_points", "logs"];
+
+fn record_schema(table: usize) -> &'static SchemaRef {
+    [&SPANS, &METRIC_POINTS, &LOGS][table]
+}
+
+/// Which columns of the record tables a window builds, by position in their schemas; the
+/// others are left out of its batches and read as nulls. Every column built costs CPU on every record at full rate, so by default
+/// only those the loaded detectors and the history rollup read are built. `window_start` is
+/// always built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptColumns([u64; 3]);
+
+/// Until the detectors are loaded, windows build every column.
+impl Default for KeptColumns {
+    fn default() -> Self {
+        KeptColumns::ALL
+    }
+}
+
+impl KeptColumns {
+    pub const ALL: KeptColumns = KeptColumns([u64::MAX; 3]);
+    pub const WINDOW_START: KeptColumns = KeptColumns([1; 3]);
+
+    /// Keeps the columns of `table` at `positions` (all of them when `None`, as for a query
+    /// that reads every column); tables other than the record tables are ignored.
+    pub fn keep(&mut self, table: &str, positions: Option<&[usize]>) {
+        let Some(index) = RECORD_TABLES.iter().position(|t| *t == table) else {
+            return;
+        };
+        self.0[index] |= match positions {
+            None => u64::MAX,
+            Some(positions) => positions.iter().fold(0, |mask, p| mask | 1u64 << p),
+        };
+    }
+
+    pub fn union(self, other: KeptColumns) -> KeptColumns {
+        KeptColumns([0, 1, 2].map(|table| self.0[table] | other.0[table]))
+    }
+
+    fn has(self, table: usize, position: usize) -> bool {
+        self.0[table] & 1u64 << position != 0
+    }
+
+    /// The names of the columns at `positions` of `table` that are left out.
+    pub fn left_out(self, table: &str, positions: Option<&[usize]>) -> Vec<String> {
+        let Some(index) = RECORD_TABLES.iter().position(|t| *t == table) else {
+            return Vec::new();
+        };
+        let fields = record_schema(index).fields();
+        let all: Vec<usize> = (0..fields.len()).collect();
+        positions
+            .unwrap_or(&all)
+            .iter()
+            .filter(|p| !self.has(index, **p))
+            .map(|p| fields[*p].name().clone())
+            .collect()
+    }
+
+    /// Whether each named column of `table` is built, in the order of `names`.
+    fn flags<const N: usize>(self, table: usize, names: [&str; N]) -> [bool; N] {
+        let schema = record_schema(table);
+        names.map(|name| {
+            let position = schema.index_of(name).expect("column of the table's schema");
+            self.has(table, position)
+        })
+    }
+
+    /// A batch of the columns of `table` that are kept, out of all its columns (those left
+    /// out come from builders never appended to). Windows hold no null columns: a query
+    /// reading one gets nulls made when it scans (see `window::widen`).
+    fn batch(self, table: usize, columns: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
+        let positions: Vec<usize> = (0..columns.len()).filter(|p| self.has(table, *p)).collect();
+        let schema = record_schema(table).project(&positions)?;
+        let kept = columns
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| self.has(table, *position))
+            .map(|(_, column)| column)
+            .collect();
+        RecordBatch::try_new(Arc::new(schema), kept)
+    }
 }
 
 /// The attributes a record table lifts into typed columns, by slot: the context columns
@@ -391,6 +478,13 @@ fn append_id(builder: &mut StringBuilder, id: &[u8]) {
     }
 }
 
+/// Appends to the builder of a column the window builds; nothing otherwise.
+fn append_if<B>(kept: bool, builder: &mut B, append: impl FnOnce(&mut B)) {
+    if kept {
+        append(builder);
+    }
+}
+
 fn append_non_empty(builder: &mut StringBuilder, text: &str) {
     builder.append_option((!text.is_empty()).then_some(text));
 }
@@ -448,7 +542,24 @@ struct ContextColumns {
     strings: Vec<StringBuilder>,
     registered: BooleanBuilder,
     attributes: MapBuilder<StringBuilder, StringBuilder>,
+    /// Whether `strings`, `registered` and `attributes` are built.
+    kept_strings: [bool; 9],
+    kept_registered: bool,
+    kept_attributes: bool,
 }
+
+/// The columns of `ContextColumns::strings`, in order.
+const CONTEXT_STRINGS: [&str; 9] = [
+    "service_name",
+    "agent",
+    "layer",
+    "integration_id",
+    "integration_name",
+    "integration_category",
+    "integration_kind",
+    "integration_connection",
+    "integration_target",
+];
 
 fn time_builder() -> TimestampNanosecondBuilder {
     TimestampNanosecondBuilder::new().with_timezone("UTC")
@@ -461,36 +572,49 @@ impl ContextColumns {
             strings: (0..9).map(|_| StringBuilder::new()).collect(),
             registered: BooleanBuilder::new(),
             attributes: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+            kept_strings: [true; 9],
+            kept_registered: true,
+            kept_attributes: true,
         }
+    }
+
+    /// Builds only the columns of `table` that `kept` keeps; between batches only.
+    fn keep(&mut self, kept: KeptColumns, table: usize) {
+        self.kept_strings = kept.flags(table, CONTEXT_STRINGS);
+        [self.kept_registered, self.kept_attributes] = kept.flags(table, ["integration_registered", "attributes"]);
     }
 
     /// Appends the context of one record and its attributes that are not lifted.
     fn append(&mut self, window_start: i64, emitter: &Emitter<'_>, attributes: &RecordAttributes<'_>) {
         self.window_start.append_value(window_start);
-        let [service, agent, layer, id, name, category, kind, connection, target] = &mut self.strings[..] else {
-            unreachable!("nine string columns")
-        };
-        service.append_option(emitter.service);
-        agent.append_option(emitter.agent);
-        layer.append_option(emitter.layer);
         let lifted = &attributes.lifted;
-        for (builder, value) in [id, name, category, kind, connection].into_iter().zip(lifted) {
-            append_text(builder, *value);
+        // The emitter's three, then the integration's, lifted in the same order (see `lifted_slot`).
+        let emitted = [emitter.service, emitter.agent, emitter.layer];
+        for ((builder, value), kept) in self.strings.iter_mut().zip(emitted).zip(self.kept_strings) {
+            append_if(kept, builder, |b| b.append_option(value));
         }
-        self.registered
-            .append_option(lifted[5].and_then(AnyValueRef::read).and_then(|v| match v {
-                AnyValueRef::Bool(b) => Some(b),
-                _ => None,
-            }));
-        append_text(target, lifted[6]);
-        for attribute in &attributes.others {
-            self.attributes
-                .keys()
-                .append_value(String::from_utf8_lossy(attribute.key));
-            append_text(self.attributes.values(), Some(attribute.value));
+        let integration = [lifted[0], lifted[1], lifted[2], lifted[3], lifted[4], lifted[6]];
+        let kept_integration = &self.kept_strings[3..];
+        for ((builder, value), kept) in self.strings[3..].iter_mut().zip(integration).zip(kept_integration) {
+            append_if(*kept, builder, |b| append_text(b, value));
         }
-        // Appending a map entry only fails on mismatched key/value lengths, which the loop above keeps equal.
-        let _ = self.attributes.append(true);
+        let registered = lifted[5].and_then(AnyValueRef::read).and_then(|v| match v {
+            AnyValueRef::Bool(b) => Some(b),
+            _ => None,
+        });
+        append_if(self.kept_registered, &mut self.registered, |b| {
+            b.append_option(registered)
+        });
+        if self.kept_attributes {
+            for attribute in &attributes.others {
+                self.attributes
+                    .keys()
+                    .append_value(String::from_utf8_lossy(attribute.key));
+                append_text(self.attributes.values(), Some(attribute.value));
+            }
+            // Appending a map entry only fails on mismatched key/value lengths, which the loop above keeps equal.
+            let _ = self.attributes.append(true);
+        }
     }
 
     fn finish_head(&mut self) -> ArrayRef {
@@ -533,11 +657,18 @@ pub struct WindowBuilder {
     chunks: [Vec<RecordBatch>; 3],
     pending: [usize; 3],
     pub rows: usize,
+    kept: KeptColumns,
 }
 
 impl WindowBuilder {
+    /// A window that builds every column.
     pub fn new(window_start: i64) -> WindowBuilder {
-        WindowBuilder {
+        WindowBuilder::keeping(window_start, KeptColumns::ALL)
+    }
+
+    /// A window that builds the columns `kept` keeps (and `window_start`); the others are null.
+    pub fn keeping(window_start: i64, kept: KeptColumns) -> WindowBuilder {
+        let mut builder = WindowBuilder {
             window_start,
             spans: SpanColumns::new(),
             points: PointColumns::new(),
@@ -545,7 +676,18 @@ impl WindowBuilder {
             chunks: Default::default(),
             pending: [0; 3],
             rows: 0,
-        }
+            kept: KeptColumns::ALL,
+        };
+        builder.keep(kept);
+        builder
+    }
+
+    /// Only between windows, when no builder holds rows.
+    fn keep(&mut self, kept: KeptColumns) {
+        self.kept = kept;
+        self.spans.keep(kept);
+        self.points.keep(kept);
+        self.logs.keep(kept);
     }
 
     pub fn window_start(&self) -> i64 {
@@ -571,11 +713,12 @@ impl WindowBuilder {
     }
 
     fn finish_chunk(&mut self, table: usize) -> Result<(), ArrowError> {
-        let batch = match table {
-            0 => self.spans.finish()?,
-            1 => self.points.finish()?,
-            _ => self.logs.finish()?,
+        let columns = match table {
+            0 => self.spans.finish(),
+            1 => self.points.finish(),
+            _ => self.logs.finish(),
         };
+        let batch = self.kept.batch(table, columns)?;
         self.chunks[table].push(batch);
         self.pending[table] = 0;
         Ok(())
@@ -645,17 +788,18 @@ impl WindowBuilder {
 
     /// The window's `spans`, `metric_points` and `logs` batches.
     pub fn finish(mut self) -> Result<[Vec<RecordBatch>; 3], ArrowError> {
-        self.close(self.window_start)
+        self.close(self.window_start, self.kept)
     }
 
-    /// Closes the window, returning its batches, and starts the one at `next_start` with the
-    /// same builders (see `FinishSized`); the next window starts even when this one cannot
-    /// be finished.
-    pub fn close(&mut self, next_start: i64) -> Result<[Vec<RecordBatch>; 3], ArrowError> {
+    /// Closes the window, returning its batches, and starts the one at `next_start`, building
+    /// the columns `kept` keeps, with the same builders (see `FinishSized`); the next window
+    /// starts even when this one cannot be finished.
+    pub fn close(&mut self, next_start: i64, kept: KeptColumns) -> Result<[Vec<RecordBatch>; 3], ArrowError> {
         let finished = (0..3).try_for_each(|table| match self.pending[table] {
             0 => Ok(()),
             _ => self.finish_chunk(table),
         });
+        self.keep(kept);
         self.window_start = next_start;
         self.rows = 0;
         self.pending = [0; 3];
@@ -717,7 +861,33 @@ struct SpanColumns {
     duration: Float64Builder,
     genai_strings: Vec<StringBuilder>,
     ints: Vec<Int64Builder>,
+    /// Whether `strings`, `times` and `duration`, `genai_strings`, `ints` are built.
+    kept_strings: [bool; 7],
+    kept_times: [bool; 3],
+    kept_genai: [bool; 7],
+    kept_ints: [bool; 4],
 }
+
+/// The columns of `SpanColumns::strings`, `genai_strings` and `ints`, in order.
+const SPAN_STRINGS: [&str; 7] = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "status_code",
+    "status_message",
+];
+const SPAN_GENAI_STRINGS: [&str; 7] = [
+    "operation",
+    "tool_name",
+    "model",
+    "provider",
+    "mcp_method",
+    "server_address",
+    "error_type",
+];
+const SPAN_INTS: [&str; 4] = ["input_tokens", "output_tokens", "http_status_code", "grpc_status_code"];
 
 impl SpanColumns {
     fn new() -> SpanColumns {
@@ -728,7 +898,19 @@ impl SpanColumns {
             duration: Float64Builder::new(),
             genai_strings: (0..7).map(|_| StringBuilder::new()).collect(),
             ints: (0..4).map(|_| Int64Builder::new()).collect(),
+            kept_strings: [true; 7],
+            kept_times: [true; 3],
+            kept_genai: [true; 7],
+            kept_ints: [true; 4],
         }
+    }
+
+    fn keep(&mut self, kept: KeptColumns) {
+        self.context.keep(kept, 0);
+        self.kept_strings = kept.flags(0, SPAN_STRINGS);
+        self.kept_times = kept.flags(0, ["start_time", "end_time", "duration_ms"]);
+        self.kept_genai = kept.flags(0, SPAN_GENAI_STRINGS);
+        self.kept_ints = kept.flags(0, SPAN_INTS);
     }
 
     fn append<'a>(
@@ -757,29 +939,40 @@ impl SpanColumns {
         let [trace_id, span_id, parent, name, kind_column, status_column, message] = &mut self.strings[..] else {
             unreachable!("seven string columns")
         };
-        append_id(trace_id, span.trace_id);
-        append_id(span_id, span.span_id);
-        append_id(parent, span.parent_span_id);
-        name.append_value(span.name);
-        kind_column.append_value(kind);
-        status_column.append_value(status_code);
-        append_non_empty(message, span.status_message);
-        self.times[0].append_value(span.start as i64);
-        self.times[1].append_value(span.end as i64);
-        self.duration
-            .append_value(span.end.saturating_sub(span.start) as f64 / 1e6);
+        let [
+            kept_trace,
+            kept_span,
+            kept_parent,
+            kept_name,
+            kept_kind,
+            kept_status,
+            kept_message,
+        ] = self.kept_strings;
+        append_if(kept_trace, trace_id, |b| append_id(b, span.trace_id));
+        append_if(kept_span, span_id, |b| append_id(b, span.span_id));
+        append_if(kept_parent, parent, |b| append_id(b, span.parent_span_id));
+        append_if(kept_name, name, |b| b.append_value(span.name));
+        append_if(kept_kind, kind_column, |b| b.append_value(kind));
+        append_if(kept_status, status_column, |b| b.append_value(status_code));
+        append_if(kept_message, message, |b| append_non_empty(b, span.status_message));
+        let [kept_start, kept_end, kept_duration] = self.kept_times;
+        append_if(kept_start, &mut self.times[0], |b| b.append_value(span.start as i64));
+        append_if(kept_end, &mut self.times[1], |b| b.append_value(span.end as i64));
+        let duration_ms = span.end.saturating_sub(span.start) as f64 / 1e6;
+        append_if(kept_duration, &mut self.duration, |b| b.append_value(duration_ms));
         // Slots 7..14 are the GenAI/MCP strings, 14..18 the integers (see `lifted_slot`).
         let lifted = &attributes.lifted[CONTEXT_SLOTS..];
-        for (builder, value) in self.genai_strings.iter_mut().zip(&lifted[..7]) {
-            append_text(builder, *value);
+        for ((builder, value), kept) in self.genai_strings.iter_mut().zip(&lifted[..7]).zip(self.kept_genai) {
+            append_if(kept, builder, |b| append_text(b, *value));
         }
-        for (builder, value) in self.ints.iter_mut().zip(&lifted[7..]) {
-            append_int(builder, *value);
+        for ((builder, value), kept) in self.ints.iter_mut().zip(&lifted[7..]).zip(self.kept_ints) {
+            append_if(kept, builder, |b| append_int(b, *value));
         }
         Ok(1)
     }
 
-    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+    /// The columns of a batch, in the schema's order.
+    fn finish(&mut self) -> Vec<ArrayRef> {
         let mut columns = vec![self.context.finish_head()];
         columns.extend(self.strings[..5].iter_mut().map(FinishSized::finish_sized));
         for time in &mut self.times {
@@ -807,7 +1000,7 @@ impl SpanColumns {
         ];
         columns.extend(ordered.into_iter().flatten());
         columns.push(self.context.finish_attributes());
-        RecordBatch::try_new(Arc::clone(&SPANS), columns)
+        columns
     }
 }
 
@@ -868,7 +1061,11 @@ struct PointColumns {
     value: Float64Builder,
     count: Int64Builder,
     sum: Float64Builder,
+    /// Whether each of the columns above is built, in `POINT_COLUMNS`' order.
+    kept: [bool; 7],
 }
+
+const POINT_COLUMNS: [&str; 7] = ["time", "metric_name", "metric_type", "unit", "value", "count", "sum"];
 
 impl PointColumns {
     fn new() -> PointColumns {
@@ -879,7 +1076,13 @@ impl PointColumns {
             value: Float64Builder::new(),
             count: Int64Builder::new(),
             sum: Float64Builder::new(),
+            kept: [true; 7],
         }
+    }
+
+    fn keep(&mut self, kept: KeptColumns) {
+        self.context.keep(kept, 1);
+        self.kept = kept.flags(1, POINT_COLUMNS);
     }
 
     /// Appends each data point of a `Metric`; returns how many. A malformed metric adds none.
@@ -909,20 +1112,29 @@ impl PointColumns {
                 rows.push((row, point_attributes));
             }
         }
+        let [
+            kept_time,
+            kept_name,
+            kept_kind,
+            kept_unit,
+            kept_value,
+            kept_count,
+            kept_sum,
+        ] = self.kept;
         for (row, point_attributes) in &rows {
             self.context.append(window_start, emitter, point_attributes);
-            self.time.append_value(row.time as i64);
-            self.strings[0].append_value(name);
-            self.strings[1].append_value(kind);
-            append_non_empty(&mut self.strings[2], unit);
-            self.value.append_option(row.value);
-            self.count.append_option(row.count);
-            self.sum.append_option(row.sum);
+            append_if(kept_time, &mut self.time, |b| b.append_value(row.time as i64));
+            append_if(kept_name, &mut self.strings[0], |b| b.append_value(name));
+            append_if(kept_kind, &mut self.strings[1], |b| b.append_value(kind));
+            append_if(kept_unit, &mut self.strings[2], |b| append_non_empty(b, unit));
+            append_if(kept_value, &mut self.value, |b| b.append_option(row.value));
+            append_if(kept_count, &mut self.count, |b| b.append_option(row.count));
+            append_if(kept_sum, &mut self.sum, |b| b.append_option(row.sum));
         }
         Ok(rows.len())
     }
 
-    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+    fn finish(&mut self) -> Vec<ArrayRef> {
         let mut columns = vec![self.context.finish_head(), self.time.finish_sized()];
         columns.extend(self.strings.iter_mut().map(FinishSized::finish_sized));
         columns.push(self.value.finish_sized());
@@ -930,7 +1142,7 @@ impl PointColumns {
         columns.push(self.sum.finish_sized());
         columns.extend(self.context.finish_context());
         columns.push(self.context.finish_attributes());
-        RecordBatch::try_new(Arc::clone(&METRIC_POINTS), columns)
+        columns
     }
 }
 
@@ -974,7 +1186,19 @@ struct LogColumns {
     time: TimestampNanosecondBuilder,
     severity: Int64Builder,
     strings: Vec<StringBuilder>,
+    /// Whether each of the columns above is built, in `LOG_COLUMNS`' order.
+    kept: [bool; 7],
 }
+
+const LOG_COLUMNS: [&str; 7] = [
+    "time",
+    "severity_number",
+    "severity_text",
+    "body",
+    "event_name",
+    "trace_id",
+    "span_id",
+];
 
 impl LogColumns {
     fn new() -> LogColumns {
@@ -983,7 +1207,13 @@ impl LogColumns {
             time: time_builder(),
             severity: Int64Builder::new(),
             strings: (0..5).map(|_| StringBuilder::new()).collect(),
+            kept: [true; 7],
         }
+    }
+
+    fn keep(&mut self, kept: KeptColumns) {
+        self.context.keep(kept, 2);
+        self.kept = kept.flags(2, LOG_COLUMNS);
     }
 
     /// Appends a log record, except fleetpipe's own anomaly records; returns how many.
@@ -1005,17 +1235,31 @@ impl LogColumns {
         } else {
             record.observed_time
         };
-        self.time.append_value(time as i64);
-        self.severity.append_value(record.severity_number as i64);
-        append_non_empty(&mut self.strings[0], record.severity_text);
-        append_text(&mut self.strings[1], record.body);
-        append_non_empty(&mut self.strings[2], record.event_name);
-        append_id(&mut self.strings[3], record.trace_id);
-        append_id(&mut self.strings[4], record.span_id);
+        let [
+            kept_time,
+            kept_severity,
+            kept_text,
+            kept_body,
+            kept_event,
+            kept_trace,
+            kept_span,
+        ] = self.kept;
+        append_if(kept_time, &mut self.time, |b| b.append_value(time as i64));
+        append_if(kept_severity, &mut self.severity, |b| {
+            b.append_value(record.severity_number as i64)
+        });
+        let [text, body, event, trace_id, span_id] = &mut self.strings[..] else {
+            unreachable!("five string columns")
+        };
+        append_if(kept_text, text, |b| append_non_empty(b, record.severity_text));
+        append_if(kept_body, body, |b| append_text(b, record.body));
+        append_if(kept_event, event, |b| append_non_empty(b, record.event_name));
+        append_if(kept_trace, trace_id, |b| append_id(b, record.trace_id));
+        append_if(kept_span, span_id, |b| append_id(b, record.span_id));
         Ok(1)
     }
 
-    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+    fn finish(&mut self) -> Vec<ArrayRef> {
         let mut columns = vec![
             self.context.finish_head(),
             self.time.finish_sized(),
@@ -1024,7 +1268,7 @@ impl LogColumns {
         columns.extend(self.strings.iter_mut().map(FinishSized::finish_sized));
         columns.extend(self.context.finish_context());
         columns.push(self.context.finish_attributes());
-        RecordBatch::try_new(Arc::clone(&LOGS), columns)
+        columns
     }
 }
 
@@ -1470,7 +1714,7 @@ mod tests {
         };
         let mut builder = WindowBuilder::new(10);
         builder.add(&request(&["a", "b"])).expect("well-formed");
-        let [first, _, _] = builder.close(20).expect("batches");
+        let [first, _, _] = builder.close(20, KeptColumns::ALL).expect("batches");
         assert_eq!((builder.window_start(), builder.rows), (20, 0));
         builder.add(&request(&["c"])).expect("well-formed");
         let [second, _, _] = builder.finish().expect("batches");
@@ -1479,5 +1723,47 @@ mod tests {
         assert_eq!(second.len(), 1);
         assert_eq!(strings(&second[0], "name"), [Some("c".to_owned())]);
         assert_eq!(starts(&second[0]), [20]);
+    }
+
+    /// Guarantees: a window keeping some columns builds exactly those and `window_start`; the
+    /// others are named by `left_out`; the next window builds the columns `close` is given.
+    #[test]
+    fn window_builds_only_the_kept_columns() {
+        let position = |name: &str| SPANS.index_of(name).expect("span column");
+        let mut kept = KeptColumns::WINDOW_START;
+        kept.keep("spans", Some(&[position("tool_name"), position("layer")]));
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "call".into(),
+            attributes: vec![string("gen_ai.tool.name", "jira_search"), string("ticket", "7")],
+            ..Default::default()
+        };
+        let request = Request::from_payload(&traces(vec![span.clone(), span]));
+        let mut builder = WindowBuilder::keeping(5, kept);
+        builder.add(&request).expect("well-formed");
+        let [pruned, _, _] = builder.close(6, KeptColumns::ALL).expect("batches");
+        let batch = &pruned[0];
+        let names: Vec<&str> = batch.schema_ref().fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["window_start", "layer", "tool_name"]);
+        assert_eq!(strings(batch, "tool_name"), vec![Some("jira_search".to_owned()); 2]);
+        assert_eq!(strings(batch, "layer"), vec![Some("execution".to_owned()); 2]);
+        assert_eq!(
+            kept.left_out("spans", Some(&[position("name"), position("tool_name")])),
+            ["name"]
+        );
+        assert!(kept.left_out("integrations", None).is_empty());
+        builder.add(&request).expect("well-formed");
+        let [all, _, _] = builder.finish().expect("batches");
+        assert_eq!(strings(&all[0], "name"), vec![Some("call".to_owned()); 2]);
+        assert_eq!(attribute_maps(&all[0]), vec![vec!["ticket=7".to_owned()]; 2]);
+    }
+
+    /// Guarantees: every record table fits the 64-bit column mask.
+    #[test]
+    fn record_tables_fit_the_column_mask() {
+        for (index, table) in RECORD_TABLES.iter().enumerate() {
+            assert!(record_schema(index).fields().len() <= 64, "{table}");
+        }
     }
 }

@@ -7,9 +7,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Int64Array, TimestampNanosecondArray};
+use datafusion::arrow::array::{Int64Array, TimestampNanosecondArray, new_null_array};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -17,7 +18,7 @@ use datafusion::error::Result as DataFusionResult;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::tables;
+use super::tables::{self, KeptColumns};
 
 /// One closed tumbling window.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub struct WindowStore {
     pub windows: VecDeque<ClosedWindow>,
     pub history: VecDeque<(i64, RecordBatch)>,
     pub integrations: Option<RecordBatch>,
+    /// The columns the next window builds: set by the detectors, read by the ingest task.
+    pub kept: KeptColumns,
 }
 
 impl WindowStore {
@@ -97,6 +100,21 @@ impl WindowStore {
             Table::Integrations => self.integrations.iter().cloned().collect(),
         }
     }
+}
+
+/// `batch` with the columns of `schema` (none for `count(*)`): its own, and nulls for those
+/// its window left out.
+fn widen(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Arc::clone(column),
+            None => new_null_array(field.data_type(), batch.num_rows()),
+        })
+        .collect();
+    let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(Arc::clone(schema), columns, &rows)
 }
 
 /// The `windows` rows: each closed window a detector reads, even one without data.
@@ -200,13 +218,17 @@ impl TableProvider for WindowTable {
             .batches(self.table, self.span);
         // Windows are stored in batches of 8192 rows: dealt out here, they are scanned in
         // parallel without a repartitioning step.
+        let schema = Arc::new(match projection {
+            Some(positions) => self.schema().project(positions)?,
+            None => self.schema().as_ref().clone(),
+        });
         let partitions = state.config().target_partitions().max(1);
         let mut dealt = vec![Vec::new(); partitions.min(batches.len()).max(1)];
         let count = dealt.len();
-        for (index, batch) in batches.into_iter().enumerate() {
-            dealt[index % count].push(batch);
+        for (index, batch) in batches.iter().enumerate() {
+            dealt[index % count].push(widen(batch, &schema)?);
         }
-        let plan = MemorySourceConfig::try_new_exec(&dealt, self.schema(), projection.cloned())?;
+        let plan = MemorySourceConfig::try_new_exec(&dealt, schema, None)?;
         Ok(plan)
     }
 }
@@ -216,8 +238,12 @@ mod tests {
     use super::*;
     use crate::analytics::tables::WindowBuilder;
 
-    /// A window holding one span.
     fn window(start: i64) -> ClosedWindow {
+        window_keeping(start, KeptColumns::ALL)
+    }
+
+    /// A window holding one span, with the columns `kept` keeps.
+    fn window_keeping(start: i64, kept: KeptColumns) -> ClosedWindow {
         use crate::pipeline::{Payload, Request};
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
         use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -235,7 +261,7 @@ mod tests {
                 ..Default::default()
             }],
         });
-        let mut builder = WindowBuilder::new(start);
+        let mut builder = WindowBuilder::keeping(start, kept);
         builder.add(&Request::from_payload(&request)).expect("well-formed");
         ClosedWindow {
             start,
@@ -255,5 +281,21 @@ mod tests {
         assert_eq!(starts(&store), [10, 20, 30]);
         store.evict(10, 0, 0);
         assert_eq!(starts(&store), [30]);
+    }
+
+    /// Guarantees: a scan reads windows that kept different columns as one table: a column a
+    /// window left out is null on its rows, and `count(*)`, which reads no column, counts them.
+    #[tokio::test]
+    async fn windows_of_different_columns_scan_as_one_table() {
+        let mut store = WindowStore::default();
+        store
+            .windows
+            .extend([window(0), window_keeping(10, KeptColumns::WINDOW_START)]);
+        let store = Arc::new(RwLock::new(store));
+        let context = crate::analytics::detector::session(&store, Duration::from_secs(60), 64 << 20).expect("session");
+        let sql = "SELECT count(*) AS all_rows, count(trace_id) AS with_trace_id FROM spans";
+        let batches = context.sql(sql).await.expect("plans").collect().await.expect("runs");
+        let rows = crate::analytics::query::rows(&batches);
+        assert_eq!(rows.rows, [[Some("2".to_owned()), Some("1".to_owned())]]);
     }
 }

@@ -26,6 +26,12 @@ pub async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyhow::Resu
         );
     }
     let rows: Rows = serde_json::from_slice(&body).context("the answer is not query rows")?;
+    if !rows.left_out.is_empty() {
+        eprintln!(
+            "note: live windows leave out {} (null here): no loaded detector reads them; set `columns: all` on the analytics exporter to keep every column",
+            rows.left_out.join(", ")
+        );
+    }
     print!(
         "{}",
         match format {
