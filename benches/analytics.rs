@@ -17,7 +17,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetpipe::analytics::detector::{Detector, Prepared};
 use fleetpipe::analytics::tables::{KeptColumns, WindowBuilder};
 use fleetpipe::analytics::window::{ClosedWindow, WindowStore};
-use fleetpipe::analytics::{AnalyticsConfig, kept_columns};
+use fleetpipe::analytics::{AnalyticsConfig, history_rollup, kept_columns};
 use fleetpipe::compression::Encoding;
 use fleetpipe::enrich::Enrich;
 use fleetpipe::export::BodyFormat;
@@ -56,12 +56,7 @@ fn to_arrow(c: &mut Criterion) {
     // Requests go into one window that is closed and dropped every `BENCH_WINDOW_SPANS`, as
     // at run time: a fresh builder per iteration measured the kernel zeroing new pages.
     // Windows build the columns the shipped detectors read (the default), or all of them.
-    let pack = AnalyticsConfig {
-        queries: Path::new(env!("CARGO_MANIFEST_DIR")).join("queries"),
-        ..AnalyticsConfig::default()
-    };
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let detector_columns = runtime.block_on(kept_columns(&pack)).expect("the pack plans");
+    let (_, detector_columns) = pack();
     for (name, kept) in [
         ("decode_to_arrow_rows", detector_columns),
         ("decode_to_arrow_rows_all_columns", KeptColumns::ALL),
@@ -79,15 +74,16 @@ fn to_arrow(c: &mut Criterion) {
     group.finish();
 }
 
-/// A store holding one full window and the history of the 30 windows before it.
-fn store(enrich: &Enrich) -> Arc<RwLock<WindowStore>> {
+/// A store holding one full window of the `kept` columns and the history of the 30 windows
+/// before it.
+fn store(enrich: &Enrich, kept: KeptColumns) -> Arc<RwLock<WindowStore>> {
     let window = WINDOW.as_nanos() as i64;
-    let mut builder = WindowBuilder::new(31 * window);
+    let mut builder = WindowBuilder::keeping(31 * window, kept);
     for request in 0..SPANS_PER_WINDOW / 100 {
         builder.add(&enriched_request(enrich, request)).expect("well-formed");
     }
     let batches = builder.finish().expect("window");
-    let mut history_builder = WindowBuilder::new(0);
+    let mut history_builder = WindowBuilder::keeping(0, kept);
     for request in 0..300 {
         history_builder
             .add(&enriched_request(enrich, request))
@@ -102,7 +98,7 @@ fn store(enrich: &Enrich) -> Arc<RwLock<WindowStore>> {
             end: (index + 1) * window,
             batches: history_batches.clone(),
         };
-        if let Some(rollup) = runtime.block_on(fleetpipe::analytics::history_rollup(&closed)) {
+        if let Some(rollup) = runtime.block_on(history_rollup(&closed)) {
             store.history.push_back((closed.start, rollup));
         }
     }
@@ -112,7 +108,7 @@ fn store(enrich: &Enrich) -> Arc<RwLock<WindowStore>> {
         end: 32 * window,
         batches,
     };
-    let rollup = runtime.block_on(fleetpipe::analytics::history_rollup(&current));
+    let rollup = runtime.block_on(history_rollup(&current));
     store
         .history
         .push_back((current.start, rollup.expect("rollup of the current window")));
@@ -120,11 +116,23 @@ fn store(enrich: &Enrich) -> Arc<RwLock<WindowStore>> {
     Arc::new(RwLock::new(store))
 }
 
+/// The shipped detectors, and the columns windows build for them.
+fn pack() -> (AnalyticsConfig, KeptColumns) {
+    let config = AnalyticsConfig {
+        queries: Path::new(env!("CARGO_MANIFEST_DIR")).join("queries"),
+        ..AnalyticsConfig::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let kept = runtime.block_on(kept_columns(&config)).expect("the pack plans");
+    (config, kept)
+}
+
 fn detector_pack(c: &mut Criterion) {
     let enrich = enricher();
-    let store = store(&enrich);
+    let (config, kept) = pack();
+    let store = store(&enrich, kept);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let folder = config.queries;
     let mut prepared = Vec::new();
     for entry in std::fs::read_dir(folder).expect("queries/").flatten() {
         let text = std::fs::read_to_string(entry.path()).expect("detector");
@@ -152,6 +160,11 @@ fn detector_pack(c: &mut Criterion) {
             b.iter(|| runtime.block_on(async { black_box(detector.run().await.expect("run")) }))
         });
     }
+    // Made once per closed window, before the detectors run.
+    let current = store.read().expect("store").windows.back().cloned().expect("a window");
+    group.bench_function("history_rollup_10s_window_1M_spans", |b| {
+        b.iter(|| black_box(runtime.block_on(history_rollup(&current)).expect("rollup")))
+    });
     group.finish();
 }
 

@@ -281,17 +281,20 @@ fn lifted_slot(key: &[u8]) -> Option<usize> {
     })
 }
 
-/// One record's attributes: the encoded `AnyValue` of each lifted key, and the others.
+/// One record's attributes: the encoded `AnyValue` of each lifted key, and the others when
+/// the `attributes` column is built.
 struct RecordAttributes<'a> {
     lifted: [Option<&'a [u8]>; LIFTED_SLOTS],
     others: Vec<Attribute<'a>>,
+    keep_others: bool,
 }
 
 impl<'a> RecordAttributes<'a> {
-    fn new() -> RecordAttributes<'a> {
+    fn new(keep_others: bool) -> RecordAttributes<'a> {
         RecordAttributes {
             lifted: [None; LIFTED_SLOTS],
             others: Vec::new(),
+            keep_others,
         }
     }
 
@@ -307,7 +310,8 @@ impl<'a> RecordAttributes<'a> {
         let attribute = Attribute::parse(field)?;
         match lifted_slot(attribute.key).filter(|slot| *slot < slots) {
             Some(slot) => self.lifted[slot] = Some(attribute.value),
-            None => self.others.push(attribute),
+            None if self.keep_others => self.others.push(attribute),
+            None => {}
         }
         Ok(())
     }
@@ -704,7 +708,8 @@ impl WindowBuilder {
             Signal::Logs => 2,
         };
         let before = self.rows;
-        let added = self.add_records(request);
+        let [keep_others] = self.kept.flags(table, ["attributes"]);
+        let added = self.add_records(request, RecordAttributes::new(keep_others));
         self.pending[table] += self.rows - before;
         if self.pending[table] >= CHUNK_ROWS {
             self.finish_chunk(table)?;
@@ -724,8 +729,7 @@ impl WindowBuilder {
         Ok(())
     }
 
-    fn add_records(&mut self, request: &Request) -> Result<(), Malformed> {
-        let mut attributes = RecordAttributes::new();
+    fn add_records<'a>(&mut self, request: &'a Request, mut attributes: RecordAttributes<'a>) -> Result<(), Malformed> {
         let mut first_error = None;
         for part in request.parts() {
             for f in fields(part) {
@@ -1107,7 +1111,7 @@ impl PointColumns {
         for f in fields(data) {
             let f = f?;
             if f.number == field::DATA_POINTS {
-                let mut point_attributes = RecordAttributes::new();
+                let mut point_attributes = RecordAttributes::new(self.context.kept_attributes);
                 let row = PointRow::read(f.bytes()?, kind, attributes_field, &mut point_attributes)?;
                 rows.push((row, point_attributes));
             }
