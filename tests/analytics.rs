@@ -25,6 +25,7 @@ struct Setup {
     sink: Sink,
     fleetpipe: Fleetpipe,
     signals: PathBuf,
+    queries: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -71,6 +72,7 @@ async fn start(extra_detectors: &[(&str, &str)], analytics_extra: &str) -> Setup
         sink,
         fleetpipe,
         signals,
+        queries,
         _dir: dir,
     }
 }
@@ -588,6 +590,20 @@ async fn columns_no_detector_reads_are_left_out_unless_kept() {
         assert_eq!(csv, format!("name,agent\n{name},planner-1\n"), "columns: {config}");
         assert_eq!(stderr.contains("leave out spans.name (null here)"), note, "{stderr}");
     }
+}
+
+/// Scenario: while traffic runs, a detector reading a column no shipped detector reads
+/// (`name`) is added to the folder.
+/// Guarantees: windows start building that column and the new detector fires with its values.
+#[tokio::test]
+async fn detector_added_at_run_time_gets_the_columns_it_reads() {
+    let setup = start(&[], "").await;
+    drive(&setup, "planner-1", 1.5, normal).await;
+    let names = "-- name: span-names\n-- severity: info\nSELECT name AS target, CAST(count(*) AS DOUBLE) AS value FROM spans WHERE name IS NOT NULL GROUP BY name\n";
+    std::fs::write(setup.queries.join("span_names.sql"), names).expect("new detector");
+    drive(&setup, "planner-1", 3.0, normal).await;
+    let found = finding(&setup, "span-names").await;
+    assert_eq!(found["target"], "execute_tool jira_search");
 }
 
 /// Scenario: a webhook for `high` findings that answers 503 to its first request.
