@@ -246,13 +246,48 @@ pub struct Attribute<'a> {
 
 impl<'a> Attribute<'a> {
     /// Reads one `KeyValue` field of a record.
+    #[inline]
     pub fn parse(field: &Field<'a>) -> Result<Attribute<'a>, Malformed> {
+        let message = field.bytes()?;
+        match Attribute::canonical(message, field.raw) {
+            Some(attribute) => Ok(attribute),
+            None => Attribute::parse_fields(message, field.raw),
+        }
+    }
+
+    /// The layout encoders write: the key, then the value, each under 128 bytes, nothing
+    /// else. Read without the field loop: every record's every attribute is read this way,
+    /// on each path through fleetpipe.
+    #[inline(always)]
+    fn canonical(message: &'a [u8], raw: &'a [u8]) -> Option<Attribute<'a>> {
+        const KEY_TAG: u8 = (KEY_VALUE_KEY as u8) << 3 | LEN;
+        const VALUE_TAG: u8 = (KEY_VALUE_VALUE as u8) << 3 | LEN;
+        let [KEY_TAG, key_length, rest @ ..] = message else {
+            return None;
+        };
+        let key_length = usize::from(*key_length);
+        if key_length >= 0x80 || key_length > rest.len() {
+            return None;
+        }
+        let (key, rest) = rest.split_at(key_length);
+        match rest {
+            [VALUE_TAG, value_length, value @ ..]
+                if *value_length < 0x80 && usize::from(*value_length) == value.len() =>
+            {
+                Some(Attribute { key, value, raw })
+            }
+            _ => None,
+        }
+    }
+
+    /// Any other layout, field by field; the last key and value win, as in protobuf.
+    fn parse_fields(message: &'a [u8], raw: &'a [u8]) -> Result<Attribute<'a>, Malformed> {
         let mut attribute = Attribute {
             key: &[],
             value: &[],
-            raw: field.raw,
+            raw,
         };
-        for inner in fields(field.bytes()?) {
+        for inner in fields(message) {
             let inner = inner?;
             match inner.number {
                 KEY_VALUE_KEY => attribute.key = inner.bytes()?,
@@ -422,6 +457,64 @@ mod tests {
         assert_eq!(parsed[0].string(), Some("jira"));
         assert_eq!(parsed[2].string(), None);
         assert_eq!(parsed[2].value, &int[..]);
+    }
+
+    /// Guarantees: the shortcut for the usual layout reads every `KeyValue` as the field loop
+    /// does, for that layout, for others (value first, long keys, extra fields) and for
+    /// damaged bytes.
+    #[test]
+    fn usual_layout_reads_as_any_other() {
+        let string = |s: &str| {
+            let mut out = Vec::new();
+            NewValue::String(s).put(&mut out);
+            out
+        };
+        let long_key = "k".repeat(200);
+        let mut encodings = Vec::new();
+        for (key, value) in [
+            ("gen_ai.tool.name", string("jira_search")),
+            (long_key.as_str(), string("v")),
+            ("empty", Vec::new()),
+        ] {
+            let mut usual = Vec::new();
+            put_attribute(&mut usual, 9, key, NewValue::Encoded(&value));
+            encodings.push(usual);
+        }
+        let mut value_first = Vec::new();
+        put_len_header(&mut value_first, KEY_VALUE_VALUE, 3);
+        value_first.extend_from_slice(&string("x"));
+        put_len_header(&mut value_first, KEY_VALUE_KEY, 1);
+        value_first.push(b'k');
+        put_len_header(&mut value_first, 3, 0);
+        let mut wrapped = Vec::new();
+        put_len_header(&mut wrapped, 9, value_first.len());
+        wrapped.extend_from_slice(&value_first);
+        encodings.push(wrapped);
+        type KeyAndValue = (Vec<u8>, Vec<u8>);
+        let read = |bytes: &[u8], usual: bool| -> Option<Result<KeyAndValue, Malformed>> {
+            let field = fields(bytes).next()?.ok()?;
+            let parsed = match (usual, field.bytes()) {
+                (true, _) => Attribute::parse(&field),
+                (false, Ok(message)) => Attribute::parse_fields(message, field.raw),
+                (false, Err(e)) => Err(e),
+            };
+            Some(parsed.map(|a| (a.key.to_vec(), a.value.to_vec())))
+        };
+        let mut compared = 0;
+        for encoding in &encodings {
+            for position in 0..encoding.len() {
+                for byte in [0x00, 0x02, 0x0a, 0x12, 0x7f, 0x80, 0xff] {
+                    let mut damaged = encoding.clone();
+                    damaged[position] = byte;
+                    assert_eq!(read(&damaged, true), read(&damaged, false), "{damaged:?}");
+                    compared += 1;
+                }
+            }
+            let intact = read(encoding, true);
+            assert!(matches!(intact, Some(Ok(_))), "{encoding:?}");
+            assert_eq!(intact, read(encoding, false));
+        }
+        assert!(compared > 1000);
     }
 
     /// Guarantees: truncated and impossible input is reported, never read past.
