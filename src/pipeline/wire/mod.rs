@@ -116,7 +116,7 @@ pub struct Scan {
 
 /// Checks the framing of a request down to its records' attributes and counts its records.
 pub fn scan(signal: Signal, request: &[u8]) -> Result<Scan, WireError> {
-    let mut walk = Walk::new(None);
+    let mut walk = Walk::new(None, Plan::default());
     walk.measure(schema::request(signal), request)?;
     Ok(walk.scan)
 }
@@ -130,16 +130,36 @@ pub fn rewrite(
     visitor: &mut dyn Visitor,
 ) -> Result<(Option<Vec<u8>>, Scan), WireError> {
     let level = schema::request(signal);
-    let mut walk = Walk::new(Some(visitor));
+    let mut walk = Walk::new(Some(visitor), SPARE_PLAN.take().unwrap_or_default());
     let length = walk.measure(level, request)?;
-    if walk.edits.iter().all(PlannedEdit::is_empty) {
-        return Ok((None, walk.scan));
+    let mut out = None;
+    if !walk.edits.iter().all(PlannedEdit::is_empty) {
+        let mut written = Vec::with_capacity(length);
+        walk.write(level, request, &mut Cursor::default(), &mut written);
+        debug_assert_eq!(written.len(), length);
+        out = Some(written);
     }
-    let mut out = Vec::with_capacity(length);
-    let mut cursor = Cursor::default();
-    walk.write(level, request, &mut cursor, &mut out);
-    debug_assert_eq!(out.len(), length);
-    Ok((Some(out), walk.scan))
+    let scan = walk.scan;
+    SPARE_PLAN.set(walk.into_spare());
+    Ok((out, scan))
+}
+
+/// The plan of a rewrite (lengths and edits), in buffers that one rewrite leaves to the next
+/// on the same thread: growing them anew for every request was most of the receiving path's
+/// allocations.
+#[derive(Default)]
+struct Plan {
+    lengths: Vec<usize>,
+    edits: Vec<PlannedEdit>,
+    added: Vec<u8>,
+    dropped: Vec<usize>,
+}
+
+/// Buffers grown past this by an unusually large request are freed rather than kept.
+const MAX_SPARE_BYTES: usize = 1 << 20;
+
+thread_local! {
+    static SPARE_PLAN: std::cell::Cell<Option<Plan>> = const { std::cell::Cell::new(None) };
 }
 
 /// The edit of one visited resource or record: ranges into the walk's buffers.
@@ -174,16 +194,41 @@ struct Cursor {
 }
 
 impl<'v, 'a> Walk<'v, 'a> {
-    fn new(visitor: Option<&'v mut dyn Visitor>) -> Walk<'v, 'a> {
+    /// A walk that plans into `plan`'s buffers, emptied first (see [`Plan`]).
+    fn new(visitor: Option<&'v mut dyn Visitor>, plan: Plan) -> Walk<'v, 'a> {
+        let Plan {
+            mut lengths,
+            mut edits,
+            mut added,
+            mut dropped,
+        } = plan;
+        lengths.clear();
+        edits.clear();
+        added.clear();
+        dropped.clear();
         Walk {
             visitor,
             scan: Scan::default(),
             attributes: Vec::new(),
-            lengths: Vec::new(),
-            edits: Vec::new(),
-            added: Vec::new(),
-            dropped: Vec::new(),
+            lengths,
+            edits,
+            added,
+            dropped,
         }
+    }
+
+    /// The buffers for the next rewrite, unless this one grew them too large to keep.
+    fn into_spare(self) -> Option<Plan> {
+        let bytes = self.lengths.capacity() * size_of::<usize>()
+            + self.edits.capacity() * size_of::<PlannedEdit>()
+            + self.added.capacity()
+            + self.dropped.capacity() * size_of::<usize>();
+        (bytes <= MAX_SPARE_BYTES).then_some(Plan {
+            lengths: self.lengths,
+            edits: self.edits,
+            added: self.added,
+            dropped: self.dropped,
+        })
     }
 
     /// Validates `message` as `level`, plans its edits, and returns its new length.

@@ -223,6 +223,33 @@ fn rewrite_matches_the_edit_made_on_objects() {
     );
 }
 
+/// Guarantees: rewrites on one thread, which plan in the same buffers, give each request the
+/// bytes a rewrite of it alone gives: after a larger request and after a malformed one.
+#[test]
+fn rewrites_on_one_thread_are_independent() {
+    let run = |bytes: &[u8]| rewrite(Signal::Traces, bytes, &mut Tagging { seen: Vec::new() }).map(|(out, _)| out);
+    let small = traces().encode_to_vec();
+    let mut large = traces();
+    for _ in 0..50 {
+        large.resource_spans.extend(traces().resource_spans);
+    }
+    // Planned in another order than `small`, so that a plan left over would show.
+    large.resource_spans.reverse();
+    let large = large.encode_to_vec();
+    let malformed = small[..small.len() - 3].to_vec();
+    let sequence = [&large, &malformed, &small, &large, &small];
+    let alone: Vec<_> = sequence
+        .iter()
+        .map(|bytes| {
+            let bytes = bytes.to_vec();
+            std::thread::spawn(move || run(&bytes)).join().expect("thread")
+        })
+        .collect();
+    let in_turn: Vec<_> = sequence.iter().map(|bytes| run(bytes)).collect();
+    assert!(alone[1].is_err() && alone[2].as_ref().is_ok_and(Option::is_some));
+    assert_eq!(in_turn, alone);
+}
+
 /// A visitor that changes nothing.
 struct Nothing;
 
