@@ -133,7 +133,7 @@ pub fn rewrite(
     let mut walk = Walk::new(Some(visitor), SPARE_PLAN.take().unwrap_or_default());
     let length = walk.measure(level, request)?;
     let mut out = None;
-    if !walk.edits.iter().all(PlannedEdit::is_empty) {
+    if !walk.plan.edits.iter().all(PlannedEdit::is_empty) {
         let mut written = Vec::with_capacity(length);
         walk.write(level, request, &mut Cursor::default(), &mut written);
         debug_assert_eq!(written.len(), length);
@@ -181,10 +181,7 @@ struct Walk<'v, 'a> {
     scan: Scan,
     /// The attributes of the resource or record being visited, reused from one to the next.
     attributes: Vec<Attribute<'a>>,
-    lengths: Vec<usize>,
-    edits: Vec<PlannedEdit>,
-    added: Vec<u8>,
-    dropped: Vec<usize>,
+    plan: Plan,
 }
 
 #[derive(Default)]
@@ -195,47 +192,34 @@ struct Cursor {
 
 impl<'v, 'a> Walk<'v, 'a> {
     /// A walk that plans into `plan`'s buffers, emptied first (see [`Plan`]).
-    fn new(visitor: Option<&'v mut dyn Visitor>, plan: Plan) -> Walk<'v, 'a> {
-        let Plan {
-            mut lengths,
-            mut edits,
-            mut added,
-            mut dropped,
-        } = plan;
-        lengths.clear();
-        edits.clear();
-        added.clear();
-        dropped.clear();
+    fn new(visitor: Option<&'v mut dyn Visitor>, mut plan: Plan) -> Walk<'v, 'a> {
+        plan.lengths.clear();
+        plan.edits.clear();
+        plan.added.clear();
+        plan.dropped.clear();
         Walk {
             visitor,
             scan: Scan::default(),
             attributes: Vec::new(),
-            lengths,
-            edits,
-            added,
-            dropped,
+            plan,
         }
     }
 
     /// The buffers for the next rewrite, unless this one grew them too large to keep.
     fn into_spare(self) -> Option<Plan> {
-        let bytes = self.lengths.capacity() * size_of::<usize>()
-            + self.edits.capacity() * size_of::<PlannedEdit>()
-            + self.added.capacity()
-            + self.dropped.capacity() * size_of::<usize>();
-        (bytes <= MAX_SPARE_BYTES).then_some(Plan {
-            lengths: self.lengths,
-            edits: self.edits,
-            added: self.added,
-            dropped: self.dropped,
-        })
+        let plan = self.plan;
+        let bytes = plan.lengths.capacity() * size_of::<usize>()
+            + plan.edits.capacity() * size_of::<PlannedEdit>()
+            + plan.added.capacity()
+            + plan.dropped.capacity() * size_of::<usize>();
+        (bytes <= MAX_SPARE_BYTES).then_some(plan)
     }
 
     /// Validates `message` as `level`, plans its edits, and returns its new length.
     fn measure(&mut self, level: &Level, message: &'a [u8]) -> Result<usize, WireError> {
-        let slot = self.lengths.len();
+        let slot = self.plan.lengths.len();
         if self.visitor.is_some() {
-            self.lengths.push(0);
+            self.plan.lengths.push(0);
         }
         let mut length = 0;
         let mut has_resource = false;
@@ -319,7 +303,7 @@ impl<'v, 'a> Walk<'v, 'a> {
             }
             Role::Container | Role::HoldsResource => {}
         }
-        if let Some(slot) = self.lengths.get_mut(slot) {
+        if let Some(slot) = self.plan.lengths.get_mut(slot) {
             *slot = length;
         }
         self.attributes = attributes;
@@ -337,15 +321,15 @@ impl<'v, 'a> Walk<'v, 'a> {
         let Some(visitor) = self.visitor.as_deref_mut() else {
             return (0, 0);
         };
-        let (added_start, dropped_start) = (self.added.len(), self.dropped.len());
+        let (added_start, dropped_start) = (self.plan.added.len(), self.plan.dropped.len());
         let mut edit = Edit {
             field: level.attributes,
-            added: &mut self.added,
-            dropped: &mut self.dropped,
+            added: &mut self.plan.added,
+            dropped: &mut self.plan.dropped,
             message,
         };
         visit(visitor, &mut edit);
-        let dropped = &self.dropped[dropped_start..];
+        let dropped = &self.plan.dropped[dropped_start..];
         let removed: usize = if dropped.is_empty() {
             0
         } else {
@@ -355,11 +339,11 @@ impl<'v, 'a> Walk<'v, 'a> {
                 .map(|f| f.raw.len())
                 .sum()
         };
-        self.edits.push(PlannedEdit {
-            added: added_start..self.added.len(),
-            dropped: dropped_start..self.dropped.len(),
+        self.plan.edits.push(PlannedEdit {
+            added: added_start..self.plan.added.len(),
+            dropped: dropped_start..self.plan.dropped.len(),
         });
-        (self.added.len() - added_start, removed)
+        (self.plan.added.len() - added_start, removed)
     }
 
     /// Emits `message` as planned. The input was validated by `measure`, so malformed fields
@@ -367,8 +351,12 @@ impl<'v, 'a> Walk<'v, 'a> {
     fn write(&self, level: &Level, message: &[u8], cursor: &mut Cursor, out: &mut Vec<u8>) {
         cursor.length += 1;
         let has_edit = !matches!(level.role, Role::Container | Role::HoldsResource);
-        let edit = if has_edit { self.edits.get(cursor.edit) } else { None };
-        let dropped = edit.map_or(&[][..], |e| &self.dropped[e.dropped.clone()]);
+        let edit = if has_edit {
+            self.plan.edits.get(cursor.edit)
+        } else {
+            None
+        };
+        let dropped = edit.map_or(&[][..], |e| &self.plan.dropped[e.dropped.clone()]);
         let mut has_resource = false;
         // Resources and records have no levels below: without dropped attributes they are
         // copied whole, the additions after them.
@@ -382,7 +370,7 @@ impl<'v, 'a> Walk<'v, 'a> {
             match (level.child(field.number), field.value) {
                 (Some((_, child)), codec::Value::Len(bytes)) => {
                     has_resource |= matches!(child.role, Role::Resource);
-                    let length = self.lengths[cursor.length];
+                    let length = self.plan.lengths[cursor.length];
                     put_len_header(out, field.number, length);
                     self.write(child, bytes, cursor, out);
                 }
@@ -392,12 +380,12 @@ impl<'v, 'a> Walk<'v, 'a> {
         }
         if has_edit {
             if let Some(edit) = edit {
-                out.extend_from_slice(&self.added[edit.added.clone()]);
+                out.extend_from_slice(&self.plan.added[edit.added.clone()]);
             }
             cursor.edit += 1;
         } else if matches!(level.role, Role::HoldsResource) && !has_resource {
-            if let Some(edit) = self.edits.get(cursor.edit).filter(|e| !e.is_empty()) {
-                let added = &self.added[edit.added.clone()];
+            if let Some(edit) = self.plan.edits.get(cursor.edit).filter(|e| !e.is_empty()) {
+                let added = &self.plan.added[edit.added.clone()];
                 put_len_header(out, schema::RESOURCE_FIELD, added.len());
                 out.extend_from_slice(added);
             }
