@@ -3,7 +3,7 @@
 # shared fixture registry) and rotel (OTLP in -> OTLP out) under the same load. Each system runs
 # pinned to core 0; the load generator and the counting sink share core 1. Prints one line per
 # measurement and the fleetpipe/rotel ratios, then fleetpipe's CPU per span with and without
-# the analytics exporter at 100k spans/s. Runs in about 5 minutes on a 2-core machine.
+# the analytics exporter (all spans, and 10% of traces) at 100k spans/s. Runs in about 7 minutes on a 2-core machine.
 #
 #   benches/compare.sh                  # defaults below; override with environment variables
 #   SECONDS_RUN=30 CONNECTIONS=8 benches/compare.sh
@@ -62,7 +62,9 @@ wait_for_port() {
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-load() { taskset -c 1 target/release/fleetpipe-load --endpoint "http://127.0.0.1:$1" --connections "$CONNECTIONS" "${@:2}"; }
+# DISTINCT: distinct pre-encoded requests (one trace each) the load generator cycles through.
+DISTINCT=64
+load() { taskset -c 1 target/release/fleetpipe-load --endpoint "http://127.0.0.1:$1" --connections "$CONNECTIONS" --distinct "$DISTINCT" "${@:2}"; }
 
 # measure NAME RATE CORES COMMAND...: starts the sink and the system (pinned to CORES), warms
 # up for $warmup_seconds at RATE (0: flat out), loads, prints JSON.
@@ -108,6 +110,8 @@ fleetpipe_plain=(target/release/fleetpipe run --config "$work/fleetpipe-plain.ya
 sed -e 's|^exporters:|exporters:\n  analytics: {queries: queries, window: 10s}|' -e 's/exporters: \[otlp\]}/exporters: [otlp, analytics]}/' \
   "$work/fleetpipe.yaml" > "$work/fleetpipe-analytics.yaml"
 fleetpipe_analytics=(target/release/fleetpipe run --config "$work/fleetpipe-analytics.yaml")
+sed -e 's|window: 10s}|window: 10s, sampling_percentage: 10}|' "$work/fleetpipe-analytics.yaml" > "$work/fleetpipe-sampled.yaml"
+fleetpipe_sampled=(target/release/fleetpipe run --config "$work/fleetpipe-sampled.yaml")
 rotel_cmd=("$rotel" start --otlp-grpc-endpoint "127.0.0.1:$IN_PORT" --exporter otlp
            --otlp-exporter-endpoint "http://127.0.0.1:$SINK_PORT" --otlp-exporter-compression "$COMPRESSION"
            --pid-file "$work/rotel.pid")
@@ -133,10 +137,13 @@ measure fleetpipe-plain "$half" 0 "${fleetpipe_plain[@]}" | tee "$work/fleetpipe
 # columns the shipped detectors read, at this rate). Until that fills, every window is fresh
 # memory the kernel must zero (a quarter of the CPU); measured after it, the figure is the
 # steady state a long-running instance sees.
+# 1,000 distinct traces, so that sampling by trace id keeps close to its share of them.
 warmup_seconds=60
-echo "# analytics at 100k spans/s (1000 requests/s), after ${warmup_seconds}s of warm-up: fleetpipe with and without the analytics exporter"
+DISTINCT=1000
+echo "# analytics at 100k spans/s (1000 requests/s), after ${warmup_seconds}s of warm-up: fleetpipe without the analytics exporter, with it, and with it sampling 10% of traces"
 measure fleetpipe-100k 1000 0 "${fleetpipe[@]}" | tee "$work/fleetpipe-100k.json"
 measure fleetpipe-analytics-100k 1000 0 "${fleetpipe_analytics[@]}" | tee "$work/fleetpipe-analytics-100k.json"
+measure fleetpipe-sampled-100k 1000 0 "${fleetpipe_sampled[@]}" | tee "$work/fleetpipe-sampled-100k.json"
 
 python3 - "$work" <<'PY'
 import json, sys
@@ -158,6 +165,8 @@ a = json.load(open(f"{work}/fleetpipe-analytics-100k.json"))
 b = json.load(open(f"{work}/fleetpipe-100k.json"))
 print(f"# analytics at 100k spans/s: CPU per span with / without {a['cpu_us_per_span'] / b['cpu_us_per_span']:.3f}, "
       f"one core's share {b['cpu_us_per_span'] * 10:.1f}% -> {a['cpu_us_per_span'] * 10:.1f}%")
+s = json.load(open(f"{work}/fleetpipe-sampled-100k.json"))
+print(f"# analytics sampling 10% of traces at 100k spans/s: CPU per span with / without {s['cpu_us_per_span'] / b['cpu_us_per_span']:.3f}")
 print(f"# 2 cores / 1 core: spans/s {two['spans_per_second'] / f['spans_per_second']:.3f}, "
       f"CPU per span {two['cpu_us_per_span'] / f['cpu_us_per_span']:.3f} (the load and sink share the second core)")
 PY

@@ -679,3 +679,34 @@ async fn webhook_receives_findings_with_retry() {
         "retried once after the 503"
     );
 }
+
+/// Scenario: analytics samples half of the traces; 60 traces of three spans arrive.
+/// Guarantees: the `spans` table holds every span of exactly the traces whose id's last 56
+/// bits are at least 2^55 (OpenTelemetry's consistent probability sampling at 50%) and no
+/// span of the others, while the sink receives every span.
+#[tokio::test]
+async fn sampling_keeps_the_spans_of_the_traces_the_rule_keeps() {
+    let setup = start(&[], "  sampling_percentage: 50\n").await;
+    let mut kept = Vec::new();
+    for tick in 0..60 {
+        let spans = normal(tick);
+        let id = &spans[0].trace_id;
+        let randomness = u64::from_be_bytes([&[0][..], &id[9..]].concat().try_into().expect("8 bytes"));
+        if randomness >= 1 << 55 {
+            kept.push(id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        }
+        let request = fixtures::traces(&[("service.name", "planner-1")], spans);
+        grpc_send(&setup.fleetpipe.grpc_endpoint(), Payload::Traces(request), None)
+            .await
+            .expect("accepted");
+    }
+    assert!((15..=45).contains(&kept.len()), "{} of 60 traces at 50%", kept.len());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let sql = "SELECT trace_id, count(*) AS spans FROM spans GROUP BY trace_id ORDER BY trace_id";
+    let csv = query(&setup, &["--format", "csv", sql]).0;
+    kept.sort();
+    let expected: String = kept.iter().map(|id| format!("{id},3\n")).collect();
+    assert_eq!(csv, format!("trace_id,spans\n{expected}"));
+    setup.sink.wait_for(Signal::Traces, 180, Duration::from_secs(5)).await;
+    assert_eq!(setup.sink.item_count(Signal::Traces), 180);
+}

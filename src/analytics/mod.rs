@@ -12,6 +12,7 @@
 
 pub mod detector;
 pub mod query;
+pub mod sampling;
 pub mod signal;
 pub mod tables;
 mod webhook;
@@ -35,6 +36,7 @@ use crate::pipeline::{Payload, Request};
 use crate::registry::RegistryHandle;
 use crate::telemetry::metrics::Metrics;
 use detector::{Detector, DetectorError, Prepared};
+use sampling::TraceSampler;
 use signal::SignalFiles;
 use tables::{KeptColumns, WindowBuilder};
 use window::{ClosedWindow, WindowStore};
@@ -62,6 +64,9 @@ pub struct AnalyticsConfig {
     pub max_windows_mib: usize,
     /// Which columns of `spans`, `metric_points` and `logs` windows build.
     pub columns: Columns,
+    /// Percentage of traces whose spans windows keep (OpenTelemetry consistent probability
+    /// sampling by trace id); 100 keeps every span.
+    pub sampling_percentage: f64,
     /// Batches waiting for analytics; beyond it input is shed and counted.
     pub queue_size: usize,
     /// Longest a detector run may take.
@@ -83,6 +88,7 @@ impl Default for AnalyticsConfig {
             memory_limit_mib: 256,
             max_windows_mib: 1024,
             columns: Columns::Detectors,
+            sampling_percentage: 100.0,
             queue_size: 64,
             run_timeout: Duration::from_secs(5),
             signals_path: None,
@@ -105,6 +111,28 @@ pub enum Columns {
 impl AnalyticsConfig {
     fn memory_limit(&self) -> usize {
         self.memory_limit_mib.saturating_mul(1024 * 1024)
+    }
+
+    /// The settings that cannot work, as `(key, why)`.
+    pub fn problems(&self) -> Vec<(&'static str, &'static str)> {
+        let checks = [
+            (self.window.is_zero(), "window", "must be longer than 0s"),
+            (self.queue_size == 0, "queue_size", "must be at least 1"),
+            (
+                !(self.sampling_percentage > 0.0 && self.sampling_percentage <= 100.0),
+                "sampling_percentage",
+                "must be above 0 and at most 100",
+            ),
+        ];
+        checks
+            .into_iter()
+            .filter(|(failed, _, _)| *failed)
+            .map(|(_, key, why)| (key, why))
+            .collect()
+    }
+
+    fn sampler(&self) -> TraceSampler {
+        TraceSampler::percentage(self.sampling_percentage)
     }
 }
 
@@ -198,7 +226,7 @@ impl Ingest {
     async fn run(self, mut queue: mpsc::Receiver<Queued>) {
         let window = self.config.window.as_nanos().max(1) as i64;
         let start_of = |t: i64| t - t.rem_euclid(window);
-        let mut builder = WindowBuilder::keeping(start_of(now_nanos()), self.kept());
+        let mut builder = WindowBuilder::keeping(start_of(now_nanos()), self.kept()).sampling(self.config.sampler());
         let mut ticker = tokio::time::interval((self.config.window / 10).max(Duration::from_millis(10)));
         loop {
             tokio::select! {

@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 
+use super::sampling::TraceSampler;
 use crate::pipeline::wire::codec::{AnyValueRef, Attribute, Field as WireField, Malformed, fields};
 use crate::pipeline::{Request, Signal};
 
@@ -662,6 +663,7 @@ pub struct WindowBuilder {
     pending: [usize; 3],
     pub rows: usize,
     kept: KeptColumns,
+    sampler: TraceSampler,
 }
 
 impl WindowBuilder {
@@ -681,9 +683,17 @@ impl WindowBuilder {
             pending: [0; 3],
             rows: 0,
             kept: KeptColumns::ALL,
+            sampler: TraceSampler::ALL,
         };
         builder.keep(kept);
         builder
+    }
+
+    /// This window and the ones it is closed into keep only the spans of the traces `sampler`
+    /// keeps; metric points and log records are all kept.
+    pub fn sampling(mut self, sampler: TraceSampler) -> WindowBuilder {
+        self.sampler = sampler;
+        self
     }
 
     /// Only between windows, when no builder holds rows.
@@ -692,6 +702,10 @@ impl WindowBuilder {
         self.spans.keep(kept);
         self.points.keep(kept);
         self.logs.keep(kept);
+    }
+
+    fn sampled_out(&self, span: &[u8]) -> bool {
+        self.sampler != TraceSampler::ALL && !self.sampler.keeps(span_trace_id(span))
     }
 
     pub fn window_start(&self) -> i64 {
@@ -775,6 +789,7 @@ impl WindowBuilder {
                 }
                 let bytes = record.bytes()?;
                 let rows = match signal {
+                    Signal::Traces if self.sampled_out(bytes) => Ok(0),
                     Signal::Traces => self.spans.append(self.window_start, &emitter, bytes, attributes),
                     Signal::Metrics => self.points.append(self.window_start, &emitter, bytes),
                     Signal::Logs => self.logs.append(self.window_start, &emitter, bytes, attributes),
@@ -856,6 +871,16 @@ impl<'a> SpanRow<'a> {
         }
         Ok(row)
     }
+}
+
+/// A span's trace id, found without reading the rest of the span (it is the first field as
+/// every SDK writes it); empty when absent or malformed, which `SpanRow::read` reports.
+fn span_trace_id(span: &[u8]) -> &[u8] {
+    fields(span)
+        .map_while(Result::ok)
+        .find(|f| f.number == field::SPAN_TRACE_ID)
+        .and_then(|f| f.bytes().ok())
+        .unwrap_or_default()
 }
 
 struct SpanColumns {
@@ -1694,6 +1719,53 @@ mod tests {
             .collect();
         assert_eq!(attribute_maps(last), maps);
         assert_eq!(strings(last, "service_name"), vec![Some("triage-svc".to_owned()); rows]);
+    }
+
+    /// Guarantees: a sampling window keeps every span of the traces the sampler keeps and no
+    /// span of the others, in the order they came, and goes on sampling after it is closed
+    /// into the next window; a span without a trace id is kept.
+    #[test]
+    fn sampling_keeps_whole_traces() {
+        let sampler = TraceSampler::percentage(30.0);
+        let trace_id = |trace: u64| {
+            let mut id = [0u8; 16];
+            id[8..].copy_from_slice(&trace.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
+            id
+        };
+        // 200 traces of 3 spans, interleaved as a batch of concurrent traces arrives.
+        let spans: Vec<Span> = (0..3u64)
+            .flat_map(|step| (0..200u64).map(move |trace| (trace, step)))
+            .map(|(trace, step)| Span {
+                trace_id: trace_id(trace).to_vec(),
+                name: format!("{trace}/{step}"),
+                ..Default::default()
+            })
+            .chain([Span {
+                name: "no trace id".into(),
+                ..Default::default()
+            }])
+            .collect();
+        let expected: Vec<Option<String>> = spans
+            .iter()
+            .filter(|span| sampler.keeps(&span.trace_id))
+            .map(|span| Some(span.name.clone()))
+            .collect();
+        let kept_traces = (0..200).filter(|t| sampler.keeps(&trace_id(*t))).count();
+        assert!(
+            (40..=80).contains(&kept_traces),
+            "{kept_traces} of 200 traces kept at 30%"
+        );
+        assert_eq!(expected.len(), 3 * kept_traces + 1);
+
+        let request = Request::from_payload(&traces(spans));
+        let mut builder = WindowBuilder::new(0).sampling(sampler);
+        builder.add(&request).expect("well-formed");
+        let [first, _, _] = builder.close(10, KeptColumns::ALL).expect("batches");
+        builder.add(&request).expect("well-formed");
+        let [second, _, _] = builder.finish().expect("batches");
+        for batches in [first, second] {
+            assert_eq!(strings(&batches[0], "name"), expected);
+        }
     }
 
     /// Guarantees: closing a window hands over exactly its rows, and the builder goes on

@@ -237,7 +237,13 @@ impl ExporterConfig {
                 c
             }
             ExporterConfig::OtlpHttp(c) => c,
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Analytics(_) => return,
+            ExporterConfig::Analytics(c) => {
+                for (key, why) in c.problems() {
+                    issues.push(&[base, &[key]].concat(), why);
+                }
+                return;
+            }
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) => return,
         };
         if !matches!(otlp.endpoint.scheme(), "http" | "https") {
             issues.push(&[base, &["endpoint"]].concat(), "not an http:// or https:// URL");

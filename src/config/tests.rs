@@ -194,3 +194,43 @@ service:
         "zstd level 12 is valid"
     );
 }
+
+/// Guarantees: analytics settings that cannot work are reported with key path and line, and
+/// the edges of the valid range pass.
+#[test]
+fn analytics_settings_out_of_range_are_located() {
+    let config = |percentage: &str| {
+        format!(
+            "\
+receivers:
+  otlp:
+    protocols:
+      grpc: {{}}
+exporters:
+  analytics:
+    window: 0s
+    queue_size: 0
+    sampling_percentage: {percentage}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [analytics]
+"
+        )
+    };
+    let rendered =
+        |percentage: &str| -> Vec<String> { issues_of(&config(percentage)).iter().map(ToString::to_string).collect() };
+    let fixed = [
+        "exporters.analytics.window (line 7): must be longer than 0s",
+        "exporters.analytics.queue_size (line 8): must be at least 1",
+    ];
+    for bad in ["0", "100.5", "-3"] {
+        let mut expected = fixed.to_vec();
+        expected.push("exporters.analytics.sampling_percentage (line 9): must be above 0 and at most 100");
+        assert_eq!(rendered(bad), expected, "sampling_percentage: {bad}");
+    }
+    for good in ["100", "0.01"] {
+        assert_eq!(rendered(good), fixed, "sampling_percentage: {good}");
+    }
+}

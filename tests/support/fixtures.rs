@@ -25,6 +25,15 @@ fn next_id() -> u64 {
     NEXT_ID.fetch_add(1, Ordering::Relaxed) ^ (std::process::id() as u64) << 40
 }
 
+/// Eight bytes of a trace or span id: unique as `next_id` is (the mix is a bijection), and
+/// with random-looking low bits as SDKs' ids have, which trace-id sampling decides by.
+fn id_bytes() -> [u8; 8] {
+    let mut z = next_id().wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)).to_be_bytes()
+}
+
 pub fn string(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
@@ -84,8 +93,8 @@ fn scope() -> InstrumentationScope {
 /// A trace of an agent turn: one `invoke_agent` root and `spans - 1` tool and model calls, with
 /// every span field set so that round trips compare everything.
 pub fn agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
-    let trace_id = [next_id().to_be_bytes(), next_id().to_be_bytes()].concat();
-    let root_id = next_id().to_be_bytes().to_vec();
+    let trace_id = [id_bytes(), id_bytes()].concat();
+    let root_id = id_bytes().to_vec();
     let start = 1_700_000_000_000_000_000u64 + next_id();
     let spans = (0..spans)
         .map(|i| {
@@ -117,11 +126,7 @@ pub fn agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
             };
             Span {
                 trace_id: trace_id.clone(),
-                span_id: if i == 0 {
-                    root_id.clone()
-                } else {
-                    next_id().to_be_bytes().to_vec()
-                },
+                span_id: if i == 0 { root_id.clone() } else { id_bytes().to_vec() },
                 trace_state: "vendor=1".into(),
                 parent_span_id: if i == 0 { Vec::new() } else { root_id.clone() },
                 flags: 0x301,
@@ -304,7 +309,7 @@ pub fn all_metric_kinds(service: &str) -> ExportMetricsServiceRequest {
 /// `records` log records of an agent, correlated with a trace.
 pub fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
     let at = 1_700_000_000_000_000_000u64 + next_id();
-    let trace_id = [next_id().to_be_bytes(), next_id().to_be_bytes()].concat();
+    let trace_id = [id_bytes(), id_bytes()].concat();
     let log_records = (0..records)
         .map(|i| LogRecord {
             time_unix_nano: at + i as u64,
@@ -321,7 +326,7 @@ pub fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
             dropped_attributes_count: 0,
             flags: 1,
             trace_id: trace_id.clone(),
-            span_id: next_id().to_be_bytes().to_vec(),
+            span_id: id_bytes().to_vec(),
             event_name: "agent.tool.result".into(),
         })
         .collect();
@@ -341,8 +346,8 @@ pub fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
 /// One span of `kind` with string attributes, for attribution tests.
 pub fn span(name: &str, kind: SpanKind, attributes: &[(&str, &str)]) -> Span {
     Span {
-        trace_id: [next_id().to_be_bytes(), next_id().to_be_bytes()].concat(),
-        span_id: next_id().to_be_bytes().to_vec(),
+        trace_id: [id_bytes(), id_bytes()].concat(),
+        span_id: id_bytes().to_vec(),
         name: name.into(),
         kind: kind as i32,
         start_time_unix_nano: 1_700_000_000_000_000_000,
