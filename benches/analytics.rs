@@ -97,6 +97,7 @@ fn store(enrich: &Enrich, kept: KeptColumns) -> Arc<RwLock<WindowStore>> {
             start: index * window,
             end: (index + 1) * window,
             batches: history_batches.clone(),
+            sampling_percentage: 100.0,
         };
         if let Some(rollup) = runtime.block_on(history_rollup(&closed)) {
             store.history.push_back((closed.start, rollup));
@@ -107,6 +108,7 @@ fn store(enrich: &Enrich, kept: KeptColumns) -> Arc<RwLock<WindowStore>> {
         start: 31 * window,
         end: 32 * window,
         batches,
+        sampling_percentage: 100.0,
     };
     let rollup = runtime.block_on(history_rollup(&current));
     store

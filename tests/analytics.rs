@@ -707,6 +707,11 @@ async fn sampling_keeps_the_spans_of_the_traces_the_rule_keeps() {
     kept.sort();
     let expected: String = kept.iter().map(|id| format!("{id},3\n")).collect();
     assert_eq!(csv, format!("trace_id,spans\n{expected}"));
+    let sampling = "SELECT DISTINCT sampling_percentage FROM windows";
+    assert_eq!(
+        query(&setup, &["--format", "csv", sampling]).0,
+        "sampling_percentage\n50.0\n"
+    );
     setup.sink.wait_for(Signal::Traces, 180, Duration::from_secs(5)).await;
     assert_eq!(setup.sink.item_count(Signal::Traces), 180);
 }

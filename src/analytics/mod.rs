@@ -261,6 +261,7 @@ impl Ingest {
                     start,
                     end: start + window,
                     batches,
+                    sampling_percentage: self.config.sampling_percentage,
                 })
                 .await
             }

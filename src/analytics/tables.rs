@@ -152,6 +152,7 @@ pub static WINDOWS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("window_start", timestamp(), false),
         Field::new("window_end", timestamp(), false),
         Field::new("rows", DataType::Int64, false),
+        Field::new("sampling_percentage", DataType::Float64, false),
     ]))
 });
 

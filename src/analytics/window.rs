@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Int64Array, TimestampNanosecondArray, new_null_array};
+use datafusion::arrow::array::{Float64Array, Int64Array, TimestampNanosecondArray, new_null_array};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -27,6 +27,8 @@ pub struct ClosedWindow {
     pub end: i64,
     /// `spans`, `metric_points`, `logs`, each in batches of up to 8192 rows.
     pub batches: [Vec<RecordBatch>; 3],
+    /// Share of traces whose spans the window kept (`analytics.sampling_percentage`).
+    pub sampling_percentage: f64,
 }
 
 impl ClosedWindow {
@@ -128,9 +130,10 @@ fn windows_batch(windows: &[&ClosedWindow]) -> Option<RecordBatch> {
             .map(|w| w.batches.iter().flatten().map(|b| b.num_rows() as i64).sum::<i64>())
             .collect::<Vec<_>>(),
     );
+    let sampling = Float64Array::from(windows.iter().map(|w| w.sampling_percentage).collect::<Vec<_>>());
     RecordBatch::try_new(
         Arc::clone(&tables::WINDOWS),
-        vec![Arc::new(starts), Arc::new(ends), Arc::new(rows)],
+        vec![Arc::new(starts), Arc::new(ends), Arc::new(rows), Arc::new(sampling)],
     )
     .ok()
 }
@@ -267,6 +270,7 @@ mod tests {
             start,
             end: start + 10,
             batches: builder.finish().expect("window"),
+            sampling_percentage: 100.0,
         }
     }
 
