@@ -212,7 +212,7 @@ fn explanation(registry: &Registry, config: &EnrichConfig, before: &Payload, aft
             let _ = writeln!(out, "span {:?}:", span.name);
             let mut facts = CallFacts::default();
             for kv in &tagged.attributes {
-                facts.observe(kv.key.as_bytes(), || string_value(kv));
+                facts.observe(kv.key.as_bytes(), || string_value(kv).map(str::as_bytes));
             }
             match registry.matcher.attribute(&facts) {
                 Some(a) => {

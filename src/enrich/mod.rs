@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::pipeline::Processor;
 use crate::pipeline::wire::codec::put_attribute;
 use crate::pipeline::wire::{Attribute, Edit, NewValue, Record, RecordKind, SPAN_KIND_CLIENT, Visitor};
-use crate::registry::matcher::CallFacts;
+use crate::registry::matcher::{CallFacts, MatchMemo};
 use crate::registry::{Integration, Registry, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
 
@@ -115,6 +115,7 @@ impl Processor for Enrich {
             enrich: self,
             registry: self.registry.current(),
             encoded: Vec::new(),
+            memo: MatchMemo::default(),
         })
     }
 }
@@ -125,6 +126,7 @@ struct Tagger<'a> {
     enrich: &'a Enrich,
     registry: Arc<Registry>,
     encoded: Vec<EncodedAttribution>,
+    memo: MatchMemo,
 }
 
 impl Visitor for Tagger<'_> {
@@ -150,18 +152,17 @@ impl Visitor for Tagger<'_> {
         // Records rarely carry tag names already; when none does, tags need no lookups.
         let mut has_tag_keys = false;
         for attribute in attributes {
-            facts.observe(attribute.key, || attribute.string());
+            facts.observe(attribute.key, || attribute.string_bytes());
             has_tag_keys |= is_tag_key(attribute.key, config.tag_prefix.as_bytes());
         }
         if config.normalize_genai {
             for (key, value) in genai::current_names(attributes) {
-                facts.observe(key.as_bytes(), || value.string());
+                facts.observe(key.as_bytes(), || value.string().map(str::as_bytes));
                 edit.add(key, value);
             }
         }
         let keys = &self.enrich.keys;
-        if let Some(attribution) = self.registry.matcher.attribute(&facts) {
-            let integration = attribution.integration;
+        if let Some(integration) = self.registry.matcher.integration_of(&facts, &mut self.memo) {
             if has_tag_keys {
                 for (key, value) in keys.attribution(&self.registry.integrations[integration]) {
                     set(attributes, edit, key, value, config.overwrite);

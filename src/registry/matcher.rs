@@ -16,40 +16,55 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 pub struct CallFacts<'a> {
     /// `gen_ai.tool.name`.
     pub tool: Option<&'a str>,
-    /// `mcp.method.name`, e.g. `tools/call`.
-    pub mcp_method: Option<&'a str>,
+    /// `mcp.method.name`, e.g. `tools/call`: compared, never shown, so kept as bytes.
+    pub mcp_method: Option<&'a [u8]>,
     /// `server.address`.
     pub server_address: Option<&'a str>,
     /// `url.full`.
     pub url: Option<&'a str>,
     /// `peer.service`, `rpc.service`, `messaging.destination.name`, `db.system.name`.
     pub services: [Option<&'a str>; 4],
-    /// `gen_ai.operation.name`.
-    pub operation: Option<&'a str>,
+    /// `gen_ai.operation.name`: compared, never shown, so kept as bytes.
+    pub operation: Option<&'a [u8]>,
     /// `gen_ai.provider.name`.
     pub provider: Option<&'a str>,
 }
 
 impl<'a> CallFacts<'a> {
     /// Takes note of attribute `key` when it is one that can name an integration; `value`
-    /// (the attribute's string value, if it is a string) is read only then.
-    pub fn observe(&mut self, key: &[u8], value: impl FnOnce() -> Option<&'a str>) {
-        let slot = match key {
+    /// (the bytes of the attribute's value, if it is a string) is read only then, and checked
+    /// as UTF-8 only for attributes kept as text.
+    pub fn observe(&mut self, key: &[u8], value: impl FnOnce() -> Option<&'a [u8]>) {
+        let text = match key {
+            b"gen_ai.operation.name" => return keep(&mut self.operation, value()),
+            b"mcp.method.name" => return keep(&mut self.mcp_method, value()),
             b"gen_ai.tool.name" => &mut self.tool,
-            b"mcp.method.name" => &mut self.mcp_method,
             b"server.address" => &mut self.server_address,
             b"url.full" => &mut self.url,
             b"peer.service" => &mut self.services[0],
             b"rpc.service" => &mut self.services[1],
             b"messaging.destination.name" => &mut self.services[2],
             b"db.system.name" => &mut self.services[3],
-            b"gen_ai.operation.name" => &mut self.operation,
             b"gen_ai.provider.name" => &mut self.provider,
             _ => return,
         };
-        if let Some(value) = value() {
-            *slot = Some(value);
-        }
+        keep(text, value().and_then(|v| std::str::from_utf8(v).ok()));
+    }
+
+    /// The attributes the matcher reads: two calls that agree on these match the same
+    /// integration.
+    fn matched_inputs(&self) -> [Option<&'a str>; 8] {
+        let [peer, rpc, messaging, db] = self.services;
+        [
+            self.tool,
+            self.server_address,
+            self.url,
+            self.provider,
+            peer,
+            rpc,
+            messaging,
+            db,
+        ]
     }
 
     /// The host of `url.full`, without user info or port.
@@ -77,7 +92,7 @@ impl<'a> CallFacts<'a> {
     /// Is this a call out of the agent to a tool or remote service (as opposed to model
     /// inference or internal work)?
     pub fn is_tool_call(&self) -> bool {
-        self.operation == Some("execute_tool") || self.mcp_method == Some("tools/call") || self.tool.is_some()
+        self.operation == Some(b"execute_tool") || self.mcp_method == Some(b"tools/call") || self.tool.is_some()
     }
 
     /// Model inference (`chat`, `text_completion`, `embeddings`, …): attributed when a
@@ -85,8 +100,31 @@ impl<'a> CallFacts<'a> {
     pub fn is_inference(&self) -> bool {
         matches!(
             self.operation,
-            Some("chat" | "text_completion" | "generate_content" | "embeddings" | "create_agent" | "invoke_agent")
+            Some(
+                b"chat" | b"text_completion" | b"generate_content" | b"embeddings" | b"create_agent" | b"invoke_agent"
+            )
         )
+    }
+}
+
+/// The calls of one request already matched, for [`Matcher::integration_of`]; a request
+/// is tagged with one registry, so what a call matched stays true for the whole request.
+#[derive(Debug, Default)]
+pub struct MatchMemo {
+    calls: Vec<(MatchedInputs, Option<usize>)>,
+}
+
+/// A call's [`CallFacts::matched_inputs`], owned.
+type MatchedInputs = [Option<Box<str>>; 8];
+
+/// Most distinct calls a [`MatchMemo`] remembers; a request with more matches the rest anew.
+const MAX_REMEMBERED_CALLS: usize = 16;
+
+/// A later value of an attribute wins, as a later key does in OTLP; a value of another type
+/// leaves the earlier one.
+fn keep<T>(slot: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *slot = value;
     }
 }
 
@@ -128,7 +166,9 @@ pub struct Matcher {
     host_globs: Vec<(String, usize)>,
     url_prefixes: HashMap<String, usize>,
     services: HashMap<String, usize>,
-    names: HashMap<String, usize>,
+    /// Folded ids and names, as bytes: words of a value are looked up without checking them
+    /// as UTF-8 again.
+    names: HashMap<Box<[u8]>, usize>,
     /// Whether any integration wrote `match` rules; without them only names are looked up.
     has_rules: bool,
 }
@@ -167,7 +207,7 @@ impl Matcher {
             for name in [&integration.id, &integration.name] {
                 let folded = fold(name);
                 if !folded.is_empty() {
-                    m.names.entry(folded).or_insert(index);
+                    m.names.entry(folded.into_bytes().into_boxed_slice()).or_insert(index);
                 }
             }
         }
@@ -179,6 +219,25 @@ impl Matcher {
     pub fn attribute<'m, 'a>(&'m self, facts: &CallFacts<'a>) -> Option<Attribution<'m, 'a>> {
         let by_rules = if self.has_rules { self.by_rules(facts) } else { None };
         by_rules.or_else(|| self.by_name(facts))
+    }
+
+    /// The integration [`Matcher::attribute`] finds for `facts`, matched once per distinct
+    /// call of a request: an agent's request repeats the same few tools and hosts, and
+    /// comparing a call's bytes with one seen before costs a fraction of matching it.
+    pub fn integration_of(&self, facts: &CallFacts<'_>, memo: &mut MatchMemo) -> Option<usize> {
+        let inputs = facts.matched_inputs();
+        if inputs.iter().all(Option::is_none) {
+            return None;
+        }
+        let same = |seen: &MatchedInputs| seen.iter().zip(&inputs).all(|(a, b)| a.as_deref() == *b);
+        if let Some((_, integration)) = memo.calls.iter().find(|(seen, _)| same(seen)) {
+            return *integration;
+        }
+        let integration = self.attribute(facts).map(|a| a.integration);
+        if memo.calls.len() < MAX_REMEMBERED_CALLS {
+            memo.calls.push((inputs.map(|input| input.map(Box::from)), integration));
+        }
+        integration
     }
 
     fn by_rules<'m>(&'m self, facts: &CallFacts<'_>) -> Option<Attribution<'m, 'static>> {
@@ -301,7 +360,7 @@ impl Matcher {
             word_ends[words] = length;
             words += 1;
         }
-        let folded = std::str::from_utf8(&folded[..length]).ok()?;
+        let folded = &folded[..length];
         (0..words).find_map(|first| {
             let start = if first == 0 { 0 } else { word_ends[first - 1] };
             word_ends[first..words.min(first + MAX_WORDS_IN_NAME)]

@@ -1,4 +1,4 @@
-use super::matcher::CallFacts;
+use super::matcher::{CallFacts, MatchMemo};
 use super::*;
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/operating-model/CONFIG.yaml");
@@ -83,6 +83,39 @@ fn matches_by_name() {
     assert_eq!(attributed(&registry, url), Some("customer-support"));
     assert_eq!(attributed(&registry, tool("confluence_search")), None);
     assert_eq!(attributed(&registry, tool("jirassic")), None, "whole words only");
+}
+
+/// Guarantees: matching through a request's memo gives what matching each call anew gives:
+/// for repeated calls, for calls that differ in one input only, for calls with nothing to
+/// match, and past the number of calls the memo remembers.
+#[test]
+fn remembered_matches_agree_with_matching_anew() {
+    let registry = registry(FIXTURE);
+    let call = |tool, server_address, provider| CallFacts {
+        tool,
+        server_address,
+        provider,
+        ..Default::default()
+    };
+    let generated: Vec<String> = (0..20).map(|i| format!("tool_{i}")).collect();
+    let mut calls = vec![
+        call(Some("jira_search"), None, None),
+        call(Some("lookup"), Some("mcp.jira.acme.internal"), None),
+        call(Some("lookup"), Some("other.acme.internal"), None),
+        call(Some("lookup"), None, Some("servicenow")),
+        call(None, None, None),
+        call(Some("servicenow.create_incident"), None, None),
+    ];
+    calls.extend(generated.iter().map(|tool| call(Some(tool), None, None)));
+    calls.push(call(Some("slack_post"), None, None));
+    let mut memo = MatchMemo::default();
+    let mut attributed = 0;
+    for facts in calls.iter().chain(&calls).chain(&calls) {
+        let anew = registry.matcher.attribute(facts).map(|a| a.integration);
+        assert_eq!(registry.matcher.integration_of(facts, &mut memo), anew, "{facts:?}");
+        attributed += usize::from(anew.is_some());
+    }
+    assert_eq!(attributed, 3 * 5);
 }
 
 /// Guarantees: explicit `match` rules win over name matching, by each rule kind.

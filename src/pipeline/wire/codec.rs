@@ -306,6 +306,12 @@ impl<'a> Attribute<'a> {
     pub fn string(&self) -> Option<&'a str> {
         any_value_string(self.value)
     }
+
+    /// The bytes of the value when it is a string, for comparing with known values: in the
+    /// usual layout the UTF-8 check is left out, as no invalid string equals a valid one.
+    pub fn string_bytes(&self) -> Option<&'a [u8]> {
+        usual_string(self.value).or_else(|| self.string().map(str::as_bytes))
+    }
 }
 
 /// An encoded `AnyValue`, read without copying.
@@ -344,8 +350,21 @@ impl<'a> AnyValueRef<'a> {
 
 /// The string of an encoded `AnyValue`, when it holds one.
 pub fn any_value_string(any_value: &[u8]) -> Option<&str> {
+    if let Some(bytes) = usual_string(any_value) {
+        return std::str::from_utf8(bytes).ok();
+    }
     match AnyValueRef::read(any_value)? {
         AnyValueRef::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// The string's bytes of an `AnyValue` in the layout encoders write (one string field under
+/// 128 bytes), read without the field loop and not yet checked as UTF-8.
+fn usual_string(any_value: &[u8]) -> Option<&[u8]> {
+    const STRING_TAG: u8 = (ANY_VALUE_STRING as u8) << 3 | LEN;
+    match any_value {
+        [STRING_TAG, length @ 0..0x80, string @ ..] if usize::from(*length) == string.len() => Some(string),
         _ => None,
     }
 }

@@ -366,18 +366,27 @@ impl<'v, 'a> Walk<'v, 'a> {
         } else {
             fields(message)
         };
+        let mut copied = Run::new(message);
         for field in walked.flatten() {
             match (level.child(field.number), field.value) {
                 (Some((_, child)), codec::Value::Len(bytes)) => {
                     has_resource |= matches!(child.role, Role::Resource);
+                    if self.keeps_bytes(child, &field, bytes, cursor) {
+                        cursor.length += 1;
+                        cursor.edit += 1;
+                        copied.add(field.raw, out);
+                        continue;
+                    }
+                    copied.finish(out);
                     let length = self.plan.lengths[cursor.length];
                     put_len_header(out, field.number, length);
                     self.write(child, bytes, cursor, out);
                 }
                 _ if dropped.contains(&offset(message, field.raw)) => {}
-                _ => out.extend_from_slice(field.raw),
+                _ => copied.add(field.raw, out),
             }
         }
+        copied.finish(out);
         if has_edit {
             if let Some(edit) = edit {
                 out.extend_from_slice(&self.plan.added[edit.added.clone()]);
@@ -391,6 +400,43 @@ impl<'v, 'a> Walk<'v, 'a> {
             }
             cursor.edit += 1;
         }
+    }
+}
+
+impl Walk<'_, '_> {
+    /// Whether `child`, the resource or record `field` holds, is written as it arrived: the
+    /// visitor left it unchanged and its header is encoded as [`put_len_header`] would.
+    fn keeps_bytes(&self, child: &Level, field: &codec::Field<'_>, bytes: &[u8], cursor: &Cursor) -> bool {
+        matches!(child.role, Role::Resource | Role::Record(_))
+            && self.plan.edits.get(cursor.edit).is_some_and(PlannedEdit::is_empty)
+            && field.raw.len() == len_field_size(field.number, bytes.len())
+    }
+}
+
+/// Fields copied as they arrived, gathered while they follow each other in the message, so
+/// that the unchanged records between two edited ones cost one copy.
+struct Run<'m> {
+    message: &'m [u8],
+    pending: std::ops::Range<usize>,
+}
+
+impl<'m> Run<'m> {
+    fn new(message: &'m [u8]) -> Run<'m> {
+        Run { message, pending: 0..0 }
+    }
+
+    fn add(&mut self, raw: &[u8], out: &mut Vec<u8>) {
+        let start = offset(self.message, raw);
+        if start != self.pending.end {
+            self.finish(out);
+            self.pending = start..start;
+        }
+        self.pending.end += raw.len();
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.message[self.pending.clone()]);
+        self.pending.start = self.pending.end;
     }
 }
 

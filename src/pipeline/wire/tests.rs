@@ -250,6 +250,49 @@ fn rewrites_on_one_thread_are_independent() {
     assert_eq!(in_turn, alone);
 }
 
+/// Guarantees: an unchanged span whose length is encoded in more bytes than needed, between
+/// edited ones, is written so that every enclosing length agrees with the bytes.
+#[test]
+fn unchanged_records_with_padded_lengths_stay_consistent() {
+    let field = |out: &mut Vec<u8>, number: u8, bytes: &[u8]| {
+        out.push(number << 3 | 2);
+        prost::encoding::encode_varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    };
+    let internal = span("internal", 1, vec![]).encode_to_vec();
+    assert!(internal.len() < 0x80);
+    let mut scope = Vec::new();
+    field(&mut scope, 2, &span("before", 3, vec![]).encode_to_vec());
+    // Field 2 with its length as a two-byte varint, which encoders may write.
+    scope.extend([2 << 3 | 2, internal.len() as u8 | 0x80, 0]);
+    scope.extend_from_slice(&internal);
+    field(&mut scope, 2, &span("after", 3, vec![]).encode_to_vec());
+    let mut resource_spans = Vec::new();
+    field(&mut resource_spans, 2, &scope);
+    let mut request = Vec::new();
+    field(&mut request, 1, &resource_spans);
+
+    let (rewritten, _) = rewrite(Signal::Traces, &request, &mut Tagging { seen: Vec::new() }).expect("valid");
+    let decoded = ExportTraceServiceRequest::decode(&rewritten.expect("changed")[..]).expect("decodes");
+    let mut expected = ExportTraceServiceRequest::decode(&request[..]).expect("original decodes");
+    let first = &mut expected.resource_spans[0];
+    first.resource = Some(Resource {
+        attributes: vec![kv("layer", "unknown")],
+        ..Default::default()
+    });
+    let registered = KeyValue {
+        key: "integration.registered".into(),
+        value: Some(AnyValue {
+            value: Some(Proto::BoolValue(true)),
+        }),
+        ..Default::default()
+    };
+    let spans = &mut first.scope_spans[0].spans;
+    spans[0].attributes.push(registered.clone());
+    spans[2].attributes.push(registered);
+    assert_eq!(decoded, expected);
+}
+
 /// A visitor that changes nothing.
 struct Nothing;
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Instructions per 100-span request of the `enrich` bench, plain and enriched (100 registered
+# integrations), with and without gzip, counted by valgrind's callgrind. Unlike criterion's
+# times, the counts do not move with other tenants of a shared VM, so they tell small changes
+# apart. They are not times: a copy counts one instruction per byte, and cache misses count
+# nothing. Needs valgrind; runs in about 2 minutes after the bench is built.
+#
+#   benches/instructions.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bench=$(cargo bench --bench enrich --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "enrich" and m.get("executable"):
+        print(m["executable"])')
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Instructions inside criterion's timing loop, divided by the loop's requests.
+per_request() {
+  valgrind --tool=callgrind --callgrind-out-file="$work/out" \
+    --toggle-collect='criterion::bencher::Bencher<M>::iter*' \
+    "$bench" --bench --profile-time 2 "^enrich_100_spans/$1\$" > /dev/null 2> "$work/log"
+  local total requests
+  total=$(awk '/^summary:/ {print $2}' "$work/out")
+  requests=$(callgrind_annotate --inclusive=yes --tree=caller --auto=no "$work/out" 2> /dev/null |
+    grep -B1 '\*  .*Request::from_protobuf' | grep -m1 -o 'Bencher<M>::iter ([0-9,]*x)' | tr -dc '0-9')
+  echo $((total / requests))
+}
+
+for encoding in codec gzip; do
+  plain=$(per_request "plain_$encoding")
+  enriched=$(per_request "enriched_$encoding/100")
+  python3 -c "print(f'$encoding: plain {$plain:,} enriched {$enriched:,} instructions per request, ratio {$enriched / $plain:.3f}')"
+done
