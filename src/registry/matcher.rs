@@ -120,8 +120,7 @@ type MatchedInputs = [Option<Box<str>>; 8];
 /// Most distinct calls a [`MatchMemo`] remembers; a request with more matches the rest anew.
 const MAX_REMEMBERED_CALLS: usize = 16;
 
-/// A later value of an attribute wins, as a later key does in OTLP; a value of another type
-/// leaves the earlier one.
+/// A later value of an attribute wins; a value of another type leaves the earlier one.
 fn keep<T>(slot: &mut Option<T>, value: Option<T>) {
     if value.is_some() {
         *slot = value;
@@ -215,7 +214,8 @@ impl Matcher {
         m
     }
 
-    /// The integration a call belongs to: explicit `match` rules first, then names.
+    /// The integration a call belongs to: explicit `match` rules first, then names. Reads
+    /// only [`CallFacts::matched_inputs`], which [`Matcher::integration_of`] relies on.
     pub fn attribute<'m, 'a>(&'m self, facts: &CallFacts<'a>) -> Option<Attribution<'m, 'a>> {
         let by_rules = if self.has_rules { self.by_rules(facts) } else { None };
         by_rules.or_else(|| self.by_name(facts))
