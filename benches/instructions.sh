@@ -3,7 +3,7 @@
 # integrations), with and without gzip, counted by valgrind's callgrind. Unlike criterion's
 # times, the counts do not move with other tenants of a shared VM, so they tell small changes
 # apart. They are not times: a copy counts one instruction per byte, and cache misses count
-# nothing. Needs valgrind; runs in about 2 minutes after the bench is built.
+# nothing. Needs valgrind; runs in about 3 minutes once the bench is built.
 #
 #   benches/instructions.sh
 set -euo pipefail
