@@ -331,6 +331,9 @@ impl<'a> AnyValueRef<'a> {
     /// `None` for an empty `AnyValue` and for bytes that are not one (invalid UTF-8 included).
     #[inline]
     pub fn read(any_value: &'a [u8]) -> Option<AnyValueRef<'a>> {
+        if let Some(bytes) = usual_string(any_value) {
+            return std::str::from_utf8(bytes).ok().map(AnyValueRef::String);
+        }
         let mut found = None;
         for field in fields(any_value) {
             let field = field.ok()?;
@@ -350,9 +353,6 @@ impl<'a> AnyValueRef<'a> {
 
 /// The string of an encoded `AnyValue`, when it holds one.
 pub fn any_value_string(any_value: &[u8]) -> Option<&str> {
-    if let Some(bytes) = usual_string(any_value) {
-        return std::str::from_utf8(bytes).ok();
-    }
     match AnyValueRef::read(any_value)? {
         AnyValueRef::String(s) => Some(s),
         _ => None,

@@ -346,6 +346,14 @@ impl<'v, 'a> Walk<'v, 'a> {
         (self.plan.added.len() - added_start, removed)
     }
 
+    /// Whether `child`, the resource or record `field` holds, is written as it arrived: the
+    /// visitor left it unchanged and its header is encoded as [`put_len_header`] would.
+    fn keeps_bytes(&self, child: &Level, field: &codec::Field<'_>, bytes: &[u8], cursor: &Cursor) -> bool {
+        matches!(child.role, Role::Resource | Role::Record(_))
+            && self.plan.edits.get(cursor.edit).is_some_and(PlannedEdit::is_empty)
+            && field.raw.len() == len_field_size(field.number, bytes.len())
+    }
+
     /// Emits `message` as planned. The input was validated by `measure`, so malformed fields
     /// cannot occur here.
     fn write(&self, level: &Level, message: &[u8], cursor: &mut Cursor, out: &mut Vec<u8>) {
@@ -400,16 +408,6 @@ impl<'v, 'a> Walk<'v, 'a> {
             }
             cursor.edit += 1;
         }
-    }
-}
-
-impl Walk<'_, '_> {
-    /// Whether `child`, the resource or record `field` holds, is written as it arrived: the
-    /// visitor left it unchanged and its header is encoded as [`put_len_header`] would.
-    fn keeps_bytes(&self, child: &Level, field: &codec::Field<'_>, bytes: &[u8], cursor: &Cursor) -> bool {
-        matches!(child.role, Role::Resource | Role::Record(_))
-            && self.plan.edits.get(cursor.edit).is_some_and(PlannedEdit::is_empty)
-            && field.raw.len() == len_field_size(field.number, bytes.len())
     }
 }
 
