@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 use crate::config::{Config, ProcessorConfig};
 use crate::enrich::{Enrich, EnrichConfig};
 use crate::pipeline::{Payload, Processor, Request, Signal};
-use crate::registry::matcher::CallFacts;
+use crate::registry::matcher::ObservedCall;
 use crate::registry::{Registry, RegistryConfig, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
 
@@ -210,10 +210,11 @@ fn explanation(registry: &Registry, config: &EnrichConfig, before: &Payload, aft
         let spans_after = rs_after.scope_spans.iter().flat_map(|ss| &ss.spans);
         for (span, tagged) in spans_before.zip(spans_after) {
             let _ = writeln!(out, "span {:?}:", span.name);
-            let mut facts = CallFacts::default();
+            let mut call = ObservedCall::default();
             for kv in &tagged.attributes {
-                facts.observe(kv.key.as_bytes(), || string_value(kv).map(str::as_bytes));
+                call.observe(kv.key.as_bytes(), || string_value(kv).map(str::as_bytes));
             }
+            let facts = call.facts();
             match registry.matcher.attribute(&facts) {
                 Some(a) => {
                     let i = &registry.integrations[a.integration];

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::pipeline::Processor;
 use crate::pipeline::wire::codec::put_attribute;
 use crate::pipeline::wire::{Attribute, Edit, NewValue, Record, RecordKind, SPAN_KIND_CLIENT, Visitor};
-use crate::registry::matcher::{CallFacts, MatchMemo};
+use crate::registry::matcher::{MatchMemo, ObservedCall};
 use crate::registry::{Integration, Registry, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
 
@@ -148,21 +148,21 @@ impl Visitor for Tagger<'_> {
     fn record(&mut self, record: &Record<'_, '_>, edit: &mut Edit<'_>) {
         let attributes = record.attributes;
         let config = &self.enrich.config;
-        let mut facts = CallFacts::default();
+        let mut call = ObservedCall::default();
         // Records rarely carry tag names already; when none does, tags need no lookups.
         let mut has_tag_keys = false;
         for attribute in attributes {
-            facts.observe(attribute.key, || attribute.string_bytes());
+            call.observe(attribute.key, || attribute.string_bytes());
             has_tag_keys |= is_tag_key(attribute.key, config.tag_prefix.as_bytes());
         }
         if config.normalize_genai {
             for (key, value) in genai::current_names(attributes) {
-                facts.observe(key.as_bytes(), || value.string().map(str::as_bytes));
+                call.observe(key.as_bytes(), || value.string().map(str::as_bytes));
                 edit.add(key, value);
             }
         }
         let keys = &self.enrich.keys;
-        if let Some(integration) = self.registry.matcher.integration_of(&facts, &mut self.memo) {
+        if let Some(integration) = self.registry.matcher.integration_of(&call, &mut self.memo) {
             if has_tag_keys {
                 for (key, value) in keys.attribution(&self.registry.integrations[integration]) {
                     set(attributes, edit, key, value, config.overwrite);
@@ -176,9 +176,8 @@ impl Visitor for Tagger<'_> {
             return;
         }
         let is_client = record.span_kind == SPAN_KIND_CLIENT;
-        let remote = facts.server_address.is_some() || facts.url.is_some() || facts.services[0].is_some();
-        let is_shadow = !facts.is_inference() && (facts.is_tool_call() || (is_client && remote));
-        if let (true, Some(target)) = (is_shadow, facts.target()) {
+        let is_shadow = !call.is_inference() && (call.is_tool_call() || (is_client && call.names_remote()));
+        if is_shadow && let Some(target) = call.facts().target() {
             let mut tag = |key: &str, value| set(attributes, edit, key, value, config.overwrite);
             tag(&keys.registered, NewValue::Bool(false));
             tag(&keys.target, NewValue::String(target));

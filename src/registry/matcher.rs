@@ -16,57 +16,88 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 pub struct CallFacts<'a> {
     /// `gen_ai.tool.name`.
     pub tool: Option<&'a str>,
-    /// `mcp.method.name`, e.g. `tools/call`: compared, never shown, so kept as bytes.
-    pub mcp_method: Option<&'a [u8]>,
     /// `server.address`.
     pub server_address: Option<&'a str>,
     /// `url.full`.
     pub url: Option<&'a str>,
     /// `peer.service`, `rpc.service`, `messaging.destination.name`, `db.system.name`.
     pub services: [Option<&'a str>; 4],
-    /// `gen_ai.operation.name`: compared, never shown, so kept as bytes.
-    pub operation: Option<&'a [u8]>,
     /// `gen_ai.provider.name`.
     pub provider: Option<&'a str>,
 }
 
-impl<'a> CallFacts<'a> {
+/// The attributes of a record that can name an integration, as it carries them: the bytes of
+/// [`CallFacts`], whose text is checked as UTF-8 only by [`ObservedCall::facts`]. The calls of
+/// a request mostly repeat a few tools and hosts; [`Matcher::integration_of`] tells them apart
+/// by these bytes and checks only a call it has not seen.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ObservedCall<'a> {
+    /// The attributes [`CallFacts`] keeps as text: tool, server address, URL, provider, and
+    /// the four services.
+    text: [Option<&'a [u8]>; 8],
+    /// `gen_ai.operation.name` and `mcp.method.name` (e.g. `tools/call`): compared, never
+    /// shown, so never checked as UTF-8.
+    operation: Option<&'a [u8]>,
+    mcp_method: Option<&'a [u8]>,
+}
+
+impl<'a> ObservedCall<'a> {
     /// Takes note of attribute `key` when it is one that can name an integration; `value`
-    /// (the bytes of the attribute's value, if it is a string) is read only then, and checked
-    /// as UTF-8 only for attributes kept as text.
+    /// (the bytes of the attribute's value, if it is a string) is read only then. Of an
+    /// attribute given twice, the later string counts.
     pub fn observe(&mut self, key: &[u8], value: impl FnOnce() -> Option<&'a [u8]>) {
-        let text = match key {
-            b"gen_ai.operation.name" => return keep(&mut self.operation, value()),
-            b"mcp.method.name" => return keep(&mut self.mcp_method, value()),
-            b"gen_ai.tool.name" => &mut self.tool,
-            b"server.address" => &mut self.server_address,
-            b"url.full" => &mut self.url,
-            b"peer.service" => &mut self.services[0],
-            b"rpc.service" => &mut self.services[1],
-            b"messaging.destination.name" => &mut self.services[2],
-            b"db.system.name" => &mut self.services[3],
-            b"gen_ai.provider.name" => &mut self.provider,
+        let slot = match key {
+            b"gen_ai.operation.name" => &mut self.operation,
+            b"mcp.method.name" => &mut self.mcp_method,
+            b"gen_ai.tool.name" => &mut self.text[0],
+            b"server.address" => &mut self.text[1],
+            b"url.full" => &mut self.text[2],
+            b"gen_ai.provider.name" => &mut self.text[3],
+            b"peer.service" => &mut self.text[4],
+            b"rpc.service" => &mut self.text[5],
+            b"messaging.destination.name" => &mut self.text[6],
+            b"db.system.name" => &mut self.text[7],
             _ => return,
         };
-        keep(text, value().and_then(|v| std::str::from_utf8(v).ok()));
+        keep(slot, value());
     }
 
-    /// The attributes the matcher reads: two calls that agree on these match the same
-    /// integration.
-    fn matched_inputs(&self) -> [Option<&'a str>; 8] {
-        let [peer, rpc, messaging, db] = self.services;
-        [
-            self.tool,
-            self.server_address,
-            self.url,
-            self.provider,
-            peer,
-            rpc,
-            messaging,
-            db,
-        ]
+    /// Is this a call out of the agent to a tool or remote service (as opposed to model
+    /// inference or internal work)?
+    pub fn is_tool_call(&self) -> bool {
+        self.operation == Some(b"execute_tool") || self.mcp_method == Some(b"tools/call") || self.text[0].is_some()
     }
 
+    /// Model inference (`chat`, `text_completion`, `embeddings`, …): attributed when a
+    /// registered integration matches, never reported as shadow.
+    pub fn is_inference(&self) -> bool {
+        matches!(
+            self.operation,
+            Some(
+                b"chat" | b"text_completion" | b"generate_content" | b"embeddings" | b"create_agent" | b"invoke_agent"
+            )
+        )
+    }
+
+    /// Whether the call names a remote end: a server address, a URL or a peer service.
+    pub fn names_remote(&self) -> bool {
+        self.text[1].is_some() || self.text[2].is_some() || self.text[4].is_some()
+    }
+
+    /// The call's facts; a text attribute that is not valid UTF-8 is left out.
+    pub fn facts(&self) -> CallFacts<'a> {
+        let text = |i: usize| self.text[i].and_then(|v| std::str::from_utf8(v).ok());
+        CallFacts {
+            tool: text(0),
+            server_address: text(1),
+            url: text(2),
+            services: [text(4), text(5), text(6), text(7)],
+            provider: text(3),
+        }
+    }
+}
+
+impl<'a> CallFacts<'a> {
     /// The host of `url.full`, without user info or port.
     pub fn url_host(&self) -> Option<&'a str> {
         let rest = self.url?.split_once("://")?.1;
@@ -88,23 +119,6 @@ impl<'a> CallFacts<'a> {
             .or_else(|| self.url_host())
             .or_else(|| self.services.into_iter().flatten().next())
     }
-
-    /// Is this a call out of the agent to a tool or remote service (as opposed to model
-    /// inference or internal work)?
-    pub fn is_tool_call(&self) -> bool {
-        self.operation == Some(b"execute_tool") || self.mcp_method == Some(b"tools/call") || self.tool.is_some()
-    }
-
-    /// Model inference (`chat`, `text_completion`, `embeddings`, …): attributed when a
-    /// registered integration matches, never reported as shadow.
-    pub fn is_inference(&self) -> bool {
-        matches!(
-            self.operation,
-            Some(
-                b"chat" | b"text_completion" | b"generate_content" | b"embeddings" | b"create_agent" | b"invoke_agent"
-            )
-        )
-    }
 }
 
 /// The calls of one request already matched, for [`Matcher::integration_of`]; a request
@@ -114,13 +128,13 @@ pub struct MatchMemo {
     calls: Vec<(MatchedInputs, Option<usize>)>,
 }
 
-/// A call's [`CallFacts::matched_inputs`], owned.
-type MatchedInputs = [Option<Box<str>>; 8];
+/// A call's text attributes as it carried them, owned.
+type MatchedInputs = [Option<Box<[u8]>>; 8];
 
 /// Most distinct calls a [`MatchMemo`] remembers; a request with more matches the rest anew.
 const MAX_REMEMBERED_CALLS: usize = 16;
 
-/// A later value of an attribute wins; a value of another type leaves the earlier one.
+/// A later value of an attribute wins; a value that is not a string leaves the earlier one.
 fn keep<T>(slot: &mut Option<T>, value: Option<T>) {
     if value.is_some() {
         *slot = value;
@@ -215,7 +229,7 @@ impl Matcher {
     }
 
     /// The integration a call belongs to: explicit `match` rules first, then names. Reads
-    /// only [`CallFacts::matched_inputs`], which [`Matcher::integration_of`] relies on.
+    /// only the text attributes, which [`Matcher::integration_of`] relies on.
     pub fn attribute<'m, 'a>(&'m self, facts: &CallFacts<'a>) -> Option<Attribution<'m, 'a>> {
         let by_rules = if self.has_rules { self.by_rules(facts) } else { None };
         by_rules.or_else(|| self.by_name(facts))
@@ -224,16 +238,16 @@ impl Matcher {
     /// The integration [`Matcher::attribute`] finds for `facts`, matched once per distinct
     /// call of a request: an agent's request repeats the same few tools and hosts, and
     /// comparing a call's bytes with one seen before costs a fraction of matching it.
-    pub fn integration_of(&self, facts: &CallFacts<'_>, memo: &mut MatchMemo) -> Option<usize> {
-        let inputs = facts.matched_inputs();
+    pub fn integration_of(&self, call: &ObservedCall<'_>, memo: &mut MatchMemo) -> Option<usize> {
+        let inputs = &call.text;
         if inputs.iter().all(Option::is_none) {
             return None;
         }
-        let same = |seen: &MatchedInputs| seen.iter().zip(&inputs).all(|(a, b)| a.as_deref() == *b);
+        let same = |seen: &MatchedInputs| seen.iter().zip(inputs).all(|(a, b)| a.as_deref() == *b);
         if let Some((_, integration)) = memo.calls.iter().find(|(seen, _)| same(seen)) {
             return *integration;
         }
-        let integration = self.attribute(facts).map(|a| a.integration);
+        let integration = self.attribute(&call.facts()).map(|a| a.integration);
         if memo.calls.len() < MAX_REMEMBERED_CALLS {
             memo.calls.push((inputs.map(|input| input.map(Box::from)), integration));
         }

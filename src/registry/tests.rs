@@ -1,4 +1,4 @@
-use super::matcher::{CallFacts, MatchMemo};
+use super::matcher::{CallFacts, MatchMemo, ObservedCall};
 use super::*;
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/operating-model/CONFIG.yaml");
@@ -87,35 +87,46 @@ fn matches_by_name() {
 
 /// Guarantees: matching through a request's memo gives what matching each call anew gives:
 /// for repeated calls, for calls that differ in one input only, for calls with nothing to
-/// match, and past the number of calls the memo remembers.
+/// match or with a value that is not UTF-8, and past the number of calls the memo remembers.
 #[test]
 fn remembered_matches_agree_with_matching_anew() {
     let registry = registry(FIXTURE);
-    let call = |tool, server_address, provider| CallFacts {
-        tool,
-        server_address,
-        provider,
-        ..Default::default()
-    };
+    fn call<'a>(
+        tool: Option<&'a [u8]>,
+        server_address: Option<&'a str>,
+        provider: Option<&'a str>,
+    ) -> ObservedCall<'a> {
+        let mut call = ObservedCall::default();
+        call.observe(b"gen_ai.tool.name", || tool);
+        call.observe(b"server.address", || server_address.map(str::as_bytes));
+        call.observe(b"gen_ai.provider.name", || provider.map(str::as_bytes));
+        call
+    }
     let generated: Vec<String> = (0..20).map(|i| format!("tool_{i}")).collect();
     let mut calls = vec![
-        call(Some("jira_search"), None, None),
-        call(Some("lookup"), Some("mcp.jira.acme.internal"), None),
-        call(Some("lookup"), Some("other.acme.internal"), None),
-        call(Some("lookup"), None, Some("servicenow")),
+        call(Some(b"jira_search"), None, None),
+        call(Some(b"lookup"), Some("mcp.jira.acme.internal"), None),
+        call(Some(b"lookup"), Some("other.acme.internal"), None),
+        call(Some(b"lookup"), None, Some("servicenow")),
         call(None, None, None),
-        call(Some("servicenow.create_incident"), None, None),
+        call(Some(b"servicenow.create_incident"), None, None),
+        call(Some(b"jira_\xffsearch"), None, None),
+        call(Some(b"jira_\xffsearch"), Some("mcp.jira.acme.internal"), None),
     ];
-    calls.extend(generated.iter().map(|tool| call(Some(tool), None, None)));
-    calls.push(call(Some("slack_post"), None, None));
+    calls.extend(generated.iter().map(|tool| call(Some(tool.as_bytes()), None, None)));
+    calls.push(call(Some(b"slack_post"), None, None));
     let mut memo = MatchMemo::default();
     let mut attributed = 0;
-    for facts in calls.iter().chain(&calls).chain(&calls) {
-        let anew = registry.matcher.attribute(facts).map(|a| a.integration);
-        assert_eq!(registry.matcher.integration_of(facts, &mut memo), anew, "{facts:?}");
+    for observed in calls.iter().chain(&calls).chain(&calls) {
+        let anew = registry.matcher.attribute(&observed.facts()).map(|a| a.integration);
+        assert_eq!(
+            registry.matcher.integration_of(observed, &mut memo),
+            anew,
+            "{observed:?}"
+        );
         attributed += usize::from(anew.is_some());
     }
-    assert_eq!(attributed, 3 * 5);
+    assert_eq!(attributed, 3 * 6);
 }
 
 /// Guarantees: explicit `match` rules win over name matching, by each rule kind.

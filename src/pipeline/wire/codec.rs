@@ -307,8 +307,8 @@ impl<'a> Attribute<'a> {
         any_value_string(self.value)
     }
 
-    /// The bytes of the value when it is a string, for comparing with known values: in the
-    /// usual layout the UTF-8 check is left out, as no invalid string equals a valid one.
+    /// The bytes of the value when it is a string, for comparing with known values or for
+    /// checking later: in the usual layout the UTF-8 check is left out.
     pub fn string_bytes(&self) -> Option<&'a [u8]> {
         usual_string(self.value).or_else(|| self.string().map(str::as_bytes))
     }

@@ -116,8 +116,8 @@ pub struct Scan {
 
 /// Checks the framing of a request down to its records' attributes and counts its records.
 pub fn scan(signal: Signal, request: &[u8]) -> Result<Scan, WireError> {
-    let mut walk = Walk::new(None, Plan::default());
-    walk.measure(schema::request(signal), request)?;
+    let mut walk = Walk::new(None, request, Plan::default());
+    walk.measure(schema::request(signal), request, 0, request)?;
     Ok(walk.scan)
 }
 
@@ -129,29 +129,29 @@ pub fn rewrite(
     request: &[u8],
     visitor: &mut dyn Visitor,
 ) -> Result<(Option<Vec<u8>>, Scan), WireError> {
-    let level = schema::request(signal);
-    let mut walk = Walk::new(Some(visitor), SPARE_PLAN.take().unwrap_or_default());
-    let length = walk.measure(level, request)?;
-    let mut out = None;
-    if !walk.plan.edits.iter().all(PlannedEdit::is_empty) {
-        let mut written = Vec::with_capacity(length);
-        walk.write(level, request, &mut Cursor::default(), &mut written);
+    let mut walk = Walk::new(Some(visitor), request, SPARE_PLAN.take().unwrap_or_default());
+    let length = walk.measure(schema::request(signal), request, 0, request)?;
+    let out = walk.changed.then(|| {
+        let written = walk.write(length);
         debug_assert_eq!(written.len(), length);
-        out = Some(written);
-    }
+        written
+    });
     let scan = walk.scan;
     SPARE_PLAN.set(walk.into_spare());
     Ok((out, scan))
 }
 
-/// The plan of a rewrite (lengths and edits), in buffers that one rewrite leaves to the next
-/// on the same thread: growing them anew for every request was about half of the receiving
-/// path's time in `malloc` (perf, 100k spans/s with analytics on).
+/// The plan of a rewrite (what to write, and the bytes the visitor added), in buffers that
+/// one rewrite leaves to the next on the same thread: growing them anew for every request
+/// was about half of the receiving path's time in `malloc` (perf, 100k spans/s with analytics
+/// on).
 #[derive(Default)]
 struct Plan {
+    /// The new length of each container the walk entered, in visiting order.
     lengths: Vec<usize>,
-    edits: Vec<PlannedEdit>,
+    steps: Vec<Step>,
     added: Vec<u8>,
+    /// Where the attributes the visitor left out of the record being visited start.
     dropped: Vec<usize>,
 }
 
@@ -162,44 +162,47 @@ thread_local! {
     static SPARE_PLAN: std::cell::Cell<Option<Plan>> = const { std::cell::Cell::new(None) };
 }
 
-/// The edit of one visited resource or record: ranges into the walk's buffers.
-struct PlannedEdit {
-    added: std::ops::Range<usize>,
-    dropped: std::ops::Range<usize>,
+/// One piece of the rewritten request, in order. The walk that checks the request lays them
+/// out, so writing is a run of copies rather than a second parse.
+#[derive(Debug)]
+enum Step {
+    /// Bytes of the request as they arrived: everything the visitor left unchanged, records
+    /// whole with their headers, and neighbours gathered into one copy.
+    Copy(std::ops::Range<usize>),
+    /// The tag and length of a container whose new length is `Plan::lengths[slot]`, known
+    /// once the walk has left it.
+    Container { field: u32, slot: usize },
+    /// The tag and new length of a changed resource or record.
+    Header { field: u32, length: usize },
+    /// Attributes the visitor added, a range of `Plan::added`.
+    Added(std::ops::Range<usize>),
 }
 
-impl PlannedEdit {
-    fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.dropped.is_empty()
-    }
-}
-
-/// Both passes of a rewrite: `measure` walks and validates, asks the visitor, and records the
-/// new length of every message it enters (in visiting order); `write` walks again and emits.
+/// A rewrite: `measure` walks and validates, asks the visitor, and lays out the steps of the
+/// new request; `write` carries them out.
 struct Walk<'v, 'a> {
     visitor: Option<&'v mut dyn Visitor>,
+    request: &'a [u8],
     scan: Scan,
+    /// Whether the visitor changed any resource or record.
+    changed: bool,
     /// The attributes of the resource or record being visited, reused from one to the next.
     attributes: Vec<Attribute<'a>>,
     plan: Plan,
 }
 
-#[derive(Default)]
-struct Cursor {
-    length: usize,
-    edit: usize,
-}
-
 impl<'v, 'a> Walk<'v, 'a> {
-    /// A walk that plans into `plan`'s buffers, emptied first (see [`Plan`]).
-    fn new(visitor: Option<&'v mut dyn Visitor>, mut plan: Plan) -> Walk<'v, 'a> {
+    /// A walk over `request` that plans into `plan`'s buffers, emptied first (see [`Plan`]).
+    fn new(visitor: Option<&'v mut dyn Visitor>, request: &'a [u8], mut plan: Plan) -> Walk<'v, 'a> {
         plan.lengths.clear();
-        plan.edits.clear();
+        plan.steps.clear();
         plan.added.clear();
         plan.dropped.clear();
         Walk {
             visitor,
+            request,
             scan: Scan::default(),
+            changed: false,
             attributes: Vec::new(),
             plan,
         }
@@ -209,18 +212,16 @@ impl<'v, 'a> Walk<'v, 'a> {
     fn into_spare(self) -> Option<Plan> {
         let plan = self.plan;
         let bytes = plan.lengths.capacity() * size_of::<usize>()
-            + plan.edits.capacity() * size_of::<PlannedEdit>()
+            + plan.steps.capacity() * size_of::<Step>()
             + plan.added.capacity()
             + plan.dropped.capacity() * size_of::<usize>();
         (bytes <= MAX_SPARE_BYTES).then_some(plan)
     }
 
-    /// Validates `message` as `level`, plans its edits, and returns its new length.
-    fn measure(&mut self, level: &Level, message: &'a [u8]) -> Result<usize, WireError> {
-        let slot = self.plan.lengths.len();
-        if self.visitor.is_some() {
-            self.plan.lengths.push(0);
-        }
+    /// Validates `message` as `level`, plans its rewrite, and returns its new length. `raw` is
+    /// the field that holds it (header included) and `number` that field's number; for the
+    /// request itself, the request and 0.
+    fn measure(&mut self, level: &Level, message: &'a [u8], number: u32, raw: &'a [u8]) -> Result<usize, WireError> {
         let mut length = 0;
         let mut has_resource = false;
         // Resources and records have no levels below them, so one buffer serves them all.
@@ -229,6 +230,7 @@ impl<'v, 'a> Walk<'v, 'a> {
         let mut ids = (0, 0);
         let mut span_kind = 0;
         let mut counts = [0usize; 8];
+        let visited = self.visitor.is_some();
         for field in fields(message) {
             let field = field?;
             if let Some((index, child)) = level.child(field.number) {
@@ -239,14 +241,16 @@ impl<'v, 'a> Walk<'v, 'a> {
                     e.path.push((level.children[index].1, position));
                     e
                 };
-                let inner = self
-                    .measure(child, field.bytes().map_err(|e| at(e.into()))?)
-                    .map_err(at)?;
+                let bytes = field.bytes().map_err(|e| at(e.into()))?;
+                let slot = self.open_container(child, field.number);
+                let inner = self.measure(child, bytes, field.number, field.raw).map_err(at)?;
+                if let Some(slot) = slot {
+                    self.plan.lengths[slot] = inner;
+                }
                 length += len_field_size(field.number, inner);
                 continue;
             }
             length += field.raw.len();
-            let visited = self.visitor.is_some();
             match level.role {
                 Role::Record(kind) => {
                     if field.number == level.attributes {
@@ -269,7 +273,10 @@ impl<'v, 'a> Walk<'v, 'a> {
                         attributes.push(attribute);
                     }
                 }
-                _ => {}
+                // Resources and records are laid out whole once visited, below.
+                Role::Resource => {}
+                Role::Container | Role::HoldsResource if visited => self.copy(field.raw),
+                Role::Container | Role::HoldsResource => {}
             }
         }
         match level.role {
@@ -278,7 +285,7 @@ impl<'v, 'a> Walk<'v, 'a> {
                 let valid = schema::ids_valid(kind, ids);
                 self.scan.invalid_ids += usize::from(!valid);
                 // A record with invalid ids is removed later; it is not visited.
-                let (added, removed) = self.plan(level, message, |visitor, edit| {
+                length = self.visit(level, message, number, raw, length, |visitor, edit| {
                     if !valid {
                         return;
                     }
@@ -289,39 +296,49 @@ impl<'v, 'a> Walk<'v, 'a> {
                     };
                     visitor.record(&record, edit);
                 });
-                length = length + added - removed;
             }
             Role::Resource => {
-                let (added, removed) = self.plan(level, message, |visitor, edit| visitor.resource(&attributes, edit));
-                length = length + added - removed;
+                length = self.visit(level, message, number, raw, length, |visitor, edit| {
+                    visitor.resource(&attributes, edit)
+                });
             }
-            Role::HoldsResource if !has_resource => {
-                let (added, _) = self.plan(&schema::RESOURCE, &[], |visitor, edit| visitor.resource(&[], edit));
-                if added > 0 {
-                    length += len_field_size(schema::RESOURCE_FIELD, added);
-                }
-            }
+            Role::HoldsResource if !has_resource => length += self.add_missing_resource(),
             Role::Container | Role::HoldsResource => {}
-        }
-        if let Some(slot) = self.plan.lengths.get_mut(slot) {
-            *slot = length;
         }
         self.attributes = attributes;
         Ok(length)
     }
 
-    /// Asks the visitor for the edit of one resource or record; returns the bytes it adds and
-    /// the bytes of the attributes it leaves out.
-    fn plan(
+    /// Lays out the header of `child`, entered through field `number`, when it is a container
+    /// (its length comes later); returns the slot of its length.
+    fn open_container(&mut self, child: &Level, number: u32) -> Option<usize> {
+        if self.visitor.is_none() || !matches!(child.role, Role::Container | Role::HoldsResource) {
+            return None;
+        }
+        let slot = self.plan.lengths.len();
+        self.plan.lengths.push(0);
+        self.plan.steps.push(Step::Container { field: number, slot });
+        Some(slot)
+    }
+
+    /// Asks the visitor for the edit of one resource or record of `length` bytes, lays out
+    /// the record as it will be written, and returns its new length. A record left unchanged
+    /// is copied as it arrived, unless its header is longer than [`put_len_header`] writes it:
+    /// the enclosing lengths were counted with the shorter one.
+    fn visit(
         &mut self,
         level: &Level,
-        message: &[u8],
+        message: &'a [u8],
+        number: u32,
+        raw: &'a [u8],
+        length: usize,
         visit: impl FnOnce(&mut dyn Visitor, &mut Edit<'_>),
-    ) -> (usize, usize) {
+    ) -> usize {
         let Some(visitor) = self.visitor.as_deref_mut() else {
-            return (0, 0);
+            return length;
         };
-        let (added_start, dropped_start) = (self.plan.added.len(), self.plan.dropped.len());
+        let added_start = self.plan.added.len();
+        self.plan.dropped.clear();
         let mut edit = Edit {
             field: level.attributes,
             added: &mut self.plan.added,
@@ -329,112 +346,92 @@ impl<'v, 'a> Walk<'v, 'a> {
             message,
         };
         visit(visitor, &mut edit);
-        let dropped = &self.plan.dropped[dropped_start..];
+        let added = added_start..self.plan.added.len();
+        let unchanged = added.is_empty() && self.plan.dropped.is_empty();
+        if unchanged && raw.len() == len_field_size(number, message.len()) {
+            self.copy(raw);
+            return length;
+        }
+        self.changed |= !unchanged;
+        let dropped = std::mem::take(&mut self.plan.dropped);
+        let is_dropped = |field: &codec::Field<'_>| dropped.contains(&offset(message, field.raw));
         let removed: usize = if dropped.is_empty() {
             0
         } else {
+            fields(message).flatten().filter(is_dropped).map(|f| f.raw.len()).sum()
+        };
+        let new_length = length - removed + added.len();
+        self.plan.steps.push(Step::Header {
+            field: number,
+            length: new_length,
+        });
+        if dropped.is_empty() {
+            self.copy(message);
+        } else {
             fields(message)
                 .flatten()
-                .filter(|f| dropped.contains(&offset(message, f.raw)))
-                .map(|f| f.raw.len())
-                .sum()
+                .filter(|f| !is_dropped(f))
+                .for_each(|f| self.copy(f.raw));
+        }
+        self.plan.dropped = dropped;
+        if !added.is_empty() {
+            self.plan.steps.push(Step::Added(added));
+        }
+        new_length
+    }
+
+    /// Asks the visitor about the resource of a `ResourceSpans` (or metrics, logs) that carries
+    /// none; lays out the one it adds and returns the bytes that takes.
+    fn add_missing_resource(&mut self) -> usize {
+        let Some(visitor) = self.visitor.as_deref_mut() else {
+            return 0;
         };
-        self.plan.edits.push(PlannedEdit {
-            added: added_start..self.plan.added.len(),
-            dropped: dropped_start..self.plan.dropped.len(),
+        let added_start = self.plan.added.len();
+        self.plan.dropped.clear();
+        let mut edit = Edit {
+            field: schema::RESOURCE.attributes,
+            added: &mut self.plan.added,
+            dropped: &mut self.plan.dropped,
+            message: &[],
+        };
+        visitor.resource(&[], &mut edit);
+        let added = added_start..self.plan.added.len();
+        if added.is_empty() {
+            return 0;
+        }
+        self.changed = true;
+        let length = added.len();
+        self.plan.steps.push(Step::Header {
+            field: schema::RESOURCE_FIELD,
+            length,
         });
-        (self.plan.added.len() - added_start, removed)
+        self.plan.steps.push(Step::Added(added));
+        len_field_size(schema::RESOURCE_FIELD, length)
     }
 
-    /// Whether `child`, the resource or record `field` holds, is written as it arrived: the
-    /// visitor left it unchanged and its header is encoded as [`put_len_header`] would.
-    fn keeps_bytes(&self, child: &Level, field: &codec::Field<'_>, bytes: &[u8], cursor: &Cursor) -> bool {
-        matches!(child.role, Role::Resource | Role::Record(_))
-            && self.plan.edits.get(cursor.edit).is_some_and(PlannedEdit::is_empty)
-            && field.raw.len() == len_field_size(field.number, bytes.len())
-    }
-
-    /// Emits `message` as planned. The input was validated by `measure`, so malformed fields
-    /// cannot occur here.
-    fn write(&self, level: &Level, message: &[u8], cursor: &mut Cursor, out: &mut Vec<u8>) {
-        cursor.length += 1;
-        let has_edit = !matches!(level.role, Role::Container | Role::HoldsResource);
-        let edit = if has_edit {
-            self.plan.edits.get(cursor.edit)
-        } else {
-            None
-        };
-        let dropped = edit.map_or(&[][..], |e| &self.plan.dropped[e.dropped.clone()]);
-        let mut has_resource = false;
-        // Resources and records have no levels below: without dropped attributes they are
-        // copied whole, the additions after them.
-        let walked = if has_edit && dropped.is_empty() {
-            out.extend_from_slice(message);
-            fields(&[])
-        } else {
-            fields(message)
-        };
-        let mut copied = Run::new(message);
-        for field in walked.flatten() {
-            match (level.child(field.number), field.value) {
-                (Some((_, child)), codec::Value::Len(bytes)) => {
-                    has_resource |= matches!(child.role, Role::Resource);
-                    if self.keeps_bytes(child, &field, bytes, cursor) {
-                        cursor.length += 1;
-                        cursor.edit += 1;
-                        copied.add(field.raw, out);
-                        continue;
-                    }
-                    copied.finish(out);
-                    let length = self.plan.lengths[cursor.length];
-                    put_len_header(out, field.number, length);
-                    self.write(child, bytes, cursor, out);
-                }
-                _ if dropped.contains(&offset(message, field.raw)) => {}
-                _ => copied.add(field.raw, out),
-            }
-        }
-        copied.finish(out);
-        if has_edit {
-            if let Some(edit) = edit {
-                out.extend_from_slice(&self.plan.added[edit.added.clone()]);
-            }
-            cursor.edit += 1;
-        } else if matches!(level.role, Role::HoldsResource) && !has_resource {
-            if let Some(edit) = self.plan.edits.get(cursor.edit).filter(|e| !e.is_empty()) {
-                let added = &self.plan.added[edit.added.clone()];
-                put_len_header(out, schema::RESOURCE_FIELD, added.len());
-                out.extend_from_slice(added);
-            }
-            cursor.edit += 1;
+    /// Lays out `part` of the request as it arrived, joined to the copy before it when they
+    /// follow each other.
+    fn copy(&mut self, part: &[u8]) {
+        let start = offset(self.request, part);
+        let end = start + part.len();
+        match self.plan.steps.last_mut() {
+            Some(Step::Copy(range)) if range.end == start => range.end = end,
+            _ => self.plan.steps.push(Step::Copy(start..end)),
         }
     }
-}
 
-/// Fields copied as they arrived, gathered while they follow each other in the message, so
-/// that the unchanged records between two edited ones cost one copy.
-struct Run<'m> {
-    message: &'m [u8],
-    pending: std::ops::Range<usize>,
-}
-
-impl<'m> Run<'m> {
-    fn new(message: &'m [u8]) -> Run<'m> {
-        Run { message, pending: 0..0 }
-    }
-
-    fn add(&mut self, raw: &[u8], out: &mut Vec<u8>) {
-        let start = offset(self.message, raw);
-        if start != self.pending.end {
-            self.finish(out);
-            self.pending = start..start;
+    /// Writes the request as laid out; `length` is what `measure` returned.
+    fn write(&self, length: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(length);
+        for step in &self.plan.steps {
+            match step {
+                Step::Copy(range) => out.extend_from_slice(&self.request[range.clone()]),
+                Step::Container { field, slot } => put_len_header(&mut out, *field, self.plan.lengths[*slot]),
+                Step::Header { field, length } => put_len_header(&mut out, *field, *length),
+                Step::Added(range) => out.extend_from_slice(&self.plan.added[range.clone()]),
+            }
         }
-        self.pending.end += raw.len();
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.message[self.pending.clone()]);
-        self.pending.start = self.pending.end;
+        out
     }
 }
 
