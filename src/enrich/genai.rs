@@ -23,6 +23,20 @@ fn current_name(key: &[u8]) -> Option<&'static str> {
     })
 }
 
+/// Whether [`current_names`] reads `key`: a record without such keys has nothing to map.
+pub fn is_other_spelling(key: &[u8]) -> bool {
+    current_name(key).is_some()
+        || matches!(
+            key,
+            TRACELOOP_ENTITY_NAME | TRACELOOP_SPAN_KIND | OPENINFERENCE_SPAN_KIND
+        )
+}
+
+/// Keys whose current name depends on the record's other attributes (see [`derived`]).
+const TRACELOOP_ENTITY_NAME: &[u8] = b"traceloop.entity.name";
+const TRACELOOP_SPAN_KIND: &[u8] = b"traceloop.span.kind";
+const OPENINFERENCE_SPAN_KIND: &[u8] = b"openinference.span.kind";
+
 /// The current GenAI attributes that the other spellings in `attributes` give and that are
 /// not there yet, each once, values copied as encoded.
 pub fn current_names<'a>(attributes: &[Attribute<'a>]) -> Vec<(&'static str, NewValue<'a>)> {
@@ -48,13 +62,11 @@ fn derived<'a>(attributes: &[Attribute<'a>], attribute: &Attribute<'a>) -> Optio
     let is = |a: &Attribute<'_>, expected: &str| a.string().is_some_and(|s| s.eq_ignore_ascii_case(expected));
     let operation = |name| Some(("gen_ai.operation.name", NewValue::String(name)));
     match attribute.key {
-        b"traceloop.entity.name" => {
-            let is_tool = attributes
-                .iter()
-                .any(|a| a.has_key("traceloop.span.kind") && is(a, "tool"));
+        TRACELOOP_ENTITY_NAME => {
+            let is_tool = attributes.iter().any(|a| a.key == TRACELOOP_SPAN_KIND && is(a, "tool"));
             is_tool.then_some(("gen_ai.tool.name", NewValue::Encoded(attribute.value)))
         }
-        b"traceloop.span.kind" | b"openinference.span.kind" => {
+        TRACELOOP_SPAN_KIND | OPENINFERENCE_SPAN_KIND => {
             let kind = attribute.string()?;
             [
                 ("tool", "execute_tool"),
@@ -122,6 +134,33 @@ mod tests {
                 ("gen_ai.usage.output_tokens", Some(Value::IntValue(3))),
             ]
         );
+    }
+
+    /// Guarantees: the keys the mapping reads are told apart from current names, so a record
+    /// with current names only is passed over.
+    #[test]
+    fn tells_other_spellings_from_current_names() {
+        let other = [
+            "gen_ai.system",
+            "llm.token_count.completion",
+            "llm.model_name",
+            "tool.name",
+            "traceloop.entity.name",
+            "traceloop.span.kind",
+            "openinference.span.kind",
+        ];
+        for key in other {
+            assert!(is_other_spelling(key.as_bytes()), "{key}");
+        }
+        let current = [
+            "gen_ai.provider.name",
+            "gen_ai.usage.input_tokens",
+            "gen_ai.tool.name",
+            "traceloop",
+        ];
+        for key in current {
+            assert!(!is_other_spelling(key.as_bytes()), "{key}");
+        }
     }
 
     /// Guarantees: a current name already present is never added again, and two spellings of

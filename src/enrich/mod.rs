@@ -149,13 +149,17 @@ impl Visitor for Tagger<'_> {
         let attributes = record.attributes;
         let config = &self.enrich.config;
         let mut call = ObservedCall::default();
-        // Records rarely carry tag names already; when none does, tags need no lookups.
+        // Records rarely carry tag names or other GenAI spellings; when none does, tags need
+        // no lookups and there are no names to map.
         let mut has_tag_keys = false;
+        let mut has_other_spellings = false;
         for attribute in attributes {
-            call.observe(attribute.key, || attribute.string_bytes());
+            if !call.observe(attribute.key, || attribute.string_bytes()) {
+                has_other_spellings |= config.normalize_genai && genai::is_other_spelling(attribute.key);
+            }
             has_tag_keys |= is_tag_key(attribute.key, config.tag_prefix.as_bytes());
         }
-        if config.normalize_genai {
+        if has_other_spellings {
             for (key, value) in genai::current_names(attributes) {
                 call.observe(key.as_bytes(), || value.string().map(str::as_bytes));
                 edit.add(key, value);

@@ -42,10 +42,10 @@ pub struct ObservedCall<'a> {
 }
 
 impl<'a> ObservedCall<'a> {
-    /// Takes note of attribute `key` when it is one that can name an integration; `value`
-    /// (the bytes of the attribute's value, if it is a string) is read only then. Of an
-    /// attribute given twice, the later string counts.
-    pub fn observe(&mut self, key: &[u8], value: impl FnOnce() -> Option<&'a [u8]>) {
+    /// Takes note of attribute `key` when it is one that can name an integration, and says
+    /// whether it was; `value` (the bytes of the attribute's value, if it is a string) is read
+    /// only then. Of an attribute given twice, the later string counts.
+    pub fn observe(&mut self, key: &[u8], value: impl FnOnce() -> Option<&'a [u8]>) -> bool {
         let slot = match key {
             b"gen_ai.operation.name" => &mut self.operation,
             b"mcp.method.name" => &mut self.mcp_method,
@@ -57,9 +57,10 @@ impl<'a> ObservedCall<'a> {
             b"rpc.service" => &mut self.text[5],
             b"messaging.destination.name" => &mut self.text[6],
             b"db.system.name" => &mut self.text[7],
-            _ => return,
+            _ => return false,
         };
         keep(slot, value());
+        true
     }
 
     /// Is this a call out of the agent to a tool or remote service (as opposed to model
