@@ -6,6 +6,8 @@
 //! rejection threshold `(1 - p) · 2^56`. Every span of a trace gets the same answer, so a kept
 //! trace is whole, and a trace kept at some percentage is kept at every higher one.
 
+use crate::pipeline::wire::trace_randomness;
+
 /// Values of a trace id's 56 random bits.
 const RANDOMNESS_VALUES: f64 = (1u64 << 56) as f64;
 
@@ -32,12 +34,13 @@ impl TraceSampler {
     /// Whether the spans of `trace_id` are kept. An id that is not 16 bytes carries no
     /// randomness to decide by, so its span is kept rather than silently lost.
     pub fn keeps(self, trace_id: &[u8]) -> bool {
-        let Ok(id) = <[u8; 16]>::try_from(trace_id) else {
-            return true;
-        };
-        let mut randomness = [0u8; 8];
-        randomness[1..].copy_from_slice(&id[9..]);
-        u64::from_be_bytes(randomness) >= self.threshold
+        self.keeps_randomness(trace_randomness(trace_id))
+    }
+
+    /// Whether a trace of this [`trace_randomness`] is kept; for the highest randomness of a
+    /// request's traces, whether any of them is.
+    pub fn keeps_randomness(self, randomness: u64) -> bool {
+        randomness >= self.threshold
     }
 }
 

@@ -746,7 +746,13 @@ impl WindowBuilder {
 
     fn add_records<'a>(&mut self, request: &'a Request, mut attributes: RecordAttributes<'a>) -> Result<(), Malformed> {
         let mut first_error = None;
-        for part in request.parts() {
+        for (part, highest_randomness) in request.parts_with_trace_randomness() {
+            // A request none of whose traces is kept is passed over without reading it: its
+            // bytes have gone cold since it was received, and reading each span's trace id
+            // was a cache miss per span.
+            if !self.sampler.keeps_randomness(highest_randomness) {
+                continue;
+            }
             for f in fields(part) {
                 let added = f.and_then(|f| match f.number {
                     field::RESOURCE => {
@@ -1767,6 +1773,54 @@ mod tests {
         for batches in [first, second] {
             assert_eq!(strings(&batches[0], "name"), expected);
         }
+    }
+
+    /// Guarantees: a batch of requests of one trace each, and one of two traces, gives the
+    /// rows of exactly the kept traces when requests whose traces are all left out are passed
+    /// over unread.
+    #[test]
+    fn requests_of_left_out_traces_are_passed_over() {
+        let sampler = TraceSampler::percentage(30.0);
+        let trace_id = |trace: u64| [[0u8; 8], trace.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes()].concat();
+        let span = |trace: u64, step: u64| Span {
+            trace_id: trace_id(trace),
+            span_id: vec![1; 8],
+            name: format!("{trace}/{step}"),
+            ..Default::default()
+        };
+        let request_of = |traces_in_request: &[u64]| {
+            let spans = (0..2).flat_map(|step| traces_in_request.iter().map(move |&trace| span(trace, step)));
+            let bytes = traces(spans.collect()).encode_protobuf();
+            Request::from_protobuf(Signal::Traces, bytes, None).expect("valid").0
+        };
+        let kept = |trace: &u64| sampler.keeps(&trace_id(*trace));
+        let (one_kept, one_left_out) = (
+            (0..).find(kept).expect("a kept trace"),
+            (0..).find(|t| !kept(t)).expect("a left-out trace"),
+        );
+        let requests: Vec<Vec<u64>> = std::iter::once(vec![one_left_out, one_kept])
+            .chain((100..160).map(|trace| vec![trace]))
+            .collect();
+        let mut batch = request_of(&requests[0]);
+        for traces_in_request in &requests[1..] {
+            batch.merge(request_of(traces_in_request));
+        }
+        let expected: Vec<Option<String>> = requests
+            .iter()
+            .flat_map(|traces| (0..2).flat_map(move |step| traces.iter().map(move |&trace| (trace, step))))
+            .filter(|(trace, _)| kept(trace))
+            .map(|(trace, step)| Some(format!("{trace}/{step}")))
+            .collect();
+        let kept_requests = (100..160).filter(kept).count();
+        assert!(
+            (5..55).contains(&kept_requests),
+            "{kept_requests} of 60 one-trace requests kept"
+        );
+
+        let mut builder = WindowBuilder::new(0).sampling(sampler);
+        builder.add(&batch).expect("well-formed");
+        let [spans, _, _] = builder.finish().expect("batches");
+        assert_eq!(strings(&spans[0], "name"), expected);
     }
 
     /// Guarantees: closing a window hands over exactly its rows, and the builder goes on

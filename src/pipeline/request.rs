@@ -13,6 +13,8 @@ use super::{DecodeError, Payload, Rejected, Signal};
 pub struct Request {
     signal: Signal,
     parts: Vec<Bytes>,
+    /// Of each part, [`wire::Scan::highest_trace_randomness`].
+    highest_trace_randomness: Vec<u64>,
     items: usize,
 }
 
@@ -41,6 +43,7 @@ impl Request {
             let request = Request {
                 signal,
                 parts: vec![body],
+                highest_trace_randomness: vec![scan.highest_trace_randomness],
                 items: scan.items,
             };
             return Ok((request, Rejected::default()));
@@ -50,11 +53,13 @@ impl Request {
         Ok((Request::from_payload(&payload), rejected))
     }
 
-    /// Encodes a decoded request, e.g. one received as OTLP/JSON.
+    /// Encodes a decoded request, e.g. one received as OTLP/JSON. Its traces' randomness is
+    /// not looked at: sampling consumers read it whole.
     pub fn from_payload(payload: &Payload) -> Request {
         Request {
             signal: payload.signal(),
             parts: vec![payload.encode_protobuf()],
+            highest_trace_randomness: vec![u64::MAX],
             items: payload.item_count(),
         }
     }
@@ -73,6 +78,12 @@ impl Request {
         &self.parts
     }
 
+    /// Each part with the highest randomness of its spans' trace ids (see
+    /// [`wire::Scan::highest_trace_randomness`]).
+    pub fn parts_with_trace_randomness(&self) -> impl Iterator<Item = (&Bytes, u64)> {
+        self.parts.iter().zip(self.highest_trace_randomness.iter().copied())
+    }
+
     pub fn encoded_len(&self) -> usize {
         self.parts.iter().map(Bytes::len).sum()
     }
@@ -85,6 +96,7 @@ impl Request {
             return;
         }
         self.parts.extend(other.parts);
+        self.highest_trace_randomness.extend(other.highest_trace_randomness);
         self.items += other.items;
     }
 

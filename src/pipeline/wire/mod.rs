@@ -112,6 +112,22 @@ pub struct Scan {
     /// Spans without a 16-byte trace id and 8-byte span id; log records with ids of other
     /// lengths. OTLP receivers reject these through `partial_success`.
     pub invalid_ids: usize,
+    /// The highest [`trace_randomness`] of the request's spans, so that a consumer sampling
+    /// by trace can pass over a request none of whose traces it keeps without reading it;
+    /// `u64::MAX` when a record is not a span or a span has no 16-byte trace id.
+    pub highest_trace_randomness: u64,
+}
+
+/// The randomness of a trace id as OpenTelemetry's consistent probability sampling reads it:
+/// its last 7 bytes, as a number below 2^56. `u64::MAX`, above every threshold, for an id that
+/// is not 16 bytes long.
+pub fn trace_randomness(trace_id: &[u8]) -> u64 {
+    let Ok(id) = <[u8; 16]>::try_from(trace_id) else {
+        return u64::MAX;
+    };
+    let mut randomness = [0u8; 8];
+    randomness[1..].copy_from_slice(&id[9..]);
+    u64::from_be_bytes(randomness)
 }
 
 /// Checks the framing of a request down to its records' attributes and counts its records.
@@ -228,6 +244,7 @@ impl<'v, 'a> Walk<'v, 'a> {
         let mut attributes = std::mem::take(&mut self.attributes);
         attributes.clear();
         let mut ids = (0, 0);
+        let mut randomness = u64::MAX;
         let mut span_kind = 0;
         let mut counts = [0usize; 8];
         let visited = self.visitor.is_some();
@@ -260,7 +277,11 @@ impl<'v, 'a> Walk<'v, 'a> {
                             attributes.push(attribute);
                         }
                     } else if Some(field.number) == schema::trace_id_field(kind) {
-                        ids.0 = field.bytes()?.len();
+                        let trace_id = field.bytes()?;
+                        ids.0 = trace_id.len();
+                        if kind == RecordKind::Span {
+                            randomness = trace_randomness(trace_id);
+                        }
                     } else if Some(field.number) == schema::span_id_field(kind) {
                         ids.1 = field.bytes()?.len();
                     } else if kind == RecordKind::Span && field.number == schema::SPAN_KIND {
@@ -284,6 +305,7 @@ impl<'v, 'a> Walk<'v, 'a> {
                 self.scan.items += 1;
                 let valid = schema::ids_valid(kind, ids);
                 self.scan.invalid_ids += usize::from(!valid);
+                self.scan.highest_trace_randomness = self.scan.highest_trace_randomness.max(randomness);
                 // A record with invalid ids is removed later; it is not visited.
                 length = self.visit(level, message, number, raw, length, |visitor, edit| {
                     if !valid {

@@ -176,7 +176,8 @@ fn rewrite_matches_the_edit_made_on_objects() {
         scan,
         Scan {
             items: 3,
-            invalid_ids: 0
+            invalid_ids: 0,
+            highest_trace_randomness: ONES_RANDOMNESS,
         }
     );
     let decoded = ExportTraceServiceRequest::decode(&rewritten[..]).expect("decodes");
@@ -311,7 +312,8 @@ fn unchanged_requests_keep_their_bytes() {
             None,
             Scan {
                 items: 3,
-                invalid_ids: 0
+                invalid_ids: 0,
+                highest_trace_randomness: ONES_RANDOMNESS,
             }
         ))
     );
@@ -328,7 +330,8 @@ fn scan_counts_records_and_invalid_ids() {
         scan_traces,
         Scan {
             items: 3,
-            invalid_ids: 1
+            invalid_ids: 1,
+            highest_trace_randomness: ONES_RANDOMNESS,
         }
     );
 
@@ -338,7 +341,8 @@ fn scan_counts_records_and_invalid_ids() {
         scan_metrics,
         Scan {
             items: 3,
-            invalid_ids: 0
+            invalid_ids: 0,
+            highest_trace_randomness: u64::MAX,
         }
     );
 
@@ -347,9 +351,42 @@ fn scan_counts_records_and_invalid_ids() {
         scan_logs,
         Scan {
             items: 2,
-            invalid_ids: 1
+            invalid_ids: 1,
+            highest_trace_randomness: u64::MAX,
         }
     );
+}
+
+/// The randomness of the trace id `[1; 16]` that the spans above carry: its last 7 bytes.
+const ONES_RANDOMNESS: u64 = 0x0001_0101_0101_0101;
+
+/// Guarantees: a request's highest trace randomness is that of its most random trace, so
+/// that no kept trace is passed over; a span without a 16-byte trace id, which a sampler
+/// keeps, makes it the highest possible; a request without spans has none.
+#[test]
+fn scan_finds_the_highest_trace_randomness() {
+    let with_trace_ids = |ids: &[Vec<u8>]| {
+        let mut request = traces();
+        request.resource_spans.truncate(1);
+        let spans = &mut request.resource_spans[0].scope_spans[0].spans;
+        *spans = ids
+            .iter()
+            .map(|id| Span {
+                trace_id: id.clone(),
+                ..spans[0].clone()
+            })
+            .collect();
+        scan(Signal::Traces, &request.encode_to_vec())
+            .expect("valid")
+            .highest_trace_randomness
+    };
+    let id = |randomness: u64| [vec![0xEE; 9], randomness.to_be_bytes()[1..].to_vec()].concat();
+    assert_eq!(with_trace_ids(&[id(5), id(1 << 55), id(7)]), 1 << 55);
+    assert_eq!(with_trace_ids(&[id((1 << 56) - 1)]), (1 << 56) - 1);
+    assert_eq!(with_trace_ids(&[id(5), vec![1; 8]]), u64::MAX);
+    assert_eq!(with_trace_ids(&[]), 0);
+    assert_eq!(trace_randomness(&id(42)), 42);
+    assert_eq!(trace_randomness(&[]), u64::MAX);
 }
 
 /// Guarantees: a broken record is reported with the path to it; a broken outer frame too.
