@@ -32,14 +32,21 @@ pub struct CallFacts<'a> {
 /// by these bytes and checks only a call it has not seen.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ObservedCall<'a> {
-    /// The attributes [`CallFacts`] keeps as text: tool, server address, URL, provider, and
-    /// the four services.
+    /// The attributes [`CallFacts`] keeps as text, at the indices below.
     text: [Option<&'a [u8]>; 8],
     /// `gen_ai.operation.name` and `mcp.method.name` (e.g. `tools/call`): compared, never
     /// shown, so never checked as UTF-8.
     operation: Option<&'a [u8]>,
     mcp_method: Option<&'a [u8]>,
 }
+
+/// Where each attribute sits in [`ObservedCall`]'s text: `SERVICES` is the first of the four
+/// services, in the order of [`CallFacts::services`].
+const TOOL: usize = 0;
+const SERVER_ADDRESS: usize = 1;
+const URL: usize = 2;
+const PROVIDER: usize = 3;
+const SERVICES: usize = 4;
 
 impl<'a> ObservedCall<'a> {
     /// Takes note of attribute `key` when it is one that can name an integration, and says
@@ -49,14 +56,14 @@ impl<'a> ObservedCall<'a> {
         let slot = match key {
             b"gen_ai.operation.name" => &mut self.operation,
             b"mcp.method.name" => &mut self.mcp_method,
-            b"gen_ai.tool.name" => &mut self.text[0],
-            b"server.address" => &mut self.text[1],
-            b"url.full" => &mut self.text[2],
-            b"gen_ai.provider.name" => &mut self.text[3],
-            b"peer.service" => &mut self.text[4],
-            b"rpc.service" => &mut self.text[5],
-            b"messaging.destination.name" => &mut self.text[6],
-            b"db.system.name" => &mut self.text[7],
+            b"gen_ai.tool.name" => &mut self.text[TOOL],
+            b"server.address" => &mut self.text[SERVER_ADDRESS],
+            b"url.full" => &mut self.text[URL],
+            b"gen_ai.provider.name" => &mut self.text[PROVIDER],
+            b"peer.service" => &mut self.text[SERVICES],
+            b"rpc.service" => &mut self.text[SERVICES + 1],
+            b"messaging.destination.name" => &mut self.text[SERVICES + 2],
+            b"db.system.name" => &mut self.text[SERVICES + 3],
             _ => return false,
         };
         keep(slot, value());
@@ -66,7 +73,7 @@ impl<'a> ObservedCall<'a> {
     /// Is this a call out of the agent to a tool or remote service (as opposed to model
     /// inference or internal work)?
     pub fn is_tool_call(&self) -> bool {
-        self.operation == Some(b"execute_tool") || self.mcp_method == Some(b"tools/call") || self.text[0].is_some()
+        self.operation == Some(b"execute_tool") || self.mcp_method == Some(b"tools/call") || self.text[TOOL].is_some()
     }
 
     /// Model inference (`chat`, `text_completion`, `embeddings`, …): attributed when a
@@ -82,18 +89,18 @@ impl<'a> ObservedCall<'a> {
 
     /// Whether the call names a remote end: a server address, a URL or a peer service.
     pub fn names_remote(&self) -> bool {
-        self.text[1].is_some() || self.text[2].is_some() || self.text[4].is_some()
+        self.text[SERVER_ADDRESS].is_some() || self.text[URL].is_some() || self.text[SERVICES].is_some()
     }
 
     /// The call's facts; a text attribute that is not valid UTF-8 is left out.
     pub fn facts(&self) -> CallFacts<'a> {
         let text = |i: usize| self.text[i].and_then(|v| std::str::from_utf8(v).ok());
         CallFacts {
-            tool: text(0),
-            server_address: text(1),
-            url: text(2),
-            services: [text(4), text(5), text(6), text(7)],
-            provider: text(3),
+            tool: text(TOOL),
+            server_address: text(SERVER_ADDRESS),
+            url: text(URL),
+            services: [0, 1, 2, 3].map(|i| text(SERVICES + i)),
+            provider: text(PROVIDER),
         }
     }
 }
