@@ -1,6 +1,6 @@
 //! The cost of registry enrichment on a 100-span agent request, against plain forwarding
-//! (receive → encode for the destination), and its flatness from 10 to 1,000 registered
-//! integrations.
+//! (receive → encode for the destination) of the same request and of the request with the tags
+//! already on it, and its flatness from 10 to 1,000 registered integrations.
 //! Run with `cargo bench --bench enrich`.
 
 #[path = "../tests/support/fixtures.rs"]
@@ -46,10 +46,19 @@ fn enricher(size: usize, dir: &std::path::Path) -> Enrich {
 fn enrichment(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let wire = Payload::Traces(fixtures::agent_trace("bench-agent", 100)).encode_protobuf();
+    let tagged = {
+        let enrich = enricher(100, dir.path());
+        let mut visitor = enrich.visitor();
+        Request::from_protobuf(Signal::Traces, wire.clone(), Some(&mut *visitor))
+            .expect("valid")
+            .0
+            .parts()[0]
+            .clone()
+    };
     let mut group = c.benchmark_group("enrich_100_spans");
     group.throughput(Throughput::Elements(100));
-    let receive = || {
-        Request::from_protobuf(Signal::Traces, black_box(wire.clone()), None)
+    let receive = |body: &bytes::Bytes| {
+        Request::from_protobuf(Signal::Traces, black_box(body.clone()), None)
             .expect("valid")
             .0
     };
@@ -62,7 +71,14 @@ fn enrichment(c: &mut Criterion) {
             grpc_framed: true,
         };
         let forward = |request: Request| format.encode(&request).expect("encode").len();
-        group.bench_function(format!("plain_{suffix}"), |b| b.iter(|| black_box(forward(receive()))));
+        group.bench_function(format!("plain_{suffix}"), |b| {
+            b.iter(|| black_box(forward(receive(&wire))))
+        });
+        // Plain forwarding of a request that already carries the tags: what their bytes cost
+        // to check and encode, whoever wrote them. Tagging cannot cost less than this.
+        group.bench_function(format!("plain_{suffix}_of_tagged"), |b| {
+            b.iter(|| black_box(forward(receive(&tagged))))
+        });
         for size in [10, 100, 1000] {
             let enrich = enricher(size, dir.path());
             group.bench_with_input(

@@ -407,9 +407,13 @@ fn append_text(builder: &mut StringBuilder, any_value: Option<&[u8]>) {
         builder.append_null();
         return;
     };
-    // Writing into a string builder cannot fail.
+    // Writing into a string builder cannot fail. Strings, nearly every value, need no
+    // formatting: through `write!` they cost twice as much.
     let _ = match value {
-        AnyValueRef::String(s) => write!(builder, "{s}"),
+        AnyValueRef::String(s) => {
+            builder.append_value(s);
+            return;
+        }
         AnyValueRef::Bool(b) => write!(builder, "{b}"),
         AnyValueRef::Int(i) => write!(builder, "{i}"),
         AnyValueRef::Double(d) => write!(builder, "{d}"),
