@@ -30,35 +30,10 @@ chmod +x "$rotel"
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-cat > "$work/fleetpipe.yaml" <<YAML
-registry:
-  path: tests/fixtures/operating-model/CONFIG.yaml
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: "127.0.0.1:$IN_PORT"}
-processors:
-  enrich: {}
-  batch: {send_batch_size: 8192, timeout: 200ms}
-exporters:
-  otlp: {endpoint: "http://127.0.0.1:$SINK_PORT", compression: $COMPRESSION${LEVEL:+, compression_params: {level: $LEVEL\}}}
-service:
-  pipelines:
-    traces: {receivers: [otlp], processors: [enrich, batch], exporters: [otlp]}
-  health: {endpoint: "127.0.0.1:23133"}
-  telemetry:
-    logs: {level: warn}
-    metrics: {endpoint: "127.0.0.1:28888"}
-YAML
-
-wait_for_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
+# shellcheck source=benches/common.sh
+source benches/common.sh
+exporter_settings="compression: $COMPRESSION${LEVEL:+, compression_params: {level: $LEVEL\}}"
+bench_config "$exporter_settings" > "$work/fleetpipe.yaml"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -107,10 +82,9 @@ sed -e '/^registry:/,/^receivers:/{/^receivers:/!d}' -e 's/\[enrich, batch\]/[ba
   "$work/fleetpipe.yaml" > "$work/fleetpipe-plain.yaml"
 fleetpipe=(target/release/fleetpipe run --config "$work/fleetpipe.yaml")
 fleetpipe_plain=(target/release/fleetpipe run --config "$work/fleetpipe-plain.yaml")
-sed -e 's|^exporters:|exporters:\n  analytics: {queries: queries, window: 10s}|' -e 's/exporters: \[otlp\]}/exporters: [otlp, analytics]}/' \
-  "$work/fleetpipe.yaml" > "$work/fleetpipe-analytics.yaml"
+bench_config "$exporter_settings" "queries: queries, window: 10s" > "$work/fleetpipe-analytics.yaml"
 fleetpipe_analytics=(target/release/fleetpipe run --config "$work/fleetpipe-analytics.yaml")
-sed -e 's|window: 10s}|window: 10s, sampling_percentage: 10}|' "$work/fleetpipe-analytics.yaml" > "$work/fleetpipe-sampled.yaml"
+bench_config "$exporter_settings" "queries: queries, window: 10s, sampling_percentage: 10" > "$work/fleetpipe-sampled.yaml"
 fleetpipe_sampled=(target/release/fleetpipe run --config "$work/fleetpipe-sampled.yaml")
 rotel_cmd=("$rotel" start --otlp-grpc-endpoint "127.0.0.1:$IN_PORT" --exporter otlp
            --otlp-exporter-endpoint "http://127.0.0.1:$SINK_PORT" --otlp-exporter-compression "$COMPRESSION"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# What the analytics exporter adds to fleetpipe's work per span, in instructions: the whole
+# process runs under valgrind's callgrind (enrichment on, the fixture registry, batch, gzip),
+# without analytics, with it (the `queries/` pack) and with it sampling 10 % of traces. Each
+# run warms up, then counts from zero over RUN seconds of load and divides by the spans
+# accepted. Unlike CPU time on a shared VM, the counts hardly move between runs; they are not
+# times (a cache miss counts nothing, a large copy one instruction per byte) and leave out the
+# kernel's share, which is the same with and without analytics.
+#
+# callgrind runs the process about 50 times slower, so the load is 5,000 spans/s rather than
+# 100,000, and the windows are 100 s rather than 10 s: each holds the rows of a 10 s window at
+# half of 100k spans/s, so the detectors' and the rollup's work per span is about twice theirs
+# at full rate. Needs valgrind; runs in about 18 minutes once built.
+#
+#   benches/analytics_instructions.sh
+#   WARM=60 RUN=120 WINDOW=50s benches/analytics_instructions.sh   # shorter, one window close
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WARM=${WARM:-120}
+RUN=${RUN:-220}
+WINDOW=${WINDOW:-100s}
+RATE=50 # requests/s of 100 spans
+IN_PORT=14317
+SINK_PORT=15317
+
+cargo build --release --quiet --bins
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# shellcheck source=benches/common.sh
+source benches/common.sh
+bench_config "compression: gzip" > "$work/forwarding.yaml"
+analytics="queries: queries, window: $WINDOW, queue_size: 2048"
+bench_config "compression: gzip" "$analytics" > "$work/analytics.yaml"
+bench_config "compression: gzip" "$analytics, sampling_percentage: 10" > "$work/sampled.yaml"
+
+load() {
+  target/release/fleetpipe-load --endpoint "http://127.0.0.1:$IN_PORT" --connections 4 --distinct 1000 --rate "$RATE" "$@"
+}
+
+# Instructions per accepted span of one configuration.
+per_span() {
+  local name=$1
+  target/release/fleetpipe-sink --listen "127.0.0.1:$SINK_PORT" > /dev/null &
+  local sink=$!
+  wait_for_port "$SINK_PORT"
+  valgrind --tool=callgrind --callgrind-out-file="$work/$name.out" \
+    target/release/fleetpipe run --config "$work/$name.yaml" > "$work/$name.log" 2>&1 &
+  local fleetpipe=$!
+  wait_for_port "$IN_PORT"
+  load --seconds "$WARM" > /dev/null
+  callgrind_control --zero "$fleetpipe" > /dev/null 2>&1
+  load --seconds "$RUN" > "$work/$name.load"
+  sleep 2
+  callgrind_control --dump "$fleetpipe" > /dev/null 2>&1
+  kill -TERM "$fleetpipe"
+  wait "$fleetpipe" 2>/dev/null || true
+  kill -TERM "$sink"
+  wait "$sink" 2>/dev/null || true
+  python3 - "$work/$name.out.1" "$work/$name.load" <<'PY'
+import json, sys
+dump, load = sys.argv[1:]
+total = next(int(line.split()[1]) for line in open(dump) if line.startswith(("summary:", "totals:")))
+print(total // json.load(open(load))["accepted_spans"])
+PY
+}
+
+forwarding=$(per_span forwarding)
+analytics=$(per_span analytics)
+sampled=$(per_span sampled)
+python3 -c "print(f'instructions per span: forwarding {$forwarding:,}; with analytics {$analytics:,} (ratio {$analytics / $forwarding:.3f}); sampling 10 % of traces {$sampled:,} (ratio {$sampled / $forwarding:.3f})')"

@@ -1,0 +1,44 @@
+# Shared by the bench scripts (sourced): the fleetpipe configuration they run and how they wait
+# for a port. Expects IN_PORT and SINK_PORT.
+
+# Prints fleetpipe's configuration: OTLP/gRPC in on IN_PORT, enrichment with the fixture
+# registry, batch, OTLP/gRPC out to the sink on SINK_PORT with the exporter settings $1 (e.g.
+# "compression: gzip"), and, when $2 is given, the analytics exporter with the settings $2.
+bench_config() {
+  local exporters="otlp" analytics=""
+  if [ -n "${2:-}" ]; then
+    exporters="otlp, analytics"
+    analytics="  analytics: {$2}"
+  fi
+  cat <<YAML
+registry:
+  path: tests/fixtures/operating-model/CONFIG.yaml
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:$IN_PORT"}
+processors:
+  enrich: {}
+  batch: {send_batch_size: 8192, timeout: 200ms}
+exporters:
+  otlp: {endpoint: "http://127.0.0.1:$SINK_PORT", $1}
+$analytics
+service:
+  pipelines:
+    traces: {receivers: [otlp], processors: [enrich, batch], exporters: [$exporters]}
+  health: {endpoint: "127.0.0.1:23133"}
+  telemetry:
+    logs: {level: warn}
+    metrics: {endpoint: "127.0.0.1:28888"}
+YAML
+}
+
+# Waits up to 2 minutes for something to listen on port $1 (a process under valgrind starts slowly).
+wait_for_port() {
+  for _ in $(seq 1 1200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
