@@ -10,7 +10,7 @@ pub mod model;
 mod parse;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -74,25 +74,40 @@ impl Registry {
     /// Reads and compiles the registry at `path` (a file, or a folder holding `CONFIG.yaml`).
     pub fn load(path: &Path, extra_agents: &AgentLayers) -> Result<Registry, RegistryError> {
         let path = resolve_path(path);
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|source| RegistryError::Read {
-            path: shown.clone(),
-            source,
+        let text = read(&path)?;
+        Registry::compile(path, &text, extra_agents)
+    }
+
+    /// Parses, validates and compiles the registry read from `path`.
+    fn compile(path: PathBuf, text: &str, extra_agents: &AgentLayers) -> Result<Registry, RegistryError> {
+        let file = parse::parse(text).map_err(|issues| RegistryError::Invalid {
+            path: path.display().to_string(),
+            issues,
         })?;
-        let file = parse::parse(&text).map_err(|issues| RegistryError::Invalid { path: shown, issues })?;
         let mut agent_layers = file.agent_layers;
         agent_layers.extend(extra_agents.0.iter().cloned());
-        let digest = Sha256::digest(text.as_bytes());
-        let version = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
         Ok(Registry {
             matcher: Matcher::new(&file.integrations),
             integrations: file.integrations,
             agent_layers,
-            version,
+            version: version_of(text),
             path,
             loaded_at: SystemTime::now(),
         })
     }
+}
+
+fn read(path: &Path) -> Result<String, RegistryError> {
+    std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// First 12 hex digits of the SHA-256 of the file's text.
+fn version_of(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 fn resolve_path(path: &Path) -> PathBuf {
@@ -106,6 +121,10 @@ fn resolve_path(path: &Path) -> PathBuf {
 /// The registry in use, replaced whole on reload.
 pub struct RegistryHandle {
     current: ArcSwap<Registry>,
+    /// What the last check found: the file's version, loaded or refused, or why it could not
+    /// be read. A check that finds the same again does nothing: polling an unchanged file
+    /// costs a read and a hash, not a parse, and a refused version is reported once.
+    last_found: Mutex<String>,
     config: RegistryConfig,
     metrics: Arc<Metrics>,
 }
@@ -114,6 +133,7 @@ impl RegistryHandle {
     pub fn load(config: &RegistryConfig, metrics: &Arc<Metrics>) -> Result<Arc<RegistryHandle>, RegistryError> {
         let registry = Registry::load(&config.path, &config.agents)?;
         let handle = RegistryHandle {
+            last_found: Mutex::new(registry.version.clone()),
             current: ArcSwap::from_pointee(registry),
             config: config.clone(),
             metrics: Arc::clone(metrics),
@@ -127,9 +147,23 @@ impl RegistryHandle {
         self.current.load_full()
     }
 
-    /// Loads the file again; a broken version is refused and the current one stays.
-    pub fn reload(&self) -> Result<bool, RegistryError> {
-        let result = Registry::load(&self.config.path, &self.config.agents);
+    /// Loads the file again when it changed since the last check, or when `always`; a broken
+    /// version is refused and the current one stays. Says whether another version is in use.
+    pub fn reload(&self, always: bool) -> Result<bool, RegistryError> {
+        let path = resolve_path(&self.config.path);
+        let text = read(&path);
+        let found = match &text {
+            Ok(text) => version_of(text),
+            Err(error) => error.to_string(),
+        };
+        let last_found = std::mem::replace(
+            &mut *self.last_found.lock().unwrap_or_else(PoisonError::into_inner),
+            found.clone(),
+        );
+        if last_found == found && !always {
+            return Ok(false);
+        }
+        let result = text.and_then(|text| Registry::compile(path, &text, &self.config.agents));
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         self.metrics
             .registry_reloads
@@ -163,19 +197,23 @@ impl RegistryHandle {
             .set(registry.integrations.len() as i64);
     }
 
-    /// Checks for changes every `reload_interval` and on SIGHUP, until `shutdown`.
+    /// Checks for changes every `reload_interval`, and loads the file again on SIGHUP, until
+    /// `shutdown`.
     pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
         let mut hangup = hangup_signal();
         let mut ticker = tokio::time::interval(self.config.reload_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            let always = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
-                _ = recv_hangup(&mut hangup) => tracing::info!("SIGHUP: reloading the integration registry."),
-            }
-            if let Err(error) = self.reload() {
+                _ = ticker.tick() => false,
+                _ = recv_hangup(&mut hangup) => {
+                    tracing::info!("SIGHUP: reloading the integration registry.");
+                    true
+                }
+            };
+            if let Err(error) = self.reload(always) {
                 tracing::error!(%error, version = %self.current.load().version, "Registry change refused; the previous version stays in use.");
             }
         }

@@ -282,3 +282,46 @@ fn agent_layers_from_both_places() {
         ]
     );
 }
+
+/// Scenario: a registry file is checked unchanged, edited into a broken version, checked again,
+/// reloaded on demand (as SIGHUP does), then fixed.
+/// Guarantees: an unchanged file is not loaded again; a broken version is refused once, not at
+/// every check, unless a reload is asked for; the fixed file is loaded. The reload counter
+/// counts the loads.
+#[test]
+fn checks_load_only_what_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("CONFIG.yaml");
+    std::fs::write(&path, FIXTURE).expect("write");
+    let config = RegistryConfig {
+        path: path.clone(),
+        reload_interval: Duration::from_secs(5),
+        agents: AgentLayers::default(),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let handle = RegistryHandle::load(&config, &metrics).expect("valid registry");
+    let first = handle.current().version.clone();
+    let reloads = |outcome: &str| {
+        let labels = vec![("outcome".to_owned(), outcome.to_owned())];
+        metrics.registry_reloads.get_or_create(&labels).get()
+    };
+
+    assert!(!handle.reload(false).expect("unchanged"));
+    assert_eq!((reloads("ok"), reloads("failed")), (0, 0));
+
+    std::fs::write(
+        &path,
+        FIXTURE.replace("connection: \"api\"", "connection: \"telepathy\""),
+    )
+    .expect("break");
+    assert!(matches!(handle.reload(false), Err(RegistryError::Invalid { .. })));
+    assert!(!handle.reload(false).expect("refused once"));
+    assert!(matches!(handle.reload(true), Err(RegistryError::Invalid { .. })));
+    assert_eq!((reloads("ok"), reloads("failed")), (0, 2));
+    assert_eq!(handle.current().version, first);
+
+    std::fs::write(&path, FIXTURE.replace("id: \"work-tracking\"", "id: \"jira-cloud\"")).expect("fix");
+    assert!(handle.reload(false).expect("fixed"));
+    assert_ne!(handle.current().version, first);
+    assert_eq!((reloads("ok"), reloads("failed")), (1, 2));
+}

@@ -158,7 +158,7 @@ impl Metrics {
         );
         r.register(
             format!("{p}_registry_reloads"),
-            "Registry reload attempts by outcome",
+            "Loads of a changed registry file, and on SIGHUP, by outcome",
             m.registry_reloads.clone(),
         );
         r.register(
