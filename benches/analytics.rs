@@ -83,20 +83,20 @@ fn store(enrich: &Enrich, kept: KeptColumns) -> Arc<RwLock<WindowStore>> {
         builder.add(&enriched_request(enrich, request)).expect("well-formed");
     }
     let batches = builder.finish().expect("window");
-    let mut history_builder = WindowBuilder::keeping(0, kept);
-    for request in 0..300 {
-        history_builder
-            .add(&enriched_request(enrich, request))
-            .expect("well-formed");
-    }
     let mut store = WindowStore::default();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let history_batches = history_builder.finish().expect("history window");
+    // Each earlier window its own rollup, stamped with its own start, as baselines read them.
     for index in 0..30 {
+        let mut history_builder = WindowBuilder::keeping(index * window, kept);
+        for request in 0..300 {
+            history_builder
+                .add(&enriched_request(enrich, request))
+                .expect("well-formed");
+        }
         let closed = ClosedWindow {
             start: index * window,
             end: (index + 1) * window,
-            batches: history_batches.clone(),
+            batches: history_builder.finish().expect("history window"),
             sampling_percentage: 100.0,
         };
         if let Some(rollup) = runtime.block_on(history_rollup(&closed)) {

@@ -4,11 +4,12 @@
 -- every: 1 window
 -- window: 1 window
 -- key: agent
+-- The current window's tokens come from its history rollup (made once when it closed) rather
+-- than from a scan of its spans.
 WITH current_window AS (
-    SELECT agent, max(layer) AS layer,
-           CAST(sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) AS DOUBLE) AS tokens
-    FROM spans
-    WHERE agent IS NOT NULL
+    SELECT agent, max(layer) AS layer, CAST(sum(input_tokens + output_tokens) AS DOUBLE) AS tokens
+    FROM history
+    WHERE agent IS NOT NULL AND window_start >= (SELECT min(window_start) FROM windows)
     GROUP BY agent
 ), per_window AS (
     SELECT agent, window_start, CAST(sum(input_tokens + output_tokens) AS DOUBLE) AS tokens

@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::TaskContext;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::tables::KeptColumns;
-use super::window::{Table, WindowStore, WindowTable};
+use super::window::{Table, WindowSource, WindowStore, WindowTable};
 
 /// How serious a detector's findings are; mapped to OTLP log severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -173,33 +176,34 @@ fn parse_duration(text: &str, window: Duration) -> Option<Duration> {
     }
 }
 
-/// A detector planned against the window tables.
+/// A detector planned against the window tables, once: each run executes the same
+/// physical plan, whose scans read the store as it is when the run starts.
 pub struct Prepared {
     pub detector: Detector,
-    context: SessionContext,
-    plan: LogicalPlan,
+    source: Arc<WindowSource>,
+    task: Arc<TaskContext>,
+    plan: Arc<dyn ExecutionPlan>,
     /// The record-table columns the query reads.
     pub columns: KeptColumns,
 }
 
-/// A fresh session whose tables read `store`, reaching `span` back, under a memory limit.
-pub fn session(
-    store: &Arc<RwLock<WindowStore>>,
-    span: Duration,
-    memory_limit: usize,
-) -> datafusion::error::Result<SessionContext> {
+/// A fresh session whose tables read `source`, under a memory limit.
+pub fn session(source: &Arc<WindowSource>, memory_limit: usize) -> datafusion::error::Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_limit(memory_limit, 1.0)
         .build_arc()?;
+    // Dynamic filters are state a plan's operators share while it runs; without them a plan
+    // runs again once its state is reset (`reset_plan_states`), and tables in memory lose
+    // nothing by it.
     let config = SessionConfig::new()
         .with_target_partitions(std::thread::available_parallelism().map_or(1, usize::from))
-        .with_information_schema(false);
+        .with_information_schema(false)
+        .set_bool("datafusion.optimizer.enable_dynamic_filter_pushdown", false);
     let context = SessionContext::new_with_config_rt(config, runtime);
     for table in Table::ALL {
         let provider = WindowTable {
-            store: Arc::clone(store),
+            source: Arc::clone(source),
             table,
-            span,
         };
         context.register_table(table.name(), Arc::new(provider))?;
     }
@@ -221,18 +225,24 @@ impl Prepared {
                 message,
             }
         };
-        let context = session(store, detector.window, memory_limit).map_err(|e| located(e.to_string()))?;
-        let plan = context
-            .state()
+        let source = WindowSource::new(store, detector.window);
+        let context = session(&source, memory_limit).map_err(|e| located(e.to_string()))?;
+        let state = context.state();
+        let logical = state
             .create_logical_plan(&detector.sql)
             .await
             .map_err(|e| located(e.to_string()))?;
         let mut columns = KeptColumns::WINDOW_START;
-        scans(&context, &plan, |table, positions| columns.keep(table, positions))
+        scans(&context, &logical, |table, positions| columns.keep(table, positions))
+            .map_err(|e| located(e.to_string()))?;
+        let plan = state
+            .create_physical_plan(&logical)
+            .await
             .map_err(|e| located(e.to_string()))?;
         Ok(Prepared {
             detector,
-            context,
+            source,
+            task: context.task_ctx(),
             plan,
             columns,
         })
@@ -240,11 +250,10 @@ impl Prepared {
 
     /// Runs the planned query over the current windows.
     pub async fn run(&self) -> datafusion::error::Result<Vec<RecordBatch>> {
-        self.context
-            .execute_logical_plan(self.plan.clone())
-            .await?
-            .collect()
-            .await
+        let _pinned = self.source.pin();
+        // Operators keep what their last run built (a join's hashed side, for one).
+        let plan = reset_plan_states(Arc::clone(&self.plan))?;
+        collect(plan, Arc::clone(&self.task)).await
     }
 }
 
@@ -324,6 +333,77 @@ mod tests {
             error.to_string().starts_with("queries/broken.sql (line 7): "),
             "{error}"
         );
+    }
+
+    /// A closed window from `start` holding `spans` spans of `agent`.
+    fn window_of(start: i64, agent: &str, spans: usize) -> super::super::window::ClosedWindow {
+        use crate::analytics::tables::WindowBuilder;
+        use crate::pipeline::{Payload, Request};
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let service = KeyValue {
+            key: "service.name".into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(agent.into())),
+            }),
+            ..Default::default()
+        };
+        let spans = (0..spans)
+            .map(|i| Span {
+                trace_id: vec![i as u8 + 1; 16],
+                span_id: vec![7; 8],
+                name: "execute_tool".into(),
+                ..Default::default()
+            })
+            .collect();
+        let request = Payload::Traces(ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![service],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        });
+        let mut builder = WindowBuilder::new(start);
+        builder.add(&Request::from_payload(&request)).expect("well-formed");
+        super::super::window::ClosedWindow {
+            start,
+            end: start + 10,
+            batches: builder.finish().expect("window"),
+            sampling_percentage: 100.0,
+        }
+    }
+
+    /// Guarantees: a detector planned once, before any window closed, reads each new window
+    /// on each run, through a join and a subquery (operators that keep what they built): the
+    /// same rows out for the same window, new rows for a new one, none before the first.
+    #[tokio::test]
+    async fn each_run_reads_the_windows_closed_by_then() {
+        let store = Arc::new(RwLock::new(WindowStore::default()));
+        let sql = "-- window: 100s\n\
+            SELECT s.agent, count(*) AS spans, max(w.rows) AS window_rows FROM spans s \
+            JOIN windows w ON s.window_start = w.window_start \
+            WHERE s.window_start = (SELECT max(window_start) FROM windows) \
+            GROUP BY s.agent ORDER BY s.agent";
+        let detector = Detector::parse(Path::new("q.sql"), sql, Duration::from_secs(10)).expect("header");
+        let prepared = Prepared::new(detector, &store, 64 << 20).await.expect("plans");
+        let run = || async { crate::analytics::query::rows(&prepared.run().await.expect("runs")).rows };
+        let row =
+            |agent: &str, spans: u32| vec![Some(agent.to_owned()), Some(spans.to_string()), Some(spans.to_string())];
+        let close = |window| store.write().expect("store").windows.push_back(window);
+        assert!(run().await.is_empty());
+        close(window_of(0, "planner", 3));
+        assert_eq!(run().await, [row("planner", 3)]);
+        assert_eq!(run().await, [row("planner", 3)]);
+        close(window_of(10, "triage", 5));
+        assert_eq!(run().await, [row("triage", 5)]);
     }
 
     /// Guarantees: a query naming an unknown column fails at planning, not at run time.

@@ -11,7 +11,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 use super::detector;
-use super::window::WindowStore;
+use super::window::{WindowSource, WindowStore};
 
 /// Runs queries against the windows retained by a running analytics exporter.
 #[derive(Clone)]
@@ -41,9 +41,11 @@ impl QueryService {
     }
 
     pub async fn run(&self, sql: &str) -> datafusion::error::Result<Rows> {
-        let context = detector::session(&self.store, self.retention, self.memory_limit)?;
+        let source = WindowSource::new(&self.store, self.retention);
+        let context = detector::session(&source, self.memory_limit)?;
         let frame = context.sql(sql).await?;
         let left_out = self.left_out(&context, frame.logical_plan())?;
+        let _pinned = source.pin();
         let batches = frame.collect().await?;
         Ok(Rows {
             left_out,

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,11 +12,18 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::Result as DataFusionResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    ReplaceChildrenOptions,
+};
 
 use super::tables::{self, KeptColumns};
 
@@ -144,9 +151,9 @@ pub enum Table {
     Spans = 0,
     MetricPoints = 1,
     Logs = 2,
-    History,
-    Integrations,
-    Windows,
+    History = 3,
+    Integrations = 4,
+    Windows = 5,
 }
 
 impl Table {
@@ -182,18 +189,71 @@ impl Table {
     }
 }
 
-/// A table that reads the store at scan time, so a detector's logical plan is made once and
-/// executed against each new window.
-pub struct WindowTable {
-    pub store: Arc<RwLock<WindowStore>>,
-    pub table: Table,
+/// What the tables of one query session read: the store as it is, or as it was when the
+/// running query pinned it.
+pub struct WindowSource {
+    store: Arc<RwLock<WindowStore>>,
     /// How far back from the newest closed window the record tables reach.
-    pub span: Duration,
+    span: Duration,
+    /// Each table's batches, by [`Table`] number, while a run has the store pinned.
+    pinned: Mutex<Option<Arc<[Vec<RecordBatch>; 6]>>>,
+}
+
+impl WindowSource {
+    pub fn new(store: &Arc<RwLock<WindowStore>>, span: Duration) -> Arc<WindowSource> {
+        Arc::new(WindowSource {
+            store: Arc::clone(store),
+            span,
+            pinned: Mutex::new(None),
+        })
+    }
+
+    /// Until the returned guard drops, every table reads the store as it is now. A query's
+    /// scans run at different moments of its run; pinned, they agree on which windows exist
+    /// even when one closes meanwhile.
+    pub fn pin(self: &Arc<Self>) -> PinnedStore {
+        let mut tables: [Vec<RecordBatch>; 6] = Default::default();
+        {
+            let store = self.store.read().unwrap_or_else(|e| e.into_inner());
+            for table in Table::ALL {
+                tables[table as usize] = store.batches(table, self.span);
+            }
+        }
+        *self.pinned.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(tables));
+        PinnedStore(Arc::clone(self))
+    }
+
+    fn batches(&self, table: Table) -> Vec<RecordBatch> {
+        let pinned = self.pinned.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match pinned {
+            Some(tables) => tables[table as usize].clone(),
+            None => self
+                .store
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .batches(table, self.span),
+        }
+    }
+}
+
+/// The store pinned for a run (see [`WindowSource::pin`]); dropping it unpins.
+pub struct PinnedStore(Arc<WindowSource>);
+
+impl Drop for PinnedStore {
+    fn drop(&mut self) {
+        *self.0.pinned.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// A table of the window store, as DataFusion sees it.
+pub struct WindowTable {
+    pub source: Arc<WindowSource>,
+    pub table: Table,
 }
 
 impl fmt::Debug for WindowTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WindowTable({}, {:?})", self.table.name(), self.span)
+        write!(f, "WindowTable({}, {:?})", self.table.name(), self.source.span)
     }
 }
 
@@ -214,25 +274,115 @@ impl TableProvider for WindowTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DataFusionResult<Arc<dyn ExecutionPlan>> {
-        let batches = self
-            .store
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .batches(self.table, self.span);
-        // Windows are stored in batches of 8192 rows: dealt out here, they are scanned in
-        // parallel without a repartitioning step.
         let schema = Arc::new(match projection {
             Some(positions) => self.schema().project(positions)?,
             None => self.schema().as_ref().clone(),
         });
         let partitions = state.config().target_partitions().max(1);
-        let mut dealt = vec![Vec::new(); partitions.min(batches.len()).max(1)];
-        let count = dealt.len();
-        for (index, batch) in batches.iter().enumerate() {
-            dealt[index % count].push(widen(batch, &schema)?);
+        Ok(Arc::new(WindowScan::new(
+            Arc::clone(&self.source),
+            self.table,
+            schema,
+            partitions,
+        )))
+    }
+}
+
+/// Reads its table when executed rather than when planned, so that a detector's physical
+/// plan is made once and run over each new window. It reports no statistics: figures taken
+/// at planning would be stale by the next run.
+struct WindowScan {
+    source: Arc<WindowSource>,
+    table: Table,
+    /// The columns read: the table's, or those of the projection pushed into the scan.
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl WindowScan {
+    fn new(source: Arc<WindowSource>, table: Table, schema: SchemaRef, partitions: usize) -> WindowScan {
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(partitions),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        WindowScan {
+            source,
+            table,
+            schema,
+            properties: Arc::new(properties),
         }
-        let plan = MemorySourceConfig::try_new_exec(&dealt, schema, None)?;
-        Ok(plan)
+    }
+}
+
+impl fmt::Debug for WindowScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WindowScan({})", self.table.name())
+    }
+}
+
+impl DisplayAs for WindowScan {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let columns: Vec<&str> = self.schema.fields().iter().map(|c| c.name().as_str()).collect();
+        write!(
+            f,
+            "WindowScan: table={}, partitions={}, columns=[{}]",
+            self.table.name(),
+            self.properties.partitioning.partition_count(),
+            columns.join(", ")
+        )
+    }
+}
+
+impl ExecutionPlan for WindowScan {
+    fn name(&self) -> &'static str {
+        "WindowScan"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _visit: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DataFusionResult<TreeNodeRecursion>,
+    ) -> DataFusionResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        _children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> DataFusionResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DataFusionResult<Arc<dyn ExecutionPlan>> {
+        self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Keep))
+    }
+
+    /// Windows are stored in batches of 8192 rows: dealt out over the partitions, they are
+    /// scanned in parallel without a repartitioning step.
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> DataFusionResult<SendableRecordBatchStream> {
+        let partitions = self.properties.partitioning.partition_count();
+        let dealt = self
+            .source
+            .batches(self.table)
+            .iter()
+            .skip(partition)
+            .step_by(partitions)
+            .map(|batch| widen(batch, &self.schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Box::pin(MemoryStream::try_new(dealt, Arc::clone(&self.schema), None)?))
     }
 }
 
@@ -296,10 +446,26 @@ mod tests {
             .windows
             .extend([window(0), window_keeping(10, KeptColumns::WINDOW_START)]);
         let store = Arc::new(RwLock::new(store));
-        let context = crate::analytics::detector::session(&store, Duration::from_secs(60), 64 << 20).expect("session");
+        let source = WindowSource::new(&store, Duration::from_secs(60));
+        let context = crate::analytics::detector::session(&source, 64 << 20).expect("session");
         let sql = "SELECT count(*) AS all_rows, count(trace_id) AS with_trace_id FROM spans";
         let batches = context.sql(sql).await.expect("plans").collect().await.expect("runs");
         let rows = crate::analytics::query::rows(&batches);
         assert_eq!(rows.rows, [[Some("2".to_owned()), Some("1".to_owned())]]);
+    }
+
+    /// Guarantees: while pinned, every table reads the store as it was when pinned (a window
+    /// closed since is in none of them); unpinned, they read it as it is.
+    #[test]
+    fn a_pinned_store_reads_as_it_was() {
+        let store = Arc::new(RwLock::new(WindowStore::default()));
+        store.write().expect("store").windows.push_back(window(0));
+        let source = WindowSource::new(&store, Duration::from_secs(60));
+        let rows = |table: Table| -> usize { source.batches(table).iter().map(RecordBatch::num_rows).sum() };
+        let pinned = source.pin();
+        store.write().expect("store").windows.push_back(window(10));
+        assert_eq!((rows(Table::Spans), rows(Table::Windows)), (1, 1));
+        drop(pinned);
+        assert_eq!((rows(Table::Spans), rows(Table::Windows)), (2, 2));
     }
 }
