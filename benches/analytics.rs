@@ -17,7 +17,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetpipe::analytics::detector::{Detector, Prepared};
 use fleetpipe::analytics::tables::{KeptColumns, WindowBuilder};
 use fleetpipe::analytics::window::{ClosedWindow, WindowStore};
-use fleetpipe::analytics::{AnalyticsConfig, history_rollup, kept_columns};
+use fleetpipe::analytics::{AnalyticsConfig, Rollup, kept_columns};
 use fleetpipe::compression::Encoding;
 use fleetpipe::enrich::Enrich;
 use fleetpipe::export::BodyFormat;
@@ -85,6 +85,7 @@ fn store(enrich: &Enrich, kept: KeptColumns) -> Arc<RwLock<WindowStore>> {
     let batches = builder.finish().expect("window");
     let mut store = WindowStore::default();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let rollup = planned_rollup(&runtime);
     // Each earlier window its own rollup, stamped with its own start, as baselines read them.
     for index in 0..30 {
         let mut history_builder = WindowBuilder::keeping(index * window, kept);
@@ -99,8 +100,8 @@ fn store(enrich: &Enrich, kept: KeptColumns) -> Arc<RwLock<WindowStore>> {
             batches: history_builder.finish().expect("history window"),
             sampling_percentage: 100.0,
         };
-        if let Some(rollup) = runtime.block_on(history_rollup(&closed)) {
-            store.history.push_back((closed.start, rollup));
+        if let Some(rows) = runtime.block_on(rollup.of(&closed)) {
+            store.history.push_back((closed.start, rows));
         }
     }
     // As the service does it: a window's rollup joins the history when the window closes.
@@ -110,12 +111,21 @@ fn store(enrich: &Enrich, kept: KeptColumns) -> Arc<RwLock<WindowStore>> {
         batches,
         sampling_percentage: 100.0,
     };
-    let rollup = runtime.block_on(history_rollup(&current));
+    let rows = runtime.block_on(rollup.of(&current));
     store
         .history
-        .push_back((current.start, rollup.expect("rollup of the current window")));
+        .push_back((current.start, rows.expect("rollup of the current window")));
     store.windows.push_back(current);
     Arc::new(RwLock::new(store))
+}
+
+/// The history rollup, as the service plans it.
+fn planned_rollup(runtime: &tokio::runtime::Runtime) -> Rollup {
+    let config = AnalyticsConfig {
+        window: WINDOW,
+        ..AnalyticsConfig::default()
+    };
+    runtime.block_on(Rollup::new(&config)).expect("the rollup plans")
 }
 
 /// The shipped detectors, and the columns windows build for them.
@@ -163,9 +173,10 @@ fn detector_pack(c: &mut Criterion) {
         });
     }
     // Made once per closed window, before the detectors run.
+    let rollup = planned_rollup(&runtime);
     let current = store.read().expect("store").windows.back().cloned().expect("a window");
     group.bench_function("history_rollup_10s_window_1M_spans", |b| {
-        b.iter(|| black_box(runtime.block_on(history_rollup(&current)).expect("rollup")))
+        b.iter(|| black_box(runtime.block_on(rollup.of(&current)).expect("rollup")))
     });
     group.finish();
 }

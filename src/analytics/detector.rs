@@ -176,13 +176,51 @@ fn parse_duration(text: &str, window: Duration) -> Option<Duration> {
     }
 }
 
-/// A detector planned against the window tables, once: each run executes the same
-/// physical plan, whose scans read the store as it is when the run starts.
-pub struct Prepared {
-    pub detector: Detector,
+/// A query planned once, down to DataFusion's physical plan, over the window tables: each
+/// run executes the same plan, its scans reading the store as it is when the run starts.
+pub struct PlannedQuery {
     source: Arc<WindowSource>,
     task: Arc<TaskContext>,
     plan: Arc<dyn ExecutionPlan>,
+}
+
+impl PlannedQuery {
+    /// Plans `sql` over the tables of `store`, whose record tables reach `span` back from the
+    /// newest window; also returns the record-table columns the query reads.
+    pub async fn new(
+        store: &Arc<RwLock<WindowStore>>,
+        span: Duration,
+        sql: &str,
+        memory_limit: usize,
+    ) -> datafusion::error::Result<(PlannedQuery, KeptColumns)> {
+        let source = WindowSource::new(store, span);
+        let context = session(&source, memory_limit)?;
+        let state = context.state();
+        let logical = state.create_logical_plan(sql).await?;
+        let mut columns = KeptColumns::WINDOW_START;
+        scans(&context, &logical, |table, positions| columns.keep(table, positions))?;
+        let plan = state.create_physical_plan(&logical).await?;
+        let query = PlannedQuery {
+            source,
+            task: context.task_ctx(),
+            plan,
+        };
+        Ok((query, columns))
+    }
+
+    /// Runs the planned query over the current windows.
+    pub async fn run(&self) -> datafusion::error::Result<Vec<RecordBatch>> {
+        let _pinned = self.source.pin();
+        // Operators keep what their last run built (a join's hashed side, for one).
+        let plan = reset_plan_states(Arc::clone(&self.plan))?;
+        collect(plan, Arc::clone(&self.task)).await
+    }
+}
+
+/// A detector planned against the window tables.
+pub struct Prepared {
+    pub detector: Detector,
+    query: PlannedQuery,
     /// The record-table columns the query reads.
     pub columns: KeptColumns,
 }
@@ -225,35 +263,19 @@ impl Prepared {
                 message,
             }
         };
-        let source = WindowSource::new(store, detector.window);
-        let context = session(&source, memory_limit).map_err(|e| located(e.to_string()))?;
-        let state = context.state();
-        let logical = state
-            .create_logical_plan(&detector.sql)
-            .await
-            .map_err(|e| located(e.to_string()))?;
-        let mut columns = KeptColumns::WINDOW_START;
-        scans(&context, &logical, |table, positions| columns.keep(table, positions))
-            .map_err(|e| located(e.to_string()))?;
-        let plan = state
-            .create_physical_plan(&logical)
+        let (query, columns) = PlannedQuery::new(store, detector.window, &detector.sql, memory_limit)
             .await
             .map_err(|e| located(e.to_string()))?;
         Ok(Prepared {
             detector,
-            source,
-            task: context.task_ctx(),
-            plan,
+            query,
             columns,
         })
     }
 
-    /// Runs the planned query over the current windows.
+    /// Runs the detector's query over the current windows.
     pub async fn run(&self) -> datafusion::error::Result<Vec<RecordBatch>> {
-        let _pinned = self.source.pin();
-        // Operators keep what their last run built (a join's hashed side, for one).
-        let plan = reset_plan_states(Arc::clone(&self.plan))?;
-        collect(plan, Arc::clone(&self.task)).await
+        self.query.run().await
     }
 }
 
@@ -404,6 +426,36 @@ mod tests {
         assert_eq!(run().await, [row("planner", 3)]);
         close(window_of(10, "triage", 5));
         assert_eq!(run().await, [row("triage", 5)]);
+    }
+
+    /// Guarantees: the history rollup, planned once, rolls up each window it is given (that
+    /// window's rows only) and holds no window between runs.
+    #[tokio::test]
+    async fn the_rollup_reads_each_window_it_is_given() {
+        let config = crate::analytics::AnalyticsConfig {
+            window: Duration::from_secs(10),
+            ..Default::default()
+        };
+        let rollup = crate::analytics::Rollup::new(&config).await.expect("plans");
+        let agents_and_spans = |batch: RecordBatch| {
+            let rows = crate::analytics::query::rows(&[batch]);
+            let column = |name: &str| rows.columns.iter().position(|c| c == name).expect("column");
+            let (agent, spans) = (column("agent"), column("spans"));
+            rows.rows
+                .iter()
+                .map(|row| {
+                    (
+                        row[agent].clone().unwrap_or_default(),
+                        row[spans].clone().unwrap_or_default(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = rollup.of(&window_of(0, "planner", 3)).await.expect("rolled up");
+        assert_eq!(agents_and_spans(first), [("planner".to_owned(), "3".to_owned())]);
+        let second = rollup.of(&window_of(10, "triage", 5)).await.expect("rolled up");
+        assert_eq!(agents_and_spans(second), [("triage".to_owned(), "5".to_owned())]);
+        assert!(rollup.closing.read().expect("store").windows.is_empty());
     }
 
     /// Guarantees: a query naming an unknown column fails at planning, not at run time.

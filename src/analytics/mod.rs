@@ -25,8 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::datasource::MemTable;
-use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -35,7 +33,7 @@ use crate::export::{ExporterHandle, Queued};
 use crate::pipeline::{Payload, Request};
 use crate::registry::RegistryHandle;
 use crate::telemetry::metrics::Metrics;
-use detector::{Detector, DetectorError, Prepared};
+use detector::{Detector, DetectorError, PlannedQuery, Prepared};
 use sampling::TraceSampler;
 use signal::SignalFiles;
 use tables::{KeptColumns, WindowBuilder};
@@ -152,7 +150,11 @@ pub async fn check(config: &AnalyticsConfig) -> Result<usize, Vec<DetectorError>
 pub async fn kept_columns(config: &AnalyticsConfig) -> datafusion::error::Result<KeptColumns> {
     let store = Arc::new(RwLock::new(WindowStore::default()));
     let (prepared, _) = load_detectors(&config.queries, config, &store).await;
-    Ok(columns_to_keep(config.columns, rollup_columns().await?, &prepared))
+    Ok(columns_to_keep(
+        config.columns,
+        Rollup::new(config).await?.columns,
+        &prepared,
+    ))
 }
 
 /// Those `rollup` and the `detectors` read, unless `columns` says all.
@@ -187,6 +189,7 @@ pub fn start(
         registry,
         metrics: Arc::clone(metrics),
         closed: closed_tx,
+        rollup: None,
     };
     workers.spawn(ingest.run(rx));
     let detectors = Detectors {
@@ -220,10 +223,18 @@ struct Ingest {
     registry: Option<Arc<RegistryHandle>>,
     metrics: Arc<Metrics>,
     closed: watch::Sender<i64>,
+    /// Planned when the task starts; without it windows close without history.
+    rollup: Option<Rollup>,
 }
 
 impl Ingest {
-    async fn run(self, mut queue: mpsc::Receiver<Queued>) {
+    async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
+        self.rollup = Rollup::new(&self.config)
+            .await
+            .inspect_err(
+                |error| tracing::error!(%error, "Could not plan the history rollup; windows close without it."),
+            )
+            .ok();
         let window = self.config.window.as_nanos().max(1) as i64;
         let start_of = |t: i64| t - t.rem_euclid(window);
         let mut builder = WindowBuilder::keeping(start_of(now_nanos()), self.kept()).sampling(self.config.sampler());
@@ -272,7 +283,10 @@ impl Ingest {
 
     async fn close(&self, closed: ClosedWindow) {
         let end = closed.end;
-        let rollup = history_rollup(&closed).await;
+        let rollup = match &self.rollup {
+            Some(rollup) => rollup.of(&closed).await,
+            None => None,
+        };
         let integrations = self.registry.as_ref().map(|r| integrations_batch(&r.current()));
         {
             let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
@@ -307,40 +321,41 @@ SELECT window_start, agent, layer, integration_id, tool_name,
 FROM spans
 GROUP BY window_start, agent, layer, integration_id, tool_name";
 
-/// A session whose `spans` are `batches`, of the columns their window kept (all of those the
-/// rollup reads), or no rows of all columns.
-fn rollup_context(batches: Vec<RecordBatch>) -> datafusion::error::Result<SessionContext> {
-    let context = SessionContext::new();
-    let schema = batches
-        .first()
-        .map_or_else(|| tables::SPANS.clone(), RecordBatch::schema);
-    let spans = MemTable::try_new(schema, vec![batches])?;
-    context.register_table("spans", Arc::new(spans))?;
-    Ok(context)
+/// The history rollup, planned once like a detector; each run reads the window being closed.
+pub struct Rollup {
+    /// The window being rolled up, for the length of a run.
+    closing: Arc<RwLock<WindowStore>>,
+    query: PlannedQuery,
+    /// The columns of `spans` the rollup reads.
+    pub columns: KeptColumns,
 }
 
-/// The columns of `spans` the history rollup reads.
-async fn rollup_columns() -> datafusion::error::Result<KeptColumns> {
-    let context = rollup_context(Vec::new())?;
-    let plan = context.state().create_logical_plan(HISTORY_SQL).await?;
-    let mut columns = KeptColumns::WINDOW_START;
-    detector::scans(&context, &plan, |table, positions| columns.keep(table, positions))?;
-    Ok(columns)
-}
+impl Rollup {
+    pub async fn new(config: &AnalyticsConfig) -> datafusion::error::Result<Rollup> {
+        let closing = Arc::new(RwLock::new(WindowStore::default()));
+        let (query, columns) = PlannedQuery::new(&closing, config.window, HISTORY_SQL, config.memory_limit()).await?;
+        Ok(Rollup {
+            closing,
+            query,
+            columns,
+        })
+    }
 
-pub async fn history_rollup(closed: &ClosedWindow) -> Option<RecordBatch> {
-    let result = async {
-        let context = rollup_context(closed.batches[0].clone())?;
-        let batches = context.sql(HISTORY_SQL).await?.collect().await?;
-        let batch = datafusion::arrow::compute::concat_batches(&tables::HISTORY.clone(), &batches)?;
-        Ok::<_, datafusion::error::DataFusionError>(batch)
-    };
-    match result.await {
-        Ok(batch) => Some(batch),
-        Err(error) => {
-            tracing::error!(%error, "Could not roll up the analytics window into history.");
-            None
-        }
+    /// The rows `closed` adds to `history`; `None`, logged, when the rollup fails.
+    pub async fn of(&self, closed: &ClosedWindow) -> Option<RecordBatch> {
+        let hold = |windows: Vec<ClosedWindow>| {
+            self.closing.write().unwrap_or_else(|e| e.into_inner()).windows = windows.into();
+        };
+        hold(vec![closed.clone()]);
+        let result = self
+            .query
+            .run()
+            .await
+            .and_then(|batches| Ok(datafusion::arrow::compute::concat_batches(&tables::HISTORY, &batches)?));
+        hold(Vec::new());
+        result
+            .inspect_err(|error| tracing::error!(%error, "Could not roll up the analytics window into history."))
+            .ok()
     }
 }
 
@@ -445,8 +460,8 @@ struct Loaded {
 
 impl Detectors {
     async fn run(mut self, mut closed: watch::Receiver<i64>) {
-        let rollup = match rollup_columns().await {
-            Ok(columns) => columns,
+        let rollup = match Rollup::new(&self.config).await {
+            Ok(rollup) => rollup.columns,
             Err(error) => {
                 tracing::error!(%error, "Could not plan the history rollup; windows build every column.");
                 KeptColumns::ALL
