@@ -178,6 +178,8 @@ fn parse_duration(text: &str, window: Duration) -> Option<Duration> {
 
 /// A query planned once, down to DataFusion's physical plan, over the window tables: each
 /// run executes the same plan, its scans reading the store as it is when the run starts.
+/// Runs must not overlap: the pinned store, and state a reset plan still shares with its
+/// template (a scalar subquery's results), belong to the run in progress.
 pub struct PlannedQuery {
     source: Arc<WindowSource>,
     task: Arc<TaskContext>,
