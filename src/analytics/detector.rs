@@ -359,50 +359,9 @@ mod tests {
         );
     }
 
-    /// A closed window from `start` holding `spans` spans of `agent`.
-    fn window_of(start: i64, agent: &str, spans: usize) -> super::super::window::ClosedWindow {
-        use crate::analytics::tables::WindowBuilder;
-        use crate::pipeline::{Payload, Request};
-        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
-        use opentelemetry_proto::tonic::resource::v1::Resource;
-        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-        let service = KeyValue {
-            key: "service.name".into(),
-            value: Some(AnyValue {
-                value: Some(Value::StringValue(agent.into())),
-            }),
-            ..Default::default()
-        };
-        let spans = (0..spans)
-            .map(|i| Span {
-                trace_id: vec![i as u8 + 1; 16],
-                span_id: vec![7; 8],
-                name: "execute_tool".into(),
-                ..Default::default()
-            })
-            .collect();
-        let request = Payload::Traces(ExportTraceServiceRequest {
-            resource_spans: vec![ResourceSpans {
-                resource: Some(Resource {
-                    attributes: vec![service],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    spans,
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        });
-        let mut builder = WindowBuilder::new(start);
-        builder.add(&Request::from_payload(&request)).expect("well-formed");
-        super::super::window::ClosedWindow {
-            start,
-            end: start + 10,
-            batches: builder.finish().expect("window"),
-            sampling_percentage: 100.0,
-        }
+    /// A closed window from `start` holding `spans` spans of `agent`, every column kept.
+    fn window_of(start: i64, agent: &str, spans: usize) -> crate::analytics::window::ClosedWindow {
+        crate::analytics::window::tests::window_of(start, KeptColumns::ALL, Some(agent), spans)
     }
 
     /// Guarantees: a detector planned once, before any window closed, reads each new window

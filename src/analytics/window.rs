@@ -387,7 +387,7 @@ impl ExecutionPlan for WindowScan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::analytics::tables::WindowBuilder;
 
@@ -397,18 +397,39 @@ mod tests {
 
     /// A window holding one span, with the columns `kept` keeps.
     fn window_keeping(start: i64, kept: KeptColumns) -> ClosedWindow {
+        window_of(start, kept, None, 1)
+    }
+
+    /// A closed window from `start` holding `spans` spans, of the service `agent` if given,
+    /// with the columns `kept` keeps.
+    pub(crate) fn window_of(start: i64, kept: KeptColumns, agent: Option<&str>, spans: usize) -> ClosedWindow {
         use crate::pipeline::{Payload, Request};
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+        use opentelemetry_proto::tonic::resource::v1::Resource;
         use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-        let span = Span {
-            trace_id: vec![1; 16],
-            span_id: vec![2; 8],
+        let service = agent.map(|agent| KeyValue {
+            key: "service.name".into(),
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(agent.into())),
+            }),
             ..Default::default()
-        };
+        });
+        let spans = (0..spans)
+            .map(|i| Span {
+                trace_id: vec![i as u8 + 1; 16],
+                span_id: vec![2; 8],
+                ..Default::default()
+            })
+            .collect();
         let request = Payload::Traces(ExportTraceServiceRequest {
             resource_spans: vec![ResourceSpans {
+                resource: service.map(|service| Resource {
+                    attributes: vec![service],
+                    ..Default::default()
+                }),
                 scope_spans: vec![ScopeSpans {
-                    spans: vec![span],
+                    spans,
                     ..Default::default()
                 }],
                 ..Default::default()
