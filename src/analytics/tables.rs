@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     Array, ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, MapBuilder, PrimitiveBuilder,
-    StringBuilder, TimestampNanosecondBuilder,
+    StringBuilder, TimestampNanosecondArray, TimestampNanosecondBuilder,
 };
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::error::ArrowError;
@@ -572,7 +572,6 @@ impl FinishSized for MapBuilder<StringBuilder, StringBuilder> {
 
 /// Builders shared by the three record tables.
 struct ContextColumns {
-    window_start: TimestampNanosecondBuilder,
     strings: Vec<StringBuilder>,
     registered: BooleanBuilder,
     attributes: MapBuilder<StringBuilder, StringBuilder>,
@@ -602,7 +601,6 @@ fn time_builder() -> TimestampNanosecondBuilder {
 impl ContextColumns {
     fn new() -> ContextColumns {
         ContextColumns {
-            window_start: time_builder(),
             strings: (0..9).map(|_| StringBuilder::new()).collect(),
             registered: BooleanBuilder::new(),
             attributes: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
@@ -619,8 +617,7 @@ impl ContextColumns {
     }
 
     /// Appends the context of one record and its attributes that are not lifted.
-    fn append(&mut self, window_start: i64, emitter: &Emitter<'_>, attributes: &RecordAttributes<'_>) {
-        self.window_start.append_value(window_start);
+    fn append(&mut self, emitter: &Emitter<'_>, attributes: &RecordAttributes<'_>) {
         let lifted = &attributes.lifted;
         // The emitter's three, then the integration's, lifted in the same order (see `lifted_slot`).
         let emitted = [emitter.service, emitter.agent, emitter.layer];
@@ -649,10 +646,6 @@ impl ContextColumns {
             // Appending a map entry only fails on mismatched key/value lengths, which the loop above keeps equal.
             let _ = self.attributes.append(true);
         }
-    }
-
-    fn finish_head(&mut self) -> ArrayRef {
-        self.window_start.finish_sized()
     }
 
     fn finish_context(&mut self) -> Vec<ArrayRef> {
@@ -761,11 +754,15 @@ impl WindowBuilder {
     }
 
     fn finish_chunk(&mut self, table: usize) -> Result<(), ArrowError> {
-        let columns = match table {
+        // Every row of a window has its start: one value for the batch rather than one a row.
+        let window_start =
+            TimestampNanosecondArray::from_value(self.window_start, self.pending[table]).with_timezone("UTC");
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(window_start)];
+        columns.extend(match table {
             0 => self.spans.finish(),
             1 => self.points.finish(),
             _ => self.logs.finish(),
-        };
+        });
         let batch = self.kept.batch(table, columns)?;
         self.chunks[table].push(batch);
         self.pending[table] = 0;
@@ -825,9 +822,9 @@ impl WindowBuilder {
                 let bytes = record.bytes()?;
                 let rows = match signal {
                     Signal::Traces if self.sampled_out(bytes) => Ok(0),
-                    Signal::Traces => self.spans.append(self.window_start, &emitter, bytes, attributes),
-                    Signal::Metrics => self.points.append(self.window_start, &emitter, bytes),
-                    Signal::Logs => self.logs.append(self.window_start, &emitter, bytes, attributes),
+                    Signal::Traces => self.spans.append(&emitter, bytes, attributes),
+                    Signal::Metrics => self.points.append(&emitter, bytes),
+                    Signal::Logs => self.logs.append(&emitter, bytes, attributes),
                 };
                 match rows {
                     Ok(rows) => self.rows += rows,
@@ -980,7 +977,6 @@ impl SpanColumns {
 
     fn append<'a>(
         &mut self,
-        window_start: i64,
         emitter: &Emitter<'_>,
         span: &'a [u8],
         attributes: &mut RecordAttributes<'a>,
@@ -1000,7 +996,7 @@ impl SpanColumns {
         // a column not built needs no check (it was 3 % of the conversion).
         let name = utf8_if(kept_name, span.name, field::SPAN_NAME)?;
         let status_message = utf8_if(kept_message, span.status_message, field::STATUS_MESSAGE)?;
-        self.context.append(window_start, emitter, attributes);
+        self.context.append(emitter, attributes);
         let kind = match span.kind {
             1 => "internal",
             2 => "server",
@@ -1051,8 +1047,7 @@ impl SpanColumns {
 
     /// The columns of a batch, in the schema's order.
     fn finish(&mut self) -> Vec<ArrayRef> {
-        let mut columns = vec![self.context.finish_head()];
-        columns.extend(self.strings[..5].iter_mut().map(FinishSized::finish_sized));
+        let mut columns: Vec<ArrayRef> = self.strings[..5].iter_mut().map(FinishSized::finish_sized).collect();
         for time in &mut self.times {
             columns.push(time.finish_sized());
         }
@@ -1164,7 +1159,7 @@ impl PointColumns {
     }
 
     /// Appends each data point of a `Metric`; returns how many. A malformed metric adds none.
-    fn append(&mut self, window_start: i64, emitter: &Emitter<'_>, metric: &[u8]) -> Result<usize, Malformed> {
+    fn append(&mut self, emitter: &Emitter<'_>, metric: &[u8]) -> Result<usize, Malformed> {
         let (mut name, mut unit, mut data) = ("", "", None);
         for f in fields(metric) {
             let f = f?;
@@ -1200,7 +1195,7 @@ impl PointColumns {
             kept_sum,
         ] = self.kept;
         for (row, point_attributes) in &rows {
-            self.context.append(window_start, emitter, point_attributes);
+            self.context.append(emitter, point_attributes);
             append_if(kept_time, &mut self.time, |b| b.append_value(row.time as i64));
             append_if(kept_name, &mut self.strings[0], |b| b.append_value(name));
             append_if(kept_kind, &mut self.strings[1], |b| b.append_value(kind));
@@ -1213,7 +1208,7 @@ impl PointColumns {
     }
 
     fn finish(&mut self) -> Vec<ArrayRef> {
-        let mut columns = vec![self.context.finish_head(), self.time.finish_sized()];
+        let mut columns = vec![self.time.finish_sized()];
         columns.extend(self.strings.iter_mut().map(FinishSized::finish_sized));
         columns.push(self.value.finish_sized());
         columns.push(self.count.finish_sized());
@@ -1297,7 +1292,6 @@ impl LogColumns {
     /// Appends a log record, except fleetpipe's own anomaly records; returns how many.
     fn append<'a>(
         &mut self,
-        window_start: i64,
         emitter: &Emitter<'_>,
         record: &'a [u8],
         attributes: &mut RecordAttributes<'a>,
@@ -1307,7 +1301,7 @@ impl LogColumns {
         if record.event_name == super::signal::ANOMALY_EVENT {
             return Ok(0);
         }
-        self.context.append(window_start, emitter, attributes);
+        self.context.append(emitter, attributes);
         let time = if record.time > 0 {
             record.time
         } else {
@@ -1338,11 +1332,7 @@ impl LogColumns {
     }
 
     fn finish(&mut self) -> Vec<ArrayRef> {
-        let mut columns = vec![
-            self.context.finish_head(),
-            self.time.finish_sized(),
-            self.severity.finish_sized(),
-        ];
+        let mut columns = vec![self.time.finish_sized(), self.severity.finish_sized()];
         columns.extend(self.strings.iter_mut().map(FinishSized::finish_sized));
         columns.extend(self.context.finish_context());
         columns.push(self.context.finish_attributes());
