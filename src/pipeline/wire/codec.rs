@@ -143,8 +143,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The next field, or `None` when it is malformed. Reading it without building an error
-    /// at each step made the conversion to Arrow rows 8 % cheaper.
+    /// The next field, or `None` when it is malformed. Reading fields without building an
+    /// error at each step made forwarding a 100-span request 8 % cheaper in instructions.
     #[inline(always)]
     fn read_well_formed_field(&mut self) -> Option<Field<'a>> {
         let start = self.rest;
