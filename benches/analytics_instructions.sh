@@ -39,6 +39,15 @@ load() {
   target/release/fleetpipe-load --endpoint "http://127.0.0.1:$IN_PORT" --connections 4 --distinct 1000 --rate "$RATE" "$@"
 }
 
+# Seconds of warm-up: at least WARM, ending 5 s after windows close (they close when the clock
+# passes a multiple of WINDOW). Each close runs the rollup and the detectors over a whole
+# window; without this, a run counted one close or two depending on the clock.
+warm_until_after_a_close() {
+  local window=${WINDOW%s} now
+  now=$(date +%s)
+  echo $((WARM + window - (now + WARM) % window + 5))
+}
+
 # Instructions per accepted span of one configuration.
 per_span() {
   local name=$1
@@ -49,7 +58,7 @@ per_span() {
     target/release/fleetpipe run --config "$work/$name.yaml" > "$work/$name.log" 2>&1 &
   local fleetpipe=$!
   wait_for_port "$IN_PORT"
-  load --seconds "$WARM" > /dev/null
+  load --seconds "$(warm_until_after_a_close)" > /dev/null
   callgrind_control --zero "$fleetpipe" > /dev/null 2>&1
   load --seconds "$RUN" > "$work/$name.load"
   sleep 2
