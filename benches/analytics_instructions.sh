@@ -10,7 +10,7 @@
 # callgrind runs the process about 50 times slower, so the load is 5,000 spans/s rather than
 # 100,000, and the windows are 100 s rather than 10 s: each holds the rows of a 10 s window at
 # half of 100k spans/s, so the detectors' and the rollup's work per span is about twice theirs
-# at full rate. Needs valgrind; runs in about 18 minutes once built.
+# at full rate. Needs valgrind; runs in about 20 minutes once built.
 #
 #   benches/analytics_instructions.sh
 #   WARM=60 RUN=120 WINDOW=50s benches/analytics_instructions.sh   # shorter, one window close

@@ -781,7 +781,7 @@ impl WindowBuilder {
 
     /// Counts the rows a record added. A table's builders are finished into a batch as soon
     /// as they hold `CHUNK_ROWS`, within a request: finished after a whole request, they grew
-    /// past the room they were given, copying each column (5 % of the conversion of 100-span
+    /// past the room they were given, copying each column (3 % of the conversion of 100-span
     /// requests, more with the batch processor's larger ones).
     fn count(&mut self, table: usize, rows: usize) -> Result<(), ArrowError> {
         self.rows += rows;
