@@ -20,6 +20,10 @@ cd "$(dirname "$0")/.."
 WARM=${WARM:-120}
 RUN=${RUN:-220}
 WINDOW=${WINDOW:-100s}
+if [[ ! $WINDOW =~ ^[0-9]+s$ ]]; then
+  echo "WINDOW must be whole seconds, such as 100s (got $WINDOW)" >&2
+  exit 2
+fi
 RATE=50 # requests/s of 100 spans
 IN_PORT=14317
 SINK_PORT=15317
