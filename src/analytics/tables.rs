@@ -6,10 +6,13 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, MapBuilder,
-    PrimitiveBuilder, StringArray, StringBuilder, TimestampNanosecondArray, TimestampNanosecondBuilder,
+    Array, ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Float64Builder, GenericByteArray, GenericByteBuilder,
+    Int64Builder, MapBuilder, PrimitiveBuilder, StringArray, StringBuilder, TimestampNanosecondArray,
+    TimestampNanosecondBuilder,
 };
-use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, ByteArrayType, DataType, Field, Fields, Schema, SchemaRef, TimeUnit,
+};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::common::v1::AnyValue;
@@ -526,9 +529,7 @@ impl IdColumn {
     /// The column, as text; the builder left in its place has room for a whole batch (see
     /// `FinishSized`).
     fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        let bytes = per_batch(self.0.values_slice().len(), self.0.len());
-        let digits = std::mem::replace(&mut self.0, BinaryBuilder::with_capacity(CHUNK_ROWS, bytes)).finish();
-        Ok(Arc::new(StringArray::try_from_binary(digits)?))
+        Ok(Arc::new(StringArray::try_from_binary(finish_bytes_sized(&mut self.0))?))
     }
 }
 
@@ -564,10 +565,15 @@ fn per_batch(held: usize, rows: usize) -> usize {
     held.div_ceil(rows.max(1)) * CHUNK_ROWS
 }
 
+/// Finishes a text or binary builder, leaving one sized for a whole batch in its place.
+fn finish_bytes_sized<T: ByteArrayType>(builder: &mut GenericByteBuilder<T>) -> GenericByteArray<T> {
+    let bytes = per_batch(builder.values_slice().len(), builder.len());
+    std::mem::replace(builder, GenericByteBuilder::with_capacity(CHUNK_ROWS, bytes)).finish()
+}
+
 impl FinishSized for StringBuilder {
     fn finish_sized(&mut self) -> ArrayRef {
-        let bytes = per_batch(self.values_slice().len(), self.len());
-        Arc::new(std::mem::replace(self, StringBuilder::with_capacity(CHUNK_ROWS, bytes)).finish())
+        Arc::new(finish_bytes_sized(self))
     }
 }
 
