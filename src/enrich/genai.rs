@@ -6,45 +6,61 @@
 
 use crate::pipeline::wire::{Attribute, NewValue};
 
-/// The current name another spelling stands for.
-fn current_name(key: &[u8]) -> Option<&'static str> {
-    Some(match key {
-        b"gen_ai.system" | b"llm.provider" | b"llm.system" => "gen_ai.provider.name",
+/// What another spelling of a GenAI attribute stands for.
+#[derive(Debug, Clone, Copy)]
+enum Spelling {
+    /// The current name, which takes the value as it is.
+    Renamed(&'static str),
+    /// OpenLLMetry's entity name: a tool name on tool spans only.
+    EntityName,
+    /// A span kind of OpenLLMetry or OpenInference, which gives the operation.
+    SpanKind,
+}
+
+/// The spelling `key` is, if it is one [`current_names`] reads. The keys differ in length,
+/// first or last byte, so those pick the one key to compare with, at a length the compiler
+/// knows: this runs for most attributes of every record (see [`is_other_spelling`]).
+#[inline(always)]
+fn spelling(key: &[u8]) -> Option<Spelling> {
+    use Spelling::{EntityName, Renamed, SpanKind};
+    Some(match (key.len(), *key.first()?, *key.last()?) {
+        (13, b'g', b'm') if key == b"gen_ai.system" => Renamed("gen_ai.provider.name"),
+        (12, b'l', b'r') if key == b"llm.provider" => Renamed("gen_ai.provider.name"),
+        (10, b'l', b'm') if key == b"llm.system" => Renamed("gen_ai.provider.name"),
         // OpenLLMetry before the GenAI conventions, and OpenInference.
-        b"gen_ai.usage.prompt_tokens" | b"llm.usage.prompt_tokens" | b"llm.token_count.prompt" => {
-            "gen_ai.usage.input_tokens"
-        }
-        b"gen_ai.usage.completion_tokens" | b"llm.usage.completion_tokens" | b"llm.token_count.completion" => {
-            "gen_ai.usage.output_tokens"
-        }
-        b"tool.name" => "gen_ai.tool.name",
-        b"llm.model_name" => "gen_ai.request.model",
+        (26, b'g', b's') if key == b"gen_ai.usage.prompt_tokens" => Renamed("gen_ai.usage.input_tokens"),
+        (23, b'l', b's') if key == b"llm.usage.prompt_tokens" => Renamed("gen_ai.usage.input_tokens"),
+        (22, b'l', b't') if key == b"llm.token_count.prompt" => Renamed("gen_ai.usage.input_tokens"),
+        (30, b'g', b's') if key == b"gen_ai.usage.completion_tokens" => Renamed("gen_ai.usage.output_tokens"),
+        (27, b'l', b's') if key == b"llm.usage.completion_tokens" => Renamed("gen_ai.usage.output_tokens"),
+        (26, b'l', b'n') if key == b"llm.token_count.completion" => Renamed("gen_ai.usage.output_tokens"),
+        (9, b't', b'e') if key == b"tool.name" => Renamed("gen_ai.tool.name"),
+        (14, b'l', b'e') if key == b"llm.model_name" => Renamed("gen_ai.request.model"),
+        (21, b't', b'e') if key == b"traceloop.entity.name" => EntityName,
+        (19, b't', b'd') if key == TRACELOOP_SPAN_KIND => SpanKind,
+        (23, b'o', b'd') if key == b"openinference.span.kind" => SpanKind,
         _ => return None,
     })
 }
 
 /// Whether [`current_names`] reads `key`: a record without such keys has nothing to map.
+#[inline]
 pub fn is_other_spelling(key: &[u8]) -> bool {
-    current_name(key).is_some()
-        || matches!(
-            key,
-            TRACELOOP_ENTITY_NAME | TRACELOOP_SPAN_KIND | OPENINFERENCE_SPAN_KIND
-        )
+    spelling(key).is_some()
 }
 
-/// Keys whose current name depends on the record's other attributes (see [`derived`]).
-const TRACELOOP_ENTITY_NAME: &[u8] = b"traceloop.entity.name";
-const TRACELOOP_SPAN_KIND: &[u8] = b"traceloop.span.kind";
-const OPENINFERENCE_SPAN_KIND: &[u8] = b"openinference.span.kind";
+const TRACELOOP_SPAN_KIND: &[u8; 19] = b"traceloop.span.kind";
 
 /// The current GenAI attributes that the other spellings in `attributes` give and that are
 /// not there yet, each once, values copied as encoded.
 pub fn current_names<'a>(attributes: &[Attribute<'a>]) -> Vec<(&'static str, NewValue<'a>)> {
     let mut added: Vec<(&'static str, NewValue<'a>)> = Vec::new();
     for attribute in attributes {
-        let current = match current_name(attribute.key) {
-            Some(key) => Some((key, NewValue::Encoded(attribute.value))),
-            None => derived(attributes, attribute),
+        let current = match spelling(attribute.key) {
+            Some(Spelling::Renamed(key)) => Some((key, NewValue::Encoded(attribute.value))),
+            Some(Spelling::EntityName) => tool_name(attributes, attribute),
+            Some(Spelling::SpanKind) => operation(attribute),
+            None => None,
         };
         if let Some((key, value)) = current
             && !attributes.iter().any(|a| a.has_key(key))
@@ -56,30 +72,26 @@ pub fn current_names<'a>(attributes: &[Attribute<'a>]) -> Vec<(&'static str, New
     added
 }
 
-/// Names that need context: OpenLLMetry's entity name is a tool name only on tool spans, and
-/// both SDK families give the operation as a span kind of their own.
-fn derived<'a>(attributes: &[Attribute<'a>], attribute: &Attribute<'a>) -> Option<(&'static str, NewValue<'a>)> {
-    let is = |a: &Attribute<'_>, expected: &str| a.string().is_some_and(|s| s.eq_ignore_ascii_case(expected));
-    let operation = |name| Some(("gen_ai.operation.name", NewValue::String(name)));
-    match attribute.key {
-        TRACELOOP_ENTITY_NAME => {
-            let is_tool = attributes.iter().any(|a| a.key == TRACELOOP_SPAN_KIND && is(a, "tool"));
-            is_tool.then_some(("gen_ai.tool.name", NewValue::Encoded(attribute.value)))
-        }
-        TRACELOOP_SPAN_KIND | OPENINFERENCE_SPAN_KIND => {
-            let kind = attribute.string()?;
-            [
-                ("tool", "execute_tool"),
-                ("llm", "chat"),
-                ("embedding", "embeddings"),
-                ("agent", "invoke_agent"),
-            ]
-            .into_iter()
-            .find(|(k, _)| kind.eq_ignore_ascii_case(k))
-            .and_then(|(_, name)| operation(name))
-        }
-        _ => None,
-    }
+/// OpenLLMetry's entity name is a tool name only on tool spans.
+fn tool_name<'a>(attributes: &[Attribute<'a>], entity_name: &Attribute<'a>) -> Option<(&'static str, NewValue<'a>)> {
+    let is_tool = attributes
+        .iter()
+        .any(|a| a.key == TRACELOOP_SPAN_KIND && a.string().is_some_and(|s| s.eq_ignore_ascii_case("tool")));
+    is_tool.then_some(("gen_ai.tool.name", NewValue::Encoded(entity_name.value)))
+}
+
+/// Both SDK families give the operation as a span kind of their own.
+fn operation<'a>(span_kind: &Attribute<'a>) -> Option<(&'static str, NewValue<'a>)> {
+    let kind = span_kind.string()?;
+    [
+        ("tool", "execute_tool"),
+        ("llm", "chat"),
+        ("embedding", "embeddings"),
+        ("agent", "invoke_agent"),
+    ]
+    .into_iter()
+    .find(|(k, _)| kind.eq_ignore_ascii_case(k))
+    .map(|(_, name)| ("gen_ai.operation.name", NewValue::String(name)))
 }
 
 #[cfg(test)]
@@ -137,26 +149,41 @@ mod tests {
     }
 
     /// Guarantees: the keys the mapping reads are told apart from current names, so a record
-    /// with current names only is passed over.
+    /// with current names only is passed over; a key one byte off, wherever that byte is, is
+    /// not read.
     #[test]
     fn tells_other_spellings_from_current_names() {
         let other = [
             "gen_ai.system",
+            "llm.provider",
+            "llm.system",
+            "gen_ai.usage.prompt_tokens",
+            "llm.usage.prompt_tokens",
+            "llm.token_count.prompt",
+            "gen_ai.usage.completion_tokens",
+            "llm.usage.completion_tokens",
             "llm.token_count.completion",
-            "llm.model_name",
             "tool.name",
+            "llm.model_name",
             "traceloop.entity.name",
             "traceloop.span.kind",
             "openinference.span.kind",
         ];
         for key in other {
             assert!(is_other_spelling(key.as_bytes()), "{key}");
+            for at in 0..key.len() {
+                let mut near = key.as_bytes().to_vec();
+                near[at] ^= 0x20;
+                assert!(!is_other_spelling(&near), "{}", String::from_utf8_lossy(&near));
+            }
         }
         let current = [
             "gen_ai.provider.name",
             "gen_ai.usage.input_tokens",
+            "gen_ai.usage.output_tokens",
             "gen_ai.tool.name",
             "traceloop",
+            "",
         ];
         for key in current {
             assert!(!is_other_spelling(key.as_bytes()), "{key}");

@@ -52,18 +52,26 @@ impl<'a> ObservedCall<'a> {
     /// Takes note of attribute `key` when it is one that can name an integration, and says
     /// whether it was; `value` (the bytes of the attribute's value, if it is a string) is read
     /// only then. Of an attribute given twice, the later string counts.
+    ///
+    /// Runs for every attribute of every record. The keys differ in length, first or last
+    /// byte, so those pick the one key to compare with, at a length the compiler knows: a
+    /// `match` on whole keys compared them byte by byte.
+    #[inline]
     pub fn observe(&mut self, key: &[u8], value: impl FnOnce() -> Option<&'a [u8]>) -> bool {
-        let slot = match key {
-            b"gen_ai.operation.name" => &mut self.operation,
-            b"mcp.method.name" => &mut self.mcp_method,
-            b"gen_ai.tool.name" => &mut self.text[TOOL],
-            b"server.address" => &mut self.text[SERVER_ADDRESS],
-            b"url.full" => &mut self.text[URL],
-            b"gen_ai.provider.name" => &mut self.text[PROVIDER],
-            b"peer.service" => &mut self.text[SERVICES],
-            b"rpc.service" => &mut self.text[SERVICES + 1],
-            b"messaging.destination.name" => &mut self.text[SERVICES + 2],
-            b"db.system.name" => &mut self.text[SERVICES + 3],
+        let (Some(&first), Some(&last)) = (key.first(), key.last()) else {
+            return false;
+        };
+        let slot = match (key.len(), first, last) {
+            (21, b'g', b'e') if key == b"gen_ai.operation.name" => &mut self.operation,
+            (15, b'm', b'e') if key == b"mcp.method.name" => &mut self.mcp_method,
+            (16, b'g', b'e') if key == b"gen_ai.tool.name" => &mut self.text[TOOL],
+            (14, b's', b's') if key == b"server.address" => &mut self.text[SERVER_ADDRESS],
+            (8, b'u', b'l') if key == b"url.full" => &mut self.text[URL],
+            (20, b'g', b'e') if key == b"gen_ai.provider.name" => &mut self.text[PROVIDER],
+            (12, b'p', b'e') if key == b"peer.service" => &mut self.text[SERVICES],
+            (11, b'r', b'e') if key == b"rpc.service" => &mut self.text[SERVICES + 1],
+            (26, b'm', b'e') if key == b"messaging.destination.name" => &mut self.text[SERVICES + 2],
+            (14, b'd', b'e') if key == b"db.system.name" => &mut self.text[SERVICES + 3],
             _ => return false,
         };
         keep(slot, value());
@@ -246,11 +254,19 @@ impl Matcher {
     /// The integration [`Matcher::attribute`] finds for `facts`, matched once per distinct
     /// call of a request: an agent's request repeats the same few tools and hosts, and
     /// comparing a call's bytes with one seen before costs a fraction of matching it.
+    ///
+    /// Most records name nothing to match (model calls, internal work): they are told apart
+    /// inline, before the call that compares with the memo.
+    #[inline]
     pub fn integration_of(&self, call: &ObservedCall<'_>, memo: &mut MatchMemo) -> Option<usize> {
-        let inputs = &call.text;
-        if inputs.iter().all(Option::is_none) {
+        if call.text.iter().all(Option::is_none) {
             return None;
         }
+        self.remembered_or_matched(call, memo)
+    }
+
+    fn remembered_or_matched(&self, call: &ObservedCall<'_>, memo: &mut MatchMemo) -> Option<usize> {
+        let inputs = &call.text;
         let same = |seen: &MatchedInputs| seen.iter().zip(inputs).all(|(a, b)| a.as_deref() == *b);
         if let Some((_, integration)) = memo.calls.iter().find(|(seen, _)| same(seen)) {
             return *integration;

@@ -325,3 +325,56 @@ fn checks_load_only_what_changed() {
     assert_ne!(handle.current().version, first);
     assert_eq!((reloads("ok"), reloads("failed")), (1, 2));
 }
+
+/// Guarantees: each key that can name an integration is noted in its own place, and a key one
+/// byte off, wherever that byte is, is not noted.
+#[test]
+fn observed_keys_fill_their_places() {
+    fn places(facts: CallFacts<'_>) -> [Option<&str>; 8] {
+        let [a, b, c, d] = facts.services;
+        [facts.tool, facts.server_address, facts.url, facts.provider, a, b, c, d]
+    }
+    let text_keys: [&[u8]; 8] = [
+        b"gen_ai.tool.name",
+        b"server.address",
+        b"url.full",
+        b"gen_ai.provider.name",
+        b"peer.service",
+        b"rpc.service",
+        b"messaging.destination.name",
+        b"db.system.name",
+    ];
+    for (place, key) in text_keys.iter().enumerate() {
+        let mut call = ObservedCall::default();
+        assert!(call.observe(key, || Some(b"v")), "{}", String::from_utf8_lossy(key));
+        let mut expected = [None; 8];
+        expected[place] = Some("v");
+        assert_eq!(places(call.facts()), expected, "{}", String::from_utf8_lossy(key));
+    }
+    let operation_keys: [(&[u8], &[u8]); 2] = [
+        (b"gen_ai.operation.name", b"execute_tool"),
+        (b"mcp.method.name", b"tools/call"),
+    ];
+    for (key, value) in operation_keys {
+        let mut call = ObservedCall::default();
+        assert!(call.observe(key, || Some(value)), "{}", String::from_utf8_lossy(key));
+        assert!(call.is_tool_call(), "{}", String::from_utf8_lossy(key));
+        assert_eq!(places(call.facts()), [None; 8]);
+    }
+    let keys = text_keys.into_iter().chain(operation_keys.map(|(key, _)| key));
+    for key in keys {
+        for at in 0..key.len() {
+            let mut near = key.to_vec();
+            near[at] ^= 0x20;
+            let mut call = ObservedCall::default();
+            assert!(
+                !call.observe(&near, || Some(b"v")),
+                "{}",
+                String::from_utf8_lossy(&near)
+            );
+        }
+    }
+    for other in [&b""[..], b"u", b"service.name", b"url.fulll"] {
+        assert!(!ObservedCall::default().observe(other, || Some(b"v")));
+    }
+}
