@@ -194,6 +194,10 @@ impl Visitor for Tagger<'_> {
 /// encodes the rest on each record.
 const MAX_ENCODED_ATTRIBUTIONS: usize = 16;
 
+/// Room for one integration's encoded tags with the default prefix and registry-length names,
+/// so that encoding them does not grow the buffer tag by tag.
+const ENCODED_ATTRIBUTION_CAPACITY: usize = 256;
+
 /// The attribution tags of one integration, encoded as the attributes of one kind of record.
 struct EncodedAttribution {
     integration: usize,
@@ -214,7 +218,7 @@ impl Tagger<'_> {
             edit.add_encoded(&encoded.attributes);
             return;
         }
-        let mut attributes = Vec::new();
+        let mut attributes = Vec::with_capacity(ENCODED_ATTRIBUTION_CAPACITY);
         for (key, value) in self.enrich.keys.attribution(&self.registry.integrations[integration]) {
             put_attribute(&mut attributes, field, key, value);
         }
