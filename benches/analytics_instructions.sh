@@ -25,15 +25,9 @@ if [[ ! $WINDOW =~ ^[0-9]+s$ ]]; then
   exit 2
 fi
 RATE=50 # requests/s of 100 spans
-IN_PORT=14317
-SINK_PORT=15317
-
-cargo build --release --quiet --bins
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
 # shellcheck source=benches/common.sh
 source benches/common.sh
+start_bench
 bench_config "compression: gzip" > "$work/forwarding.yaml"
 analytics="queries: queries, window: $WINDOW, queue_size: 2048"
 bench_config "compression: gzip" "$analytics" > "$work/analytics.yaml"

@@ -1,5 +1,16 @@
-# Shared by the bench scripts (sourced): the fleetpipe configuration they run and how they wait
-# for a port. Expects IN_PORT and SINK_PORT.
+# Shared by the bench scripts (sourced): the ports, the release build and scratch folder they
+# start from, the fleetpipe configuration they run and how they wait for a port.
+
+IN_PORT=14317
+SINK_PORT=15317
+
+# Builds the release binaries and makes $work, a scratch folder that goes, with any process the
+# script left running, when the script exits.
+start_bench() {
+  cargo build --release --quiet --bins
+  work=$(mktemp -d)
+  trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+}
 
 # Prints fleetpipe's configuration: OTLP/gRPC in on IN_PORT, enrichment with the fixture
 # registry, batch, OTLP/gRPC out to the sink on SINK_PORT with the exporter settings $1 (e.g.

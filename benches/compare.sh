@@ -16,10 +16,9 @@ CONNECTIONS=${CONNECTIONS:-4}
 COMPRESSION=${COMPRESSION:-gzip}
 # fleetpipe's compression level; empty for its default (1). rotel (tonic) always uses gzip 6.
 LEVEL=${LEVEL:-}
-IN_PORT=14317
-SINK_PORT=15317
-
-cargo build --release --quiet --bins
+# shellcheck source=benches/common.sh
+source benches/common.sh
+start_bench
 venv=target/bench-venv
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import rotel" 2>/dev/null; then
   python3 -m venv "$venv"
@@ -27,11 +26,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import rotel" 2>/dev/
 fi
 rotel=$(find "$venv" -name rotel-agent -type f | head -n 1)
 chmod +x "$rotel"
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-# shellcheck source=benches/common.sh
-source benches/common.sh
 exporter_settings="compression: $COMPRESSION${LEVEL:+, compression_params: {level: $LEVEL\}}"
 bench_config "$exporter_settings" > "$work/fleetpipe.yaml"
 
