@@ -10,7 +10,7 @@
 # charged to whichever side a timer interrupt finds running: on this VM they put the same run's
 # time on one side or the other, so they are not used.
 #
-# On a shared VM one run can be a fifth off the next; the ratios are therefore taken within a
+# On a shared VM one run can be a fifth off the next, on a bad day half; the ratios are therefore taken within a
 # round, and the summary gives their median and range over the rounds. Runs in about
 # ROUNDS x 5 minutes once built.
 #
@@ -41,7 +41,7 @@ cpu_nanos() { cat /proc/"$1"/task/*/schedstat | awk '{ns += $1} END {printf "%.0
 # A thread that ends takes its count with it; say so rather than report too little.
 warn_if_threads_ended() {
   local ended
-  ended=$(comm -23 <(echo "$2" | tr ' ' '\n' | sort) <(ls /proc/"$1"/task | sort) | wc -l)
+  ended=$(comm -23 <(echo "$2" | sort) <(ls /proc/"$1"/task | sort) | wc -l)
   if [ "$ended" -gt 0 ]; then echo "warning: $ended thread(s) ended while counting; this run's CPU is too low" >&2; fi
 }
 
