@@ -3,6 +3,8 @@
 
 IN_PORT=14317
 SINK_PORT=15317
+HEALTH_PORT=23133
+METRICS_PORT=28888
 
 # Builds the release binaries and makes $work, a scratch folder that goes, with any process the
 # script left running, when the script exits.
@@ -14,7 +16,8 @@ start_bench() {
 
 # Prints fleetpipe's configuration: OTLP/gRPC in on IN_PORT, enrichment with the fixture
 # registry, batch, OTLP/gRPC out to the sink on SINK_PORT with the exporter settings $1 (e.g.
-# "compression: gzip"), and, when $2 is given, the analytics exporter with the settings $2.
+# "compression: gzip"), and, when $2 is given, the analytics exporter with the settings $2;
+# health and metrics on HEALTH_PORT and METRICS_PORT.
 bench_config() {
   local exporters="otlp" analytics=""
   if [ -n "${2:-}" ]; then
@@ -37,11 +40,17 @@ $analytics
 service:
   pipelines:
     traces: {receivers: [otlp], processors: [enrich, batch], exporters: [$exporters]}
-  health: {endpoint: "127.0.0.1:23133"}
+  health: {endpoint: "127.0.0.1:$HEALTH_PORT"}
   telemetry:
     logs: {level: warn}
-    metrics: {endpoint: "127.0.0.1:28888"}
+    metrics: {endpoint: "127.0.0.1:$METRICS_PORT"}
 YAML
+}
+
+# Reads a configuration of bench_config on stdin and prints it without the registry and the
+# enrich processor: plain forwarding, what tagging is measured against.
+without_enrichment() {
+  sed -e '/^registry:/,/^receivers:/{/^receivers:/!d}' -e 's/\[enrich, batch\]/[batch]/' -e '/^  enrich:/d'
 }
 
 # Waits up to 2 minutes for something to listen on port $1 (a process under valgrind starts slowly).

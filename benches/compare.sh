@@ -72,8 +72,7 @@ print(json.dumps({"system": name, "spans_per_second": round(load["spans_per_seco
 PY
 }
 
-sed -e '/^registry:/,/^receivers:/{/^receivers:/!d}' -e 's/\[enrich, batch\]/[batch]/' -e '/^  enrich:/d' \
-  "$work/fleetpipe.yaml" > "$work/fleetpipe-plain.yaml"
+without_enrichment < "$work/fleetpipe.yaml" > "$work/fleetpipe-plain.yaml"
 fleetpipe=(target/release/fleetpipe run --config "$work/fleetpipe.yaml")
 fleetpipe_plain=(target/release/fleetpipe run --config "$work/fleetpipe-plain.yaml")
 bench_config "$exporter_settings" "queries: queries, window: 10s" > "$work/fleetpipe-analytics.yaml"

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
-# What the analytics exporter adds to fleetpipe's work per span, in instructions: the whole
-# process runs under valgrind's callgrind (enrichment on, the fixture registry, batch, gzip),
-# without analytics, with it (the `queries/` pack) and with it sampling 10 % of traces. Each
-# run warms up, then counts from zero over RUN seconds of load and divides by the spans
-# accepted. Unlike CPU time on a shared VM, the counts hardly move between runs; they are not
-# times (a cache miss counts nothing, a large copy one instruction per byte) and leave out the
-# kernel's share, which is the same with and without analytics.
+# What tagging and the analytics exporter add to fleetpipe's work per span, in instructions: the
+# whole process runs under valgrind's callgrind (batch, gzip) without enrichment ("plain"), with
+# it ("forwarding": the fixture registry), then with enrichment and the analytics exporter (the
+# `queries/` pack) on every span and sampling 10 % of traces. Each run warms up, then counts
+# from zero over RUN seconds of load and divides by the spans accepted. Tagging is compared with
+# plain forwarding, analytics with forwarding. Unlike CPU time on a shared VM, the counts hardly
+# move between runs; they are not times (a cache miss counts nothing, a large copy one
+# instruction per byte) and leave out the kernel's share.
 #
 # callgrind runs the process about 50 times slower, so the load is 5,000 spans/s rather than
 # 100,000, and the windows are 100 s rather than 10 s: each holds the rows of a 10 s window at
 # half of 100k spans/s, so the detectors' and the rollup's work per span is about twice theirs
-# at full rate. Needs valgrind; runs in about 20 minutes once built.
+# at full rate. Needs valgrind; runs in about 27 minutes once built.
 #
-#   benches/analytics_instructions.sh
-#   WARM=60 RUN=120 WINDOW=50s benches/analytics_instructions.sh   # shorter, one window close
+#   benches/process_instructions.sh
+#   WARM=60 RUN=120 WINDOW=50s benches/process_instructions.sh   # shorter, one window close
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,7 @@ RATE=50 # requests/s of 100 spans
 source benches/common.sh
 start_bench
 bench_config "compression: gzip" > "$work/forwarding.yaml"
+without_enrichment < "$work/forwarding.yaml" > "$work/plain.yaml"
 analytics="queries: queries, window: $WINDOW, queue_size: 2048"
 bench_config "compression: gzip" "$analytics" > "$work/analytics.yaml"
 bench_config "compression: gzip" "$analytics, sampling_percentage: 10" > "$work/sampled.yaml"
@@ -73,7 +75,8 @@ print(total // json.load(open(load))["accepted_spans"])
 PY
 }
 
+plain=$(per_span plain)
 forwarding=$(per_span forwarding)
 analytics=$(per_span analytics)
 sampled=$(per_span sampled)
-python3 -c "print(f'instructions per span: forwarding {$forwarding:,}; with analytics {$analytics:,} (ratio {$analytics / $forwarding:.3f}); sampling 10 % of traces {$sampled:,} (ratio {$sampled / $forwarding:.3f})')"
+python3 -c "print(f'instructions per span: plain {$plain:,}; forwarding (tagging) {$forwarding:,} (ratio to plain {$forwarding / $plain:.3f}); with analytics {$analytics:,} (ratio to forwarding {$analytics / $forwarding:.3f}); sampling 10 % of traces {$sampled:,} (ratio {$sampled / $forwarding:.3f})')"
