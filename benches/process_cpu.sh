@@ -85,11 +85,14 @@ load_both() {
 accepted() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accepted_spans"])' "$1"; }
 
 # pair ROUND BASELINE SETTING: one measured run of both; appends
-# "round baseline setting baseline_spans baseline_nanos setting_spans setting_nanos".
+# "round baseline setting baseline_spans baseline_nanos setting_spans setting_nanos". The sides
+# swap from one round to the next: in runs of one setting against itself, the second side had
+# cost up to a tenth more in some runs.
 pair() {
   local round=$1 baseline=$2 setting=$3
-  start 0 "$baseline"
-  start 1 "$setting"
+  local b=$((round % 2)) s=$(((round + 1) % 2))
+  start "$b" "$baseline"
+  start "$s" "$setting"
   load_both "$WARM"
   local threads=() before=() after=()
   for side in 0 1; do
@@ -105,8 +108,8 @@ pair() {
     kill -TERM "${pids[side]}" "${sinks[side]}"
     wait "${pids[side]}" "${sinks[side]}" 2>/dev/null || true
   done
-  echo "$round $baseline $setting $(accepted "$work/load-0.json") $((after[0] - before[0]))" \
-    "$(accepted "$work/load-1.json") $((after[1] - before[1]))" | tee -a "$work/runs"
+  echo "$round $baseline $setting $(accepted "$work/load-$b.json") $((after[b] - before[b]))" \
+    "$(accepted "$work/load-$s.json") $((after[s] - before[s]))" | tee -a "$work/runs"
 }
 
 echo "# round baseline setting baseline_spans baseline_cpu_nanos setting_spans setting_cpu_nanos"
