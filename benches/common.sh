@@ -5,6 +5,9 @@ IN_PORT=14317
 SINK_PORT=15317
 HEALTH_PORT=23133
 METRICS_PORT=28888
+# How the load generator's spans look: "minimal" (the default, as in every earlier figure) or
+# "semconv" (the attributes the GenAI and MCP conventions recommend); see `fleetpipe-load --help`.
+SHAPE=${SHAPE:-minimal}
 
 # Builds the release binaries and makes $work, a scratch folder that goes, with any process the
 # script left running, when the script exits.

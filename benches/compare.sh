@@ -33,7 +33,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # DISTINCT: distinct pre-encoded requests (one trace each) the load generator cycles through.
 DISTINCT=64
-load() { taskset -c 1 target/release/fleetpipe-load --endpoint "http://127.0.0.1:$1" --connections "$CONNECTIONS" --distinct "$DISTINCT" "${@:2}"; }
+load() { taskset -c 1 target/release/fleetpipe-load --endpoint "http://127.0.0.1:$1" --connections "$CONNECTIONS" --distinct "$DISTINCT" --shape "$SHAPE" "${@:2}"; }
 
 # measure NAME RATE CORES COMMAND...: starts the sink and the system (pinned to CORES), warms
 # up for $warmup_seconds at RATE (0: flat out), loads, prints JSON.

@@ -45,9 +45,19 @@ fn enricher(size: usize, dir: &std::path::Path) -> Enrich {
 
 fn enrichment(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wire = Payload::Traces(fixtures::agent_trace("bench-agent", 100)).encode_protobuf();
+    let minimal = Payload::Traces(fixtures::agent_trace("bench-agent", 100));
+    bench_request(c, "enrich_100_spans", &minimal, &[10, 100, 1000], dir.path());
+    // Spans with the attributes instrumented runtimes write, two in three of them tagged.
+    let semconv = Payload::Traces(fixtures::semconv_agent_trace("bench-agent", 100));
+    bench_request(c, "enrich_100_semconv_spans", &semconv, &[100], dir.path());
+}
+
+/// Plain forwarding of `payload`, of `payload` with the tags on it, and enrichment with
+/// registries of `sizes` integrations.
+fn bench_request(c: &mut Criterion, name: &str, payload: &Payload, sizes: &[usize], dir: &std::path::Path) {
+    let wire = payload.encode_protobuf();
     let tagged = {
-        let enrich = enricher(100, dir.path());
+        let enrich = enricher(100, dir);
         let mut visitor = enrich.visitor();
         Request::from_protobuf(Signal::Traces, wire.clone(), Some(&mut *visitor))
             .expect("valid")
@@ -55,7 +65,7 @@ fn enrichment(c: &mut Criterion) {
             .parts()[0]
             .clone()
     };
-    let mut group = c.benchmark_group("enrich_100_spans");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(100));
     let receive = |body: &bytes::Bytes| {
         Request::from_protobuf(Signal::Traces, black_box(body.clone()), None)
@@ -79,8 +89,8 @@ fn enrichment(c: &mut Criterion) {
         group.bench_function(format!("plain_{suffix}_of_tagged"), |b| {
             b.iter(|| black_box(forward(receive(&tagged))))
         });
-        for size in [10, 100, 1000] {
-            let enrich = enricher(size, dir.path());
+        for &size in sizes {
+            let enrich = enricher(size, dir);
             group.bench_with_input(
                 BenchmarkId::new(format!("enriched_{suffix}"), size),
                 &enrich,

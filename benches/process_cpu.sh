@@ -17,10 +17,12 @@
 # time of each process's threads per accepted span, from the scheduler's own count in
 # nanoseconds (/proc/<pid>/task/*/schedstat), whose user/kernel split in ticks
 # (/proc/<pid>/stat) this VM does not give reliably. The summary gives, per comparison, the
-# median and range of the rounds' ratios. Runs in about ROUNDS x 5 minutes once built.
+# median and range of the rounds' ratios. SHAPE=semconv sends spans shaped as the semantic
+# conventions (see benches/common.sh). Runs in about ROUNDS x 5 minutes once built.
 #
 #   benches/process_cpu.sh
 #   ROUNDS=8 RUN=60 COMPARISONS="plain:forwarding" benches/process_cpu.sh
+#   SHAPE=semconv COMPARISONS="plain:forwarding" benches/process_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,7 +78,7 @@ load_both() {
   local loads=()
   for side in 0 1; do
     taskset -c 1 target/release/fleetpipe-load --endpoint "http://127.0.0.1:$((IN_PORT + side))" --connections 4 \
-      --distinct 1000 --rate 1000 --seconds "$1" > "$work/load-$side.json" &
+      --distinct 1000 --rate 1000 --seconds "$1" --shape "$SHAPE" > "$work/load-$side.json" &
     loads+=($!)
   done
   wait "${loads[@]}"

@@ -11,7 +11,8 @@
 # callgrind runs the process about 50 times slower, so the load is 5,000 spans/s rather than
 # 100,000, and the windows are 100 s rather than 10 s: each holds the rows of a 10 s window at
 # half of 100k spans/s, so the detectors' and the rollup's work per span is about twice theirs
-# at full rate. Needs valgrind; runs in about 27 minutes once built.
+# at full rate. SHAPE=semconv sends spans shaped as the semantic conventions (see
+# benches/common.sh). Needs valgrind; runs in about 27 minutes once built.
 #
 #   benches/process_instructions.sh
 #   WARM=60 RUN=120 WINDOW=50s benches/process_instructions.sh   # shorter, one window close
@@ -36,7 +37,7 @@ bench_config "compression: gzip" "$analytics" > "$work/analytics.yaml"
 bench_config "compression: gzip" "$analytics, sampling_percentage: 10" > "$work/sampled.yaml"
 
 load() {
-  target/release/fleetpipe-load --endpoint "http://127.0.0.1:$IN_PORT" --connections 4 --distinct 1000 --rate "$RATE" "$@"
+  target/release/fleetpipe-load --endpoint "http://127.0.0.1:$IN_PORT" --connections 4 --distinct 1000 --rate "$RATE" --shape "$SHAPE" "$@"
 }
 
 # Seconds of warm-up: at least WARM, ending 5 s after windows close (they close when the clock

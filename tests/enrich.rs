@@ -315,6 +315,71 @@ async fn tags_a_simulated_fleet() {
     assert_eq!(fleetpipe.metric("fleetpipe_registry_integrations", &[]).await, 15.0);
 }
 
+/// Scenario: an agent turn shaped as instrumented runtimes send it (SDK resource attributes,
+/// three scopes, the GenAI and MCP attributes the conventions recommend, arrays and doubles
+/// among them), as the `enrich` bench's second request.
+/// Guarantees: `execute_tool` and MCP `tools/call` spans gain the Jira tags, model calls and
+/// the root none; everything else about every span and the resource arrives as sent.
+#[tokio::test]
+async fn tags_spans_shaped_as_the_semantic_conventions() {
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fleetpipe = start(&sink, &write_registry(dir.path(), FIXTURE), false).await;
+    let sent = fixtures::semconv_agent_trace("triage-agent", 30);
+    grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(sent.clone()), None)
+        .await
+        .expect("accepted");
+    sink.wait_for(Signal::Traces, 30, Duration::from_secs(10)).await;
+    let is_tag = |kv: &KeyValue| kv.key.starts_with("integration.");
+    let mut received: BTreeMap<Vec<u8>, (Span, BTreeMap<String, String>)> = BTreeMap::new();
+    let mut resources = Vec::new();
+    for payload in sink.received() {
+        let Payload::Traces(request) = payload else { continue };
+        for rs in request.resource_spans {
+            resources.push(rs.resource.unwrap_or_default());
+            for mut span in rs.scope_spans.into_iter().flat_map(|ss| ss.spans) {
+                let tags = attributes(
+                    &span
+                        .attributes
+                        .iter()
+                        .filter(|kv| is_tag(kv))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+                span.attributes.retain(|kv| !is_tag(kv));
+                received.insert(span.span_id.clone(), (span, tags));
+            }
+        }
+    }
+    let sent_resource = sent.resource_spans[0].resource.clone().expect("resource");
+    for mut resource in resources {
+        let layer = resource.attributes.pop().expect("the layer, added last");
+        assert_eq!(
+            attributes(&[layer]),
+            BTreeMap::from([("operating_model.layer".to_owned(), "unknown".to_owned())])
+        );
+        assert_eq!(resource, sent_resource);
+    }
+    let jira = tags("work-tracking", "Jira", "enterprise_toolchain", "itsm", "mcp");
+    let sent_spans: Vec<&Span> = sent.resource_spans[0]
+        .scope_spans
+        .iter()
+        .flat_map(|ss| &ss.spans)
+        .collect();
+    assert_eq!(received.len(), sent_spans.len());
+    let mut tagged = 0;
+    for span in sent_spans {
+        let (arrived, tags) = &received[&span.span_id];
+        assert_eq!(arrived, span, "span {:?} arrives as sent, tags aside", span.name);
+        let is_tool_call = span.name.starts_with("execute_tool ") || span.name.starts_with("tools/call ");
+        let expected = if is_tool_call { jira.clone() } else { BTreeMap::new() };
+        assert_eq!(tags, &expected, "tags of {:?}", span.name);
+        tagged += usize::from(is_tool_call);
+    }
+    assert_eq!(tagged, 19, "two spans in three after the root are tool calls");
+}
+
 /// Scenario: the same tool call written with current GenAI names, deprecated ones,
 /// OpenInference's and OpenLLMetry's.
 /// Guarantees: all four are attributed to the same integration and gain the current names.

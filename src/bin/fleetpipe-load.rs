@@ -2,7 +2,7 @@
 //! MCP attributes, 100 spans a request) over N connections, at a fixed rate or flat out, and
 //! reports accepted spans/s and request latency percentiles.
 //!
-//! `fleetpipe-load --endpoint http://127.0.0.1:4317 --connections 4 --seconds 20 [--rate 500]`
+//! `fleetpipe-load --endpoint http://127.0.0.1:4317 --connections 4 --seconds 20 [--rate 500] [--shape semconv]`
 
 #[path = "../../tests/support/fixtures.rs"]
 #[allow(dead_code)]
@@ -37,6 +37,26 @@ struct Args {
     /// Distinct pre-encoded requests to cycle through.
     #[arg(long, default_value_t = 64)]
     distinct: usize,
+    /// How the spans look.
+    #[arg(long, value_enum, default_value_t = Shape::Minimal)]
+    shape: Shape,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shape {
+    /// A few GenAI attributes a span, every span field set, one tool call in three.
+    Minimal,
+    /// The attributes the GenAI and MCP conventions recommend, two tool calls in three.
+    Semconv,
+}
+
+impl Shape {
+    fn trace(self, service: &str, spans: usize) -> Payload {
+        Payload::Traces(match self {
+            Shape::Minimal => fixtures::agent_trace(service, spans),
+            Shape::Semconv => fixtures::semconv_agent_trace(service, spans),
+        })
+    }
 }
 
 /// What one connection saw.
@@ -52,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let agents = ["planner-1", "triage-agent", "code-reviewer", "deploy-executor"];
     let requests: Vec<Bytes> = (0..args.distinct)
-        .map(|i| Payload::Traces(fixtures::agent_trace(agents[i % agents.len()], args.spans)).encode_protobuf())
+        .map(|i| args.shape.trace(agents[i % agents.len()], args.spans).encode_protobuf())
         .collect();
     let path = PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
     let deadline = Instant::now() + Duration::from_secs_f64(args.seconds);

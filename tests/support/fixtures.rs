@@ -374,3 +374,177 @@ pub fn traces(resource_attributes: &[(&str, &str)], spans: Vec<Span>) -> ExportT
         }],
     }
 }
+
+fn double(key: &str, value: f64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::DoubleValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn strings(key: &str, values: &[&str]) -> KeyValue {
+    let values = values
+        .iter()
+        .map(|v| AnyValue {
+            value: Some(Value::StringValue((*v).into())),
+        })
+        .collect();
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(Value::ArrayValue(ArrayValue { values })),
+        }),
+        ..Default::default()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A trace of an agent turn shaped as instrumented runtimes send it: the resource attributes
+/// of an OpenTelemetry SDK, an `invoke_agent` root, then model calls, `execute_tool` spans and
+/// the MCP `tools/call` client spans under them, each with the attributes the GenAI and MCP
+/// semantic conventions require or recommend (no opt-in content), in three instrumentation
+/// scopes. Two spans in three call the Jira tool; unlike [`agent_trace`], spans carry no
+/// events or links, as most do not.
+pub fn semconv_agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
+    let trace_id = [id_bytes(), id_bytes()].concat();
+    let root_id = id_bytes().to_vec();
+    let conversation = hex(&[id_bytes(), id_bytes()].concat());
+    let start = 1_700_000_000_000_000_000u64 + next_id();
+    let span = |i: usize, parent: &[u8], name: String, kind: SpanKind, attributes: Vec<KeyValue>| Span {
+        trace_id: trace_id.clone(),
+        span_id: if i == 0 { root_id.clone() } else { id_bytes().to_vec() },
+        parent_span_id: parent.to_vec(),
+        flags: 0x101,
+        name,
+        kind: kind as i32,
+        start_time_unix_nano: start + i as u64 * 1_000_000,
+        end_time_unix_nano: start + i as u64 * 1_000_000 + 800_000,
+        attributes,
+        status: Some(Status::default()),
+        ..Default::default()
+    };
+    let mut scopes: [Vec<Span>; 3] = Default::default();
+    scopes[0].push(span(
+        0,
+        &[],
+        format!("invoke_agent {service}"),
+        SpanKind::Internal,
+        vec![
+            string("gen_ai.operation.name", "invoke_agent"),
+            string("gen_ai.provider.name", "anthropic"),
+            string("gen_ai.agent.name", service),
+            string("gen_ai.agent.id", &format!("asst_{}", hex(&id_bytes()))),
+            string("gen_ai.conversation.id", &conversation),
+            string("gen_ai.request.model", "claude-sonnet-4"),
+        ],
+    ));
+    let mut tool_span = root_id.clone();
+    for i in 1..spans {
+        let call_id = format!("toolu_{}", hex(&[id_bytes(), id_bytes()].concat()));
+        match i % 3 {
+            1 => scopes[1].push(span(
+                i,
+                &root_id,
+                "chat claude-sonnet-4".into(),
+                SpanKind::Client,
+                vec![
+                    string("gen_ai.operation.name", "chat"),
+                    string("gen_ai.provider.name", "anthropic"),
+                    string("gen_ai.request.model", "claude-sonnet-4"),
+                    int("gen_ai.request.max_tokens", 4096),
+                    double("gen_ai.request.temperature", 0.2),
+                    string("gen_ai.response.model", "claude-sonnet-4-20250514"),
+                    string("gen_ai.response.id", &format!("msg_{}", hex(&id_bytes()))),
+                    strings("gen_ai.response.finish_reasons", &["tool_use"]),
+                    string("gen_ai.conversation.id", &conversation),
+                    int("gen_ai.usage.input_tokens", 1200 + i as i64),
+                    int("gen_ai.usage.output_tokens", 300),
+                    string("server.address", "api.anthropic.com"),
+                    int("server.port", 443),
+                ],
+            )),
+            2 => {
+                let executed = span(
+                    i,
+                    &root_id,
+                    "execute_tool jira_search".into(),
+                    SpanKind::Internal,
+                    vec![
+                        string("gen_ai.operation.name", "execute_tool"),
+                        string("gen_ai.tool.name", "jira_search"),
+                        string("gen_ai.tool.call.id", &call_id),
+                        string("gen_ai.tool.type", "extension"),
+                        string("gen_ai.tool.description", "Search Jira issues with JQL"),
+                    ],
+                );
+                tool_span = executed.span_id.clone();
+                scopes[0].push(executed);
+            }
+            _ => scopes[2].push(span(
+                i,
+                &tool_span,
+                "tools/call jira_search".into(),
+                SpanKind::Client,
+                vec![
+                    string("mcp.method.name", "tools/call"),
+                    string("gen_ai.operation.name", "execute_tool"),
+                    string("gen_ai.tool.name", "jira_search"),
+                    string("mcp.session.id", &conversation),
+                    string("mcp.protocol.version", "2025-06-18"),
+                    string("jsonrpc.request.id", &i.to_string()),
+                    string("network.transport", "tcp"),
+                    string("network.protocol.name", "http"),
+                    string("server.address", "mcp.jira.acme.internal"),
+                    int("server.port", 443),
+                ],
+            )),
+        }
+    }
+    let scope_names = [
+        "opentelemetry.instrumentation.agents",
+        "opentelemetry.instrumentation.anthropic",
+        "opentelemetry.instrumentation.mcp",
+    ];
+    let scope_spans = scopes
+        .into_iter()
+        .zip(scope_names)
+        .map(|(spans, name)| ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: name.into(),
+                version: "0.47.1".into(),
+                ..Default::default()
+            }),
+            spans,
+            schema_url: "https://opentelemetry.io/schemas/1.37.0".into(),
+        })
+        .collect();
+    let resource = Resource {
+        attributes: vec![
+            string("service.name", service),
+            string("service.version", "2.4.1"),
+            string("service.instance.id", &hex(&[id_bytes(), id_bytes()].concat())),
+            string("deployment.environment.name", "production"),
+            string("gen_ai.agent.name", service),
+            string("telemetry.sdk.name", "opentelemetry"),
+            string("telemetry.sdk.language", "python"),
+            string("telemetry.sdk.version", "1.38.0"),
+            string("host.name", "agents-7f9c6d5b8-x2k4p"),
+            string("os.type", "linux"),
+            int("process.pid", 4242),
+        ],
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource),
+            scope_spans,
+            schema_url: "https://opentelemetry.io/schemas/1.37.0".into(),
+        }],
+    }
+}
