@@ -8,6 +8,10 @@ METRICS_PORT=28888
 # How the load generator's spans look: "minimal" (the default, as in every earlier figure) or
 # "semconv" (the attributes the GenAI and MCP conventions recommend); see `fleetpipe-load --help`.
 SHAPE=${SHAPE:-minimal}
+if [[ ! $SHAPE =~ ^(minimal|semconv)$ ]]; then
+  echo "SHAPE must be minimal or semconv (got $SHAPE)" >&2
+  exit 2
+fi
 
 # Builds the release binaries and makes $work, a scratch folder that goes, with any process the
 # script left running, when the script exits.
