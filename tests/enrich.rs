@@ -339,16 +339,10 @@ async fn tags_spans_shaped_as_the_semantic_conventions() {
         for rs in request.resource_spans {
             resources.push(rs.resource.unwrap_or_default());
             for mut span in rs.scope_spans.into_iter().flat_map(|ss| ss.spans) {
-                let tags = attributes(
-                    &span
-                        .attributes
-                        .iter()
-                        .filter(|kv| is_tag(kv))
-                        .cloned()
-                        .collect::<Vec<_>>(),
-                );
-                span.attributes.retain(|kv| !is_tag(kv));
-                received.insert(span.span_id.clone(), (span, tags));
+                let (tags, others): (Vec<KeyValue>, Vec<KeyValue>) =
+                    std::mem::take(&mut span.attributes).into_iter().partition(is_tag);
+                span.attributes = others;
+                received.insert(span.span_id.clone(), (span, attributes(&tags)));
             }
         }
     }
