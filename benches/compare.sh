@@ -75,9 +75,9 @@ PY
 without_enrichment < "$work/fleetpipe.yaml" > "$work/fleetpipe-plain.yaml"
 fleetpipe=(target/release/fleetpipe run --config "$work/fleetpipe.yaml")
 fleetpipe_plain=(target/release/fleetpipe run --config "$work/fleetpipe-plain.yaml")
-bench_config "$exporter_settings" "queries: queries, window: 10s" > "$work/fleetpipe-analytics.yaml"
+bench_config "$exporter_settings" "queries: queries, window: 10s, max_spans_per_second: 0" > "$work/fleetpipe-analytics.yaml"
 fleetpipe_analytics=(target/release/fleetpipe run --config "$work/fleetpipe-analytics.yaml")
-bench_config "$exporter_settings" "queries: queries, window: 10s, sampling_percentage: 10" > "$work/fleetpipe-sampled.yaml"
+bench_config "$exporter_settings" "queries: queries, window: 10s, max_spans_per_second: 0, sampling_percentage: 10" > "$work/fleetpipe-sampled.yaml"
 fleetpipe_sampled=(target/release/fleetpipe run --config "$work/fleetpipe-sampled.yaml")
 rotel_cmd=("$rotel" start --otlp-grpc-endpoint "127.0.0.1:$IN_PORT" --exporter otlp
            --otlp-exporter-endpoint "http://127.0.0.1:$SINK_PORT" --otlp-exporter-compression "$COMPRESSION"

@@ -11,8 +11,9 @@
 #
 # The comparisons (COMPARISONS, "baseline:setting" each): tagging, "plain" (no registry, no
 # enrich processor) against "forwarding" (enrichment with the fixture registry); analytics,
-# "forwarding" against "sampling" (the `queries/` pack, 10 s windows, 10 % of traces) and
-# against "every-span". Each pair warms up for WARM seconds (closed windows fill
+# "forwarding" against "defaults" (the `queries/` pack, 10 s windows, the default
+# `max_spans_per_second`), "sampling" (a fixed 10 % of traces, no cap) and "every-span" (no
+# cap). Each pair warms up for WARM seconds (closed windows fill
 # `max_windows_mib`, as in a long-running instance), then measures RUN seconds of load: the CPU
 # time of each process's threads per accepted span, from the scheduler's own count in
 # nanoseconds (/proc/<pid>/task/*/schedstat), whose user/kernel split in ticks
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-4}
 WARM=${WARM:-60}
 RUN=${RUN:-30}
-COMPARISONS=${COMPARISONS:-plain:forwarding forwarding:sampling forwarding:every-span}
+COMPARISONS=${COMPARISONS:-plain:forwarding forwarding:defaults forwarding:every-span}
 # shellcheck source=benches/common.sh
 source benches/common.sh
 start_bench
@@ -41,14 +42,15 @@ write_configs() {
   local HEALTH_PORT=$((HEALTH_PORT + side)) METRICS_PORT=$((METRICS_PORT + side))
   bench_config "compression: gzip" > "$work/forwarding-$side.yaml"
   without_enrichment < "$work/forwarding-$side.yaml" > "$work/plain-$side.yaml"
-  bench_config "compression: gzip" "queries: queries, window: 10s, sampling_percentage: 10" > "$work/sampling-$side.yaml"
-  bench_config "compression: gzip" "queries: queries, window: 10s" > "$work/every-span-$side.yaml"
+  bench_config "compression: gzip" "queries: queries, window: 10s" > "$work/defaults-$side.yaml"
+  bench_config "compression: gzip" "queries: queries, window: 10s, max_spans_per_second: 0, sampling_percentage: 10" > "$work/sampling-$side.yaml"
+  bench_config "compression: gzip" "queries: queries, window: 10s, max_spans_per_second: 0" > "$work/every-span-$side.yaml"
 }
 write_configs 0
 write_configs 1
 for comparison in $COMPARISONS; do
   for setting in ${comparison%%:*} ${comparison##*:}; do
-    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, sampling, every-span)" >&2; exit 2; }
+    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, defaults, sampling, every-span)" >&2; exit 2; }
   done
 done
 

@@ -32,7 +32,7 @@ source benches/common.sh
 start_bench
 bench_config "compression: gzip" > "$work/forwarding.yaml"
 without_enrichment < "$work/forwarding.yaml" > "$work/plain.yaml"
-analytics="queries: queries, window: $WINDOW, queue_size: 2048"
+analytics="queries: queries, window: $WINDOW, queue_size: 2048, max_spans_per_second: 0"
 bench_config "compression: gzip" "$analytics" > "$work/analytics.yaml"
 bench_config "compression: gzip" "$analytics, sampling_percentage: 10" > "$work/sampled.yaml"
 

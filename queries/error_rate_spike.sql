@@ -5,14 +5,15 @@
 -- window: 1 window
 -- key: integration.id
 -- The current window's counts come from its history rollup (made once when it closed) rather
--- than from a scan of its spans.
+-- than from a scan of its spans. The minimums of evidence count the spans windows kept
+-- (`kept_spans`); the rates use the counts, estimates of all spans when windows sampled.
 WITH current_window AS (
-    SELECT integration_id, max(layer) AS layer, sum(spans) AS calls, sum(errors) AS errors
+    SELECT integration_id, max(layer) AS layer, sum(spans) AS calls, sum(kept_spans) AS kept, sum(errors) AS errors
     FROM history
     WHERE integration_id IS NOT NULL AND window_start >= (SELECT min(window_start) FROM windows)
     GROUP BY integration_id
 ), baseline AS (
-    SELECT integration_id, sum(spans) AS calls, sum(errors) AS errors
+    SELECT integration_id, sum(spans) AS calls, sum(kept_spans) AS kept, sum(errors) AS errors
     FROM history
     WHERE integration_id IS NOT NULL AND window_start < (SELECT min(window_start) FROM windows)
     GROUP BY integration_id
@@ -24,7 +25,7 @@ SELECT c.integration_id AS "integration.id",
        c.calls AS calls
 FROM current_window c
 JOIN baseline b ON c.integration_id = b.integration_id
-WHERE c.calls >= 10
-  AND b.calls >= 20
+WHERE c.kept >= 10
+  AND b.kept >= 20
   AND CAST(c.errors AS DOUBLE) / c.calls >= 0.2
   AND CAST(c.errors AS DOUBLE) / c.calls > 3 * CAST(b.errors AS DOUBLE) / b.calls + 0.05

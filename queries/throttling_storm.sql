@@ -6,9 +6,11 @@
 -- key: integration.id
 -- Throttled: HTTP 429, gRPC RESOURCE_EXHAUSTED (8), or an error.type of '429',
 -- 'RESOURCE_EXHAUSTED' or 'rate_limited', as counted in each window's history rollup. The
--- current window's counts come from its rollup (made once when it closed).
+-- current window's counts come from its rollup (made once when it closed). The minimum of
+-- evidence counts the spans the window kept (`kept_spans`); the shares use the counts,
+-- estimates of all spans when windows sampled.
 WITH current_window AS (
-    SELECT integration_id, max(layer) AS layer, sum(spans) AS calls, sum(throttled) AS throttled
+    SELECT integration_id, max(layer) AS layer, sum(spans) AS calls, sum(kept_spans) AS kept, sum(throttled) AS throttled
     FROM history
     WHERE integration_id IS NOT NULL AND window_start >= (SELECT min(window_start) FROM windows)
     GROUP BY integration_id
@@ -25,6 +27,6 @@ SELECT c.integration_id AS "integration.id",
        c.calls AS calls
 FROM current_window c
 LEFT JOIN baseline b ON c.integration_id = b.integration_id
-WHERE c.calls >= 10
+WHERE c.kept >= 10
   AND CAST(c.throttled AS DOUBLE) / c.calls >= 0.25
   AND CAST(c.throttled AS DOUBLE) / c.calls > 2 * coalesce(CAST(b.throttled AS DOUBLE) / b.calls, 0.0)

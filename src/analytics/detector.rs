@@ -419,6 +419,63 @@ mod tests {
         assert!(rollup.closing.read().expect("store").windows.is_empty());
     }
 
+    /// One `history` row of integration `jira` with these counts (`spans` and `errors` scaled as
+    /// a sampled window's are, `kept_spans` not).
+    fn jira_history(start: i64, spans: i64, kept_spans: i64, errors: i64) -> (i64, RecordBatch) {
+        use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampNanosecondArray};
+        let text = |value: &str| Arc::new(StringArray::from(vec![value])) as ArrayRef;
+        let count = |value: i64| Arc::new(Int64Array::from(vec![value])) as ArrayRef;
+        let start_nanos = start * 1_000_000_000;
+        let columns = vec![
+            Arc::new(TimestampNanosecondArray::from(vec![start_nanos]).with_timezone("UTC")) as ArrayRef,
+            text("planner"),
+            text("strategy"),
+            text("jira"),
+            text("jira_search"),
+            count(spans),
+            count(kept_spans),
+            count(errors),
+            count(0),
+            Arc::new(Float64Array::from(vec![20.0])) as ArrayRef,
+            count(0),
+            count(0),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&crate::analytics::tables::HISTORY), columns).expect("history row");
+        (start_nanos, batch)
+    }
+
+    /// Scenario: a window that kept 10 % of traces holds one integration's calls; its history
+    /// counts are estimates (ten times the kept spans).
+    /// Guarantees: error-rate-spike fires on a high error share only with at least 10 kept
+    /// calls behind it, so a few kept errors scaled up are not taken for a spike.
+    #[tokio::test]
+    async fn error_rate_spike_wants_ten_kept_calls() {
+        let text = include_str!("../../queries/error_rate_spike.sql");
+        let detector =
+            Detector::parse(Path::new("error_rate_spike.sql"), text, Duration::from_secs(10)).expect("header");
+        let store = Arc::new(RwLock::new(WindowStore::default()));
+        let prepared = Prepared::new(detector, &store, 64 << 20).await.expect("plans");
+        let findings = |current: (i64, RecordBatch)| {
+            let mut sampled = window_of(40, "planner", 0);
+            sampled.start = current.0;
+            sampled.end = current.0 + 10_000_000_000;
+            sampled.sampling_percentage = 10.0;
+            let mut held = store.write().expect("store");
+            *held = WindowStore::default();
+            held.history = (0..4).map(|window| jira_history(window * 10, 200, 200, 2)).collect();
+            held.history.push_back(current);
+            held.windows.push_back(sampled);
+            drop(held);
+            async {
+                crate::analytics::query::rows(&prepared.run().await.expect("runs"))
+                    .rows
+                    .len()
+            }
+        };
+        assert_eq!(findings(jira_history(40, 90, 9, 90)).await, 0);
+        assert_eq!(findings(jira_history(40, 100, 10, 50)).await, 1);
+    }
+
     /// Guarantees: a query naming an unknown column fails at planning, not at run time.
     #[tokio::test]
     async fn unknown_column_fails_planning() {

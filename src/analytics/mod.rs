@@ -23,14 +23,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::export::{ExporterHandle, Queued};
-use crate::pipeline::{Payload, Request};
+use crate::pipeline::{Payload, Request, Signal};
 use crate::registry::RegistryHandle;
 use crate::telemetry::metrics::Metrics;
 use detector::{Detector, DetectorError, PlannedQuery, Prepared};
@@ -58,13 +59,18 @@ pub struct AnalyticsConfig {
     pub memory_limit_mib: usize,
     /// Memory the closed windows may hold, in MiB; past it the oldest go before `retention`
     /// says (the newest window always stays). At 100k spans/s a 10 s window of the shipped
-    /// detectors' columns is ~260 MiB.
+    /// detectors' columns is ~260 MiB with every span, a tenth of it under the default
+    /// `max_spans_per_second`.
     pub max_windows_mib: usize,
     /// Which columns of `spans`, `metric_points` and `logs` windows build.
     pub columns: Columns,
     /// Percentage of traces whose spans windows keep (OpenTelemetry consistent probability
     /// sampling by trace id); 100 keeps every span.
     pub sampling_percentage: f64,
+    /// Spans a second windows keep at most: when the last window was offered more, the next
+    /// keeps the share of traces that fits (below `sampling_percentage`); 0 keeps every
+    /// offered span. Bounds analytics' CPU and memory whatever the fleet's rate.
+    pub max_spans_per_second: u64,
     /// Batches waiting for analytics; beyond it input is shed and counted.
     pub queue_size: usize,
     /// Longest a detector run may take.
@@ -87,6 +93,7 @@ impl Default for AnalyticsConfig {
             max_windows_mib: 1024,
             columns: Columns::Detectors,
             sampling_percentage: 100.0,
+            max_spans_per_second: 10_000,
             queue_size: 64,
             run_timeout: Duration::from_secs(5),
             signals_path: None,
@@ -129,8 +136,14 @@ impl AnalyticsConfig {
             .collect()
     }
 
-    fn sampler(&self) -> TraceSampler {
-        TraceSampler::percentage(self.sampling_percentage)
+    /// The share of traces the window after one offered `offered_spans` keeps.
+    fn next_percentage(&self, offered_spans: usize) -> f64 {
+        sampling::percentage_within(
+            self.sampling_percentage,
+            self.max_spans_per_second,
+            offered_spans,
+            self.window,
+        )
     }
 }
 
@@ -190,6 +203,8 @@ pub fn start(
         metrics: Arc::clone(metrics),
         closed: closed_tx,
         rollup: None,
+        offered_spans: 0,
+        percentage: config.sampling_percentage,
     };
     workers.spawn(ingest.run(rx));
     let detectors = Detectors {
@@ -225,6 +240,10 @@ struct Ingest {
     closed: watch::Sender<i64>,
     /// Planned when the task starts; without it windows close without history.
     rollup: Option<Rollup>,
+    /// Spans offered to the window being built, kept or not: they set the next one's share.
+    offered_spans: usize,
+    /// The share of traces the window being built keeps.
+    percentage: f64,
 }
 
 impl Ingest {
@@ -237,13 +256,18 @@ impl Ingest {
             .ok();
         let window = self.config.window.as_nanos().max(1) as i64;
         let start_of = |t: i64| t - t.rem_euclid(window);
-        let mut builder = WindowBuilder::keeping(start_of(now_nanos()), self.kept()).sampling(self.config.sampler());
+        let mut builder = WindowBuilder::keeping(start_of(now_nanos()), self.kept())
+            .sampling(TraceSampler::percentage(self.percentage));
+        self.metrics.analytics_sampling_percentage.set(self.percentage);
         let mut ticker = tokio::time::interval((self.config.window / 10).max(Duration::from_millis(10)));
         loop {
             tokio::select! {
                 received = queue.recv() => match received {
                     Some(queued) => {
                         builder = self.roll(builder, start_of(now_nanos()), window).await;
+                        if queued.request.signal() == Signal::Traces {
+                            self.offered_spans += queued.request.item_count();
+                        }
                         if let Err(error) = builder.add(&queued.request) {
                             tracing::warn!(%error, "Analytics left out records of a batch.");
                         }
@@ -260,25 +284,29 @@ impl Ingest {
     }
 
     /// Closes the current window when the clock has moved past it; the next one builds the
-    /// columns the detectors now read.
-    async fn roll(&self, mut builder: WindowBuilder, current: i64, window: i64) -> WindowBuilder {
+    /// columns the detectors now read and keeps the share of traces that the closed one's
+    /// offered spans call for.
+    async fn roll(&mut self, mut builder: WindowBuilder, current: i64, window: i64) -> WindowBuilder {
         if builder.window_start() == current {
             return builder;
         }
         let start = builder.window_start();
+        let sampling_percentage = self.percentage;
+        self.percentage = self.config.next_percentage(std::mem::take(&mut self.offered_spans));
+        self.metrics.analytics_sampling_percentage.set(self.percentage);
         match builder.close(current, self.kept()) {
             Ok(batches) => {
                 self.close(ClosedWindow {
                     start,
                     end: start + window,
                     batches,
-                    sampling_percentage: self.config.sampling_percentage,
+                    sampling_percentage,
                 })
                 .await
             }
             Err(error) => tracing::error!(%error, "Could not build the analytics window; it is skipped."),
         }
-        builder
+        builder.sampling(TraceSampler::percentage(self.percentage))
     }
 
     async fn close(&self, closed: ClosedWindow) {
@@ -313,6 +341,7 @@ impl Ingest {
 const HISTORY_SQL: &str = "
 SELECT window_start, agent, layer, integration_id, tool_name,
        CAST(count(*) AS BIGINT) AS spans,
+       CAST(count(*) AS BIGINT) AS kept_spans,
        CAST(sum(CASE WHEN status_code = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
        CAST(sum(CASE WHEN http_status_code = 429 OR grpc_status_code = 8 OR error_type IN ('429', 'RESOURCE_EXHAUSTED', 'rate_limited') THEN 1 ELSE 0 END) AS BIGINT) AS throttled,
        CAST(approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS DOUBLE) AS p95_duration_ms,
@@ -320,6 +349,11 @@ SELECT window_start, agent, layer, integration_id, tool_name,
        CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens
 FROM spans
 GROUP BY window_start, agent, layer, integration_id, tool_name";
+
+/// The columns of `HISTORY_SQL` that count spans or tokens, scaled when a window sampled;
+/// `kept_spans` is not: it is the sample the estimates rest on, what a detector's minimum of
+/// evidence should count.
+const HISTORY_COUNTS: [&str; 5] = ["spans", "errors", "throttled", "input_tokens", "output_tokens"];
 
 /// The history rollup, planned once like a detector; each run reads the window being closed.
 pub struct Rollup {
@@ -351,12 +385,35 @@ impl Rollup {
             .query
             .run()
             .await
-            .and_then(|batches| Ok(datafusion::arrow::compute::concat_batches(&tables::HISTORY, &batches)?));
+            .and_then(|batches| Ok(datafusion::arrow::compute::concat_batches(&tables::HISTORY, &batches)?))
+            .and_then(|rollup| Ok(estimated_counts(rollup, closed.sampling_percentage)?));
         hold(Vec::new());
         result
             .inspect_err(|error| tracing::error!(%error, "Could not roll up the analytics window into history."))
             .ok()
     }
+}
+
+/// The rollup's counts of a window that kept `percentage` % of traces, scaled to estimates of
+/// all its spans: windows kept at different shares then compare as baselines.
+fn estimated_counts(rollup: RecordBatch, percentage: f64) -> Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    if percentage >= 100.0 {
+        return Ok(rollup);
+    }
+    let factor = 100.0 / percentage;
+    let schema = rollup.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(rollup.columns())
+        .map(|(field, column)| match column.as_primitive_opt::<Int64Type>() {
+            Some(counts) if HISTORY_COUNTS.contains(&field.name().as_str()) => {
+                Arc::new(counts.unary::<_, Int64Type>(|count| (count as f64 * factor).round() as i64)) as ArrayRef
+            }
+            _ => Arc::clone(column),
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns)
 }
 
 fn integrations_batch(
@@ -585,5 +642,43 @@ impl Detectors {
         for output in &self.outputs {
             output.enqueue(Arc::clone(&request)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Float64Array, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn rollup(spans: i64, errors: i64, tokens: i64, p95: f64) -> RecordBatch {
+        let count = |n: i64| Arc::new(Int64Array::from(vec![n])) as ArrayRef;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("spans", DataType::Int64, false),
+            Field::new("errors", DataType::Int64, false),
+            Field::new("p95_duration_ms", DataType::Float64, true),
+            Field::new("input_tokens", DataType::Int64, false),
+        ]));
+        let p95 = Arc::new(Float64Array::from(vec![p95])) as ArrayRef;
+        RecordBatch::try_new(schema, vec![count(spans), count(errors), p95, count(tokens)]).expect("rollup")
+    }
+
+    /// Guarantees: a sampled window's counts and tokens are scaled by 100 / percentage, its
+    /// percentiles are not, and a window that kept every trace is left as it is.
+    #[test]
+    fn sampled_rollups_estimate_every_span() {
+        assert_eq!(
+            estimated_counts(rollup(30, 3, 1_000, 12.5), 25.0).expect("scaled"),
+            rollup(120, 12, 4_000, 12.5)
+        );
+        assert_eq!(
+            estimated_counts(rollup(7, 1, 10, 3.0), 30.0).expect("scaled"),
+            rollup(23, 3, 33, 3.0)
+        );
+        assert_eq!(
+            estimated_counts(rollup(30, 3, 1_000, 12.5), 100.0).expect("kept"),
+            rollup(30, 3, 1_000, 12.5)
+        );
     }
 }

@@ -1,10 +1,13 @@
 //! Which traces analytics keeps when it samples: a CPU cap for large fleets that trades the
-//! detectors' precision for cost (see the README's "Sampling" section).
+//! detectors' precision for cost (see the README's "Sampling" section), either a fixed
+//! percentage or one each window picks so that about `max_spans_per_second` are kept.
 //!
 //! The decision follows OpenTelemetry's consistent probability sampling: a trace's randomness
 //! is the last 7 bytes (56 bits) of its id, and it is kept when that value is at least the
 //! rejection threshold `(1 - p) · 2^56`. Every span of a trace gets the same answer, so a kept
 //! trace is whole, and a trace kept at some percentage is kept at every higher one.
+
+use std::time::Duration;
 
 use crate::pipeline::wire::trace_randomness;
 
@@ -42,6 +45,18 @@ impl TraceSampler {
     pub fn keeps_randomness(self, randomness: u64) -> bool {
         randomness >= self.threshold
     }
+}
+
+/// The percentage of traces a window keeps: at most `ceiling` (the configured
+/// `sampling_percentage`), and low enough that the spans the last window was offered
+/// (`offered_spans` over `window`) would have been kept at about `max_spans_per_second`.
+/// Without a cap (0) or without spans to go by, `ceiling`.
+pub fn percentage_within(ceiling: f64, max_spans_per_second: u64, offered_spans: usize, window: Duration) -> f64 {
+    if max_spans_per_second == 0 || offered_spans == 0 {
+        return ceiling;
+    }
+    let fitting = 100.0 * max_spans_per_second as f64 * window.as_secs_f64() / offered_spans as f64;
+    ceiling.min(fitting)
 }
 
 #[cfg(test)]
@@ -90,5 +105,20 @@ mod tests {
             let kept = [1.0, 10.0, 25.0, 50.0, 99.0].map(|p| TraceSampler::percentage(p).keeps(&id));
             assert!(kept.windows(2).all(|pair| pair[0] <= pair[1]), "{kept:?}");
         }
+    }
+
+    /// Guarantees: under the cap a window keeps the configured share; over it, the share that
+    /// keeps `max_spans_per_second` of the last window's rate, never above the configured one;
+    /// 0 means no cap.
+    #[test]
+    fn percentage_keeps_about_the_cap() {
+        let ten_seconds = Duration::from_secs(10);
+        assert_eq!(percentage_within(100.0, 10_000, 50_000, ten_seconds), 100.0);
+        assert_eq!(percentage_within(100.0, 10_000, 1_000_000, ten_seconds), 10.0);
+        assert_eq!(percentage_within(100.0, 10_000, 4_000_000, ten_seconds), 2.5);
+        assert_eq!(percentage_within(5.0, 10_000, 1_000_000, ten_seconds), 5.0);
+        assert_eq!(percentage_within(100.0, 0, 1_000_000, ten_seconds), 100.0);
+        assert_eq!(percentage_within(50.0, 10_000, 0, ten_seconds), 50.0);
+        assert_eq!(percentage_within(100.0, 100, 400, Duration::from_secs(1)), 25.0);
     }
 }

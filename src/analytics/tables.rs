@@ -142,6 +142,7 @@ pub static HISTORY: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("integration_id", DataType::Utf8, true),
         Field::new("tool_name", DataType::Utf8, true),
         Field::new("spans", DataType::Int64, false),
+        Field::new("kept_spans", DataType::Int64, false),
         Field::new("errors", DataType::Int64, false),
         Field::new("throttled", DataType::Int64, false),
         Field::new("p95_duration_ms", DataType::Float64, true),

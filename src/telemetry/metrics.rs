@@ -78,6 +78,8 @@ pub struct Metrics {
     pub shadow_calls: Family<Vec<(String, String)>, Counter>,
     /// Bytes held by analytics windows and history.
     pub analytics_memory_bytes: Gauge,
+    /// Share of traces the analytics window being built keeps.
+    pub analytics_sampling_percentage: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Anomaly findings by detector and severity.
     pub findings: Family<Vec<(String, String)>, Counter>,
     /// Detector files that failed to load and runs that failed or timed out.
@@ -170,6 +172,11 @@ impl Metrics {
             format!("{p}_analytics_memory_bytes"),
             "Bytes held by analytics windows and history",
             m.analytics_memory_bytes.clone(),
+        );
+        r.register(
+            format!("{p}_analytics_sampling_percentage"),
+            "Percentage of traces the analytics window being built keeps",
+            m.analytics_sampling_percentage.clone(),
         );
         r.register(
             format!("{p}_anomaly_findings"),
