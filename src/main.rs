@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// glibc's malloc slowed the whole process once analytics held windows: its searches through a
-// heap where minutes-long window buffers sit among each request's short-lived ones doubled
-// forwarding's time in `_int_malloc` (benches/HISTORY.md, 2026-12-02 evening).
+// glibc's malloc slowed the whole process once analytics held windows: searching a heap where
+// minutes-long window buffers sit among each request's short-lived ones, it took about two
+// thirds of what analytics at its default cap added to the process's CPU time
+// (benches/HISTORY.md, 2026-12-02 evening).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
