@@ -21,7 +21,8 @@ use fleetpipe::analytics::{AnalyticsConfig, Rollup, kept_columns};
 use fleetpipe::compression::Encoding;
 use fleetpipe::enrich::Enrich;
 use fleetpipe::export::BodyFormat;
-use fleetpipe::pipeline::{Payload, Processor, Request, Signal};
+use fleetpipe::otlp::{Payload, Request, Signal};
+use fleetpipe::pipeline::Processor;
 use support::enricher;
 
 const WINDOW: Duration = Duration::from_secs(10);

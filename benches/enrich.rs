@@ -14,7 +14,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use fleetpipe::compression::Encoding;
 use fleetpipe::enrich::{Enrich, EnrichConfig};
 use fleetpipe::export::BodyFormat;
-use fleetpipe::pipeline::{Payload, Processor, Request, Signal};
+use fleetpipe::otlp::{Payload, Request, Signal};
+use fleetpipe::pipeline::Processor;
 use fleetpipe::registry::{AgentLayers, RegistryConfig, RegistryHandle};
 use fleetpipe::telemetry::metrics::Metrics;
 

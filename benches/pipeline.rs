@@ -16,7 +16,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetpipe::compression::Encoding;
 use fleetpipe::export::BodyFormat;
-use fleetpipe::pipeline::{Payload, Processor, Request, Signal, wire};
+use fleetpipe::otlp::{Payload, Request, Signal, wire};
+use fleetpipe::pipeline::Processor;
 use support::enricher;
 
 fn agent_request() -> Bytes {

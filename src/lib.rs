@@ -7,6 +7,7 @@ pub mod config;
 pub mod enrich;
 pub mod export;
 pub mod grpc_codec;
+pub mod otlp;
 pub mod pipeline;
 pub mod receiver;
 pub mod registry;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fleetpipe::pipeline::{Payload, Signal};
+use fleetpipe::otlp::{Payload, Signal};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -44,6 +44,11 @@ fn queries(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
 }
 
 async fn start(extra_detectors: &[(&str, &str)], analytics_extra: &str) -> Setup {
+    start_enriched(extra_detectors, analytics_extra, "{}").await
+}
+
+/// As [`start`], with the enrich processor's settings.
+async fn start_enriched(extra_detectors: &[(&str, &str)], analytics_extra: &str, enrich: &str) -> Setup {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("CONFIG.yaml"), FIXTURE).expect("registry");
@@ -63,7 +68,7 @@ async fn start(extra_detectors: &[(&str, &str)], analytics_extra: &str) -> Setup
         .replace(
             "processors:\n",
             &format!(
-                "registry:\n  path: '{}'\n  agents: {{\"planner-*\": strategy}}\nprocessors:\n  enrich: {{}}\n",
+                "registry:\n  path: '{}'\n  agents: {{\"planner-*\": strategy}}\nprocessors:\n  enrich: {enrich}\n",
                 dir.path().display()
             ),
         );
@@ -561,6 +566,49 @@ async fn ad_hoc_query_reads_live_windows() {
     }
     let integrations = run(&["--format", "csv", "SELECT id FROM integrations ORDER BY id LIMIT 1"]);
     assert_eq!(integrations, "id\napm-primary\n");
+}
+
+/// Scenario: the enrich processor writes its tags under `fp.` and the layer as `fp.layer`.
+/// Guarantees: analytics reads them under those names: the integration and layer columns are
+/// filled, a shadow call is seen as one, and the shadow-integration detector still fires.
+#[tokio::test]
+async fn analytics_reads_tags_under_the_configured_names() {
+    let enrich = "{tag_prefix: fp., layer_attribute: fp.layer}";
+    let setup = start_enriched(&[], "", enrich).await;
+    drive(&setup, "planner-1", 2.5, |_| {
+        vec![
+            call("jira_search", StatusCode::Ok, 20, tokens(100)),
+            call("confluence_search", StatusCode::Ok, 20, Vec::new()),
+        ]
+    })
+    .await;
+    let sql = "SELECT DISTINCT integration_id, layer, integration_registered, integration_target FROM spans ORDER BY 1";
+    let csv = query(&setup, &["--format", "csv", sql]).0;
+    assert_eq!(
+        csv,
+        "integration_id,layer,integration_registered,integration_target\n\
+         work-tracking,strategy,true,\n\
+         ,strategy,false,confluence_search\n"
+    );
+    let found = finding(&setup, "shadow-integration").await;
+    assert_eq!(found.get("target").map(String::as_str), Some("confluence_search"));
+}
+
+/// Scenario: fleetpipe runs analytics through a few windows.
+/// Guarantees: the history rollup is planned once, shared by the windows and the detectors,
+/// and history still fills.
+#[tokio::test]
+async fn history_rollup_is_planned_once() {
+    let setup = start(&[], "").await;
+    drive(&setup, "planner-1", 2.5, normal).await;
+    let history = query(
+        &setup,
+        &["--format", "csv", "SELECT count(*) > 0 AS filled FROM history"],
+    )
+    .0;
+    assert_eq!(history, "filled\ntrue\n");
+    let log = setup.fleetpipe.log();
+    assert_eq!(log.matches("History rollup planned.").count(), 1, "{log}");
 }
 
 /// Runs `fleetpipe query` against a running instance; returns (stdout, stderr).

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fleetpipe::grpc_codec::RawCodec;
-use fleetpipe::pipeline::{Payload, Signal};
+use fleetpipe::otlp::{Payload, Signal};
 use http::uri::PathAndQuery;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;

@@ -171,3 +171,131 @@ fn registry_show_and_explain() {
     assert!(text.contains("+ integration.registered = false"), "{text}");
     assert!(text.contains("+ integration.target = pastebin.example.com"), "{text}");
 }
+
+/// Scenario: a pipeline lists `batch` before `enrich`.
+/// Guarantees: `validate` refuses it at the key path of `batch` in the list, with its line,
+/// instead of batching last whatever the list says.
+#[test]
+fn validate_refuses_batch_before_other_processors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_registry(dir.path(), FIXTURE);
+    let config = "\
+registry:
+  path: .
+receivers:
+  otlp:
+    protocols:
+      grpc: {}
+processors:
+  batch: {}
+  enrich: {}
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch, enrich]
+      exporters: [debug]
+";
+    std::fs::write(dir.path().join("order.yaml"), config).expect("write");
+    let output = fleetpipe(&["validate", "--config", "order.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "service.pipelines.traces.processors[0] (line 16): `batch` must be the last processor: batching happens after the others"
+        ),
+        "{stderr}"
+    );
+    let last = config.replace("[batch, enrich]", "[enrich, batch]");
+    std::fs::write(dir.path().join("order.yaml"), last).expect("write");
+    let output = fleetpipe(&["validate", "--config", "order.yaml"], dir.path());
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// Scenario: two analytics exporters, each with the shipped detectors.
+/// Guarantees: `validate` plans each exporter's detectors once and says so, one line each.
+#[test]
+fn validate_plans_each_analytics_exporter_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queries = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let detectors = std::fs::read_dir(&queries)
+        .expect("queries/")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        .count();
+    let config = format!(
+        "\
+receivers:
+  otlp:
+    protocols:
+      grpc: {{}}
+exporters:
+  analytics/a: {{queries: '{q}'}}
+  analytics/b: {{queries: '{q}'}}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [analytics/a, analytics/b]
+",
+        q = queries.display()
+    );
+    std::fs::write(dir.path().join("two.yaml"), config).expect("write");
+    let output = fleetpipe(&["validate", "--config", "two.yaml"], dir.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let planned: Vec<&str> = stdout.lines().filter(|l| l.contains("detector(s) planned")).collect();
+    assert_eq!(
+        planned,
+        [
+            format!("exporters.analytics/a: {detectors} detector(s) planned"),
+            format!("exporters.analytics/b: {detectors} detector(s) planned"),
+        ],
+        "{stdout}"
+    );
+}
+
+/// Scenario: two pipelines feed one analytics exporter, their enrich processors writing
+/// tags under different prefixes.
+/// Guarantees: `validate` refuses it at the exporter, naming both prefixes: analytics could
+/// read only one of them.
+#[test]
+fn validate_refuses_analytics_fed_tags_under_two_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_registry(dir.path(), FIXTURE);
+    let config = "\
+registry:
+  path: .
+receivers:
+  otlp:
+    protocols:
+      grpc: {}
+processors:
+  enrich: {}
+  enrich/fp: {tag_prefix: fp.}
+exporters:
+  analytics: {}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [enrich]
+      exporters: [analytics]
+    traces/fp:
+      receivers: [otlp]
+      processors: [enrich/fp]
+      exporters: [analytics]
+";
+    std::fs::write(dir.path().join("tags.yaml"), config).expect("write");
+    let output = fleetpipe(&["validate", "--config", "tags.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "exporters.analytics (line 11): the pipelines feeding it write registry tags under different names (`integration.…` and `fp.…`)"
+        ),
+        "{stderr}"
+    );
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fleetpipe::pipeline::{Payload, Signal};
+use fleetpipe::otlp::{Payload, Signal};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use support::sink::{Behaviour, Sink};
 use support::{Fleetpipe, fixtures, forwarding_to, grpc_send, grpc_send_retrying, otlp_exporter, pipeline_config};

@@ -1,6 +1,6 @@
 //! The gRPC names fleetpipe serves and calls are the ones the vendored OTLP protos declare.
 
-use fleetpipe::pipeline::Signal;
+use fleetpipe::otlp::Signal;
 
 fn proto(path: &str) -> String {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

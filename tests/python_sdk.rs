@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use fleetpipe::pipeline::{Payload, Signal};
+use fleetpipe::otlp::{Payload, Signal};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use support::sink::Sink;
 use support::{forwarding_to, hex};

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use fleetpipe::pipeline::{Payload, Signal};
+use fleetpipe::otlp::{Payload, Signal};
 use support::sink::Sink;
 use support::{Body, Fleetpipe, fixtures, forwarding_to, grpc_send, hex, http_send, otlp_exporter, pipeline_config};
 use tonic::codec::CompressionEncoding;

@@ -18,6 +18,7 @@ pub mod tables;
 mod webhook;
 pub mod window;
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -30,8 +31,11 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::export::{ExporterHandle, Queued};
-use crate::pipeline::{Payload, Request, Signal};
+use crate::config::Problem;
+use crate::otlp::semconv::TagNames;
+use crate::otlp::{Payload, Request, Signal};
+use crate::pipeline::component::{ExporterContext, ExporterSettings, Settings, StartError, StartedExporter};
+use crate::pipeline::queue::{ConsumerQueue, Queued};
 use crate::registry::RegistryHandle;
 use crate::telemetry::metrics::Metrics;
 use detector::{Detector, DetectorError, PlannedQuery, Prepared};
@@ -119,7 +123,7 @@ impl AnalyticsConfig {
     }
 
     /// The settings that cannot work, as `(key, why)`.
-    pub fn problems(&self) -> Vec<(&'static str, &'static str)> {
+    fn invalid_settings(&self) -> Vec<(&'static str, &'static str)> {
         let checks = [
             (self.window.is_zero(), "window", "must be longer than 0s"),
             (self.queue_size == 0, "queue_size", "must be at least 1"),
@@ -184,29 +188,79 @@ fn columns_to_keep<'a>(
     }
 }
 
-/// Starts analytics; returns the handle the pipelines feed and the ad-hoc query service.
+impl Settings for AnalyticsConfig {
+    fn problems(&self) -> Vec<Problem> {
+        self.invalid_settings()
+            .into_iter()
+            .map(|(key, why)| Problem::new(key, why))
+            .collect()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl ExporterSettings for AnalyticsConfig {
+    fn emits_logs(&self) -> bool {
+        true
+    }
+
+    /// Parses and plans every detector in the folder, as the running detectors do.
+    async fn check(&self) -> Result<Option<String>, Vec<String>> {
+        match check(self).await {
+            Ok(planned) => Ok(Some(format!("{planned} detector(s) planned"))),
+            Err(errors) => Err(errors.iter().map(ToString::to_string).collect()),
+        }
+    }
+
+    fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
+        if context.logs_outputs.is_empty() {
+            tracing::warn!(exporter = %context.name, "No logs pipeline with an exporter: anomaly findings go only to signal files.");
+        }
+        let ExporterContext {
+            name,
+            metrics,
+            registry,
+            tags,
+            logs_outputs,
+            workers,
+            ..
+        } = context;
+        let (queue, service) = start(name, self, registry.cloned(), tags, logs_outputs, metrics, workers);
+        Ok(StartedExporter {
+            queue,
+            routes: Some(query::router(service)),
+        })
+    }
+}
+
+/// Starts analytics; returns the queue the pipelines feed and the ad-hoc query service.
+/// The history rollup is planned once, before ingest and the detectors start.
 pub fn start(
     name: &str,
     config: &AnalyticsConfig,
     registry: Option<Arc<RegistryHandle>>,
-    outputs: Vec<ExporterHandle>,
+    tags: TagNames,
+    outputs: Vec<ConsumerQueue>,
     metrics: &Arc<Metrics>,
     workers: &mut JoinSet<()>,
-) -> (ExporterHandle, query::QueryService) {
+) -> (ConsumerQueue, query::QueryService) {
     let (tx, rx) = mpsc::channel(config.queue_size.max(1));
     let store = Arc::new(RwLock::new(WindowStore::default()));
     let (closed_tx, closed_rx) = watch::channel(0i64);
-    let ingest = Ingest {
+    let mut ingest = Ingest {
         config: config.clone(),
         store: Arc::clone(&store),
         registry,
+        tags: Arc::new(tags),
         metrics: Arc::clone(metrics),
         closed: closed_tx,
         rollup: None,
         offered_spans: 0,
         percentage: config.sampling_percentage,
     };
-    workers.spawn(ingest.run(rx));
     let detectors = Detectors {
         config: config.clone(),
         store: Arc::clone(&store),
@@ -217,10 +271,20 @@ pub fn start(
         failed: BTreeMap::new(),
         http: reqwest::Client::new(),
     };
-    workers.spawn(detectors.run(closed_rx));
-    let handle = ExporterHandle::new(name, tx, false, None, metrics);
+    let planning = config.clone();
+    workers.spawn(async move {
+        ingest.rollup = Rollup::new(&planning)
+            .await
+            .inspect_err(|error| {
+                tracing::error!(%error, "Could not plan the history rollup; windows close without it and build every column.")
+            })
+            .ok();
+        let rollup_columns = ingest.rollup.as_ref().map_or(KeptColumns::ALL, |r| r.columns);
+        tokio::join!(ingest.run(rx), detectors.run(closed_rx, rollup_columns));
+    });
+    let queue = ConsumerQueue::new(name, tx, false, None, metrics);
     (
-        handle,
+        queue,
         query::QueryService::new(store, config.retention, config.memory_limit()),
     )
 }
@@ -236,9 +300,11 @@ struct Ingest {
     config: AnalyticsConfig,
     store: Arc<RwLock<WindowStore>>,
     registry: Option<Arc<RegistryHandle>>,
+    /// The names of the registry tags the records carry.
+    tags: Arc<TagNames>,
     metrics: Arc<Metrics>,
     closed: watch::Sender<i64>,
-    /// Planned when the task starts; without it windows close without history.
+    /// Planned when analytics starts; without it windows close without history.
     rollup: Option<Rollup>,
     /// Spans offered to the window being built, kept or not: they set the next one's share.
     offered_spans: usize,
@@ -248,15 +314,10 @@ struct Ingest {
 
 impl Ingest {
     async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
-        self.rollup = Rollup::new(&self.config)
-            .await
-            .inspect_err(
-                |error| tracing::error!(%error, "Could not plan the history rollup; windows close without it."),
-            )
-            .ok();
         let window = self.config.window.as_nanos().max(1) as i64;
         let start_of = |t: i64| t - t.rem_euclid(window);
         let mut builder = WindowBuilder::keeping(start_of(now_nanos()), self.kept())
+            .tagged(Arc::clone(&self.tags))
             .sampling(TraceSampler::percentage(self.percentage));
         self.metrics.analytics_sampling_percentage.set(self.percentage);
         let mut ticker = tokio::time::interval((self.config.window / 10).max(Duration::from_millis(10)));
@@ -368,6 +429,7 @@ impl Rollup {
     pub async fn new(config: &AnalyticsConfig) -> datafusion::error::Result<Rollup> {
         let closing = Arc::new(RwLock::new(WindowStore::default()));
         let (query, columns) = PlannedQuery::new(&closing, config.window, HISTORY_SQL, config.memory_limit()).await?;
+        tracing::info!("History rollup planned.");
         Ok(Rollup {
             closing,
             query,
@@ -494,7 +556,7 @@ fn sql_files(folder: &Path) -> BTreeMap<PathBuf, Fingerprint> {
 struct Detectors {
     config: AnalyticsConfig,
     store: Arc<RwLock<WindowStore>>,
-    outputs: Vec<ExporterHandle>,
+    outputs: Vec<ConsumerQueue>,
     metrics: Arc<Metrics>,
     signals: Option<SignalFiles>,
     /// Loaded detectors by file.
@@ -516,14 +578,8 @@ struct Loaded {
 }
 
 impl Detectors {
-    async fn run(mut self, mut closed: watch::Receiver<i64>) {
-        let rollup = match Rollup::new(&self.config).await {
-            Ok(rollup) => rollup.columns,
-            Err(error) => {
-                tracing::error!(%error, "Could not plan the history rollup; windows build every column.");
-                KeptColumns::ALL
-            }
-        };
+    /// `rollup` is the columns the history rollup reads.
+    async fn run(mut self, mut closed: watch::Receiver<i64>, rollup: KeptColumns) {
         self.reload().await;
         self.keep_columns(rollup);
         while closed.changed().await.is_ok() {

@@ -4,11 +4,13 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::response::IntoResponse;
 use datafusion::arrow::array::Array;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
+use http::StatusCode;
 
 use super::detector;
 use super::window::{WindowSource, WindowStore};
@@ -19,6 +21,23 @@ pub struct QueryService {
     store: Arc<RwLock<WindowStore>>,
     retention: Duration,
     memory_limit: usize,
+}
+
+/// `POST /query`: SQL in the body, [`Rows`] as JSON out; 400 with `{"error": …}` when the
+/// query is refused. Served on the metrics endpoint.
+pub fn router(service: QueryService) -> axum::Router {
+    axum::Router::new().route(
+        "/query",
+        axum::routing::post(move |sql: String| async move {
+            match service.run(&sql).await {
+                Ok(rows) => (StatusCode::OK, axum::Json(rows)).into_response(),
+                Err(error) => {
+                    let body = serde_json::json!({"error": error.to_string()});
+                    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+                }
+            }
+        }),
+    )
 }
 
 /// A query result as text cells: column names and rows, nulls as `None`.

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::pipeline::wire::trace_randomness;
+use crate::otlp::wire::trace_randomness;
 
 /// Values of a trace id's 56 random bits.
 const RANDOMNESS_VALUES: f64 = (1u64 << 56) as f64;

@@ -20,8 +20,9 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 
 use super::sampling::TraceSampler;
-use crate::pipeline::wire::codec::{AnyValueRef, Attribute, Field as WireField, Malformed, fields};
-use crate::pipeline::{Request, Signal};
+use crate::otlp::semconv::{Tag, TagNames};
+use crate::otlp::wire::codec::{AnyValueRef, Attribute, Field as WireField, Malformed, fields};
+use crate::otlp::{Request, Signal};
 
 fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
@@ -264,18 +265,12 @@ const LIFTED_SLOTS: usize = CONTEXT_SLOTS + 11;
 
 /// The slot of a lifted attribute key. The keys differ in length, first or last byte, so
 /// those pick the one key to compare with, a comparison of known length that the compiler
-/// writes as a few word loads: a `match` on whole keys compared them byte by byte, 51
-/// instructions an attribute (7 % of the conversion).
+/// writes as a few word loads rather than a byte-by-byte `match` on whole keys
+/// (`cargo bench --bench analytics`). The registry tags, named as configured, are found by
+/// [`TagNames::tag`].
 #[inline]
 fn lifted_slot(key: &[u8]) -> Option<usize> {
     Some(match (key.len(), key.first()?, key.last()?) {
-        (14, b'i', b'd') if key == b"integration.id" => 0,
-        (16, b'i', b'e') if key == b"integration.name" => 1,
-        (20, b'i', b'y') if key == b"integration.category" => 2,
-        (16, b'i', b'd') if key == b"integration.kind" => 3,
-        (22, b'i', b'n') if key == b"integration.connection" => 4,
-        (22, b'i', b'd') if key == b"integration.registered" => 5,
-        (18, b'i', b't') if key == b"integration.target" => 6,
         (21, b'g', b'e') if key == b"gen_ai.operation.name" => 7,
         (16, b'g', b'e') if key == b"gen_ai.tool.name" => 8,
         (20, b'g', b'l') if key == b"gen_ai.request.model" => 9,
@@ -291,20 +286,35 @@ fn lifted_slot(key: &[u8]) -> Option<usize> {
     })
 }
 
+/// The slot of a registry tag: the context columns' order (see `ContextColumns::append`).
+fn tag_slot(tag: Tag) -> usize {
+    match tag {
+        Tag::Id => 0,
+        Tag::Name => 1,
+        Tag::Category => 2,
+        Tag::Kind => 3,
+        Tag::Connection => 4,
+        Tag::Registered => 5,
+        Tag::Target => 6,
+    }
+}
+
 /// One record's attributes: the encoded `AnyValue` of each lifted key, and the others when
 /// the `attributes` column is built.
 struct RecordAttributes<'a> {
     lifted: [Option<&'a [u8]>; LIFTED_SLOTS],
     others: Vec<Attribute<'a>>,
     keep_others: bool,
+    tags: &'a TagNames,
 }
 
 impl<'a> RecordAttributes<'a> {
-    fn new(keep_others: bool) -> RecordAttributes<'a> {
+    fn new(keep_others: bool, tags: &'a TagNames) -> RecordAttributes<'a> {
         RecordAttributes {
             lifted: [None; LIFTED_SLOTS],
             others: Vec::new(),
             keep_others,
+            tags,
         }
     }
 
@@ -319,7 +329,8 @@ impl<'a> RecordAttributes<'a> {
     #[inline(always)]
     fn push(&mut self, field: &WireField<'a>, slots: usize) -> Result<(), Malformed> {
         let attribute = Attribute::parse(field)?;
-        match lifted_slot(attribute.key).filter(|slot| *slot < slots) {
+        let slot = lifted_slot(attribute.key).or_else(|| self.tags.tag(attribute.key).map(tag_slot));
+        match slot.filter(|slot| *slot < slots) {
             Some(slot) => self.lifted[slot] = Some(attribute.value),
             None if self.keep_others => self.others.push(attribute),
             None => {}
@@ -374,7 +385,8 @@ struct Emitter<'a> {
 }
 
 impl<'a> Emitter<'a> {
-    fn of(resource: &'a [u8]) -> Result<Emitter<'a>, Malformed> {
+    /// The emitter named by a resource's attributes; `layer` is the layer attribute's name.
+    fn of(resource: &'a [u8], layer: &[u8]) -> Result<Emitter<'a>, Malformed> {
         let mut emitter = Emitter {
             service: None,
             agent: None,
@@ -389,7 +401,7 @@ impl<'a> Emitter<'a> {
             match attribute.key {
                 b"service.name" => emitter.service = attribute.string(),
                 b"gen_ai.agent.name" => emitter.agent = attribute.string(),
-                b"operating_model.layer" => emitter.layer = attribute.string(),
+                key if key == layer => emitter.layer = attribute.string(),
                 _ => {}
             }
         }
@@ -730,6 +742,8 @@ pub struct WindowBuilder {
     pub rows: usize,
     kept: KeptColumns,
     sampler: TraceSampler,
+    /// The names of the registry tags on the records, as the enrich processor writes them.
+    tags: Arc<TagNames>,
 }
 
 impl WindowBuilder {
@@ -750,9 +764,16 @@ impl WindowBuilder {
             rows: 0,
             kept: KeptColumns::ALL,
             sampler: TraceSampler::ALL,
+            tags: Arc::default(),
         };
         builder.keep(kept);
         builder
+    }
+
+    /// Reads the registry tags under `tags`' names.
+    pub fn tagged(mut self, tags: Arc<TagNames>) -> WindowBuilder {
+        self.tags = tags;
+        self
     }
 
     /// This window and the ones it is closed into keep only the spans of the traces `sampler`
@@ -783,7 +804,8 @@ impl WindowBuilder {
     /// added, and the first problem is returned.
     pub fn add(&mut self, request: &Request) -> Result<(), RowError> {
         let [keep_others] = self.kept.flags(table_of(request.signal()), ["attributes"]);
-        self.add_records(request, RecordAttributes::new(keep_others))
+        let tags = Arc::clone(&self.tags);
+        self.add_records(request, RecordAttributes::new(keep_others, &tags))
     }
 
     /// Counts the rows a record added. A table's builders are finished into a batch as soon
@@ -853,7 +875,7 @@ impl WindowBuilder {
         for f in fields(message) {
             let f = f?;
             if f.number == field::RESOURCE {
-                emitter = Emitter::of(f.bytes()?)?;
+                emitter = Emitter::of(f.bytes()?, self.tags.layer.as_bytes())?;
             }
         }
         for scope in fields(message) {
@@ -870,7 +892,7 @@ impl WindowBuilder {
                 let rows = match signal {
                     Signal::Traces if self.sampled_out(bytes) => Ok(0),
                     Signal::Traces => self.spans.append(&emitter, bytes, attributes),
-                    Signal::Metrics => self.points.append(&emitter, bytes),
+                    Signal::Metrics => self.points.append(&emitter, bytes, attributes.tags),
                     Signal::Logs => self.logs.append(&emitter, bytes, attributes),
                 };
                 let counted = rows
@@ -1207,7 +1229,7 @@ impl PointColumns {
     }
 
     /// Appends each data point of a `Metric`; returns how many. A malformed metric adds none.
-    fn append(&mut self, emitter: &Emitter<'_>, metric: &[u8]) -> Result<usize, Malformed> {
+    fn append(&mut self, emitter: &Emitter<'_>, metric: &[u8], tags: &TagNames) -> Result<usize, Malformed> {
         let (mut name, mut unit, mut data) = ("", "", None);
         for f in fields(metric) {
             let f = f?;
@@ -1228,7 +1250,7 @@ impl PointColumns {
         for f in fields(data) {
             let f = f?;
             if f.number == field::DATA_POINTS {
-                let mut point_attributes = RecordAttributes::new(self.context.kept_attributes);
+                let mut point_attributes = RecordAttributes::new(self.context.kept_attributes, tags);
                 let row = PointRow::read(f.bytes()?, kind, attributes_field, &mut point_attributes)?;
                 rows.push((row, point_attributes));
             }
@@ -1402,7 +1424,7 @@ impl LogColumns {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Payload;
+    use crate::otlp::Payload;
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType};
     use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -2034,6 +2056,8 @@ mod tests {
             b"http.response.status_code",
             b"rpc.grpc.status_code",
         ];
+        let tags = TagNames::default();
+        let lifted_slot = |key: &[u8]| lifted_slot(key).or_else(|| tags.tag(key).map(tag_slot));
         for (slot, key) in LIFTED_KEYS.iter().enumerate() {
             assert_eq!(lifted_slot(key), Some(slot), "{}", String::from_utf8_lossy(key));
             for at in 0..key.len() {

@@ -403,7 +403,7 @@ pub(crate) mod tests {
     /// A closed window from `start` holding `spans` spans, of the service `agent` if given,
     /// with the columns `kept` keeps.
     pub(crate) fn window_of(start: i64, kept: KeptColumns, agent: Option<&str>, spans: usize) -> ClosedWindow {
-        use crate::pipeline::{Payload, Request};
+        use crate::otlp::{Payload, Request};
         use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
         use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
         use opentelemetry_proto::tonic::resource::v1::Resource;

@@ -1,6 +1,9 @@
 //! The commands: `run`, `validate` and `config default`. `main.rs` parses the command line and
 //! calls [`run`].
 
+pub mod components;
+#[cfg(test)]
+mod config_tests;
 mod query;
 mod registry;
 mod service;
@@ -10,7 +13,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, DEFAULT_CONFIG};
+use crate::config::DEFAULT_CONFIG;
+use components::Config;
 
 /// fleetpipe: the OTLP pipeline stage for fleets of AI agents.
 #[derive(Debug, Parser)]
@@ -108,9 +112,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let loaded = Config::load(config.as_deref())?;
             registry::check(&loaded)?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(query::check_detectors(&loaded))?;
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(query::check_detectors(&loaded))?;
+            runtime.block_on(query::check_exporters(&loaded))?;
             println!("{source}: configuration is valid");
             Ok(())
         }

@@ -4,8 +4,8 @@
 use anyhow::{Context, bail};
 
 use super::QueryFormat;
-use crate::analytics::{self, query::Rows};
-use crate::config::{Config, ExporterConfig};
+use super::components::Config;
+use crate::analytics::query::Rows;
 
 pub async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
     crate::export::install_crypto_provider();
@@ -20,8 +20,13 @@ pub async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyhow::Resu
     let body = response.bytes().await.context("reading the answer")?;
     if !status.is_success() {
         let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let hint = if status == reqwest::StatusCode::NOT_FOUND {
+            " (is an analytics exporter configured there?)"
+        } else {
+            ""
+        };
         bail!(
-            "query refused ({status}): {}",
+            "query refused ({status}): {}{hint}",
             error["error"].as_str().unwrap_or("no reason given")
         );
     }
@@ -43,14 +48,15 @@ pub async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyhow::Resu
     Ok(())
 }
 
-/// Plans every detector of every analytics exporter, listing each broken file with its line.
-pub async fn check_detectors(config: &Config) -> anyhow::Result<()> {
+/// Runs the checks of every exporter that reads more than its settings (analytics plans its
+/// detectors), once each; prints what each checked, or fails listing every problem.
+pub async fn check_exporters(config: &Config) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for (name, exporter) in &config.exporters {
-        if let ExporterConfig::Analytics(analytics_config) = exporter
-            && let Err(errors) = analytics::check(analytics_config).await
-        {
-            problems.extend(errors.iter().map(|e| format!("  - exporters.{name}: {e}")));
+        match exporter.check().await {
+            Ok(Some(checked)) => println!("exporters.{name}: {checked}"),
+            Ok(None) => {}
+            Err(errors) => problems.extend(errors.iter().map(|e| format!("  - exporters.{name}: {e}"))),
         }
     }
     if problems.is_empty() {

@@ -10,9 +10,10 @@ use anyhow::{Context, bail};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
 
-use crate::config::{Config, ProcessorConfig};
+use super::components::Config;
 use crate::enrich::{Enrich, EnrichConfig};
-use crate::pipeline::{Payload, Processor, Request, Signal};
+use crate::otlp::{Payload, Request, Signal};
+use crate::pipeline::Processor;
 use crate::registry::matcher::ObservedCall;
 use crate::registry::{Registry, RegistryConfig, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
@@ -31,12 +32,7 @@ impl Source {
         };
         let enrich = config
             .as_ref()
-            .and_then(|c| {
-                c.processors.values().find_map(|p| match p {
-                    ProcessorConfig::Enrich(e) => Some(e.clone()),
-                    ProcessorConfig::Batch(_) => None,
-                })
-            })
+            .and_then(|c| c.processor_of::<EnrichConfig>().cloned())
             .unwrap_or_default();
         let registry = match (&self.registry, config.and_then(|c| c.registry)) {
             (Some(path), from_config) => RegistryConfig {

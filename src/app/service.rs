@@ -9,13 +9,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::analytics::{self, query::QueryService};
-use crate::config::{Config, ExporterConfig, ProcessorConfig, ReceiverConfig, component_type};
-use crate::enrich::Enrich;
-use crate::export::{self, ExporterHandle};
+use super::components::Config;
+use crate::config::component_type;
+use crate::export;
+use crate::otlp::Signal;
 use crate::pipeline::batch::{self, BatchConfig};
-use crate::pipeline::{Fanout, PipelineInput, Processor, Signal};
-use crate::receiver;
+use crate::pipeline::component::{ExporterContext, ProcessorContext, ReceiverContext, Step};
+use crate::pipeline::queue::ConsumerQueue;
+use crate::pipeline::{Fanout, PipelineInput, Processor};
 use crate::registry::RegistryHandle;
 use crate::server::{self, ServerLimits};
 use crate::telemetry::metrics::Metrics;
@@ -43,8 +44,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let mut exporter_workers = JoinSet::new();
     let Exporters {
-        handles: exporters,
-        query,
+        queues: exporters,
+        routes,
     } = start_exporters(&config, registry.as_ref(), &metrics, &give_up, &mut exporter_workers)?;
     let mut batchers = JoinSet::new();
     let stages = Stages {
@@ -56,14 +57,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(exporters);
 
     let mut receivers = JoinSet::new();
-    for (name, receiver_config) in &config.receivers {
-        let ReceiverConfig::Otlp(otlp) = receiver_config;
+    for (name, receiver) in &config.receivers {
         let feeds = pipelines_fed_by(&config, name, &inputs);
         if feeds.is_empty() {
             continue;
         }
-        let bound = receiver::bind(name, otlp, feeds, &metrics).await?;
-        bound.serve(&shutdown, &mut receivers);
+        let context = ReceiverContext {
+            name,
+            feeds,
+            metrics: &metrics,
+            shutdown: &shutdown,
+            tasks: &mut receivers,
+        };
+        receiver.start(context).await?;
     }
     drop(inputs);
 
@@ -83,7 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     endpoints.spawn(server::serve(
         metrics_listener,
-        telemetry::metrics_router(Arc::clone(&metrics), query),
+        telemetry::metrics_router(Arc::clone(&metrics), routes),
         limits,
         endpoints_shutdown.clone(),
     ));
@@ -116,14 +122,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every exporter a pipeline uses, and the analytics query service if analytics is one.
+/// Every exporter a pipeline uses, and the routes they serve on the metrics endpoint.
 struct Exporters {
-    handles: BTreeMap<String, ExporterHandle>,
-    query: Option<QueryService>,
+    queues: BTreeMap<String, ConsumerQueue>,
+    routes: Vec<axum::Router>,
 }
 
-/// Starts every exporter that a pipeline uses. Analytics starts last: its findings go out
-/// through the exporters of the `logs` pipelines.
+/// Starts every exporter that a pipeline uses. Those that emit logs of their own (analytics'
+/// findings) start last, fed the queues of the `logs` pipelines' exporters.
 fn start_exporters(
     config: &Config,
     registry: Option<&Arc<RegistryHandle>>,
@@ -132,43 +138,52 @@ fn start_exporters(
     workers: &mut JoinSet<()>,
 ) -> anyhow::Result<Exporters> {
     let used: BTreeSet<&String> = config.service.pipelines.values().flat_map(|p| &p.exporters).collect();
-    let mut handles = BTreeMap::new();
-    let mut analytics = Vec::new();
-    for name in used {
-        match &config.exporters[name] {
-            ExporterConfig::Analytics(analytics_config) => analytics.push((name, analytics_config)),
-            exporter_config => {
-                let handle = export::start(name, exporter_config, metrics, give_up, workers)
-                    .with_context(|| format!("exporters.{name}"))?;
-                handles.insert(name.clone(), handle);
-            }
-        }
+    let (emitting, plain): (Vec<&String>, Vec<&String>) =
+        used.into_iter().partition(|name| config.exporters[*name].emits_logs());
+    let mut started = Exporters {
+        queues: BTreeMap::new(),
+        routes: Vec::new(),
+    };
+    for name in plain.into_iter().chain(emitting) {
+        let exporter = &config.exporters[name];
+        let logs_outputs = if exporter.emits_logs() {
+            logs_exporters(config, &started.queues)
+        } else {
+            Vec::new()
+        };
+        let context = ExporterContext {
+            name,
+            metrics,
+            registry,
+            tags: config.tag_names_for(name).map_err(anyhow::Error::msg)?,
+            logs_outputs,
+            give_up,
+            workers,
+        };
+        let exporter = exporter.start(context)?;
+        started.queues.insert(name.clone(), exporter.queue);
+        started.routes.extend(exporter.routes);
     }
-    let mut query = None;
-    for (name, analytics_config) in analytics {
-        let outputs: BTreeSet<&String> = config
-            .service
-            .pipelines
-            .iter()
-            .filter(|(pipeline, _)| component_type(pipeline) == "logs")
-            .flat_map(|(_, p)| &p.exporters)
-            .filter(|e| handles.contains_key(*e))
-            .collect();
-        if outputs.is_empty() {
-            tracing::warn!(exporter = %name, "No logs pipeline with an exporter: anomaly findings go only to signal files.");
-        }
-        let outputs = outputs.into_iter().map(|e| handles[e].clone()).collect();
-        let (handle, service) = analytics::start(name, analytics_config, registry.cloned(), outputs, metrics, workers);
-        handles.insert(name.clone(), handle);
-        query.get_or_insert(service);
-    }
-    Ok(Exporters { handles, query })
+    Ok(started)
+}
+
+/// The queues of the started exporters of the `logs` pipelines.
+fn logs_exporters(config: &Config, queues: &BTreeMap<String, ConsumerQueue>) -> Vec<ConsumerQueue> {
+    let names: BTreeSet<&String> = config
+        .service
+        .pipelines
+        .iter()
+        .filter(|(pipeline, _)| component_type(pipeline) == "logs")
+        .flat_map(|(_, p)| &p.exporters)
+        .filter(|e| queues.contains_key(*e))
+        .collect();
+    names.into_iter().map(|e| queues[e].clone()).collect()
 }
 
 /// Starts each pipeline's batch task and returns the pipelines' inputs by name.
 fn start_pipelines(
     stages: &Stages<'_>,
-    exporters: &BTreeMap<String, ExporterHandle>,
+    exporters: &BTreeMap<String, ConsumerQueue>,
     batchers: &mut JoinSet<()>,
 ) -> BTreeMap<String, PipelineInput> {
     let mut inputs = BTreeMap::new();
@@ -190,20 +205,21 @@ struct Stages<'a> {
 }
 
 impl Stages<'_> {
-    /// The inline processors of a pipeline, in order, and its batch step if it has one.
+    /// The inline processors of a pipeline, in order, and its batch step if it has one
+    /// (validation keeps `batch` last).
     fn build(&self, names: &[String]) -> (Vec<Arc<dyn Processor>>, Option<BatchConfig>) {
+        let context = ProcessorContext {
+            registry: self.registry,
+            metrics: self.metrics,
+        };
         let mut processors: Vec<Arc<dyn Processor>> = Vec::new();
         let mut batch = None;
         for name in names {
-            match (&self.config.processors[name], self.registry) {
-                (ProcessorConfig::Batch(config), _) => batch = Some(config.clone()),
-                (ProcessorConfig::Enrich(config), Some(registry)) => processors.push(Arc::new(Enrich::new(
-                    Arc::clone(registry),
-                    config.clone(),
-                    Arc::clone(self.metrics),
-                ))),
-                // Validation refuses `enrich` without a registry.
-                (ProcessorConfig::Enrich(_), None) => {}
+            match self.config.processors[name].build(&context) {
+                Some(Step::Inline(processor)) => processors.push(processor),
+                Some(Step::Batch(config)) => batch = Some(config),
+                // Validation refuses a processor without what it needs.
+                None => {}
             }
         }
         (processors, batch)

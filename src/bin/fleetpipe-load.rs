@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use fleetpipe::grpc_codec::RawCodec;
-use fleetpipe::pipeline::Payload;
+use fleetpipe::otlp::Payload;
 use http::uri::PathAndQuery;
 use tonic::transport::Channel;
 

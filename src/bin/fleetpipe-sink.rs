@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::body::Body;
 use clap::Parser;
-use fleetpipe::pipeline::{ExportResponse, Rejected, Signal};
+use fleetpipe::otlp::{ExportResponse, Rejected, Signal};
 use http::{Request, Response};
 use tokio_util::sync::CancellationToken;
 
@@ -51,7 +51,7 @@ impl tonic::server::UnaryService<bytes::Bytes> for Export {
     fn call(&mut self, request: tonic::Request<bytes::Bytes>) -> Self::Future {
         // Counting by walking the bytes keeps the sink from being the bottleneck of a load test.
         let result =
-            fleetpipe::pipeline::Request::from_protobuf(self.signal, request.into_inner(), None).map(|(request, _)| {
+            fleetpipe::otlp::Request::from_protobuf(self.signal, request.into_inner(), None).map(|(request, _)| {
                 self.items.fetch_add(request.item_count() as u64, Ordering::Relaxed);
                 tonic::Response::new(ExportResponse::new(self.signal, Rejected::default()).encode_protobuf())
             });

@@ -1,14 +1,16 @@
-//! fleetpipe's YAML configuration: the types, the embedded defaults, `${env:…}` substitution and
-//! validation that reports every problem with its key path and line.
+//! Reading fleetpipe's YAML configuration: the embedded defaults, `${env:…}` substitution, the
+//! `service` section, and problems reported with their key path and line.
 //!
 //! The file has the OpenTelemetry Collector's shape: `receivers`, `processors` and `exporters`
-//! keyed by `type[/name]`, wired together under `service.pipelines`.
+//! keyed by `type[/name]`, wired together under `service.pipelines`. This module reads the
+//! file into a [`Document`] whose components are still YAML; each component type parses and
+//! checks its own settings, wired in one table (`app/components.rs`). It imports no component.
 
 mod env;
 pub(crate) mod locate;
 mod service;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
@@ -17,49 +19,47 @@ use serde_yaml::Value;
 
 pub use service::{HealthConfig, LogFormat, LogsConfig, MetricsConfig, PipelineConfig, ServiceConfig, TelemetryConfig};
 
-use crate::analytics::AnalyticsConfig;
-use crate::enrich::EnrichConfig;
-use crate::export::config::{DebugExporterConfig, FileExporterConfig, OtlpExporterConfig};
-use crate::pipeline::Signal;
-use crate::pipeline::batch::BatchConfig;
-use crate::receiver::config::OtlpReceiverConfig;
-use crate::registry::RegistryConfig;
-
 /// The configuration used when no `--config` is given; `fleetpipe config default` prints it.
 pub const DEFAULT_CONFIG: &str = include_str!("default.yaml");
 
-/// A validated configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub receivers: BTreeMap<String, ReceiverConfig>,
-    pub processors: BTreeMap<String, ProcessorConfig>,
-    pub exporters: BTreeMap<String, ExporterConfig>,
-    /// The operating model's integration registry, used by the `enrich` processor.
-    pub registry: Option<RegistryConfig>,
-    pub service: ServiceConfig,
+/// The names of a pipeline's signals: the type part of a pipeline key.
+pub const SIGNAL_NAMES: [&str; 3] = ["traces", "metrics", "logs"];
+
+/// A configuration file's sections, its components' settings still YAML.
+#[derive(Debug, Default)]
+pub struct Document {
+    pub receivers: Vec<(String, Value)>,
+    pub processors: Vec<(String, Value)>,
+    pub exporters: Vec<(String, Value)>,
+    pub registry: Option<Value>,
+    /// Read by [`parse_service`] after the components, so that problems are listed in the
+    /// order of the sections.
+    pub service: Value,
 }
 
-/// A receiver, by the type part of its key.
-#[derive(Debug, Clone)]
-pub enum ReceiverConfig {
-    Otlp(OtlpReceiverConfig),
+/// The `service` section, its defaults when absent; `None` when it is wrong (recorded).
+pub fn parse_service(value: Value, issues: &mut Issues<'_>) -> Option<ServiceConfig> {
+    match value {
+        Value::Null => Some(ServiceConfig::default()),
+        value => issues.section::<ServiceConfig>(&["service"], value),
+    }
 }
 
-/// A processor, by the type part of its key.
-#[derive(Debug, Clone)]
-pub enum ProcessorConfig {
-    Batch(BatchConfig),
-    Enrich(EnrichConfig),
+/// A setting that cannot work, at its key below a component (`""` for the component itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted, e.g. `compression_params.level`.
+    pub key: String,
+    pub message: String,
 }
 
-/// An exporter, by the type part of its key.
-#[derive(Debug, Clone)]
-pub enum ExporterConfig {
-    Otlp(OtlpExporterConfig),
-    OtlpHttp(OtlpExporterConfig),
-    Debug(DebugExporterConfig),
-    File(FileExporterConfig),
-    Analytics(AnalyticsConfig),
+impl Problem {
+    pub fn new(key: &str, message: impl Into<String>) -> Problem {
+        Problem {
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
 }
 
 /// One problem in a configuration file: always the user's to fix.
@@ -125,157 +125,51 @@ fn list(issues: &[ConfigIssue]) -> String {
     issues.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n")
 }
 
-impl Config {
-    /// Reads and validates a file; `None` reads the embedded defaults.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        match path {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                Config::parse(&text, &path.display().to_string(), &|n| std::env::var(n).ok())
-            }
-            None => Config::parse(DEFAULT_CONFIG, "built-in default config", &|n| std::env::var(n).ok()),
+/// Reads a configuration file; `None` reads the embedded defaults. Returns the text and the
+/// name that errors give it.
+pub fn read(path: Option<&Path>) -> Result<(String, String), ConfigError> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok((text, path.display().to_string()))
         }
-    }
-
-    /// Parses and validates YAML text; `source_name` names it in errors and `lookup` resolves
-    /// `${env:NAME}`.
-    pub fn parse(
-        text: &str,
-        source_name: &str,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let mut issues = Issues {
-            text,
-            found: Vec::new(),
-            declared: BTreeSet::new(),
-        };
-        let config = parse_value(text, lookup, &mut issues);
-        if let Some(config) = &config {
-            config.validate(&mut issues);
-        }
-        match config {
-            Some(config) if issues.found.is_empty() => Ok(config),
-            _ => Err(ConfigError::Invalid {
-                source_name: source_name.to_owned(),
-                issues: issues.found,
-            }),
-        }
-    }
-
-    /// Cross-section checks: pipelines name defined components of the right kind.
-    fn validate(&self, issues: &mut Issues<'_>) {
-        for (name, pipeline) in &self.service.pipelines {
-            let base = ["service", "pipelines", name.as_str()];
-            if Signal::from_name(component_type(name)).is_none() {
-                issues.push(&base, "pipeline names must start with traces, metrics or logs");
-            }
-            for (section, names) in [
-                ("receivers", &pipeline.receivers),
-                ("processors", &pipeline.processors),
-                ("exporters", &pipeline.exporters),
-            ] {
-                issues.check_refs(&base, section, names);
-            }
-            if pipeline.receivers.is_empty() {
-                issues.push(
-                    &[&base[..], &["receivers"]].concat(),
-                    "a pipeline needs at least one receiver",
-                );
-            }
-            if pipeline.exporters.is_empty() {
-                issues.push(
-                    &[&base[..], &["exporters"]].concat(),
-                    "a pipeline needs at least one exporter",
-                );
-            }
-        }
-        if self.service.pipelines.is_empty() {
-            issues.push(&["service", "pipelines"], "at least one pipeline is needed");
-        }
-        let enrich_needs_registry = self.registry.is_none()
-            && self
-                .processors
-                .values()
-                .any(|p| matches!(p, ProcessorConfig::Enrich(_)));
-        if enrich_needs_registry {
-            let name = self
-                .processors
-                .iter()
-                .find(|(_, p)| matches!(p, ProcessorConfig::Enrich(_)))
-                .map(|(n, _)| n.as_str())
-                .unwrap_or("enrich");
-            issues.push(
-                &["processors", name],
-                "the enrich processor needs a `registry:` section with the path of CONFIG.yaml",
-            );
-        }
-        for (name, exporter) in &self.exporters {
-            exporter.validate(&["exporters", name.as_str()], issues);
-        }
+        None => Ok((DEFAULT_CONFIG.to_owned(), "built-in default config".to_owned())),
     }
 }
 
-impl ExporterConfig {
-    fn validate(&self, base: &[&str], issues: &mut Issues<'_>) {
-        let otlp = match self {
-            ExporterConfig::Otlp(c) => {
-                for (key, set) in [
-                    ("traces_endpoint", c.traces_endpoint.is_some()),
-                    ("metrics_endpoint", c.metrics_endpoint.is_some()),
-                    ("logs_endpoint", c.logs_endpoint.is_some()),
-                ] {
-                    if set {
-                        issues.push(
-                            &[base, &[key]].concat(),
-                            "only `otlp_http` exporters take per-signal endpoints",
-                        );
-                    }
-                }
-                c
-            }
-            ExporterConfig::OtlpHttp(c) => c,
-            ExporterConfig::Analytics(c) => {
-                for (key, why) in c.problems() {
-                    issues.push(&[base, &[key]].concat(), why);
-                }
-                return;
-            }
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) => return,
-        };
-        if !matches!(otlp.endpoint.scheme(), "http" | "https") {
-            issues.push(&[base, &["endpoint"]].concat(), "not an http:// or https:// URL");
+/// Checks the `service` section against the components written in the file: pipelines name
+/// a signal and defined components.
+pub fn check_pipelines(service: &ServiceConfig, issues: &mut Issues<'_>) {
+    for (name, pipeline) in &service.pipelines {
+        let base = ["service", "pipelines", name.as_str()];
+        if !SIGNAL_NAMES.contains(&component_type(name)) {
+            issues.push(&base, "pipeline names must start with traces, metrics or logs");
         }
-        if let Some(level) = otlp.compression_params.level
-            && !otlp.compression.levels().contains(&level)
-        {
-            let levels = otlp.compression.levels();
+        for (section, names) in [
+            ("receivers", &pipeline.receivers),
+            ("processors", &pipeline.processors),
+            ("exporters", &pipeline.exporters),
+        ] {
+            issues.check_refs(&base, section, names);
+        }
+        if pipeline.receivers.is_empty() {
             issues.push(
-                &[base, &["compression_params", "level"]].concat(),
-                &format!(
-                    "{level} is not a level of {} compression ({}..={})",
-                    otlp.compression.encoding().header_value().unwrap_or("no"),
-                    levels.start(),
-                    levels.end()
-                ),
+                &[&base[..], &["receivers"]].concat(),
+                "a pipeline needs at least one receiver",
             );
         }
-        let queue = &otlp.sending_queue;
-        if queue.queue_size == 0 || queue.num_consumers == 0 || queue.max_megabytes == 0 {
+        if pipeline.exporters.is_empty() {
             issues.push(
-                &[base, &["sending_queue"]].concat(),
-                "queue_size, num_consumers and max_megabytes must be at least 1",
+                &[&base[..], &["exporters"]].concat(),
+                "a pipeline needs at least one exporter",
             );
         }
-        let retry = &otlp.retry_on_failure;
-        if !(0.0..=1.0).contains(&retry.randomization_factor) || retry.multiplier < 1.0 {
-            issues.push(
-                &[base, &["retry_on_failure"]].concat(),
-                "randomization_factor must be within 0..=1 and multiplier at least 1",
-            );
-        }
+    }
+    if service.pipelines.is_empty() {
+        issues.push(&["service", "pipelines"], "at least one pipeline is needed");
     }
 }
 
@@ -285,7 +179,7 @@ pub fn component_type(key: &str) -> &str {
 }
 
 /// Problems found so far, located in the source text.
-struct Issues<'a> {
+pub struct Issues<'a> {
     text: &'a str,
     found: Vec<ConfigIssue>,
     /// `(section, key)` of every component written in the file, valid or not, so that a
@@ -293,7 +187,23 @@ struct Issues<'a> {
     declared: BTreeSet<(String, String)>,
 }
 
-impl Issues<'_> {
+impl<'a> Issues<'a> {
+    pub fn new(text: &'a str) -> Issues<'a> {
+        Issues {
+            text,
+            found: Vec::new(),
+            declared: BTreeSet::new(),
+        }
+    }
+
+    /// The problems found, as the error naming `source_name`; `None` when there are none.
+    pub fn into_error(self, source_name: &str) -> Option<ConfigError> {
+        (!self.found.is_empty()).then(|| ConfigError::Invalid {
+            source_name: source_name.to_owned(),
+            issues: self.found,
+        })
+    }
+
     fn check_refs(&mut self, base: &[&str], section: &str, names: &[String]) {
         for name in names {
             if !self.declared.contains(&(section.to_owned(), name.clone())) {
@@ -303,12 +213,22 @@ impl Issues<'_> {
         }
     }
 
-    fn push(&mut self, path: &[&str], message: &str) {
+    /// Records a problem at `path`.
+    pub fn push(&mut self, path: &[&str], message: &str) {
         self.found.push(ConfigIssue::at(self.text, path, message));
     }
 
+    /// Records a component's problems under its path `base`.
+    pub fn push_problems(&mut self, base: &[&str], problems: Vec<Problem>) {
+        for problem in problems {
+            let mut path = base.to_vec();
+            path.extend(problem.key.split('.').filter(|k| !k.is_empty()));
+            self.push(&path, &problem.message);
+        }
+    }
+
     /// Deserialises one section, recording a failure at the key it happened at.
-    fn section<T: DeserializeOwned>(&mut self, base: &[&str], value: Value) -> Option<T> {
+    pub fn section<T: DeserializeOwned>(&mut self, base: &[&str], value: Value) -> Option<T> {
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(parsed) => Some(parsed),
             Err(error) => {
@@ -321,9 +241,25 @@ impl Issues<'_> {
             }
         }
     }
+
+    /// Records that a component has a type no row of the component table names.
+    pub fn unknown_type(&mut self, path: &[&str], kind: &str, known: &[&str]) {
+        let message = format!(
+            "unknown {} type `{kind}` (known: {})",
+            path[0].trim_end_matches('s'),
+            known.join(", ")
+        );
+        self.push(path, &message);
+    }
 }
 
-fn parse_value(text: &str, lookup: &dyn Fn(&str) -> Option<String>, issues: &mut Issues<'_>) -> Option<Config> {
+/// Reads YAML text into its sections, `${env:…}` substituted; `lookup` resolves variables.
+/// `None` when the text is no mapping of sections (recorded in `issues`).
+pub fn parse_document(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    issues: &mut Issues<'_>,
+) -> Option<Document> {
     let mut root: Value = match serde_yaml::from_str(text) {
         Ok(Value::Null) => Value::Mapping(Default::default()),
         Ok(value) => value,
@@ -346,17 +282,14 @@ fn parse_value(text: &str, lookup: &dyn Fn(&str) -> Option<String>, issues: &mut
         return None;
     };
     let mut take = |key: &str| sections.remove(key).unwrap_or(Value::Null);
-    let receivers = components(issues, "receivers", take("receivers"), parse_receiver);
-    let processors = components(issues, "processors", take("processors"), parse_processor);
-    let exporters = components(issues, "exporters", take("exporters"), parse_exporter);
+    let receivers = components(issues, "receivers", take("receivers"));
+    let processors = components(issues, "processors", take("processors"));
+    let exporters = components(issues, "exporters", take("exporters"));
     let registry = match take("registry") {
         Value::Null => None,
-        value => issues.section::<RegistryConfig>(&["registry"], value),
+        value => Some(value),
     };
-    let service = match take("service") {
-        Value::Null => Some(ServiceConfig::default()),
-        value => issues.section::<ServiceConfig>(&["service"], value),
-    };
+    let service = take("service");
     for (key, _) in sections {
         let key = key.as_str().unwrap_or("?").to_owned();
         issues.push(
@@ -364,32 +297,27 @@ fn parse_value(text: &str, lookup: &dyn Fn(&str) -> Option<String>, issues: &mut
             "unknown section (expected receivers, processors, exporters, registry, service)",
         );
     }
-    Some(Config {
+    Some(Document {
         receivers,
         processors,
         exporters,
         registry,
-        service: service?,
+        service,
     })
 }
 
-type ComponentParser<T> = fn(&mut Issues<'_>, &[&str], Value) -> Option<T>;
-
-fn components<T>(
-    issues: &mut Issues<'_>,
-    section: &str,
-    value: Value,
-    parse: ComponentParser<T>,
-) -> BTreeMap<String, T> {
-    let mut parsed = BTreeMap::new();
+/// The `type[/name]: settings` entries of a component section, an empty mapping for a
+/// component written without settings.
+fn components(issues: &mut Issues<'_>, section: &str, value: Value) -> Vec<(String, Value)> {
     let entries = match value {
-        Value::Null => return parsed,
+        Value::Null => return Vec::new(),
         Value::Mapping(entries) => entries,
         _ => {
             issues.push(&[section], "must be a mapping of `type[/name]: settings`");
-            return parsed;
+            return Vec::new();
         }
     };
+    let mut parsed = Vec::new();
     for (key, settings) in entries {
         let key = key.as_str().unwrap_or("?").to_owned();
         issues.declared.insert((section.to_owned(), key.clone()));
@@ -397,49 +325,7 @@ fn components<T>(
             Value::Null => Value::Mapping(Default::default()),
             other => other,
         };
-        if let Some(component) = parse(issues, &[section, key.as_str()], settings) {
-            parsed.insert(key, component);
-        }
+        parsed.push((key, settings));
     }
     parsed
 }
-
-fn parse_receiver(issues: &mut Issues<'_>, path: &[&str], value: Value) -> Option<ReceiverConfig> {
-    match component_type(path[1]) {
-        "otlp" => issues.section(path, value).map(ReceiverConfig::Otlp),
-        other => unknown_type(issues, path, other, "otlp"),
-    }
-}
-
-fn parse_processor(issues: &mut Issues<'_>, path: &[&str], value: Value) -> Option<ProcessorConfig> {
-    match component_type(path[1]) {
-        "batch" => issues.section(path, value).map(ProcessorConfig::Batch),
-        "enrich" => issues.section(path, value).map(ProcessorConfig::Enrich),
-        other => unknown_type(issues, path, other, "batch, enrich"),
-    }
-}
-
-fn parse_exporter(issues: &mut Issues<'_>, path: &[&str], value: Value) -> Option<ExporterConfig> {
-    match component_type(path[1]) {
-        "otlp" => issues.section(path, value).map(ExporterConfig::Otlp),
-        "otlp_http" => issues.section(path, value).map(ExporterConfig::OtlpHttp),
-        "debug" => issues.section(path, value).map(ExporterConfig::Debug),
-        "file" => issues.section(path, value).map(ExporterConfig::File),
-        "analytics" => issues.section(path, value).map(ExporterConfig::Analytics),
-        other => unknown_type(issues, path, other, "otlp, otlp_http, debug, file, analytics"),
-    }
-}
-
-fn unknown_type<T>(issues: &mut Issues<'_>, path: &[&str], kind: &str, known: &str) -> Option<T> {
-    issues.push(
-        path,
-        &format!(
-            "unknown {} type `{kind}` (known: {known})",
-            path[0].trim_end_matches('s')
-        ),
-    );
-    None
-}
-
-#[cfg(test)]
-mod tests;

@@ -4,7 +4,7 @@
 //!
 //! Non-destructive: the current name is added when missing, the original stays.
 
-use crate::pipeline::wire::{Attribute, NewValue};
+use crate::otlp::wire::{Attribute, NewValue};
 
 /// What another spelling of a GenAI attribute stands for.
 #[derive(Debug, Clone, Copy)]
@@ -97,7 +97,7 @@ fn operation<'a>(span_kind: &Attribute<'a>) -> Option<(&'static str, NewValue<'a
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::wire::codec::{fields, put_attribute};
+    use crate::otlp::wire::codec::{fields, put_attribute};
     use opentelemetry_proto::tonic::common::v1::AnyValue;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     use prost::Message;

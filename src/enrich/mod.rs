@@ -4,19 +4,22 @@
 //!
 //! It runs inline on the receiving task (see [`crate::pipeline::Processor`]): no I/O, no
 //! awaiting, one registry snapshot per request. It works on the request's protobuf bytes
-//! ([`crate::pipeline::wire`]): tags are appended to the records that get them, and records
+//! ([`crate::otlp::wire`]): tags are appended to the records that get them, and records
 //! without tags are copied as they are.
 
 pub mod genai;
 
+use std::any::Any;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
+use crate::otlp::semconv::{Tag, TagNames};
+use crate::otlp::wire::codec::put_attribute;
+use crate::otlp::wire::{Attribute, Edit, NewValue, Record, RecordKind, SPAN_KIND_CLIENT, Visitor};
 use crate::pipeline::Processor;
-use crate::pipeline::wire::codec::put_attribute;
-use crate::pipeline::wire::{Attribute, Edit, NewValue, Record, RecordKind, SPAN_KIND_CLIENT, Visitor};
+use crate::pipeline::component::{ProcessorContext, ProcessorSettings, Settings, Step};
 use crate::registry::matcher::{MatchMemo, ObservedCall};
 use crate::registry::{Integration, Registry, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
@@ -47,6 +50,38 @@ impl Default for EnrichConfig {
     }
 }
 
+impl EnrichConfig {
+    /// The names of the tags it writes.
+    pub fn tag_names(&self) -> TagNames {
+        TagNames {
+            prefix: self.tag_prefix.clone(),
+            layer: self.layer_attribute.clone(),
+        }
+    }
+}
+
+impl Settings for EnrichConfig {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ProcessorSettings for EnrichConfig {
+    fn needs_registry(&self) -> bool {
+        true
+    }
+
+    fn tag_names(&self) -> Option<TagNames> {
+        Some(EnrichConfig::tag_names(self))
+    }
+
+    fn build(&self, context: &ProcessorContext<'_>) -> Option<Step> {
+        let registry = Arc::clone(context.registry?);
+        let enrich = Enrich::new(registry, self.clone(), Arc::clone(context.metrics));
+        Some(Step::Inline(Arc::new(enrich)))
+    }
+}
+
 /// The record tag names, built once from the configured prefix.
 struct TagKeys {
     id: String,
@@ -71,16 +106,15 @@ impl TagKeys {
         ]
     }
 
-    fn new(prefix: &str) -> TagKeys {
-        let key = |name: &str| format!("{prefix}{name}");
+    fn new(names: &TagNames) -> TagKeys {
         TagKeys {
-            id: key("id"),
-            name: key("name"),
-            category: key("category"),
-            kind: key("kind"),
-            connection: key("connection"),
-            registered: key("registered"),
-            target: key("target"),
+            id: names.name(Tag::Id),
+            name: names.name(Tag::Name),
+            category: names.name(Tag::Category),
+            kind: names.name(Tag::Kind),
+            connection: names.name(Tag::Connection),
+            registered: names.name(Tag::Registered),
+            target: names.name(Tag::Target),
         }
     }
 }
@@ -92,6 +126,7 @@ const MAX_SHADOW_TARGETS: usize = 1000;
 pub struct Enrich {
     registry: Arc<RegistryHandle>,
     config: EnrichConfig,
+    names: TagNames,
     keys: TagKeys,
     metrics: Arc<Metrics>,
     shadow_targets: Mutex<HashSet<String>>,
@@ -100,7 +135,8 @@ pub struct Enrich {
 impl Enrich {
     pub fn new(registry: Arc<RegistryHandle>, config: EnrichConfig, metrics: Arc<Metrics>) -> Enrich {
         Enrich {
-            keys: TagKeys::new(&config.tag_prefix),
+            keys: TagKeys::new(&config.tag_names()),
+            names: config.tag_names(),
             registry,
             config,
             metrics,
@@ -157,7 +193,7 @@ impl Visitor for Tagger<'_> {
             if !call.observe(attribute.key, || attribute.string_bytes()) {
                 has_other_spellings |= config.normalize_genai && genai::is_other_spelling(attribute.key);
             }
-            has_tag_keys |= is_tag_key(attribute.key, config.tag_prefix.as_bytes());
+            has_tag_keys |= self.enrich.names.has_prefix(attribute.key);
         }
         if has_other_spellings {
             for (key, value) in genai::current_names(attributes) {
@@ -251,16 +287,6 @@ impl Enrich {
             .shadow_calls
             .get_or_create(&vec![("target".to_owned(), label)])
             .inc();
-    }
-}
-
-/// Whether `key` starts with the tag prefix. The first byte is compared on its own: it tells
-/// most keys apart without a call to `memcmp`, a tenth of tagging's time otherwise.
-fn is_tag_key(key: &[u8], prefix: &[u8]) -> bool {
-    match (key.first(), prefix.first()) {
-        (Some(k), Some(p)) => k == p && key.starts_with(prefix),
-        (_, None) => true,
-        (None, Some(_)) => false,
     }
 }
 

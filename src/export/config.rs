@@ -1,10 +1,12 @@
-//! Settings of the exporters: `otlp`, `otlp_http`, `debug` and `file`.
+//! Settings of the exporters: `otlp`, `otlp_http`, `debug` and `file`, and their checks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::config::Problem;
 use url::Url;
 
 /// Settings of the OTLP exporters: `otlp` (gRPC) and `otlp_http` (protobuf over HTTP).
@@ -44,6 +46,55 @@ pub struct OtlpExporterConfig {
     /// The exporter's own bounded queue.
     #[serde(default)]
     pub sending_queue: QueueConfig,
+}
+
+/// The `otlp` exporter: OTLP over gRPC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct OtlpGrpcExporterConfig(pub OtlpExporterConfig);
+
+/// The `otlp_http` exporter: OTLP protobuf over HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct OtlpHttpExporterConfig(pub OtlpExporterConfig);
+
+impl OtlpExporterConfig {
+    /// The settings that cannot work.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if !matches!(self.endpoint.scheme(), "http" | "https") {
+            problems.push(Problem::new("endpoint", "not an http:// or https:// URL"));
+        }
+        if let Some(level) = self.compression_params.level
+            && !self.compression.levels().contains(&level)
+        {
+            let levels = self.compression.levels();
+            problems.push(Problem::new(
+                "compression_params.level",
+                format!(
+                    "{level} is not a level of {} compression ({}..={})",
+                    self.compression.encoding().header_value().unwrap_or("no"),
+                    levels.start(),
+                    levels.end()
+                ),
+            ));
+        }
+        let queue = &self.sending_queue;
+        if queue.queue_size == 0 || queue.num_consumers == 0 || queue.max_megabytes == 0 {
+            problems.push(Problem::new(
+                "sending_queue",
+                "queue_size, num_consumers and max_megabytes must be at least 1",
+            ));
+        }
+        let retry = &self.retry_on_failure;
+        if !(0.0..=1.0).contains(&retry.randomization_factor) || retry.multiplier < 1.0 {
+            problems.push(Problem::new(
+                "retry_on_failure",
+                "randomization_factor must be within 0..=1 and multiplier at least 1",
+            ));
+        }
+        problems
+    }
 }
 
 fn default_timeout() -> Duration {

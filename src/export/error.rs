@@ -28,7 +28,7 @@ pub enum ExportError {
     /// A local exporter could not decode a batch that was forwarded as received (fleetpipe
     /// checks the framing of requests, not every string in them): the sender's data.
     #[error("batch cannot be decoded: {0}")]
-    Undecodable(#[from] crate::pipeline::DecodeError),
+    Undecodable(#[from] crate::otlp::DecodeError),
     /// The exporter's own settings cannot be turned into a client (bad CA file, header):
     /// the user's configuration.
     #[error("invalid exporter settings: {0}")]

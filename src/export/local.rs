@@ -8,7 +8,7 @@ use tokio::sync::Mutex;
 
 use super::config::{DebugExporterConfig, FileExporterConfig, Verbosity};
 use super::error::ExportError;
-use crate::pipeline::Payload;
+use crate::otlp::Payload;
 
 pub struct DebugSender {
     name: String,

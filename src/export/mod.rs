@@ -5,6 +5,7 @@
 //! as failed) everything queued. The `give_up` token, fired at the shutdown deadline, makes
 //! every pending and future attempt count its batch as failed instead of waiting.
 
+mod component;
 pub mod config;
 mod error;
 mod local;
@@ -15,15 +16,16 @@ mod retry;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ExportError;
 
 use crate::compression::{self, Encoding};
-use crate::config::ExporterConfig;
-use crate::pipeline::{Rejected, Request};
+use crate::otlp::{Rejected, Request};
+use crate::pipeline::component::{ExporterContext, StartedExporter};
+use crate::pipeline::queue::{ConsumerQueue, Queued};
 use crate::telemetry::metrics::{Metrics, QueueLabels};
 use config::{QueueConfig, RetryConfig};
 use local::{DebugSender, FileSender};
@@ -34,112 +36,6 @@ use otlp_http::OtlpHttpSender;
 /// ring keeps the build free of aws-lc's C toolchain; calling this twice is harmless.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A batch in an exporter's queue, holding its share of the queue's byte budget until it
-/// has been sent or given up.
-pub struct Queued {
-    pub request: Arc<Request>,
-    _budget: Option<OwnedSemaphorePermit>,
-}
-
-/// The pipelines' side of an exporter: puts batches on its queue.
-#[derive(Clone)]
-pub struct ExporterHandle {
-    name: Arc<str>,
-    queue: mpsc::Sender<Queued>,
-    block_on_overflow: bool,
-    /// KiB of batches the queue and its consumers may hold; `None` for no byte bound.
-    budget: Option<(Arc<Semaphore>, u32)>,
-    metrics: Arc<Metrics>,
-}
-
-impl ExporterHandle {
-    /// A handle on `queue`, for consumers other than the network exporters (analytics).
-    pub fn new(
-        name: &str,
-        queue: mpsc::Sender<Queued>,
-        block_on_overflow: bool,
-        max_bytes: Option<usize>,
-        metrics: &Arc<Metrics>,
-    ) -> ExporterHandle {
-        let budget = max_bytes.map(|bytes| {
-            let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).max(1);
-            (Arc::new(Semaphore::new(kib as usize)), kib)
-        });
-        metrics
-            .exporter_queue_capacity
-            .get_or_create(&QueueLabels {
-                exporter: name.to_owned(),
-            })
-            .set(queue.max_capacity() as i64);
-        ExporterHandle {
-            name: name.into(),
-            queue,
-            block_on_overflow,
-            budget,
-            metrics: Arc::clone(metrics),
-        }
-    }
-
-    /// Queues a batch. A full queue waits when `block_on_overflow` is set; otherwise the batch
-    /// is dropped for this exporter only, counted and logged.
-    pub async fn enqueue(&self, request: Arc<Request>) {
-        let queued = match self.reserve_bytes(&request).await {
-            Some(budget) => {
-                let queued = Queued {
-                    request,
-                    _budget: budget,
-                };
-                if self.block_on_overflow {
-                    self.queue.send(queued).await.map_err(|e| e.0.request)
-                } else {
-                    self.queue.try_send(queued).map_err(|e| e.into_inner().request)
-                }
-            }
-            None => Err(request),
-        };
-        if let Err(request) = queued {
-            let signal = request.signal();
-            let items = request.item_count() as u64;
-            self.metrics
-                .exporter_dropped
-                .get_or_create(&self.metrics.exporter_loss(&self.name, signal, "queue_full"))
-                .inc_by(items);
-            tracing::warn!(exporter = %self.name, %signal, items, "Exporter queue is full; batch dropped for this exporter.");
-        }
-        self.metrics
-            .exporter_queue_size
-            .get_or_create(&self.queue_labels())
-            .set(self.depth());
-    }
-
-    /// Takes the batch's bytes from the budget: waits for them when `block_on_overflow` is
-    /// set, else `None` when they are not free. `Some(None)` when there is no budget.
-    async fn reserve_bytes(&self, request: &Request) -> Option<Option<OwnedSemaphorePermit>> {
-        let Some((budget, total)) = &self.budget else {
-            return Some(None);
-        };
-        let kib = u32::try_from(request.encoded_len().div_ceil(1024))
-            .unwrap_or(u32::MAX)
-            .clamp(1, *total);
-        let permit = if self.block_on_overflow {
-            Arc::clone(budget).acquire_many_owned(kib).await.ok()
-        } else {
-            Arc::clone(budget).try_acquire_many_owned(kib).ok()
-        };
-        permit.map(Some)
-    }
-
-    fn depth(&self) -> i64 {
-        (self.queue.max_capacity() - self.queue.capacity()) as i64
-    }
-
-    fn queue_labels(&self) -> QueueLabels {
-        QueueLabels {
-            exporter: self.name.to_string(),
-        }
-    }
 }
 
 /// How one exporter reaches its destination.
@@ -232,52 +128,35 @@ struct Exporter {
     give_up: CancellationToken,
 }
 
-/// Builds an exporter and starts its worker. The worker ends once every handle is dropped and
-/// its queue is empty.
-pub fn start(
-    name: &str,
-    config: &ExporterConfig,
-    metrics: &Arc<Metrics>,
-    give_up: &CancellationToken,
-    workers: &mut JoinSet<()>,
-) -> Result<ExporterHandle, ExportError> {
-    let local_queue = QueueConfig::default();
-    let (destination, retry, queue) = match config {
-        ExporterConfig::Otlp(c) => (
-            Destination::Grpc(OtlpGrpcSender::new(c)?),
-            c.retry_on_failure.clone(),
-            c.sending_queue.clone(),
-        ),
-        ExporterConfig::OtlpHttp(c) => (
-            Destination::Http(Box::new(OtlpHttpSender::new(c)?)),
-            c.retry_on_failure.clone(),
-            c.sending_queue.clone(),
-        ),
-        ExporterConfig::Debug(c) => (
-            Destination::Debug(DebugSender::new(name, c)),
-            RetryConfig::default(),
-            local_queue,
-        ),
-        ExporterConfig::File(c) => (
-            Destination::File(FileSender::new(c)),
-            RetryConfig::default(),
-            local_queue,
-        ),
-        // Our bug if reached: analytics has its own consumer (`analytics::start`).
-        ExporterConfig::Analytics(_) => return Err(ExportError::Setup("analytics is not a network exporter".into())),
-    };
+/// Starts the worker that sends what its queue receives to `destination`; returns the queue.
+/// The worker ends once every sender is dropped and the queue is empty.
+fn start(
+    context: ExporterContext<'_>,
+    destination: Destination,
+    retry: RetryConfig,
+    queue: &QueueConfig,
+) -> StartedExporter {
     let (tx, rx) = mpsc::channel(queue.queue_size);
     let max_bytes = usize::try_from(queue.max_megabytes.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-    let handle = ExporterHandle::new(name, tx, queue.block_on_overflow, Some(max_bytes), metrics);
+    let handle = ConsumerQueue::new(
+        context.name,
+        tx,
+        queue.block_on_overflow,
+        Some(max_bytes),
+        context.metrics,
+    );
     let exporter = Arc::new(Exporter {
-        name: Arc::clone(&handle.name),
+        name: Arc::from(context.name),
         destination,
         retry,
-        metrics: Arc::clone(metrics),
-        give_up: give_up.clone(),
+        metrics: Arc::clone(context.metrics),
+        give_up: context.give_up.clone(),
     });
-    workers.spawn(run_worker(exporter, rx, queue.num_consumers));
-    Ok(handle)
+    context.workers.spawn(run_worker(exporter, rx, queue.num_consumers));
+    StartedExporter {
+        queue: handle,
+        routes: None,
+    }
 }
 
 async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Queued>, consumers: usize) {

@@ -18,7 +18,7 @@ use tower::ServiceExt;
 use super::BodyFormat;
 use super::config::OtlpExporterConfig;
 use super::error::ExportError;
-use crate::pipeline::{ExportResponse, Rejected, Signal};
+use crate::otlp::{ExportResponse, Rejected, Signal};
 
 pub struct OtlpGrpcSender {
     channel: Channel,

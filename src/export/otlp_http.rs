@@ -10,7 +10,7 @@ use url::Url;
 use super::BodyFormat;
 use super::config::OtlpExporterConfig;
 use super::error::ExportError;
-use crate::pipeline::{ExportResponse, Rejected, Signal};
+use crate::otlp::{ExportResponse, Rejected, Signal};
 
 /// Longest part of an error body kept in logs.
 const ERROR_BODY_LIMIT: usize = 512;

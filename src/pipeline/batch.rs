@@ -4,13 +4,16 @@
 //! Cancellation: the task ends when every sender of its queue is gone, after flushing what it
 //! holds; it is never aborted, so nothing acknowledged is lost in it.
 
+use std::any::Any;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Fanout, Request};
+use super::Fanout;
+use super::component::{ProcessorContext, ProcessorSettings, Settings, Step};
+use crate::otlp::Request;
 
 /// Settings of the `batch` processor.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +32,18 @@ impl Default for BatchConfig {
             send_batch_size: 8192,
             timeout: Duration::from_millis(200),
         }
+    }
+}
+
+impl Settings for BatchConfig {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ProcessorSettings for BatchConfig {
+    fn build(&self, _: &ProcessorContext<'_>) -> Option<Step> {
+        Some(Step::Batch(self.clone()))
     }
 }
 

@@ -5,23 +5,20 @@
 //! delivered, counted as failed, or counted as dropped: nothing disappears unaccounted.
 
 pub mod batch;
-mod payload;
-mod request;
-pub mod wire;
+pub mod component;
+pub mod queue;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use wire::Visitor;
 
-pub use payload::{DecodeError, ExportResponse, Payload, Rejected, Signal};
-pub use request::Request;
-
-use crate::export::ExporterHandle;
+use crate::otlp::wire::{self, Visitor};
+use crate::otlp::{DecodeError, Rejected, Request, Signal};
+use queue::ConsumerQueue;
 
 /// A step applied to every request on the receiving task, in the same walk over the
-/// request's bytes that checks them (see [`wire`]). Processors run on the hot path: they must
+/// request's bytes that checks them (see [`crate::otlp::wire`]). Processors run on the hot path: they must
 /// not block or await.
 pub trait Processor: Send + Sync {
     /// The processor's view of one request: it sees and edits the request's resources and records.
@@ -131,20 +128,21 @@ pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Resul
     Ok(submitted)
 }
 
-/// Delivers each batch to every exporter of a pipeline, each through its own queue.
+/// Delivers each batch to every consumer of a pipeline, each through its own queue, sharing
+/// one `Arc` of the batch between them.
 pub struct Fanout {
-    exporters: Vec<ExporterHandle>,
+    consumers: Vec<ConsumerQueue>,
 }
 
 impl Fanout {
-    pub fn new(exporters: Vec<ExporterHandle>) -> Fanout {
-        Fanout { exporters }
+    pub fn new(consumers: Vec<ConsumerQueue>) -> Fanout {
+        Fanout { consumers }
     }
 
     pub async fn deliver(&self, request: Request) {
         let shared = Arc::new(request);
-        for exporter in &self.exporters {
-            exporter.enqueue(Arc::clone(&shared)).await;
+        for consumer in &self.consumers {
+            consumer.enqueue(Arc::clone(&shared)).await;
         }
     }
 }

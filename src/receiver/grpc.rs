@@ -21,7 +21,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use super::{Format, Ingest, RETRY_DELAY, ReceiveError};
 use crate::compression::{DecompressError, Encoding};
 use crate::grpc_codec;
-use crate::pipeline::Signal;
+use crate::otlp::Signal;
 
 pub fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
     let mut router = Router::new().fallback(unimplemented);

@@ -19,7 +19,7 @@ use prost::Message;
 
 use super::{Format, Ingest, RETRY_DELAY, ReceiveError};
 use crate::compression::{DecompressError, Encoding};
-use crate::pipeline::Signal;
+use crate::otlp::Signal;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";

@@ -5,6 +5,7 @@ pub mod config;
 mod grpc;
 mod http;
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +16,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::compression::{self, DecompressError, Encoding};
-use crate::pipeline::{
-    self, DecodeError, ExportResponse, Overloaded, Payload, PipelineInput, Rejected, Signal, SubmitError,
-};
+use crate::otlp::{DecodeError, ExportResponse, Payload, Rejected, Signal};
+use crate::pipeline::component::{ReceiverContext, ReceiverSettings, Settings, StartError};
+use crate::pipeline::{self, Overloaded, PipelineInput, SubmitError};
 use crate::server::{self, ServerLimits};
 use crate::telemetry::metrics::{Metrics, ReceiverLabels, RefusalLabels};
 use config::OtlpReceiverConfig;
@@ -163,9 +164,7 @@ pub async fn bind(
     pipelines: BTreeMap<Signal, Vec<PipelineInput>>,
     metrics: &Arc<Metrics>,
 ) -> std::io::Result<BoundReceiver> {
-    let named = |e: std::io::Error, addr| {
-        std::io::Error::new(e.kind(), format!("receivers.{name}: cannot listen on {addr}: {e}"))
-    };
+    let named = |e: std::io::Error, addr| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
     let grpc = match &config.protocols.grpc {
         Some(c) => {
             let listener = server::bind(c.endpoint).await.map_err(|e| named(e, c.endpoint))?;
@@ -210,5 +209,22 @@ impl BoundReceiver {
             let router = http::router(Arc::clone(&self.ingest), timeout);
             tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
         }
+    }
+}
+
+impl Settings for OtlpReceiverConfig {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl ReceiverSettings for OtlpReceiverConfig {
+    async fn start(&self, context: ReceiverContext<'_>) -> Result<(), StartError> {
+        let bound = bind(context.name, self, context.feeds, context.metrics)
+            .await
+            .map_err(|e| StartError::new(format!("receivers.{}", context.name), e))?;
+        bound.serve(context.shutdown, context.tasks);
+        Ok(())
     }
 }

@@ -9,12 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::get;
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
 use tracing_subscriber::EnvFilter;
 
-use crate::analytics::query::QueryService;
 use crate::config::{LogFormat, LogsConfig};
 use metrics::Metrics;
 
@@ -63,9 +62,9 @@ pub fn health_router(health: Arc<Health>) -> Router {
         .with_state(health)
 }
 
-/// `GET /metrics` in the Prometheus text format, and `POST /query` (SQL in the body, JSON
-/// rows out) when analytics runs.
-pub fn metrics_router(metrics: Arc<Metrics>, query: Option<QueryService>) -> Router {
+/// `GET /metrics` in the Prometheus text format, and the `routes` components serve beside it
+/// (analytics' `POST /query`). Any other path is a JSON 404 saying so.
+pub fn metrics_router(metrics: Arc<Metrics>, routes: Vec<Router>) -> Router {
     let router = Router::new()
         .route(
             "/metrics",
@@ -78,20 +77,11 @@ pub fn metrics_router(metrics: Arc<Metrics>, query: Option<QueryService>) -> Rou
             }),
         )
         .with_state(metrics);
-    router.route(
-        "/query",
-        post(move |sql: String| async move {
-            let Some(service) = query else {
-                let body = serde_json::json!({"error": "analytics is not configured"});
-                return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
-            };
-            match service.run(&sql).await {
-                Ok(rows) => (StatusCode::OK, axum::Json(rows)).into_response(),
-                Err(error) => {
-                    let body = serde_json::json!({"error": error.to_string()});
-                    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
-                }
-            }
-        }),
-    )
+    routes
+        .into_iter()
+        .fold(router, Router::merge)
+        .fallback(|uri: http::Uri| async move {
+            let body = serde_json::json!({"error": format!("nothing is served at {}", uri.path())});
+            (StatusCode::NOT_FOUND, axum::Json(body))
+        })
 }

@@ -3,7 +3,7 @@
 //! here (events, links, scopes, exemplars, …) are carried as they are.
 
 use super::RecordKind;
-use crate::pipeline::Signal;
+use crate::otlp::Signal;
 
 /// What a message is to the walk.
 #[derive(Debug, Clone, Copy)]

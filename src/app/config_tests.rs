@@ -1,4 +1,17 @@
-use super::*;
+//! The configuration as the component table types it: every section's problems with their
+//! key paths and lines.
+
+use super::components::Config;
+use crate::config::{ConfigError, ConfigIssue, DEFAULT_CONFIG};
+use crate::export::config::OtlpGrpcExporterConfig;
+use crate::receiver::config::OtlpReceiverConfig;
+
+fn otlp_receiver(config: &Config) -> &OtlpReceiverConfig {
+    config.receivers["otlp"]
+        .as_any()
+        .downcast_ref()
+        .expect("an otlp receiver")
+}
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -20,7 +33,7 @@ fn default_config_is_valid() {
     for pipeline in config.service.pipelines.values() {
         assert_eq!(pipeline.exporters, ["debug", "file"]);
     }
-    let ReceiverConfig::Otlp(otlp) = &config.receivers["otlp"];
+    let otlp = otlp_receiver(&config);
     assert_eq!(otlp.protocols.grpc.as_ref().map(|g| g.endpoint.port()), Some(4317));
     assert_eq!(otlp.protocols.http.as_ref().map(|h| h.endpoint.port()), Some(4318));
     assert_eq!(otlp.max_request_bytes(), 64 << 20);
@@ -144,12 +157,10 @@ service:
         _ => None,
     };
     let config = Config::parse(text, "t", &env).expect("valid with both set");
-    let ReceiverConfig::Otlp(otlp) = &config.receivers["otlp"];
+    let otlp = otlp_receiver(&config);
     assert_eq!(otlp.protocols.grpc.as_ref().map(|g| g.endpoint.port()), Some(5317));
-    let ExporterConfig::Otlp(exporter) = &config.exporters["otlp"] else {
-        panic!("otlp exporter")
-    };
-    assert_eq!(exporter.headers["api-key"], "k");
+    let exporter: &OtlpGrpcExporterConfig = config.exporters["otlp"].as_any().downcast_ref().expect("otlp exporter");
+    assert_eq!(exporter.0.headers["api-key"], "k");
 }
 
 /// Guarantees: YAML syntax errors carry their line.

@@ -1,0 +1,226 @@
+//! The component table: every receiver, processor and exporter type fleetpipe has, one row
+//! each, and the typed configuration built from it. A type's settings, checks and start live
+//! with the type (see [`crate::pipeline::component`]); adding a type is its folder and a row.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+use crate::analytics::AnalyticsConfig;
+use crate::config::{self, ConfigError, Issues, ServiceConfig, component_type};
+use crate::enrich::EnrichConfig;
+use crate::export::config::{DebugExporterConfig, FileExporterConfig, OtlpGrpcExporterConfig, OtlpHttpExporterConfig};
+use crate::otlp::semconv::TagNames;
+use crate::pipeline::batch::BatchConfig;
+use crate::pipeline::component::{ExporterSettings, ProcessorSettings, ReceiverSettings};
+use crate::receiver::config::OtlpReceiverConfig;
+use crate::registry::RegistryConfig;
+
+/// Parses one component's settings, recording what is wrong at its key path.
+type Parse<T> = fn(&mut Issues<'_>, &[&str], Value) -> Option<Box<T>>;
+
+/// Receiver types by the type part of their key.
+const RECEIVERS: &[(&str, Parse<dyn ReceiverSettings>)] = &[("otlp", receiver::<OtlpReceiverConfig>)];
+
+/// Processor types.
+const PROCESSORS: &[(&str, Parse<dyn ProcessorSettings>)] = &[
+    ("batch", processor::<BatchConfig>),
+    ("enrich", processor::<EnrichConfig>),
+];
+
+/// Exporter types: destinations and the other consumers of a pipeline's batches.
+const EXPORTERS: &[(&str, Parse<dyn ExporterSettings>)] = &[
+    ("otlp", exporter::<OtlpGrpcExporterConfig>),
+    ("otlp_http", exporter::<OtlpHttpExporterConfig>),
+    ("debug", exporter::<DebugExporterConfig>),
+    ("file", exporter::<FileExporterConfig>),
+    ("analytics", exporter::<AnalyticsConfig>),
+];
+
+fn receiver<T: ReceiverSettings + DeserializeOwned + 'static>(
+    issues: &mut Issues<'_>,
+    path: &[&str],
+    value: Value,
+) -> Option<Box<dyn ReceiverSettings>> {
+    issues.section::<T>(path, value).map(|c| Box::new(c) as _)
+}
+
+fn processor<T: ProcessorSettings + DeserializeOwned + 'static>(
+    issues: &mut Issues<'_>,
+    path: &[&str],
+    value: Value,
+) -> Option<Box<dyn ProcessorSettings>> {
+    issues.section::<T>(path, value).map(|c| Box::new(c) as _)
+}
+
+fn exporter<T: ExporterSettings + DeserializeOwned + 'static>(
+    issues: &mut Issues<'_>,
+    path: &[&str],
+    value: Value,
+) -> Option<Box<dyn ExporterSettings>> {
+    issues.section::<T>(path, value).map(|c| Box::new(c) as _)
+}
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub receivers: BTreeMap<String, Box<dyn ReceiverSettings>>,
+    pub processors: BTreeMap<String, Box<dyn ProcessorSettings>>,
+    pub exporters: BTreeMap<String, Box<dyn ExporterSettings>>,
+    /// The operating model's integration registry, used by the `enrich` processor.
+    pub registry: Option<RegistryConfig>,
+    pub service: ServiceConfig,
+}
+
+impl Config {
+    /// Reads and validates a file; `None` reads the embedded defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, source_name) = config::read(path)?;
+        Config::parse(&text, &source_name, &|n| std::env::var(n).ok())
+    }
+
+    /// Parses and validates YAML text; `source_name` names it in errors and `lookup` resolves
+    /// `${env:NAME}`.
+    pub fn parse(
+        text: &str,
+        source_name: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut issues = Issues::new(text);
+        let config = config::parse_document(text, lookup, &mut issues).and_then(|document| {
+            let receivers = typed(&mut issues, "receivers", document.receivers, RECEIVERS);
+            let processors = typed(&mut issues, "processors", document.processors, PROCESSORS);
+            let exporters = typed(&mut issues, "exporters", document.exporters, EXPORTERS);
+            let registry = document
+                .registry
+                .and_then(|value| issues.section::<RegistryConfig>(&["registry"], value));
+            Some(Config {
+                receivers,
+                processors,
+                exporters,
+                registry,
+                service: config::parse_service(document.service, &mut issues)?,
+            })
+        });
+        if let Some(config) = &config {
+            config.validate(&mut issues);
+        }
+        match (config, issues.into_error(source_name)) {
+            (Some(config), None) => Ok(config),
+            (_, Some(error)) => Err(error),
+            // A document that could not be read always records why.
+            (None, None) => Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                issues: Vec::new(),
+            }),
+        }
+    }
+
+    /// Cross-section checks, then each component's own.
+    fn validate(&self, issues: &mut Issues<'_>) {
+        config::check_pipelines(&self.service, issues);
+        for (name, pipeline) in &self.service.pipelines {
+            self.check_batch_is_last(name, &pipeline.processors, issues);
+        }
+        for (name, processor) in &self.processors {
+            let path = ["processors", name.as_str()];
+            if processor.needs_registry() && self.registry.is_none() {
+                issues.push(
+                    &path,
+                    "the enrich processor needs a `registry:` section with the path of CONFIG.yaml",
+                );
+            }
+            issues.push_problems(&path, processor.problems());
+        }
+        for (name, exporter) in &self.exporters {
+            let path = ["exporters", name.as_str()];
+            issues.push_problems(&path, exporter.problems());
+            if let Err(message) = self.tag_names_for(name) {
+                issues.push(&path, &message);
+            }
+        }
+    }
+
+    /// The batch step runs after the inline processors whatever its place in the list, so a
+    /// `batch` anywhere but last would not do what the list says.
+    fn check_batch_is_last(&self, pipeline: &str, processors: &[String], issues: &mut Issues<'_>) {
+        let is_batch = |name: &String| {
+            self.processors
+                .get(name)
+                .is_some_and(|p| p.as_any().is::<BatchConfig>())
+        };
+        if let Some(at) = processors.iter().position(is_batch)
+            && at + 1 < processors.len()
+        {
+            let index = at.to_string();
+            issues.push(
+                &["service", "pipelines", pipeline, "processors", index.as_str()],
+                &format!(
+                    "`{}` must be the last processor: batching happens after the others",
+                    processors[at]
+                ),
+            );
+        }
+    }
+
+    /// The names of the registry tags on what reaches `exporter`: those the processors of
+    /// the pipelines feeding it write (the defaults when none does). An error when two
+    /// pipelines feeding it write them under different names.
+    pub fn tag_names_for(&self, exporter: &str) -> Result<TagNames, String> {
+        let mut written: Option<TagNames> = None;
+        let feeding = self
+            .service
+            .pipelines
+            .values()
+            .filter(|p| p.exporters.iter().any(|e| e == exporter));
+        for processor in feeding.flat_map(|p| &p.processors) {
+            let Some(names) = self.processors.get(processor).and_then(|p| p.tag_names()) else {
+                continue;
+            };
+            match &written {
+                Some(seen) if *seen != names => {
+                    return Err(format!(
+                        "the pipelines feeding it write registry tags under different names (`{}…` and `{}…`); \
+                         give their enrich processors the same tag_prefix and layer_attribute",
+                        seen.prefix, names.prefix
+                    ));
+                }
+                _ => written = Some(names),
+            }
+        }
+        Ok(written.unwrap_or_default())
+    }
+
+    /// The settings of the first processor of type `T`, if any.
+    pub fn processor_of<T: 'static>(&self) -> Option<&T> {
+        self.processors.values().find_map(|p| p.as_any().downcast_ref::<T>())
+    }
+}
+
+/// Parses each component of a section by the row of its type.
+fn typed<T: ?Sized>(
+    issues: &mut Issues<'_>,
+    section: &str,
+    components: Vec<(String, Value)>,
+    rows: &[(&str, Parse<T>)],
+) -> BTreeMap<String, Box<T>> {
+    let mut parsed = BTreeMap::new();
+    for (key, settings) in components {
+        let path = [section, key.as_str()];
+        let kind = component_type(&key);
+        match rows.iter().find(|(name, _)| *name == kind) {
+            Some((_, parse)) => {
+                if let Some(component) = parse(issues, &path, settings) {
+                    parsed.insert(key, component);
+                }
+            }
+            None => {
+                let known: Vec<&str> = rows.iter().map(|(name, _)| *name).collect();
+                issues.unknown_type(&path, kind, &known);
+            }
+        }
+    }
+    parsed
+}

@@ -1,0 +1,111 @@
+//! The exporter types' entries for the component table: their checks and how each starts.
+
+use std::any::Any;
+
+use super::config::{
+    DebugExporterConfig, FileExporterConfig, OtlpGrpcExporterConfig, OtlpHttpExporterConfig, QueueConfig, RetryConfig,
+};
+use super::local::{DebugSender, FileSender};
+use super::otlp_grpc::OtlpGrpcSender;
+use super::otlp_http::OtlpHttpSender;
+use super::{Destination, start};
+use crate::config::Problem;
+use crate::pipeline::component::{ExporterContext, ExporterSettings, Settings, StartError, StartedExporter};
+
+fn setup_error(context: &ExporterContext<'_>, error: super::ExportError) -> StartError {
+    StartError::new(format!("exporters.{}", context.name), error)
+}
+
+impl Settings for OtlpGrpcExporterConfig {
+    /// Those of both OTLP exporters, and per-signal endpoints, which only HTTP has.
+    fn problems(&self) -> Vec<Problem> {
+        let per_signal = [
+            ("traces_endpoint", self.0.traces_endpoint.is_some()),
+            ("metrics_endpoint", self.0.metrics_endpoint.is_some()),
+            ("logs_endpoint", self.0.logs_endpoint.is_some()),
+        ];
+        let mut problems: Vec<Problem> = per_signal
+            .into_iter()
+            .filter(|(_, set)| *set)
+            .map(|(key, _)| Problem::new(key, "only `otlp_http` exporters take per-signal endpoints"))
+            .collect();
+        problems.extend(self.0.problems());
+        problems
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ExporterSettings for OtlpGrpcExporterConfig {
+    fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
+        let sender = OtlpGrpcSender::new(&self.0).map_err(|e| setup_error(&context, e))?;
+        let config = &self.0;
+        Ok(start(
+            context,
+            Destination::Grpc(sender),
+            config.retry_on_failure.clone(),
+            &config.sending_queue,
+        ))
+    }
+}
+
+impl Settings for OtlpHttpExporterConfig {
+    fn problems(&self) -> Vec<Problem> {
+        self.0.problems()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ExporterSettings for OtlpHttpExporterConfig {
+    fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
+        let sender = OtlpHttpSender::new(&self.0).map_err(|e| setup_error(&context, e))?;
+        let config = &self.0;
+        Ok(start(
+            context,
+            Destination::Http(Box::new(sender)),
+            config.retry_on_failure.clone(),
+            &config.sending_queue,
+        ))
+    }
+}
+
+impl Settings for DebugExporterConfig {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ExporterSettings for DebugExporterConfig {
+    fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
+        let destination = Destination::Debug(DebugSender::new(context.name, self));
+        Ok(start(
+            context,
+            destination,
+            RetryConfig::default(),
+            &QueueConfig::default(),
+        ))
+    }
+}
+
+impl Settings for FileExporterConfig {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ExporterSettings for FileExporterConfig {
+    fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
+        let destination = Destination::File(FileSender::new(self));
+        Ok(start(
+            context,
+            destination,
+            RetryConfig::default(),
+            &QueueConfig::default(),
+        ))
+    }
+}
