@@ -11,9 +11,9 @@
 //! ingest task does. Neither holds data anyone acknowledged.
 
 pub mod detector;
+pub mod findings;
 pub mod query;
 pub mod sampling;
-pub mod signal;
 pub mod tables;
 mod webhook;
 pub mod window;
@@ -39,8 +39,8 @@ use crate::pipeline::queue::{ConsumerQueue, Queued};
 use crate::registry::RegistryHandle;
 use crate::telemetry::metrics::Metrics;
 use detector::{Detector, DetectorError, PlannedQuery, Prepared};
+use findings::FindingFiles;
 use sampling::TraceSampler;
-use signal::SignalFiles;
 use tables::{KeptColumns, WindowBuilder};
 use window::{ClosedWindow, WindowStore};
 
@@ -266,7 +266,7 @@ pub fn start(
         store: Arc::clone(&store),
         outputs,
         metrics: Arc::clone(metrics),
-        signals: config.signals_path.clone().map(SignalFiles::new),
+        signals: config.signals_path.clone().map(FindingFiles::new),
         loaded: BTreeMap::new(),
         failed: BTreeMap::new(),
         http: reqwest::Client::new(),
@@ -558,7 +558,7 @@ struct Detectors {
     store: Arc<RwLock<WindowStore>>,
     outputs: Vec<ConsumerQueue>,
     metrics: Arc<Metrics>,
-    signals: Option<SignalFiles>,
+    signals: Option<FindingFiles>,
     /// Loaded detectors by file.
     loaded: BTreeMap<PathBuf, Loaded>,
     /// Files that failed to load, by fingerprint, so each failure is logged once.
@@ -672,7 +672,7 @@ impl Detectors {
             .detector_run_seconds
             .get_or_create(&labels)
             .set(started.elapsed().as_secs_f64());
-        let findings = signal::findings(&detector, &batches);
+        let findings = findings::findings(&detector, &batches);
         if let Some(signals) = &mut self.signals
             && let Err(error) = signals.record(&detector, &findings, SystemTime::now())
         {
@@ -693,7 +693,7 @@ impl Detectors {
             let body = webhook::body(&detector, &findings);
             tokio::spawn(webhook::post(self.http.clone(), hook.clone(), body));
         }
-        let request = signal::log_records(&detector, &findings, now_nanos() as u64);
+        let request = findings::log_records(&detector, &findings, now_nanos() as u64);
         let request = Arc::new(Request::from_payload(&Payload::Logs(request)));
         for output in &self.outputs {
             output.enqueue(Arc::clone(&request)).await;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::detector::{Detector, Severity};
-use super::signal::Finding;
+use super::findings::Finding;
 
 /// One webhook.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,7 +62,7 @@ pub fn body(detector: &Detector, findings: &[Finding]) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
-        "event": super::signal::ANOMALY_EVENT,
+        "event": super::findings::ANOMALY_EVENT,
         "detector": detector.name,
         "severity": detector.severity.as_str(),
         "description": detector.description,

@@ -3,6 +3,7 @@
 //! the wire walker and codec, the field numbers of the messages we read, and the
 //! semantic-convention keys we recognise. It imports nothing else of fleetpipe's.
 
+pub mod fields;
 mod payload;
 mod request;
 pub mod semconv;

@@ -7,17 +7,7 @@ const FIXED64: u8 = 1;
 const LEN: u8 = 2;
 const FIXED32: u8 = 5;
 
-/// Field numbers of `common.v1.KeyValue` and `common.v1.AnyValue`.
-const KEY_VALUE_KEY: u32 = 1;
-const KEY_VALUE_VALUE: u32 = 2;
-const ANY_VALUE_STRING: u32 = 1;
-const ANY_VALUE_BOOL: u32 = 2;
-const ANY_VALUE_INT: u32 = 3;
-const ANY_VALUE_DOUBLE: u32 = 4;
-const ANY_VALUE_ARRAY: u32 = 5;
-const ANY_VALUE_KVLIST: u32 = 6;
-const ANY_VALUE_BYTES: u32 = 7;
-const ANY_VALUE_STRING_INDEX: u32 = 8;
+use crate::otlp::fields::{any_value, key_value};
 
 /// What is wrong with the bytes of one message, without the path to it (see `WireError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -290,8 +280,8 @@ impl<'a> Attribute<'a> {
     /// on each path through fleetpipe.
     #[inline(always)]
     fn canonical(message: &'a [u8], raw: &'a [u8]) -> Option<Attribute<'a>> {
-        const KEY_TAG: u8 = (KEY_VALUE_KEY as u8) << 3 | LEN;
-        const VALUE_TAG: u8 = (KEY_VALUE_VALUE as u8) << 3 | LEN;
+        const KEY_TAG: u8 = (key_value::KEY as u8) << 3 | LEN;
+        const VALUE_TAG: u8 = (key_value::VALUE as u8) << 3 | LEN;
         let [KEY_TAG, key_length, rest @ ..] = message else {
             return None;
         };
@@ -320,8 +310,8 @@ impl<'a> Attribute<'a> {
         for inner in fields(message) {
             let inner = inner?;
             match inner.number {
-                KEY_VALUE_KEY => attribute.key = inner.bytes()?,
-                KEY_VALUE_VALUE => attribute.value = inner.bytes()?,
+                key_value::KEY => attribute.key = inner.bytes()?,
+                key_value::VALUE => attribute.value = inner.bytes()?,
                 _ => {}
             }
         }
@@ -368,12 +358,12 @@ impl<'a> AnyValueRef<'a> {
         for field in fields(any_value) {
             let field = field.ok()?;
             found = Some(match field.number {
-                ANY_VALUE_STRING => AnyValueRef::String(field.str().ok()?),
-                ANY_VALUE_BOOL => AnyValueRef::Bool(field.varint().ok()? != 0),
-                ANY_VALUE_INT | ANY_VALUE_STRING_INDEX => AnyValueRef::Int(field.varint().ok()? as i64),
-                ANY_VALUE_DOUBLE => AnyValueRef::Double(f64::from_bits(field.fixed64().ok()?)),
-                ANY_VALUE_ARRAY | ANY_VALUE_KVLIST => AnyValueRef::Nested(any_value),
-                ANY_VALUE_BYTES => AnyValueRef::Bytes(field.bytes().ok()?),
+                any_value::STRING => AnyValueRef::String(field.str().ok()?),
+                any_value::BOOL => AnyValueRef::Bool(field.varint().ok()? != 0),
+                any_value::INT | any_value::STRING_INDEX => AnyValueRef::Int(field.varint().ok()? as i64),
+                any_value::DOUBLE => AnyValueRef::Double(f64::from_bits(field.fixed64().ok()?)),
+                any_value::ARRAY | any_value::KVLIST => AnyValueRef::Nested(any_value),
+                any_value::BYTES => AnyValueRef::Bytes(field.bytes().ok()?),
                 _ => continue,
             });
         }
@@ -392,7 +382,7 @@ pub fn any_value_string(any_value: &[u8]) -> Option<&str> {
 /// The string's bytes of an `AnyValue` in the layout encoders write (one string field under
 /// 128 bytes), read without the field loop and not yet checked as UTF-8.
 fn usual_string(any_value: &[u8]) -> Option<&[u8]> {
-    const STRING_TAG: u8 = (ANY_VALUE_STRING as u8) << 3 | LEN;
+    const STRING_TAG: u8 = (any_value::STRING as u8) << 3 | LEN;
     match any_value {
         [STRING_TAG, length @ 0..0x80, string @ ..] if usize::from(*length) == string.len() => Some(string),
         _ => None,
@@ -420,7 +410,7 @@ impl<'a> NewValue<'a> {
 
     fn encoded_len(&self) -> usize {
         match self {
-            NewValue::String(s) => len_field_size(ANY_VALUE_STRING, s.len()),
+            NewValue::String(s) => len_field_size(any_value::STRING, s.len()),
             NewValue::Bool(_) => 2,
             NewValue::Encoded(bytes) => bytes.len(),
         }
@@ -429,11 +419,11 @@ impl<'a> NewValue<'a> {
     fn put(&self, out: &mut Vec<u8>) {
         match self {
             NewValue::String(s) => {
-                put_len_header(out, ANY_VALUE_STRING, s.len());
+                put_len_header(out, any_value::STRING, s.len());
                 out.extend_from_slice(s.as_bytes());
             }
             NewValue::Bool(b) => {
-                put_tag(out, ANY_VALUE_BOOL, VARINT);
+                put_tag(out, any_value::BOOL, VARINT);
                 out.push(u8::from(*b));
             }
             NewValue::Encoded(bytes) => out.extend_from_slice(bytes),
@@ -444,11 +434,11 @@ impl<'a> NewValue<'a> {
 /// Writes one `KeyValue` as field `field` of the enclosing message.
 pub fn put_attribute(out: &mut Vec<u8>, field: u32, key: &str, value: NewValue<'_>) {
     let value_len = value.encoded_len();
-    let inner = len_field_size(KEY_VALUE_KEY, key.len()) + len_field_size(KEY_VALUE_VALUE, value_len);
+    let inner = len_field_size(key_value::KEY, key.len()) + len_field_size(key_value::VALUE, value_len);
     put_len_header(out, field, inner);
-    put_len_header(out, KEY_VALUE_KEY, key.len());
+    put_len_header(out, key_value::KEY, key.len());
     out.extend_from_slice(key.as_bytes());
-    put_len_header(out, KEY_VALUE_VALUE, value_len);
+    put_len_header(out, key_value::VALUE, value_len);
     value.put(out);
 }
 
@@ -561,9 +551,9 @@ mod tests {
             encodings.push(usual);
         }
         let mut value_first = Vec::new();
-        put_len_header(&mut value_first, KEY_VALUE_VALUE, 3);
+        put_len_header(&mut value_first, key_value::VALUE, 3);
         value_first.extend_from_slice(&string("x"));
-        put_len_header(&mut value_first, KEY_VALUE_KEY, 1);
+        put_len_header(&mut value_first, key_value::KEY, 1);
         value_first.push(b'k');
         put_len_header(&mut value_first, 3, 0);
         let mut wrapped = Vec::new();

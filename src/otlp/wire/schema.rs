@@ -3,7 +3,7 @@
 //! here (events, links, scopes, exemplars, …) are carried as they are.
 
 use super::RecordKind;
-use crate::otlp::Signal;
+use crate::otlp::{Signal, fields};
 
 /// What a message is to the walk.
 #[derive(Debug, Clone, Copy)]
@@ -51,14 +51,14 @@ const fn record(kind: RecordKind, attributes: u32) -> Level {
 }
 
 /// `resource` in `ResourceSpans`, `ResourceMetrics` and `ResourceLogs`.
-pub const RESOURCE_FIELD: u32 = 1;
+pub const RESOURCE_FIELD: u32 = fields::resource_data::RESOURCE;
 /// `Span.kind`.
-pub const SPAN_KIND: u32 = 6;
+pub const SPAN_KIND: u32 = fields::span::KIND;
 
 pub static RESOURCE: Level = Level {
     children: &[],
     role: Role::Resource,
-    attributes: 1,
+    attributes: fields::resource::ATTRIBUTES,
 };
 
 const fn holds_resource(children: &'static [(u32, &'static str, &'static Level)]) -> Level {
@@ -69,42 +69,49 @@ const fn holds_resource(children: &'static [(u32, &'static str, &'static Level)]
     }
 }
 
-static SPAN: Level = record(RecordKind::Span, 9);
-static SCOPE_SPANS: Level = container(&[(2, "spans", &SPAN)]);
+static SPAN: Level = record(RecordKind::Span, fields::span::ATTRIBUTES);
+static SCOPE_SPANS: Level = container(&[(fields::scope_data::RECORDS, "spans", &SPAN)]);
 static RESOURCE_SPANS: Level = holds_resource(&[
     (RESOURCE_FIELD, "resource", &RESOURCE),
-    (2, "scope_spans", &SCOPE_SPANS),
+    (fields::resource_data::SCOPE_DATA, "scope_spans", &SCOPE_SPANS),
 ]);
-static TRACES: Level = container(&[(1, "resource_spans", &RESOURCE_SPANS)]);
+static TRACES: Level = container(&[(fields::request::RESOURCE_DATA, "resource_spans", &RESOURCE_SPANS)]);
 
-static LOG_RECORD: Level = record(RecordKind::LogRecord, 6);
-static SCOPE_LOGS: Level = container(&[(2, "log_records", &LOG_RECORD)]);
-static RESOURCE_LOGS: Level =
-    holds_resource(&[(RESOURCE_FIELD, "resource", &RESOURCE), (2, "scope_logs", &SCOPE_LOGS)]);
-static LOGS: Level = container(&[(1, "resource_logs", &RESOURCE_LOGS)]);
+static LOG_RECORD: Level = record(RecordKind::LogRecord, fields::log_record::ATTRIBUTES);
+static SCOPE_LOGS: Level = container(&[(fields::scope_data::RECORDS, "log_records", &LOG_RECORD)]);
+static RESOURCE_LOGS: Level = holds_resource(&[
+    (RESOURCE_FIELD, "resource", &RESOURCE),
+    (fields::resource_data::SCOPE_DATA, "scope_logs", &SCOPE_LOGS),
+]);
+static LOGS: Level = container(&[(fields::request::RESOURCE_DATA, "resource_logs", &RESOURCE_LOGS)]);
 
-static NUMBER_POINT: Level = record(RecordKind::DataPoint, 7);
-static HISTOGRAM_POINT: Level = record(RecordKind::DataPoint, 9);
-static EXPONENTIAL_POINT: Level = record(RecordKind::DataPoint, 1);
-static SUMMARY_POINT: Level = record(RecordKind::DataPoint, 7);
-static GAUGE: Level = container(&[(1, "data_points", &NUMBER_POINT)]);
-static SUM: Level = container(&[(1, "data_points", &NUMBER_POINT)]);
-static HISTOGRAM: Level = container(&[(1, "data_points", &HISTOGRAM_POINT)]);
-static EXPONENTIAL_HISTOGRAM: Level = container(&[(1, "data_points", &EXPONENTIAL_POINT)]);
-static SUMMARY: Level = container(&[(1, "data_points", &SUMMARY_POINT)]);
+static NUMBER_POINT: Level = record(RecordKind::DataPoint, fields::number_point::ATTRIBUTES);
+static HISTOGRAM_POINT: Level = record(RecordKind::DataPoint, fields::histogram_point::ATTRIBUTES);
+static EXPONENTIAL_POINT: Level = record(RecordKind::DataPoint, fields::exponential_histogram_point::ATTRIBUTES);
+static SUMMARY_POINT: Level = record(RecordKind::DataPoint, fields::summary_point::ATTRIBUTES);
+const DATA_POINTS: u32 = fields::metric_data::DATA_POINTS;
+static GAUGE: Level = container(&[(DATA_POINTS, "data_points", &NUMBER_POINT)]);
+static SUM: Level = container(&[(DATA_POINTS, "data_points", &NUMBER_POINT)]);
+static HISTOGRAM: Level = container(&[(DATA_POINTS, "data_points", &HISTOGRAM_POINT)]);
+static EXPONENTIAL_HISTOGRAM: Level = container(&[(DATA_POINTS, "data_points", &EXPONENTIAL_POINT)]);
+static SUMMARY: Level = container(&[(DATA_POINTS, "data_points", &SUMMARY_POINT)]);
 static METRIC: Level = container(&[
-    (5, "gauge", &GAUGE),
-    (7, "sum", &SUM),
-    (9, "histogram", &HISTOGRAM),
-    (10, "exponential_histogram", &EXPONENTIAL_HISTOGRAM),
-    (11, "summary", &SUMMARY),
+    (fields::metric::GAUGE, "gauge", &GAUGE),
+    (fields::metric::SUM, "sum", &SUM),
+    (fields::metric::HISTOGRAM, "histogram", &HISTOGRAM),
+    (
+        fields::metric::EXPONENTIAL_HISTOGRAM,
+        "exponential_histogram",
+        &EXPONENTIAL_HISTOGRAM,
+    ),
+    (fields::metric::SUMMARY, "summary", &SUMMARY),
 ]);
-static SCOPE_METRICS: Level = container(&[(2, "metrics", &METRIC)]);
+static SCOPE_METRICS: Level = container(&[(fields::scope_data::RECORDS, "metrics", &METRIC)]);
 static RESOURCE_METRICS: Level = holds_resource(&[
     (RESOURCE_FIELD, "resource", &RESOURCE),
-    (2, "scope_metrics", &SCOPE_METRICS),
+    (fields::resource_data::SCOPE_DATA, "scope_metrics", &SCOPE_METRICS),
 ]);
-static METRICS: Level = container(&[(1, "resource_metrics", &RESOURCE_METRICS)]);
+static METRICS: Level = container(&[(fields::request::RESOURCE_DATA, "resource_metrics", &RESOURCE_METRICS)]);
 
 /// The export request of a signal.
 pub fn request(signal: Signal) -> &'static Level {
@@ -117,16 +124,16 @@ pub fn request(signal: Signal) -> &'static Level {
 
 pub fn trace_id_field(kind: RecordKind) -> Option<u32> {
     match kind {
-        RecordKind::Span => Some(1),
-        RecordKind::LogRecord => Some(9),
+        RecordKind::Span => Some(fields::span::TRACE_ID),
+        RecordKind::LogRecord => Some(fields::log_record::TRACE_ID),
         RecordKind::DataPoint => None,
     }
 }
 
 pub fn span_id_field(kind: RecordKind) -> Option<u32> {
     match kind {
-        RecordKind::Span => Some(2),
-        RecordKind::LogRecord => Some(10),
+        RecordKind::Span => Some(fields::span::SPAN_ID),
+        RecordKind::LogRecord => Some(fields::log_record::SPAN_ID),
         RecordKind::DataPoint => None,
     }
 }

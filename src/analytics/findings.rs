@@ -191,14 +191,14 @@ struct Ongoing {
 
 /// The signal files of all detectors, one per detector and key.
 #[derive(Debug)]
-pub struct SignalFiles {
+pub struct FindingFiles {
     folder: PathBuf,
     ongoing: BTreeMap<(String, String), Ongoing>,
 }
 
-impl SignalFiles {
-    pub fn new(folder: PathBuf) -> SignalFiles {
-        SignalFiles {
+impl FindingFiles {
+    pub fn new(folder: PathBuf) -> FindingFiles {
+        FindingFiles {
             folder,
             ongoing: BTreeMap::new(),
         }
