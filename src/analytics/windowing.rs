@@ -1,0 +1,123 @@
+//! The windowing task: turns incoming batches into window rows, closes windows on time,
+//! rolls each closed one into `history` and keeps the share of traces the load allows.
+//!
+//! Cancellation: it ends when its queue closes, after closing nothing early.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::config::AnalyticsConfig;
+use super::history::{Rollup, integrations_batch};
+use super::now_nanos;
+use super::sampling::TraceSampler;
+use super::tables::{KeptColumns, WindowBuilder};
+use super::window::{ClosedWindow, WindowStore};
+use crate::otlp::Signal;
+use crate::otlp::semconv::TagNames;
+use crate::pipeline::queue::Queued;
+use crate::registry::RegistryHandle;
+use crate::telemetry::metrics::Metrics;
+
+/// Turns incoming batches into window rows and closes windows on time.
+pub(super) struct Windowing {
+    pub(super) config: AnalyticsConfig,
+    pub(super) store: Arc<RwLock<WindowStore>>,
+    pub(super) registry: Option<Arc<RegistryHandle>>,
+    /// The names of the registry tags the records carry.
+    pub(super) tags: Arc<TagNames>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) closed: watch::Sender<i64>,
+    /// Planned when analytics starts; without it windows close without history.
+    pub(super) rollup: Option<Rollup>,
+    /// Spans offered to the window being built, kept or not: they set the next one's share.
+    pub(super) offered_spans: usize,
+    /// The share of traces the window being built keeps.
+    pub(super) percentage: f64,
+}
+
+impl Windowing {
+    pub(super) async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
+        let window = self.config.window.as_nanos().max(1) as i64;
+        let start_of = |t: i64| t - t.rem_euclid(window);
+        let mut builder = WindowBuilder::keeping(start_of(now_nanos()), self.kept())
+            .tagged(Arc::clone(&self.tags))
+            .sampling(TraceSampler::percentage(self.percentage));
+        self.metrics.analytics_sampling_percentage.set(self.percentage);
+        let mut ticker = tokio::time::interval((self.config.window / 10).max(Duration::from_millis(10)));
+        loop {
+            tokio::select! {
+                received = queue.recv() => match received {
+                    Some(queued) => {
+                        builder = self.roll(builder, start_of(now_nanos()), window).await;
+                        if queued.request.signal() == Signal::Traces {
+                            self.offered_spans += queued.request.item_count();
+                        }
+                        if let Err(error) = builder.add(&queued.request) {
+                            tracing::warn!(%error, "Analytics left out records of a batch.");
+                        }
+                    }
+                    None => break,
+                },
+                _ = ticker.tick() => builder = self.roll(builder, start_of(now_nanos()), window).await,
+            }
+        }
+    }
+
+    pub(super) fn kept(&self) -> KeptColumns {
+        self.store.read().unwrap_or_else(|e| e.into_inner()).kept
+    }
+
+    /// Closes the current window when the clock has moved past it; the next one builds the
+    /// columns the detectors now read and keeps the share of traces that the closed one's
+    /// offered spans call for.
+    pub(super) async fn roll(&mut self, mut builder: WindowBuilder, current: i64, window: i64) -> WindowBuilder {
+        if builder.window_start() == current {
+            return builder;
+        }
+        let start = builder.window_start();
+        let sampling_percentage = self.percentage;
+        self.percentage = self.config.next_percentage(std::mem::take(&mut self.offered_spans));
+        self.metrics.analytics_sampling_percentage.set(self.percentage);
+        match builder.close(current, self.kept()) {
+            Ok(batches) => {
+                self.close(ClosedWindow {
+                    start,
+                    end: start + window,
+                    batches,
+                    sampling_percentage,
+                })
+                .await
+            }
+            Err(error) => tracing::error!(%error, "Could not build the analytics window; it is skipped."),
+        }
+        builder.sampling(TraceSampler::percentage(self.percentage))
+    }
+
+    pub(super) async fn close(&self, closed: ClosedWindow) {
+        let end = closed.end;
+        let rollup = match &self.rollup {
+            Some(rollup) => rollup.of(&closed).await,
+            None => None,
+        };
+        let integrations = self.registry.as_ref().map(|r| integrations_batch(&r.current()));
+        {
+            let mut store = self.store.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(rollup) = rollup {
+                store.history.push_back((closed.start, rollup));
+            }
+            store.windows.push_back(closed);
+            if let Some(Ok(integrations)) = integrations {
+                store.integrations = Some(integrations);
+            }
+            store.evict(
+                end - self.config.retention.as_nanos() as i64,
+                end - self.config.history_retention.as_nanos() as i64,
+                self.config.max_windows_mib.saturating_mul(1024 * 1024),
+            );
+            self.metrics.analytics_memory_bytes.set(store.memory_bytes() as i64);
+        }
+        let _ = self.closed.send(end);
+    }
+}
