@@ -4,6 +4,7 @@
 //!
 //! Non-destructive: the current name is added when missing, the original stays.
 
+use crate::otlp::semconv::Key;
 use crate::otlp::wire::{Attribute, NewValue};
 
 /// What another spelling of a GenAI attribute stands for.
@@ -17,28 +18,23 @@ enum Spelling {
     SpanKind,
 }
 
-/// The spelling `key` is, if it is one [`current_names`] reads. The keys differ in length,
-/// first or last byte, so those pick the one key to compare with, at a length the compiler
-/// knows: this runs for most attributes of every record (see [`is_other_spelling`]).
+/// The spelling `key` is, if it is one [`current_names`] reads.
 #[inline(always)]
-fn spelling(key: &[u8]) -> Option<Spelling> {
+fn spelling(key: Key) -> Option<Spelling> {
     use Spelling::{EntityName, Renamed, SpanKind};
-    Some(match (key.len(), *key.first()?, *key.last()?) {
-        (13, b'g', b'm') if key == b"gen_ai.system" => Renamed("gen_ai.provider.name"),
-        (12, b'l', b'r') if key == b"llm.provider" => Renamed("gen_ai.provider.name"),
-        (10, b'l', b'm') if key == b"llm.system" => Renamed("gen_ai.provider.name"),
+    Some(match key {
+        Key::GenAiSystem | Key::LlmProvider | Key::LlmSystem => Renamed("gen_ai.provider.name"),
         // OpenLLMetry before the GenAI conventions, and OpenInference.
-        (26, b'g', b's') if key == b"gen_ai.usage.prompt_tokens" => Renamed("gen_ai.usage.input_tokens"),
-        (23, b'l', b's') if key == b"llm.usage.prompt_tokens" => Renamed("gen_ai.usage.input_tokens"),
-        (22, b'l', b't') if key == b"llm.token_count.prompt" => Renamed("gen_ai.usage.input_tokens"),
-        (30, b'g', b's') if key == b"gen_ai.usage.completion_tokens" => Renamed("gen_ai.usage.output_tokens"),
-        (27, b'l', b's') if key == b"llm.usage.completion_tokens" => Renamed("gen_ai.usage.output_tokens"),
-        (26, b'l', b'n') if key == b"llm.token_count.completion" => Renamed("gen_ai.usage.output_tokens"),
-        (9, b't', b'e') if key == b"tool.name" => Renamed("gen_ai.tool.name"),
-        (14, b'l', b'e') if key == b"llm.model_name" => Renamed("gen_ai.request.model"),
-        (21, b't', b'e') if key == b"traceloop.entity.name" => EntityName,
-        (19, b't', b'd') if key == TRACELOOP_SPAN_KIND => SpanKind,
-        (23, b'o', b'd') if key == b"openinference.span.kind" => SpanKind,
+        Key::GenAiUsagePromptTokens | Key::LlmUsagePromptTokens | Key::LlmTokenCountPrompt => {
+            Renamed("gen_ai.usage.input_tokens")
+        }
+        Key::GenAiUsageCompletionTokens | Key::LlmUsageCompletionTokens | Key::LlmTokenCountCompletion => {
+            Renamed("gen_ai.usage.output_tokens")
+        }
+        Key::ToolName => Renamed("gen_ai.tool.name"),
+        Key::LlmModelName => Renamed("gen_ai.request.model"),
+        Key::TraceloopEntityName => EntityName,
+        Key::TraceloopSpanKind | Key::OpenInferenceSpanKind => SpanKind,
         _ => return None,
     })
 }
@@ -46,6 +42,12 @@ fn spelling(key: &[u8]) -> Option<Spelling> {
 /// Whether [`current_names`] reads `key`: a record without such keys has nothing to map.
 #[inline]
 pub fn is_other_spelling(key: &[u8]) -> bool {
+    Key::of(key).is_some_and(is_other)
+}
+
+/// [`is_other_spelling`] for a key already looked up.
+#[inline]
+pub fn is_other(key: Key) -> bool {
     spelling(key).is_some()
 }
 
@@ -56,7 +58,7 @@ const TRACELOOP_SPAN_KIND: &[u8; 19] = b"traceloop.span.kind";
 pub fn current_names<'a>(attributes: &[Attribute<'a>]) -> Vec<(&'static str, NewValue<'a>)> {
     let mut added: Vec<(&'static str, NewValue<'a>)> = Vec::new();
     for attribute in attributes {
-        let current = match spelling(attribute.key) {
+        let current = match Key::of(attribute.key).and_then(spelling) {
             Some(Spelling::Renamed(key)) => Some((key, NewValue::Encoded(attribute.value))),
             Some(Spelling::EntityName) => tool_name(attributes, attribute),
             Some(Spelling::SpanKind) => operation(attribute),

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 
-use crate::otlp::semconv::{Tag, TagNames};
+use crate::otlp::semconv::{Key, Tag, TagNames};
 use crate::otlp::wire::codec::put_attribute;
 use crate::otlp::wire::{Attribute, Edit, NewValue, Record, RecordKind, SPAN_KIND_CLIENT, Visitor};
 use crate::pipeline::Processor;
@@ -190,8 +190,10 @@ impl Visitor for Tagger<'_> {
         let mut has_tag_keys = false;
         let mut has_other_spellings = false;
         for attribute in attributes {
-            if !call.observe(attribute.key, || attribute.string_bytes()) {
-                has_other_spellings |= config.normalize_genai && genai::is_other_spelling(attribute.key);
+            if let Some(key) = Key::of(attribute.key)
+                && !call.observe_key(key, || attribute.string_bytes())
+            {
+                has_other_spellings |= config.normalize_genai && genai::is_other(key);
             }
             has_tag_keys |= self.enrich.names.has_prefix(attribute.key);
         }

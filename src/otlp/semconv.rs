@@ -1,5 +1,88 @@
-//! Attribute names fleetpipe writes on the records it tags (see `docs/architecture.md`,
-//! "Names on the wire").
+//! Attribute names: the semantic-convention keys fleetpipe reads, found by one lookup that
+//! enrichment, the integration matcher and analytics share ([`Key::of`]), and the names of
+//! the tags fleetpipe writes ([`TagNames`]; see `docs/architecture.md`, "Names on the wire").
+
+/// An attribute key fleetpipe reads: the OpenTelemetry semantic conventions' (GenAI, MCP,
+/// HTTP, RPC, messaging, database) and the other spellings of GenAI names that enrichment
+/// maps to them (deprecated names, OpenInference, OpenLLMetry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    GenAiOperationName,
+    GenAiToolName,
+    GenAiRequestModel,
+    GenAiProviderName,
+    GenAiUsageInputTokens,
+    GenAiUsageOutputTokens,
+    McpMethodName,
+    ServerAddress,
+    UrlFull,
+    PeerService,
+    RpcService,
+    MessagingDestinationName,
+    DbSystemName,
+    ErrorType,
+    HttpResponseStatusCode,
+    RpcGrpcStatusCode,
+    /// Other spellings, from here on.
+    GenAiSystem,
+    LlmProvider,
+    LlmSystem,
+    GenAiUsagePromptTokens,
+    LlmUsagePromptTokens,
+    LlmTokenCountPrompt,
+    GenAiUsageCompletionTokens,
+    LlmUsageCompletionTokens,
+    LlmTokenCountCompletion,
+    ToolName,
+    LlmModelName,
+    TraceloopEntityName,
+    TraceloopSpanKind,
+    OpenInferenceSpanKind,
+}
+
+impl Key {
+    /// The key `key` is, if fleetpipe reads it. Runs for every attribute of every record: the
+    /// keys differ in length, first or last byte, so those pick the one key to compare with,
+    /// a comparison of known length that the compiler writes as a few word loads rather than
+    /// a byte-by-byte `match` on whole keys (`cargo bench --bench enrich`).
+    #[inline(always)]
+    pub fn of(key: &[u8]) -> Option<Key> {
+        use Key::*;
+        Some(match (key.len(), *key.first()?, *key.last()?) {
+            (21, b'g', b'e') if key == b"gen_ai.operation.name" => GenAiOperationName,
+            (16, b'g', b'e') if key == b"gen_ai.tool.name" => GenAiToolName,
+            (20, b'g', b'l') if key == b"gen_ai.request.model" => GenAiRequestModel,
+            (20, b'g', b'e') if key == b"gen_ai.provider.name" => GenAiProviderName,
+            (25, b'g', b's') if key == b"gen_ai.usage.input_tokens" => GenAiUsageInputTokens,
+            (26, b'g', b's') if key == b"gen_ai.usage.output_tokens" => GenAiUsageOutputTokens,
+            (15, b'm', b'e') if key == b"mcp.method.name" => McpMethodName,
+            (14, b's', b's') if key == b"server.address" => ServerAddress,
+            (8, b'u', b'l') if key == b"url.full" => UrlFull,
+            (12, b'p', b'e') if key == b"peer.service" => PeerService,
+            (11, b'r', b'e') if key == b"rpc.service" => RpcService,
+            (26, b'm', b'e') if key == b"messaging.destination.name" => MessagingDestinationName,
+            (14, b'd', b'e') if key == b"db.system.name" => DbSystemName,
+            (10, b'e', b'e') if key == b"error.type" => ErrorType,
+            (25, b'h', b'e') if key == b"http.response.status_code" => HttpResponseStatusCode,
+            (20, b'r', b'e') if key == b"rpc.grpc.status_code" => RpcGrpcStatusCode,
+            (13, b'g', b'm') if key == b"gen_ai.system" => GenAiSystem,
+            (12, b'l', b'r') if key == b"llm.provider" => LlmProvider,
+            (10, b'l', b'm') if key == b"llm.system" => LlmSystem,
+            (26, b'g', b's') if key == b"gen_ai.usage.prompt_tokens" => GenAiUsagePromptTokens,
+            (23, b'l', b's') if key == b"llm.usage.prompt_tokens" => LlmUsagePromptTokens,
+            (22, b'l', b't') if key == b"llm.token_count.prompt" => LlmTokenCountPrompt,
+            (30, b'g', b's') if key == b"gen_ai.usage.completion_tokens" => GenAiUsageCompletionTokens,
+            (27, b'l', b's') if key == b"llm.usage.completion_tokens" => LlmUsageCompletionTokens,
+            (26, b'l', b'n') if key == b"llm.token_count.completion" => LlmTokenCountCompletion,
+            (9, b't', b'e') if key == b"tool.name" => ToolName,
+            (14, b'l', b'e') if key == b"llm.model_name" => LlmModelName,
+            (21, b't', b'e') if key == b"traceloop.entity.name" => TraceloopEntityName,
+            (19, b't', b'd') if key == b"traceloop.span.kind" => TraceloopSpanKind,
+            (23, b'o', b'd') if key == b"openinference.span.kind" => OpenInferenceSpanKind,
+            _ => return None,
+        })
+    }
+}
 
 /// The names of the registry tags: `<prefix>id`, `<prefix>name`, … on records, and the layer
 /// on resources. The enrich processor writes them; analytics reads them under the same names.
@@ -102,6 +185,57 @@ impl TagNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Guarantees: the keys are told apart by their whole name: a key one byte off, wherever
+    /// that byte is, is none of them.
+    #[test]
+    fn keys_are_found_by_their_exact_name() {
+        let names: &[&[u8]] = &[
+            b"gen_ai.operation.name",
+            b"gen_ai.tool.name",
+            b"gen_ai.request.model",
+            b"gen_ai.provider.name",
+            b"gen_ai.usage.input_tokens",
+            b"gen_ai.usage.output_tokens",
+            b"mcp.method.name",
+            b"server.address",
+            b"url.full",
+            b"peer.service",
+            b"rpc.service",
+            b"messaging.destination.name",
+            b"db.system.name",
+            b"error.type",
+            b"http.response.status_code",
+            b"rpc.grpc.status_code",
+            b"gen_ai.system",
+            b"llm.provider",
+            b"llm.system",
+            b"gen_ai.usage.prompt_tokens",
+            b"llm.usage.prompt_tokens",
+            b"llm.token_count.prompt",
+            b"gen_ai.usage.completion_tokens",
+            b"llm.usage.completion_tokens",
+            b"llm.token_count.completion",
+            b"tool.name",
+            b"llm.model_name",
+            b"traceloop.entity.name",
+            b"traceloop.span.kind",
+            b"openinference.span.kind",
+        ];
+        let mut found: Vec<Key> = Vec::new();
+        for name in names {
+            let key = Key::of(name).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(name)));
+            assert!(!found.contains(&key), "{key:?} twice");
+            found.push(key);
+            for at in 0..name.len() {
+                let mut near = name.to_vec();
+                near[at] ^= 0x20;
+                assert_eq!(Key::of(&near), None, "{}", String::from_utf8_lossy(&near));
+            }
+        }
+        assert_eq!(Key::of(b""), None);
+        assert_eq!(Key::of(b"service.name"), None);
+    }
 
     /// Guarantees: tags are found under any prefix, and only their exact names are.
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::HashMap as StdHashMap;
 
 use super::model::Integration;
+use crate::otlp::semconv::Key;
 
 /// Lookups run for every record with a tool name or host, on strings the sender chose; the
 /// maps hold only registry entries, so a fast seeded hash is enough (SipHash was a third of
@@ -52,26 +53,26 @@ impl<'a> ObservedCall<'a> {
     /// Takes note of attribute `key` when it is one that can name an integration, and says
     /// whether it was; `value` (the bytes of the attribute's value, if it is a string) is read
     /// only then. Of an attribute given twice, the later string counts.
-    ///
-    /// Runs for every attribute of every record. The keys differ in length, first or last
-    /// byte, so those pick the one key to compare with, at a length the compiler knows: a
-    /// `match` on whole keys compared them byte by byte.
     #[inline]
     pub fn observe(&mut self, key: &[u8], value: impl FnOnce() -> Option<&'a [u8]>) -> bool {
-        let (Some(&first), Some(&last)) = (key.first(), key.last()) else {
-            return false;
-        };
-        let slot = match (key.len(), first, last) {
-            (21, b'g', b'e') if key == b"gen_ai.operation.name" => &mut self.operation,
-            (15, b'm', b'e') if key == b"mcp.method.name" => &mut self.mcp_method,
-            (16, b'g', b'e') if key == b"gen_ai.tool.name" => &mut self.text[TOOL],
-            (14, b's', b's') if key == b"server.address" => &mut self.text[SERVER_ADDRESS],
-            (8, b'u', b'l') if key == b"url.full" => &mut self.text[URL],
-            (20, b'g', b'e') if key == b"gen_ai.provider.name" => &mut self.text[PROVIDER],
-            (12, b'p', b'e') if key == b"peer.service" => &mut self.text[SERVICES],
-            (11, b'r', b'e') if key == b"rpc.service" => &mut self.text[SERVICES + 1],
-            (26, b'm', b'e') if key == b"messaging.destination.name" => &mut self.text[SERVICES + 2],
-            (14, b'd', b'e') if key == b"db.system.name" => &mut self.text[SERVICES + 3],
+        Key::of(key).is_some_and(|key| self.observe_key(key, value))
+    }
+
+    /// [`ObservedCall::observe`] for a key already looked up, as enrichment does once per
+    /// attribute for every reader of it.
+    #[inline]
+    pub fn observe_key(&mut self, key: Key, value: impl FnOnce() -> Option<&'a [u8]>) -> bool {
+        let slot = match key {
+            Key::GenAiOperationName => &mut self.operation,
+            Key::McpMethodName => &mut self.mcp_method,
+            Key::GenAiToolName => &mut self.text[TOOL],
+            Key::ServerAddress => &mut self.text[SERVER_ADDRESS],
+            Key::UrlFull => &mut self.text[URL],
+            Key::GenAiProviderName => &mut self.text[PROVIDER],
+            Key::PeerService => &mut self.text[SERVICES],
+            Key::RpcService => &mut self.text[SERVICES + 1],
+            Key::MessagingDestinationName => &mut self.text[SERVICES + 2],
+            Key::DbSystemName => &mut self.text[SERVICES + 3],
             _ => return false,
         };
         keep(slot, value());

@@ -9,7 +9,7 @@ use prost::Message;
 
 use super::builders::*;
 use crate::otlp::fields;
-use crate::otlp::semconv::{Tag, TagNames};
+use crate::otlp::semconv::{Key, Tag, TagNames};
 use crate::otlp::wire::codec::{AnyValueRef, Attribute, Field as WireField, Malformed, fields};
 
 /// The attributes a record table lifts into typed columns, by slot: the context columns
@@ -17,25 +17,22 @@ use crate::otlp::wire::codec::{AnyValueRef, Attribute, Field as WireField, Malfo
 pub(super) const CONTEXT_SLOTS: usize = 7;
 pub(super) const LIFTED_SLOTS: usize = CONTEXT_SLOTS + 11;
 
-/// The slot of a lifted attribute key. The keys differ in length, first or last byte, so
-/// those pick the one key to compare with, a comparison of known length that the compiler
-/// writes as a few word loads rather than a byte-by-byte `match` on whole keys
-/// (`cargo bench --bench analytics`). The registry tags, named as configured, are found by
+/// The slot of a lifted attribute key; the registry tags, named as configured, are found by
 /// [`TagNames::tag`].
 #[inline]
 pub(super) fn lifted_slot(key: &[u8]) -> Option<usize> {
-    Some(match (key.len(), key.first()?, key.last()?) {
-        (21, b'g', b'e') if key == b"gen_ai.operation.name" => 7,
-        (16, b'g', b'e') if key == b"gen_ai.tool.name" => 8,
-        (20, b'g', b'l') if key == b"gen_ai.request.model" => 9,
-        (20, b'g', b'e') if key == b"gen_ai.provider.name" => 10,
-        (15, b'm', b'e') if key == b"mcp.method.name" => 11,
-        (14, b's', b's') if key == b"server.address" => 12,
-        (10, b'e', b'e') if key == b"error.type" => 13,
-        (25, b'g', b's') if key == b"gen_ai.usage.input_tokens" => 14,
-        (26, b'g', b's') if key == b"gen_ai.usage.output_tokens" => 15,
-        (25, b'h', b'e') if key == b"http.response.status_code" => 16,
-        (20, b'r', b'e') if key == b"rpc.grpc.status_code" => 17,
+    Some(match Key::of(key)? {
+        Key::GenAiOperationName => 7,
+        Key::GenAiToolName => 8,
+        Key::GenAiRequestModel => 9,
+        Key::GenAiProviderName => 10,
+        Key::McpMethodName => 11,
+        Key::ServerAddress => 12,
+        Key::ErrorType => 13,
+        Key::GenAiUsageInputTokens => 14,
+        Key::GenAiUsageOutputTokens => 15,
+        Key::HttpResponseStatusCode => 16,
+        Key::RpcGrpcStatusCode => 17,
         _ => return None,
     })
 }
