@@ -57,7 +57,7 @@ impl Encoder for RawEncoder {
 
 /// The buffer tonic reads each message into, and grows by. Its default, 8 KiB, is smaller
 /// than an agent's usual export (a 100-span request is about 32 KiB): the buffer was grown and
-/// copied before every such request could be read, 3 % of forwarding's instructions.
+/// copied before every such request could be read (`benches/process_instructions.sh`).
 const MESSAGE_BUFFER_BYTES: usize = 64 * 1024;
 /// tonic's default; it only batches the messages of streaming calls.
 const YIELD_THRESHOLD_BYTES: usize = 32 * 1024;

@@ -8,7 +8,7 @@ use fleetpipe::enrich::{Enrich, EnrichConfig};
 use fleetpipe::registry::{AgentLayers, RegistryConfig, RegistryHandle};
 use fleetpipe::telemetry::metrics::Metrics;
 
-pub fn enricher() -> Enrich {
+pub(crate) fn enricher() -> Enrich {
     let config = RegistryConfig {
         path: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operating-model/CONFIG.yaml"),
         reload_interval: Duration::from_secs(60),

@@ -44,7 +44,7 @@ impl WebhookConfig {
 }
 
 /// The JSON body: the detector and its findings.
-pub fn body(detector: &Detector, findings: &[Finding]) -> serde_json::Value {
+pub(super) fn body(detector: &Detector, findings: &[Finding]) -> serde_json::Value {
     let findings: Vec<serde_json::Value> = findings
         .iter()
         .map(|f| {
@@ -71,7 +71,7 @@ pub fn body(detector: &Detector, findings: &[Finding]) -> serde_json::Value {
 }
 
 /// POSTs `body`, retrying retryable failures with a doubling wait; logs the outcome.
-pub async fn post(client: reqwest::Client, hook: WebhookConfig, body: serde_json::Value) {
+pub(super) async fn post(client: reqwest::Client, hook: WebhookConfig, body: serde_json::Value) {
     let mut wait = Duration::from_millis(200);
     for attempt in 1..=hook.attempts.max(1) {
         let mut request = client.post(hook.url.clone()).json(&body);

@@ -7,7 +7,7 @@ use super::QueryFormat;
 use super::components::Config;
 use crate::analytics::query::Rows;
 
-pub async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
+pub(super) async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
     crate::export::install_crypto_provider();
     let url = format!("{}/query", endpoint.trim_end_matches('/'));
     let response = reqwest::Client::new()
@@ -50,7 +50,7 @@ pub async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyhow::Resu
 
 /// Runs the checks of every exporter that reads more than its settings (analytics plans its
 /// detectors), once each; prints what each checked, or fails listing every problem.
-pub async fn check_exporters(config: &Config) -> anyhow::Result<()> {
+pub(super) async fn check_exporters(config: &Config) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for (name, exporter) in &config.exporters {
         match exporter.check().await {

@@ -19,7 +19,7 @@ use crate::registry::{Registry, RegistryConfig, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
 
 /// Where the registry and the enrich settings come from: `--registry` wins over the config.
-pub struct Source {
+pub(super) struct Source {
     pub config: Option<PathBuf>,
     pub registry: Option<PathBuf>,
 }
@@ -48,7 +48,7 @@ impl Source {
 }
 
 /// Prints the registry as a table.
-pub fn show(source: &Source) -> anyhow::Result<()> {
+pub(super) fn show(source: &Source) -> anyhow::Result<()> {
     let (config, _) = source.resolve()?;
     let registry = Registry::load(&config.path, &config.agents)?;
     print!("{}", table(&registry));
@@ -117,7 +117,7 @@ fn table(registry: &Registry) -> String {
 
 /// Explains which integration and layer attributes resolve to. `pairs` are `key=value`;
 /// without them an OTLP/JSON span, or a whole traces request, is read from stdin.
-pub fn explain(source: &Source, pairs: &[String]) -> anyhow::Result<()> {
+pub(super) fn explain(source: &Source, pairs: &[String]) -> anyhow::Result<()> {
     let (config, enrich_config) = source.resolve()?;
     let metrics = Arc::new(Metrics::new());
     let handle = RegistryHandle::load(&config, &metrics)?;
@@ -256,7 +256,7 @@ fn show_value(value: Option<&AnyValue>) -> String {
 }
 
 /// Loads the registry of a configuration the way `run` does, for `validate`.
-pub fn check(config: &Config) -> anyhow::Result<()> {
+pub(super) fn check(config: &Config) -> anyhow::Result<()> {
     if let Some(registry) = &config.registry {
         Registry::load(&registry.path, &registry.agents)?;
     }

@@ -22,7 +22,7 @@ use crate::server::{self, ServerLimits};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::{self, Health};
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     telemetry::init_logging(&config.service.telemetry.logs);
     export::install_crypto_provider();
     let metrics = Arc::new(Metrics::new());

@@ -7,7 +7,7 @@ use serde_yaml::Value;
 
 /// Replaces references in every string of `value`; returns `(key path, message)` for each
 /// reference that cannot be resolved.
-pub fn substitute(
+pub(super) fn substitute(
     value: &mut Value,
     path: &mut Vec<String>,
     lookup: &dyn Fn(&str) -> Option<String>,

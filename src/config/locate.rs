@@ -4,7 +4,7 @@
 /// The 1-based line of the deepest element of `path` found in `text`; `None` when not even the
 /// first is there. A numeric segment selects a list item (`integrations.itsm.1.id`). Flow-style
 /// collections (`{a: 1}`, `[x, y]`) are located at their parent key.
-pub fn line_of(text: &str, path: &[&str]) -> Option<usize> {
+pub(crate) fn line_of(text: &str, path: &[&str]) -> Option<usize> {
     let mut matched_indents: Vec<usize> = Vec::new();
     let mut child_indent: Option<usize> = None;
     let mut item_index = 0usize;

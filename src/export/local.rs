@@ -10,20 +10,20 @@ use super::config::{DebugExporterConfig, FileExporterConfig, Verbosity};
 use super::error::ExportError;
 use crate::otlp::Payload;
 
-pub struct DebugSender {
+pub(super) struct DebugSender {
     name: String,
     verbosity: Verbosity,
 }
 
 impl DebugSender {
-    pub fn new(name: &str, config: &DebugExporterConfig) -> DebugSender {
+    pub(super) fn new(name: &str, config: &DebugExporterConfig) -> DebugSender {
         DebugSender {
             name: name.to_owned(),
             verbosity: config.verbosity,
         }
     }
 
-    pub fn send(&self, payload: &Payload) {
+    pub(super) fn send(&self, payload: &Payload) {
         let signal = payload.signal().as_str();
         let items = payload.item_count();
         match self.verbosity {
@@ -38,7 +38,7 @@ impl DebugSender {
     }
 }
 
-pub struct FileSender {
+pub(super) struct FileSender {
     path: PathBuf,
     max_bytes: u64,
     max_backups: usize,
@@ -46,7 +46,7 @@ pub struct FileSender {
 }
 
 impl FileSender {
-    pub fn new(config: &FileExporterConfig) -> FileSender {
+    pub(super) fn new(config: &FileExporterConfig) -> FileSender {
         FileSender {
             path: config.path.clone(),
             max_bytes: config.rotation.max_megabytes.saturating_mul(1024 * 1024),
@@ -57,7 +57,7 @@ impl FileSender {
 
     /// Appends the batch as one OTLP/JSON line, rotating first when the file is full. Writes
     /// are small and sequential, so they run on the async task rather than a blocking pool.
-    pub async fn send(&self, payload: &Payload) -> Result<(), ExportError> {
+    pub(super) async fn send(&self, payload: &Payload) -> Result<(), ExportError> {
         let mut line = payload.encode_json();
         line.push(b'\n');
         let mut guard = self.file.lock().await;

@@ -20,7 +20,7 @@ use super::config::OtlpExporterConfig;
 use super::error::ExportError;
 use crate::otlp::{ExportResponse, Rejected, Signal};
 
-pub struct OtlpGrpcSender {
+pub(super) struct OtlpGrpcSender {
     channel: Channel,
     headers: HeaderMap,
     body_format: BodyFormat,
@@ -28,7 +28,7 @@ pub struct OtlpGrpcSender {
 }
 
 impl OtlpGrpcSender {
-    pub fn new(config: &OtlpExporterConfig) -> Result<OtlpGrpcSender, ExportError> {
+    pub(super) fn new(config: &OtlpExporterConfig) -> Result<OtlpGrpcSender, ExportError> {
         let setup = |e: &dyn std::fmt::Display| ExportError::Setup(e.to_string());
         let mut endpoint = Endpoint::from_shared(config.endpoint.to_string())
             .map_err(|e| setup(&e))?
@@ -66,13 +66,13 @@ impl OtlpGrpcSender {
         })
     }
 
-    pub fn body_format(&self) -> BodyFormat {
+    pub(super) fn body_format(&self) -> BodyFormat {
         self.body_format
     }
 
     /// One attempt with a body made by [`Self::body_format`]; returns what the destination
     /// rejected through `partial_success`.
-    pub async fn send(&self, signal: Signal, body: Bytes) -> Result<Option<Rejected>, ExportError> {
+    pub(super) async fn send(&self, signal: Signal, body: Bytes) -> Result<Option<Rejected>, ExportError> {
         let mut request = http::Request::builder()
             .method(Method::POST)
             .uri(format!("/{}/Export", signal.grpc_service()))

@@ -15,7 +15,7 @@ use crate::otlp::{ExportResponse, Rejected, Signal};
 /// Longest part of an error body kept in logs.
 const ERROR_BODY_LIMIT: usize = 512;
 
-pub struct OtlpHttpSender {
+pub(super) struct OtlpHttpSender {
     client: reqwest::Client,
     traces: Url,
     metrics: Url,
@@ -25,7 +25,7 @@ pub struct OtlpHttpSender {
 }
 
 impl OtlpHttpSender {
-    pub fn new(config: &OtlpExporterConfig) -> Result<OtlpHttpSender, ExportError> {
+    pub(super) fn new(config: &OtlpExporterConfig) -> Result<OtlpHttpSender, ExportError> {
         let mut builder = reqwest::Client::builder().timeout(config.timeout);
         if let Some(ca_file) = &config.tls.ca_file {
             let pem = std::fs::read(ca_file).map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
@@ -55,13 +55,13 @@ impl OtlpHttpSender {
         })
     }
 
-    pub fn body_format(&self) -> BodyFormat {
+    pub(super) fn body_format(&self) -> BodyFormat {
         self.body_format
     }
 
     /// One attempt with a body made by [`Self::body_format`]; returns what the destination
     /// rejected through `partial_success`.
-    pub async fn send(&self, signal: Signal, body: Bytes) -> Result<Option<Rejected>, ExportError> {
+    pub(super) async fn send(&self, signal: Signal, body: Bytes) -> Result<Option<Rejected>, ExportError> {
         let url = match signal {
             Signal::Traces => &self.traces,
             Signal::Metrics => &self.metrics,

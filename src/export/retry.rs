@@ -5,14 +5,14 @@ use std::time::Duration;
 use crate::export::config::RetryConfig;
 
 /// The waits between attempts of one batch.
-pub struct Backoff<'a> {
+pub(super) struct Backoff<'a> {
     config: &'a RetryConfig,
     next: Duration,
     waited: Duration,
 }
 
 impl<'a> Backoff<'a> {
-    pub fn new(config: &'a RetryConfig) -> Backoff<'a> {
+    pub(super) fn new(config: &'a RetryConfig) -> Backoff<'a> {
         Backoff {
             config,
             next: config.initial_interval,
@@ -22,7 +22,7 @@ impl<'a> Backoff<'a> {
 
     /// The wait before the next attempt, or `None` when retrying must stop. A hint from the
     /// destination replaces the computed wait, as the OTLP specification asks.
-    pub fn next_wait(&mut self, hint: Option<Duration>) -> Option<Duration> {
+    pub(super) fn next_wait(&mut self, hint: Option<Duration>) -> Option<Duration> {
         if !self.config.enabled {
             return None;
         }

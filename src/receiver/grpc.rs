@@ -23,7 +23,7 @@ use crate::compression::{DecompressError, Encoding};
 use crate::grpc_codec;
 use crate::otlp::Signal;
 
-pub fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
+pub(super) fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
     let mut router = Router::new().fallback(unimplemented);
     for signal in Signal::ALL {
         let method = ExportMethod {

@@ -30,7 +30,7 @@ struct HttpState {
     read_timeout: Duration,
 }
 
-pub fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
+pub(super) fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
     let state = HttpState { ingest, read_timeout };
     let mut router = Router::new();
     for signal in Signal::ALL {

@@ -8,8 +8,8 @@ use super::model::Integration;
 use crate::otlp::semconv::Key;
 
 /// Lookups run for every record with a tool name or host, on strings the sender chose; the
-/// maps hold only registry entries, so a fast seeded hash is enough (SipHash was a third of
-/// the matcher's time).
+/// maps hold only registry entries, so a fast seeded hash is enough (`cargo bench --bench
+/// enrich`, `enriched_*/1000`).
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 /// The attributes of a span, data point or log record that can name an integration.

@@ -12,14 +12,14 @@ use crate::config::ConfigIssue;
 
 /// What a `CONFIG.yaml` gives fleetpipe.
 #[derive(Debug, Clone, Default)]
-pub struct RegistryFile {
+pub(super) struct RegistryFile {
     pub integrations: Vec<Integration>,
     /// `agents.layers`: `service.name` / `gen_ai.agent.name` glob → layer, in file order.
     pub agent_layers: Vec<(String, Layer)>,
 }
 
 /// Parses `text`; every problem is returned, each with its key path and line.
-pub fn parse(text: &str) -> Result<RegistryFile, Vec<ConfigIssue>> {
+pub(super) fn parse(text: &str) -> Result<RegistryFile, Vec<ConfigIssue>> {
     let mut parser = Parser {
         text,
         issues: Vec::new(),

@@ -34,7 +34,7 @@ fn id_bytes() -> [u8; 8] {
     (z ^ (z >> 31)).to_be_bytes()
 }
 
-pub fn string(key: &str, value: &str) -> KeyValue {
+pub(crate) fn string(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
@@ -44,7 +44,7 @@ pub fn string(key: &str, value: &str) -> KeyValue {
     }
 }
 
-pub fn int(key: &str, value: i64) -> KeyValue {
+pub(crate) fn int(key: &str, value: i64) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
@@ -92,7 +92,7 @@ fn scope() -> InstrumentationScope {
 
 /// A trace of an agent turn: one `invoke_agent` root and `spans - 1` tool and model calls, with
 /// every span field set so that round trips compare everything.
-pub fn agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
+pub(crate) fn agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
     let trace_id = [id_bytes(), id_bytes()].concat();
     let root_id = id_bytes().to_vec();
     let start = 1_700_000_000_000_000_000u64 + next_id();
@@ -192,7 +192,7 @@ fn number_point(value: f64, at: u64) -> NumberDataPoint {
 }
 
 /// One metric of each kind: gauge, sum, histogram, exponential histogram and summary.
-pub fn all_metric_kinds(service: &str) -> ExportMetricsServiceRequest {
+pub(crate) fn all_metric_kinds(service: &str) -> ExportMetricsServiceRequest {
     let at = 1_700_000_000_000_000_000u64 + next_id();
     let metric = |name: &str, data| Metric {
         name: name.into(),
@@ -307,7 +307,7 @@ pub fn all_metric_kinds(service: &str) -> ExportMetricsServiceRequest {
 }
 
 /// `records` log records of an agent, correlated with a trace.
-pub fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
+pub(crate) fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
     let at = 1_700_000_000_000_000_000u64 + next_id();
     let trace_id = [id_bytes(), id_bytes()].concat();
     let log_records = (0..records)
@@ -344,7 +344,7 @@ pub fn agent_logs(service: &str, records: usize) -> ExportLogsServiceRequest {
 }
 
 /// One span of `kind` with string attributes, for attribution tests.
-pub fn span(name: &str, kind: SpanKind, attributes: &[(&str, &str)]) -> Span {
+pub(crate) fn span(name: &str, kind: SpanKind, attributes: &[(&str, &str)]) -> Span {
     Span {
         trace_id: [id_bytes(), id_bytes()].concat(),
         span_id: id_bytes().to_vec(),
@@ -358,7 +358,7 @@ pub fn span(name: &str, kind: SpanKind, attributes: &[(&str, &str)]) -> Span {
 }
 
 /// A traces request of `spans` under one resource with string attributes.
-pub fn traces(resource_attributes: &[(&str, &str)], spans: Vec<Span>) -> ExportTraceServiceRequest {
+pub(crate) fn traces(resource_attributes: &[(&str, &str)], spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
@@ -411,7 +411,7 @@ fn hex(bytes: &[u8]) -> String {
 /// semantic conventions require or recommend (no opt-in content), in three instrumentation
 /// scopes. Two spans in three call the Jira tool; unlike [`agent_trace`], spans carry no
 /// events or links, as most do not.
-pub fn semconv_agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
+pub(crate) fn semconv_agent_trace(service: &str, spans: usize) -> ExportTraceServiceRequest {
     let trace_id = [id_bytes(), id_bytes()].concat();
     let root_id = id_bytes().to_vec();
     let conversation = hex(&[id_bytes(), id_bytes()].concat());

@@ -2,8 +2,8 @@
 //! clients and request builders.
 #![allow(dead_code)]
 
-pub mod fixtures;
-pub mod sink;
+pub(crate) mod fixtures;
+pub(crate) mod sink;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,18 +18,18 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 
 /// An HTTP client; fleetpipe's TLS provider is installed first, as the binary does.
-pub fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     fleetpipe::export::install_crypto_provider();
     reqwest::Client::new()
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
 
 /// A fleetpipe process started from the built binary with a config written for the test.
-pub struct Fleetpipe {
+pub(crate) struct Fleetpipe {
     child: Child,
     pub grpc: SocketAddr,
     pub http: SocketAddr,
@@ -41,7 +41,7 @@ pub struct Fleetpipe {
 
 /// A config with the OTLP receiver on both transports and three pipelines ending in
 /// `exporters` (YAML under `exporters:`), listed in `exporter_names`.
-pub fn pipeline_config(exporters: &str, exporter_names: &[&str], batch: bool) -> String {
+pub(crate) fn pipeline_config(exporters: &str, exporter_names: &[&str], batch: bool) -> String {
     let processors = if batch { "[batch]" } else { "[]" };
     let names = exporter_names.join(", ");
     let exporters = indent(exporters, 2);
@@ -69,7 +69,7 @@ service:
 }
 
 /// An `otlp` exporter to `endpoint` with quick retries, as YAML for [`pipeline_config`].
-pub fn otlp_exporter(name: &str, endpoint: &str) -> String {
+pub(crate) fn otlp_exporter(name: &str, endpoint: &str) -> String {
     format!(
         "{name}:
   endpoint: {endpoint}
@@ -85,7 +85,7 @@ fn indent(text: &str, spaces: usize) -> String {
 }
 
 /// fleetpipe forwarding every signal to `sink` over OTLP/gRPC, with or without batching.
-pub async fn forwarding_to(sink: &sink::Sink, batch: bool) -> Fleetpipe {
+pub(crate) async fn forwarding_to(sink: &sink::Sink, batch: bool) -> Fleetpipe {
     Fleetpipe::start(&pipeline_config(
         &otlp_exporter("otlp", &sink.endpoint()),
         &["otlp"],
@@ -95,14 +95,14 @@ pub async fn forwarding_to(sink: &sink::Sink, batch: bool) -> Fleetpipe {
 }
 
 /// Lowercase hex, as OTLP/JSON writes trace and span ids.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Fleetpipe {
     /// Starts fleetpipe with `template`, where `@GRPC@`, `@HTTP@`, `@HEALTH@` and `@METRICS@`
     /// become free loopback addresses, and waits until `/readyz` answers 200.
-    pub async fn start(template: &str) -> Fleetpipe {
+    pub(crate) async fn start(template: &str) -> Fleetpipe {
         // Free ports are picked then released, so another process may take one first: retry.
         for _ in 0..4 {
             if let Some(fleetpipe) = Fleetpipe::try_start(template).await {
@@ -166,16 +166,16 @@ impl Fleetpipe {
         panic!("fleetpipe not ready after 20s:\n{}", self.log());
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn grpc_endpoint(&self) -> String {
+    pub(crate) fn grpc_endpoint(&self) -> String {
         format!("http://{}", self.grpc)
     }
 
     /// The `/metrics` text.
-    pub async fn metrics_text(&self) -> String {
+    pub(crate) async fn metrics_text(&self) -> String {
         let url = format!("http://{}/metrics", self.metrics);
         http_client()
             .get(url)
@@ -188,12 +188,12 @@ impl Fleetpipe {
     }
 
     /// The sum of the samples of `name` whose labels contain every `label="value"` given.
-    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+    pub(crate) async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
         metric_sum(&self.metrics_text().await, name, labels)
     }
 
     /// Sends SIGTERM and waits for the exit.
-    pub async fn terminate(mut self) -> (ExitStatus, String) {
+    pub(crate) async fn terminate(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         assert!(status.success());
@@ -214,7 +214,7 @@ impl Drop for Fleetpipe {
     }
 }
 
-pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+pub(crate) fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter(|l| labels.iter().all(|label| l.contains(label)))
@@ -223,7 +223,7 @@ pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
 }
 
 /// Sends one request over OTLP/gRPC, optionally compressed.
-pub async fn grpc_send(
+pub(crate) async fn grpc_send(
     endpoint: &str,
     payload: Payload,
     compression: Option<CompressionEncoding>,
@@ -252,7 +252,7 @@ pub async fn grpc_send(
 }
 
 /// Sends over gRPC, retrying while fleetpipe answers UNAVAILABLE, as an OTLP client does.
-pub async fn grpc_send_retrying(endpoint: &str, payload: Payload) {
+pub(crate) async fn grpc_send_retrying(endpoint: &str, payload: Payload) {
     for _ in 0..600 {
         match grpc_send(endpoint, payload.clone(), None).await {
             Ok(_) => return,
@@ -267,13 +267,13 @@ pub async fn grpc_send_retrying(endpoint: &str, payload: Payload) {
 
 /// OTLP/HTTP body encodings for [`http_send`].
 #[derive(Debug, Clone, Copy)]
-pub enum Body {
+pub(crate) enum Body {
     Protobuf,
     Json,
 }
 
 /// Posts one request over OTLP/HTTP; returns the response.
-pub async fn http_send(base: SocketAddr, payload: &Payload, body: Body, gzip: bool) -> reqwest::Response {
+pub(crate) async fn http_send(base: SocketAddr, payload: &Payload, body: Body, gzip: bool) -> reqwest::Response {
     let (content_type, bytes) = match body {
         Body::Protobuf => ("application/x-protobuf", payload.encode_protobuf().to_vec()),
         Body::Json => ("application/json", payload.encode_json()),
@@ -291,6 +291,6 @@ pub async fn http_send(base: SocketAddr, payload: &Payload, body: Body, gzip: bo
 }
 
 /// All three signals' item counts at a sink, for compact assertions.
-pub fn counts(sink: &sink::Sink) -> [usize; 3] {
+pub(crate) fn counts(sink: &sink::Sink) -> [usize; 3] {
     Signal::ALL.map(|s| sink.item_count(s))
 }

@@ -20,7 +20,7 @@ use tonic::{Code, Request, Response, Status};
 
 /// How the sink answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behaviour {
+pub(crate) enum Behaviour {
     Accept,
     /// Answers `code` to every other request, starting with the first.
     FailEveryOther(Code),
@@ -39,14 +39,14 @@ struct State {
 
 /// A recording OTLP/gRPC server on an ephemeral loopback port.
 #[derive(Clone)]
-pub struct Sink {
+pub(crate) struct Sink {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
     stop: Arc<Mutex<Option<oneshot::Sender<()>>>>,
 }
 
 impl Sink {
-    pub async fn start() -> Sink {
+    pub(crate) async fn start() -> Sink {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("sink addr");
         let sink = Sink {
@@ -58,12 +58,12 @@ impl Sink {
         sink
     }
 
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// Starts serving again on the sink's address after [`Sink::stop`].
-    pub async fn serve(&self) {
+    pub(crate) async fn serve(&self) {
         let listener = loop {
             match tokio::net::TcpListener::bind(self.addr).await {
                 Ok(listener) => break listener,
@@ -100,25 +100,25 @@ impl Sink {
     }
 
     /// Stops listening; clients see connection refused until [`Sink::serve`].
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(stop) = self.stop.lock().expect("lock").take() {
             let _ = stop.send(());
         }
     }
 
-    pub fn set(&self, behaviour: Behaviour) {
+    pub(crate) fn set(&self, behaviour: Behaviour) {
         self.state.lock().expect("lock").behaviour = Some(behaviour);
     }
 
-    pub fn received(&self) -> Vec<Payload> {
+    pub(crate) fn received(&self) -> Vec<Payload> {
         self.state.lock().expect("lock").received.clone()
     }
 
-    pub fn attempts(&self) -> usize {
+    pub(crate) fn attempts(&self) -> usize {
         self.state.lock().expect("lock").attempts
     }
 
-    pub fn item_count(&self, signal: Signal) -> usize {
+    pub(crate) fn item_count(&self, signal: Signal) -> usize {
         self.received()
             .iter()
             .filter(|p| p.signal() == signal)
@@ -127,7 +127,7 @@ impl Sink {
     }
 
     /// Waits until `signal` items reached `count`, or panics after `within`.
-    pub async fn wait_for(&self, signal: Signal, count: usize, within: Duration) {
+    pub(crate) async fn wait_for(&self, signal: Signal, count: usize, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let have = self.item_count(signal);

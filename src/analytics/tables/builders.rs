@@ -27,8 +27,8 @@ pub(super) const HEX_PAIRS: [[u8; 2]; 256] = {
     pairs
 };
 
-/// The lowercase hex digits of up to 32 bytes, one table lookup a byte (shifting and masking
-/// each byte for its two digits made an id cost a third more).
+/// The lowercase hex digits of up to 32 bytes, one table lookup a byte rather than shifting
+/// and masking each byte for its two digits (`cargo bench --bench analytics decode_to_arrow_rows`).
 pub(super) fn hex_digits<'b>(bytes: &[u8], buffer: &'b mut [u8; 64]) -> &'b [u8] {
     for (pair, byte) in buffer.chunks_exact_mut(2).zip(bytes) {
         pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
@@ -48,8 +48,8 @@ pub(super) fn write_hex(out: &mut impl std::fmt::Write, bytes: &[u8]) -> std::fm
 }
 
 /// A column of ids in lowercase hex. The digits go in as bytes and the column is checked as
-/// UTF-8 once a batch: checking each id on its own was a fifth of writing it, and ids are
-/// written up to three times a span.
+/// UTF-8 once a batch rather than each id on its own: ids are written up to three times a
+/// span (`cargo bench --bench analytics decode_to_arrow_rows`).
 pub(super) struct IdColumn(BinaryBuilder);
 
 impl IdColumn {
@@ -87,13 +87,6 @@ pub(super) fn utf8_if(kept: bool, bytes: &[u8], field: u32) -> Result<&str, Malf
     }
 }
 
-/// Appends to the builder of a column the window builds; nothing otherwise.
-pub(super) fn append_if<B>(kept: bool, builder: &mut B, append: impl FnOnce(&mut B)) {
-    if kept {
-        append(builder);
-    }
-}
-
 pub(super) fn append_non_empty(builder: &mut StringBuilder, text: &str) {
     builder.append_option((!text.is_empty()).then_some(text));
 }
@@ -101,7 +94,7 @@ pub(super) fn append_non_empty(builder: &mut StringBuilder, text: &str) {
 /// Finishing a builder into a column leaves in its place one with room for a whole batch
 /// (`CHUNK_ROWS`) at the sizes per row it just held: consecutive batches of a stream are
 /// alike, and a builder that grows by doubling copies its column several times over while it
-/// fills (7% of the conversion). Only a table's first batch grows.
+/// fills (`cargo bench --bench analytics decode_to_arrow_rows`). Only a table's first batch grows.
 pub(super) trait FinishSized {
     fn finish_sized(&mut self) -> ArrayRef;
 }
@@ -150,92 +143,163 @@ impl FinishSized for MapBuilder<StringBuilder, StringBuilder> {
     }
 }
 
-/// Builders shared by the three record tables.
-pub(super) struct ContextColumns {
-    pub(super) strings: Vec<StringBuilder>,
-    pub(super) registered: BooleanBuilder,
-    pub(super) attributes: MapBuilder<StringBuilder, StringBuilder>,
-    /// Whether `strings`, `registered` and `attributes` are built.
-    pub(super) kept_strings: [bool; 9],
-    pub(super) kept_registered: bool,
-    pub(super) kept_attributes: bool,
+/// One column of a record table: its name in the table's schema, whether windows build it
+/// now, and its builder. Appending to a column that is not built does nothing.
+pub(super) struct Column<B> {
+    name: &'static str,
+    kept: bool,
+    pub(super) builder: B,
 }
 
-/// The columns of `ContextColumns::strings`, in order.
-pub(super) const CONTEXT_STRINGS: [&str; 9] = [
-    "service_name",
-    "agent",
-    "layer",
-    "integration_id",
-    "integration_name",
-    "integration_category",
-    "integration_kind",
-    "integration_connection",
-    "integration_target",
-];
+/// A finished column with its name in the table's schema.
+pub(super) type Named = (&'static str, ArrayRef);
 
-pub(super) fn time_builder() -> TimestampNanosecondBuilder {
-    TimestampNanosecondBuilder::new().with_timezone("UTC")
+impl<B> Column<B> {
+    pub(super) fn new(name: &'static str, builder: B) -> Column<B> {
+        Column {
+            name,
+            kept: true,
+            builder,
+        }
+    }
+
+    /// Builds the column or not, as `kept` says for `table`; between batches only.
+    pub(super) fn keep(&mut self, kept: KeptColumns, table: usize) {
+        self.kept = kept.keeps(table, self.name);
+    }
+
+    pub(super) fn is_kept(&self) -> bool {
+        self.kept
+    }
+
+    #[inline(always)]
+    pub(super) fn append(&mut self, append: impl FnOnce(&mut B)) {
+        if self.kept {
+            append(&mut self.builder);
+        }
+    }
+}
+
+impl<B: FinishSized> Column<B> {
+    pub(super) fn finish(&mut self) -> Named {
+        (self.name, self.builder.finish_sized())
+    }
+}
+
+impl Column<IdColumn> {
+    pub(super) fn finish_ids(&mut self) -> Result<Named, ArrowError> {
+        Ok((self.name, self.builder.finish()?))
+    }
+}
+
+pub(super) fn text_column(name: &'static str) -> Column<StringBuilder> {
+    Column::new(name, StringBuilder::new())
+}
+
+pub(super) fn time_column(name: &'static str) -> Column<TimestampNanosecondBuilder> {
+    Column::new(name, TimestampNanosecondBuilder::new().with_timezone("UTC"))
+}
+
+/// The columns every record table has: who emitted the record, the integration it touches,
+/// and its other attributes.
+pub(super) struct ContextColumns {
+    service_name: Column<StringBuilder>,
+    agent: Column<StringBuilder>,
+    layer: Column<StringBuilder>,
+    integration_id: Column<StringBuilder>,
+    integration_name: Column<StringBuilder>,
+    integration_category: Column<StringBuilder>,
+    integration_kind: Column<StringBuilder>,
+    integration_connection: Column<StringBuilder>,
+    integration_registered: Column<BooleanBuilder>,
+    integration_target: Column<StringBuilder>,
+    attributes: Column<MapBuilder<StringBuilder, StringBuilder>>,
 }
 
 impl ContextColumns {
     pub(super) fn new() -> ContextColumns {
         ContextColumns {
-            strings: (0..9).map(|_| StringBuilder::new()).collect(),
-            registered: BooleanBuilder::new(),
-            attributes: MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
-            kept_strings: [true; 9],
-            kept_registered: true,
-            kept_attributes: true,
+            service_name: text_column("service_name"),
+            agent: text_column("agent"),
+            layer: text_column("layer"),
+            integration_id: text_column("integration_id"),
+            integration_name: text_column("integration_name"),
+            integration_category: text_column("integration_category"),
+            integration_kind: text_column("integration_kind"),
+            integration_connection: text_column("integration_connection"),
+            integration_registered: Column::new("integration_registered", BooleanBuilder::new()),
+            integration_target: text_column("integration_target"),
+            attributes: Column::new(
+                "attributes",
+                MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()),
+            ),
         }
     }
 
     /// Builds only the columns of `table` that `kept` keeps; between batches only.
     pub(super) fn keep(&mut self, kept: KeptColumns, table: usize) {
-        self.kept_strings = kept.flags(table, CONTEXT_STRINGS);
-        [self.kept_registered, self.kept_attributes] = kept.flags(table, ["integration_registered", "attributes"]);
+        self.service_name.keep(kept, table);
+        self.agent.keep(kept, table);
+        self.layer.keep(kept, table);
+        self.integration_id.keep(kept, table);
+        self.integration_name.keep(kept, table);
+        self.integration_category.keep(kept, table);
+        self.integration_kind.keep(kept, table);
+        self.integration_connection.keep(kept, table);
+        self.integration_registered.keep(kept, table);
+        self.integration_target.keep(kept, table);
+        self.attributes.keep(kept, table);
+    }
+
+    /// Whether the `attributes` map is built: the attributes not lifted are then kept.
+    pub(super) fn keeps_attributes(&self) -> bool {
+        self.attributes.is_kept()
     }
 
     /// Appends the context of one record and its attributes that are not lifted.
     pub(super) fn append(&mut self, emitter: &Emitter<'_>, attributes: &RecordAttributes<'_>) {
-        let lifted = &attributes.lifted;
-        // The emitter's three, then the integration's, lifted in the same order (see `lifted_slot`).
-        let emitted = [emitter.service, emitter.agent, emitter.layer];
-        for ((builder, value), kept) in self.strings.iter_mut().zip(emitted).zip(self.kept_strings) {
-            append_if(kept, builder, |b| b.append_option(value));
-        }
-        let integration = [lifted[0], lifted[1], lifted[2], lifted[3], lifted[4], lifted[6]];
-        let kept_integration = &self.kept_strings[3..];
-        for ((builder, value), kept) in self.strings[3..].iter_mut().zip(integration).zip(kept_integration) {
-            append_if(*kept, builder, |b| append_text(b, value));
-        }
-        let registered = lifted[5].and_then(AnyValueRef::read).and_then(|v| match v {
-            AnyValueRef::Bool(b) => Some(b),
-            _ => None,
-        });
-        append_if(self.kept_registered, &mut self.registered, |b| {
-            b.append_option(registered)
-        });
-        if self.kept_attributes {
+        self.service_name.append(|b| b.append_option(emitter.service));
+        self.agent.append(|b| b.append_option(emitter.agent));
+        self.layer.append(|b| b.append_option(emitter.layer));
+        let text = |lifted| move |b: &mut StringBuilder| append_text(b, attributes.get(lifted));
+        self.integration_id.append(text(Lifted::IntegrationId));
+        self.integration_name.append(text(Lifted::IntegrationName));
+        self.integration_category.append(text(Lifted::IntegrationCategory));
+        self.integration_kind.append(text(Lifted::IntegrationKind));
+        self.integration_connection.append(text(Lifted::IntegrationConnection));
+        self.integration_target.append(text(Lifted::IntegrationTarget));
+        let registered = attributes
+            .get(Lifted::IntegrationRegistered)
+            .and_then(AnyValueRef::read)
+            .and_then(|v| match v {
+                AnyValueRef::Bool(b) => Some(b),
+                _ => None,
+            });
+        self.integration_registered.append(|b| b.append_option(registered));
+        self.attributes.append(|map| {
             for attribute in &attributes.others {
-                self.attributes
-                    .keys()
-                    .append_value(String::from_utf8_lossy(attribute.key));
-                append_text(self.attributes.values(), Some(attribute.value));
+                map.keys().append_value(String::from_utf8_lossy(attribute.key));
+                append_text(map.values(), Some(attribute.value));
             }
             // Appending a map entry only fails on mismatched key/value lengths, which the loop above keeps equal.
-            let _ = self.attributes.append(true);
-        }
+            let _ = map.append(true);
+        });
     }
 
-    pub(super) fn finish_context(&mut self) -> Vec<ArrayRef> {
-        let mut columns: Vec<ArrayRef> = self.strings[..8].iter_mut().map(FinishSized::finish_sized).collect();
-        columns.push(self.registered.finish_sized());
-        columns.push(self.strings[8].finish_sized());
-        columns
-    }
-
-    pub(super) fn finish_attributes(&mut self) -> ArrayRef {
-        self.attributes.finish_sized()
+    /// The finished columns.
+    pub(super) fn finish(&mut self) -> [Named; 11] {
+        [
+            self.service_name.finish(),
+            self.agent.finish(),
+            self.layer.finish(),
+            self.integration_id.finish(),
+            self.integration_name.finish(),
+            self.integration_category.finish(),
+            self.integration_kind.finish(),
+            self.integration_connection.finish(),
+            self.integration_registered.finish(),
+            self.integration_target.finish(),
+            self.attributes.finish(),
+        ]
     }
 }

@@ -1,6 +1,6 @@
 //! Rows of the `logs` table.
 
-use datafusion::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampNanosecondBuilder};
+use datafusion::arrow::array::{Int64Builder, StringBuilder, TimestampNanosecondBuilder};
 use datafusion::arrow::error::ArrowError;
 
 use super::attributes::*;
@@ -44,43 +44,42 @@ impl<'a> LogRow<'a> {
     }
 }
 
+/// The builders of the `logs` table.
 pub(super) struct LogColumns {
-    pub(super) context: ContextColumns,
-    pub(super) time: TimestampNanosecondBuilder,
-    pub(super) severity: Int64Builder,
-    /// `severity_text`, `body`, `event_name`.
-    pub(super) strings: Vec<StringBuilder>,
-    /// `trace_id`, `span_id`.
-    pub(super) ids: [IdColumn; 2],
-    /// Whether each of the columns above is built, in `LOG_COLUMNS`' order.
-    pub(super) kept: [bool; 7],
+    context: ContextColumns,
+    time: Column<TimestampNanosecondBuilder>,
+    severity_number: Column<Int64Builder>,
+    severity_text: Column<StringBuilder>,
+    body: Column<StringBuilder>,
+    event_name: Column<StringBuilder>,
+    trace_id: Column<IdColumn>,
+    span_id: Column<IdColumn>,
 }
-
-pub(super) const LOG_COLUMNS: [&str; 7] = [
-    "time",
-    "severity_number",
-    "severity_text",
-    "body",
-    "event_name",
-    "trace_id",
-    "span_id",
-];
 
 impl LogColumns {
     pub(super) fn new() -> LogColumns {
         LogColumns {
             context: ContextColumns::new(),
-            time: time_builder(),
-            severity: Int64Builder::new(),
-            strings: (0..3).map(|_| StringBuilder::new()).collect(),
-            ids: [IdColumn::new(), IdColumn::new()],
-            kept: [true; 7],
+            time: time_column("time"),
+            severity_number: Column::new("severity_number", Int64Builder::new()),
+            severity_text: text_column("severity_text"),
+            body: text_column("body"),
+            event_name: text_column("event_name"),
+            trace_id: Column::new("trace_id", IdColumn::new()),
+            span_id: Column::new("span_id", IdColumn::new()),
         }
     }
 
     pub(super) fn keep(&mut self, kept: KeptColumns) {
-        self.context.keep(kept, 2);
-        self.kept = kept.flags(2, LOG_COLUMNS);
+        const TABLE: usize = 2;
+        self.context.keep(kept, TABLE);
+        self.time.keep(kept, TABLE);
+        self.severity_number.keep(kept, TABLE);
+        for text in [&mut self.severity_text, &mut self.body, &mut self.event_name] {
+            text.keep(kept, TABLE);
+        }
+        self.trace_id.keep(kept, TABLE);
+        self.span_id.keep(kept, TABLE);
     }
 
     /// Appends a log record, except fleetpipe's own anomaly records; returns how many.
@@ -101,42 +100,29 @@ impl LogColumns {
         } else {
             record.observed_time
         };
-        let [
-            kept_time,
-            kept_severity,
-            kept_text,
-            kept_body,
-            kept_event,
-            kept_trace,
-            kept_span,
-        ] = self.kept;
-        append_if(kept_time, &mut self.time, |b| b.append_value(time as i64));
-        append_if(kept_severity, &mut self.severity, |b| {
-            b.append_value(record.severity_number as i64)
-        });
-        let [text, body, event] = &mut self.strings[..] else {
-            unreachable!("three string columns")
-        };
-        let [trace_id, span_id] = &mut self.ids;
-        append_if(kept_text, text, |b| append_non_empty(b, record.severity_text));
-        append_if(kept_body, body, |b| append_text(b, record.body));
-        append_if(kept_event, event, |b| append_non_empty(b, record.event_name));
-        append_if(kept_trace, trace_id, |b| b.append(record.trace_id));
-        append_if(kept_span, span_id, |b| b.append(record.span_id));
+        self.time.append(|b| b.append_value(time as i64));
+        self.severity_number
+            .append(|b| b.append_value(record.severity_number as i64));
+        self.severity_text.append(|b| append_non_empty(b, record.severity_text));
+        self.body.append(|b| append_text(b, record.body));
+        self.event_name.append(|b| append_non_empty(b, record.event_name));
+        self.trace_id.append(|b| b.append(record.trace_id));
+        self.span_id.append(|b| b.append(record.span_id));
         Ok(1)
     }
 
-    pub(super) fn finish(&mut self) -> Result<Vec<ArrayRef>, ArrowError> {
-        let mut columns = vec![self.time.finish_sized(), self.severity.finish_sized()];
-        columns.extend(self.strings.iter_mut().map(FinishSized::finish_sized));
-        columns.extend(
-            self.ids
-                .iter_mut()
-                .map(IdColumn::finish)
-                .collect::<Result<Vec<_>, _>>()?,
-        );
-        columns.extend(self.context.finish_context());
-        columns.push(self.context.finish_attributes());
+    /// The finished columns.
+    pub(super) fn finish(&mut self) -> Result<Vec<Named>, ArrowError> {
+        let mut columns = vec![
+            self.time.finish(),
+            self.severity_number.finish(),
+            self.severity_text.finish(),
+            self.body.finish(),
+            self.event_name.finish(),
+            self.trace_id.finish_ids()?,
+            self.span_id.finish_ids()?,
+        ];
+        columns.extend(self.context.finish());
         Ok(columns)
     }
 }

@@ -230,27 +230,38 @@ impl KeptColumns {
             .collect()
     }
 
-    /// Whether each named column of `table` is built, in the order of `names`.
-    fn flags<const N: usize>(self, table: usize, names: [&str; N]) -> [bool; N] {
-        let schema = record_schema(table);
-        names.map(|name| {
-            let position = schema.index_of(name).expect("column of the table's schema");
-            self.has(table, position)
-        })
+    /// Whether the column `name` of `table` is built.
+    fn keeps(self, table: usize, name: &str) -> bool {
+        let position = record_schema(table)
+            .index_of(name)
+            .expect("column of the table's schema");
+        self.has(table, position)
     }
 
-    /// A batch of the columns of `table` that are kept, out of all its columns (those left
-    /// out come from builders never appended to). Windows hold no null columns: a query
-    /// reading one gets nulls made when it scans (see `window::widen`).
-    fn batch(self, table: usize, columns: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
-        let positions: Vec<usize> = (0..columns.len()).filter(|p| self.has(table, *p)).collect();
-        let schema = record_schema(table).project(&positions)?;
-        let kept = columns
-            .into_iter()
-            .enumerate()
-            .filter(|(position, _)| self.has(table, *position))
-            .map(|(_, column)| column)
-            .collect();
-        RecordBatch::try_new(Arc::new(schema), kept)
+    /// A batch of `table` of `window_start` and the kept ones of `columns`, each put at its
+    /// place in the schema (those left out come from builders never appended to). Windows
+    /// hold no null columns: a query reading one gets nulls made when it scans (see
+    /// `window::widen`).
+    fn batch(
+        self,
+        table: usize,
+        window_start: ArrayRef,
+        columns: Vec<builders::Named>,
+    ) -> Result<RecordBatch, ArrowError> {
+        let schema = record_schema(table);
+        let mut kept = vec![(0, window_start)];
+        for (name, column) in columns {
+            let position = schema.index_of(name)?;
+            if self.has(table, position) {
+                kept.push((position, column));
+            }
+        }
+        kept.sort_unstable_by_key(|(position, _)| *position);
+        let positions: Vec<usize> = kept.iter().map(|(position, _)| *position).collect();
+        let projected = schema.project(&positions)?;
+        RecordBatch::try_new(
+            Arc::new(projected),
+            kept.into_iter().map(|(_, column)| column).collect(),
+        )
     }
 }

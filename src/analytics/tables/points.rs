@@ -1,6 +1,6 @@
 //! Rows of the `metric_points` table.
 
-use datafusion::arrow::array::{ArrayRef, Float64Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder};
+use datafusion::arrow::array::{Float64Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder};
 
 use super::attributes::*;
 use super::builders::*;
@@ -67,35 +67,42 @@ impl PointRow {
     }
 }
 
+/// The builders of the `metric_points` table.
 pub(super) struct PointColumns {
-    pub(super) context: ContextColumns,
-    pub(super) time: TimestampNanosecondBuilder,
-    pub(super) strings: Vec<StringBuilder>,
-    pub(super) value: Float64Builder,
-    pub(super) count: Int64Builder,
-    pub(super) sum: Float64Builder,
-    /// Whether each of the columns above is built, in `POINT_COLUMNS`' order.
-    pub(super) kept: [bool; 7],
+    context: ContextColumns,
+    time: Column<TimestampNanosecondBuilder>,
+    metric_name: Column<StringBuilder>,
+    metric_type: Column<StringBuilder>,
+    unit: Column<StringBuilder>,
+    value: Column<Float64Builder>,
+    count: Column<Int64Builder>,
+    sum: Column<Float64Builder>,
 }
-
-pub(super) const POINT_COLUMNS: [&str; 7] = ["time", "metric_name", "metric_type", "unit", "value", "count", "sum"];
 
 impl PointColumns {
     pub(super) fn new() -> PointColumns {
         PointColumns {
             context: ContextColumns::new(),
-            time: time_builder(),
-            strings: (0..3).map(|_| StringBuilder::new()).collect(),
-            value: Float64Builder::new(),
-            count: Int64Builder::new(),
-            sum: Float64Builder::new(),
-            kept: [true; 7],
+            time: time_column("time"),
+            metric_name: text_column("metric_name"),
+            metric_type: text_column("metric_type"),
+            unit: text_column("unit"),
+            value: Column::new("value", Float64Builder::new()),
+            count: Column::new("count", Int64Builder::new()),
+            sum: Column::new("sum", Float64Builder::new()),
         }
     }
 
     pub(super) fn keep(&mut self, kept: KeptColumns) {
-        self.context.keep(kept, 1);
-        self.kept = kept.flags(1, POINT_COLUMNS);
+        const TABLE: usize = 1;
+        self.context.keep(kept, TABLE);
+        self.time.keep(kept, TABLE);
+        for text in [&mut self.metric_name, &mut self.metric_type, &mut self.unit] {
+            text.keep(kept, TABLE);
+        }
+        self.value.keep(kept, TABLE);
+        self.count.keep(kept, TABLE);
+        self.sum.keep(kept, TABLE);
     }
 
     /// Appends each data point of a `Metric`; returns how many. A malformed metric adds none.
@@ -120,41 +127,36 @@ impl PointColumns {
         for f in fields(data) {
             let f = f?;
             if f.number == fields::metric_data::DATA_POINTS {
-                let mut point_attributes = RecordAttributes::new(self.context.kept_attributes, tags);
+                let mut point_attributes = RecordAttributes::new(self.context.keeps_attributes(), tags);
                 let row = PointRow::read(f.bytes()?, kind, attributes_field, &mut point_attributes)?;
                 rows.push((row, point_attributes));
             }
         }
-        let [
-            kept_time,
-            kept_name,
-            kept_kind,
-            kept_unit,
-            kept_value,
-            kept_count,
-            kept_sum,
-        ] = self.kept;
         for (row, point_attributes) in &rows {
             self.context.append(emitter, point_attributes);
-            append_if(kept_time, &mut self.time, |b| b.append_value(row.time as i64));
-            append_if(kept_name, &mut self.strings[0], |b| b.append_value(name));
-            append_if(kept_kind, &mut self.strings[1], |b| b.append_value(kind));
-            append_if(kept_unit, &mut self.strings[2], |b| append_non_empty(b, unit));
-            append_if(kept_value, &mut self.value, |b| b.append_option(row.value));
-            append_if(kept_count, &mut self.count, |b| b.append_option(row.count));
-            append_if(kept_sum, &mut self.sum, |b| b.append_option(row.sum));
+            self.time.append(|b| b.append_value(row.time as i64));
+            self.metric_name.append(|b| b.append_value(name));
+            self.metric_type.append(|b| b.append_value(kind));
+            self.unit.append(|b| append_non_empty(b, unit));
+            self.value.append(|b| b.append_option(row.value));
+            self.count.append(|b| b.append_option(row.count));
+            self.sum.append(|b| b.append_option(row.sum));
         }
         Ok(rows.len())
     }
 
-    pub(super) fn finish(&mut self) -> Vec<ArrayRef> {
-        let mut columns = vec![self.time.finish_sized()];
-        columns.extend(self.strings.iter_mut().map(FinishSized::finish_sized));
-        columns.push(self.value.finish_sized());
-        columns.push(self.count.finish_sized());
-        columns.push(self.sum.finish_sized());
-        columns.extend(self.context.finish_context());
-        columns.push(self.context.finish_attributes());
+    /// The finished columns.
+    pub(super) fn finish(&mut self) -> Vec<Named> {
+        let mut columns = vec![
+            self.time.finish(),
+            self.metric_name.finish(),
+            self.metric_type.finish(),
+            self.unit.finish(),
+            self.value.finish(),
+            self.count.finish(),
+            self.sum.finish(),
+        ];
+        columns.extend(self.context.finish());
         columns
     }
 }

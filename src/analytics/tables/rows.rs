@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, TimestampNanosecondArray};
+use datafusion::arrow::array::TimestampNanosecondArray;
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 
@@ -19,8 +19,8 @@ use crate::otlp::wire::codec::{Malformed, fields};
 use crate::otlp::{Request, Signal};
 
 /// Rows a table's builders take before they are finished into a batch: DataFusion's batch
-/// size, and builders that never grow past it (growing one builder per window copied each
-/// column over and over: a fifth of analytics' time at 100k spans/s).
+/// size, and builders that never grow past it: growing one builder per window copied each
+/// column over and over (`benches/process_cpu.sh`).
 pub(super) const CHUNK_ROWS: usize = 8192;
 
 /// Why rows could not be added.
@@ -114,15 +114,15 @@ impl WindowBuilder {
     /// protobuf bytes. A malformed record is skipped whole (no partial row); the others are
     /// added, and the first problem is returned.
     pub fn add(&mut self, request: &Request) -> Result<(), RowError> {
-        let [keep_others] = self.kept.flags(table_of(request.signal()), ["attributes"]);
+        let keep_others = self.kept.keeps(table_of(request.signal()), "attributes");
         let tags = Arc::clone(&self.tags);
         self.add_records(request, RecordAttributes::new(keep_others, &tags))
     }
 
     /// Counts the rows a record added. A table's builders are finished into a batch as soon
     /// as they hold `CHUNK_ROWS`, within a request: finished after a whole request, they grew
-    /// past the room they were given, copying each column (3 % of the conversion of 100-span
-    /// requests, more with the batch processor's larger ones).
+    /// past the room they were given, copying each column, the more so with the batch
+    /// processor's larger requests (`cargo bench --bench analytics decode_to_arrow_rows`).
     pub(super) fn count(&mut self, table: usize, rows: usize) -> Result<(), ArrowError> {
         self.rows += rows;
         self.pending[table] += rows;
@@ -136,13 +136,12 @@ impl WindowBuilder {
         // Every row of a window has its start: one value for the batch rather than one a row.
         let window_start =
             TimestampNanosecondArray::from_value(self.window_start, self.pending[table]).with_timezone("UTC");
-        let mut columns: Vec<ArrayRef> = vec![Arc::new(window_start)];
-        columns.extend(match table {
+        let columns = match table {
             0 => self.spans.finish()?,
             1 => self.points.finish(),
             _ => self.logs.finish()?,
-        });
-        let batch = self.kept.batch(table, columns)?;
+        };
+        let batch = self.kept.batch(table, Arc::new(window_start), columns)?;
         self.chunks[table].push(batch);
         self.pending[table] = 0;
         Ok(())

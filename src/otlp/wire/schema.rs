@@ -7,7 +7,7 @@ use crate::otlp::{Signal, fields};
 
 /// What a message is to the walk.
 #[derive(Debug, Clone, Copy)]
-pub enum Role {
+pub(super) enum Role {
     /// Only holds the levels below.
     Container,
     /// `ResourceSpans`, `ResourceMetrics`, `ResourceLogs`: holds a resource, which is added
@@ -17,7 +17,7 @@ pub enum Role {
     Record(RecordKind),
 }
 
-pub struct Level {
+pub(super) struct Level {
     /// Field number, field name (for error paths) and level of each message field walked into.
     pub children: &'static [(u32, &'static str, &'static Level)],
     pub role: Role,
@@ -26,7 +26,7 @@ pub struct Level {
 }
 
 impl Level {
-    pub fn child(&self, number: u32) -> Option<(usize, &'static Level)> {
+    pub(super) fn child(&self, number: u32) -> Option<(usize, &'static Level)> {
         self.children
             .iter()
             .position(|(n, _, _)| *n == number)
@@ -51,11 +51,11 @@ const fn record(kind: RecordKind, attributes: u32) -> Level {
 }
 
 /// `resource` in `ResourceSpans`, `ResourceMetrics` and `ResourceLogs`.
-pub const RESOURCE_FIELD: u32 = fields::resource_data::RESOURCE;
+pub(super) const RESOURCE_FIELD: u32 = fields::resource_data::RESOURCE;
 /// `Span.kind`.
-pub const SPAN_KIND: u32 = fields::span::KIND;
+pub(super) const SPAN_KIND: u32 = fields::span::KIND;
 
-pub static RESOURCE: Level = Level {
+pub(super) static RESOURCE: Level = Level {
     children: &[],
     role: Role::Resource,
     attributes: fields::resource::ATTRIBUTES,
@@ -114,7 +114,7 @@ static RESOURCE_METRICS: Level = holds_resource(&[
 static METRICS: Level = container(&[(fields::request::RESOURCE_DATA, "resource_metrics", &RESOURCE_METRICS)]);
 
 /// The export request of a signal.
-pub fn request(signal: Signal) -> &'static Level {
+pub(super) fn request(signal: Signal) -> &'static Level {
     match signal {
         Signal::Traces => &TRACES,
         Signal::Metrics => &METRICS,
@@ -122,7 +122,7 @@ pub fn request(signal: Signal) -> &'static Level {
     }
 }
 
-pub fn trace_id_field(kind: RecordKind) -> Option<u32> {
+pub(super) fn trace_id_field(kind: RecordKind) -> Option<u32> {
     match kind {
         RecordKind::Span => Some(fields::span::TRACE_ID),
         RecordKind::LogRecord => Some(fields::log_record::TRACE_ID),
@@ -130,7 +130,7 @@ pub fn trace_id_field(kind: RecordKind) -> Option<u32> {
     }
 }
 
-pub fn span_id_field(kind: RecordKind) -> Option<u32> {
+pub(super) fn span_id_field(kind: RecordKind) -> Option<u32> {
     match kind {
         RecordKind::Span => Some(fields::span::SPAN_ID),
         RecordKind::LogRecord => Some(fields::log_record::SPAN_ID),
@@ -139,7 +139,7 @@ pub fn span_id_field(kind: RecordKind) -> Option<u32> {
 }
 
 /// Spans need both ids; log records may leave them out but not give them another length.
-pub fn ids_valid(kind: RecordKind, (trace_id, span_id): (usize, usize)) -> bool {
+pub(super) fn ids_valid(kind: RecordKind, (trace_id, span_id): (usize, usize)) -> bool {
     match kind {
         RecordKind::Span => trace_id == 16 && span_id == 8,
         RecordKind::LogRecord => matches!(trace_id, 0 | 16) && matches!(span_id, 0 | 8),
