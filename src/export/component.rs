@@ -3,7 +3,8 @@
 use std::any::Any;
 
 use super::config::{
-    DebugExporterConfig, FileExporterConfig, OtlpGrpcExporterConfig, OtlpHttpExporterConfig, QueueConfig, RetryConfig,
+    DebugExporterConfig, FileExporterConfig, OtlpExporterConfig, OtlpGrpcExporterConfig, OtlpHttpExporterConfig,
+    QueueConfig, RetryConfig,
 };
 use super::local::{DebugSender, FileSender};
 use super::otlp_grpc::OtlpGrpcSender;
@@ -38,16 +39,20 @@ impl Settings for OtlpGrpcExporterConfig {
     }
 }
 
+/// Starts an OTLP exporter sending to `destination` with `config`'s retries and queue.
+fn start_otlp(context: ExporterContext<'_>, destination: Destination, config: &OtlpExporterConfig) -> StartedExporter {
+    start(
+        context,
+        destination,
+        config.retry_on_failure.clone(),
+        &config.sending_queue,
+    )
+}
+
 impl ExporterSettings for OtlpGrpcExporterConfig {
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let sender = OtlpGrpcSender::new(&self.0).map_err(|e| setup_error(&context, e))?;
-        let config = &self.0;
-        Ok(start(
-            context,
-            Destination::Grpc(sender),
-            config.retry_on_failure.clone(),
-            &config.sending_queue,
-        ))
+        Ok(start_otlp(context, Destination::Grpc(sender), &self.0))
     }
 }
 
@@ -64,13 +69,7 @@ impl Settings for OtlpHttpExporterConfig {
 impl ExporterSettings for OtlpHttpExporterConfig {
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let sender = OtlpHttpSender::new(&self.0).map_err(|e| setup_error(&context, e))?;
-        let config = &self.0;
-        Ok(start(
-            context,
-            Destination::Http(Box::new(sender)),
-            config.retry_on_failure.clone(),
-            &config.sending_queue,
-        ))
+        Ok(start_otlp(context, Destination::Http(Box::new(sender)), &self.0))
     }
 }
 
