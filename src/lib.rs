@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod app;
+pub mod archive;
 pub mod compression;
 pub mod config;
 pub mod enrich;

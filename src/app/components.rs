@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
 use crate::analytics::AnalyticsConfig;
+use crate::archive::ArchiveConfig;
 use crate::config::{self, ConfigError, Issues, ServiceConfig, component_type};
 use crate::enrich::EnrichConfig;
 use crate::export::config::{DebugExporterConfig, FileExporterConfig, OtlpGrpcExporterConfig, OtlpHttpExporterConfig};
@@ -37,6 +38,7 @@ const EXPORTERS: &[(&str, Parse<dyn ExporterSettings>)] = &[
     ("debug", exporter::<DebugExporterConfig>),
     ("file", exporter::<FileExporterConfig>),
     ("analytics", exporter::<AnalyticsConfig>),
+    ("archive", exporter::<ArchiveConfig>),
 ];
 
 fn receiver<T: ReceiverSettings + DeserializeOwned + 'static>(
@@ -223,4 +225,62 @@ fn typed<T: ?Sized>(
         }
     }
     parsed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses `value` as the settings of each row of `rows`; the messages of what is wrong.
+    fn refusals<T: ?Sized>(section: &str, rows: &[(&str, Parse<T>)], value: &str) -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(name, parse)| {
+                let text = format!("{section}:\n  {name}: {value}\n");
+                let mut issues = Issues::new(&text);
+                let yaml: Value = serde_yaml::from_str(value).expect("yaml");
+                let parsed = parse(&mut issues, &[section, name], yaml).is_some();
+                let message = match issues.into_error("t") {
+                    Some(ConfigError::Invalid { issues, .. }) => issues.iter().map(ToString::to_string).collect(),
+                    _ => format!("accepted: {parsed}"),
+                };
+                (name.to_string(), message)
+            })
+            .collect()
+    }
+
+    /// Guarantees: every component type of the table refuses a key it does not know, at its
+    /// path, so a misspelt setting is never silently a default.
+    #[test]
+    fn every_component_type_refuses_unknown_keys() {
+        let value = "{no_such_key: 1}";
+        let refused = [
+            refusals("receivers", RECEIVERS, value),
+            refusals("processors", PROCESSORS, value),
+            refusals("exporters", EXPORTERS, value),
+        ]
+        .concat();
+        assert_eq!(refused.len(), RECEIVERS.len() + PROCESSORS.len() + EXPORTERS.len());
+        for (name, message) in refused {
+            assert!(
+                message.contains(&format!("{name}.no_such_key (line 2): unknown field `no_such_key`")),
+                "{name}: {message}"
+            );
+        }
+    }
+
+    /// Guarantees: archive settings that cannot work are reported at their keys.
+    #[test]
+    fn archive_settings_out_of_range_are_located() {
+        let config = ArchiveConfig {
+            max_file_mib: 0,
+            max_file_age: std::time::Duration::ZERO,
+            queue_size: 0,
+            ..ArchiveConfig::default()
+        };
+        let keys: Vec<String> = crate::pipeline::component::Settings::problems(&config)
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        assert_eq!(keys, ["max_file_mib", "max_file_age", "queue_size"]);
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod fixtures;
+pub(crate) mod python;
 pub(crate) mod sink;
 
 use std::net::SocketAddr;

@@ -1,0 +1,194 @@
+//! The `archive` exporter: every enriched span, metric data point and log record it receives,
+//! as Parquet files in a Hive-partitioned folder (`table=spans/date=2026-12-05/hour=09/`),
+//! with the analytics tables' schemas. It is the source of the fleet report and of ad-hoc
+//! queries, and any engine that reads Parquet reads it as it is.
+//!
+//! Forwarding never waits for it: its queue sheds and counts what arrives while it is behind,
+//! unless `block_on_overflow` is set. It is not sampled.
+//!
+//! Cancellation: the writer task ends when its queue closes, after closing every open file.
+//! A file is written under a hidden temporary name and renamed when closed, so a reader never
+//! sees half a file; a start removes the temporary files a killed process left.
+
+mod files;
+
+use std::any::Any;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::analytics::tables::{KeptColumns, WindowBuilder};
+use crate::config::Problem;
+use crate::otlp::Signal;
+use crate::pipeline::component::{ExporterContext, ExporterSettings, Settings, StartError, StartedExporter};
+use crate::pipeline::queue::{ConsumerQueue, Queued};
+use crate::telemetry::metrics::Metrics;
+use files::{Files, TABLES};
+
+/// Settings of the `archive` exporter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Folder of the archive; created when missing.
+    pub path: PathBuf,
+    /// A file is closed, and becomes visible, once it holds this many MiB…
+    pub max_file_mib: u64,
+    /// …or once it has been open this long.
+    #[serde(with = "humantime_serde")]
+    pub max_file_age: Duration,
+    /// Files older than this are deleted; `0s` keeps them.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// The archive's size at most, in MiB; past it the oldest files are deleted; 0: no limit.
+    pub max_total_mib: u64,
+    /// Batches waiting to be written; past it input is shed (counted), unless
+    /// `block_on_overflow` is set.
+    pub queue_size: usize,
+    /// When the queue is full, wait (pushing back to clients) instead of shedding.
+    pub block_on_overflow: bool,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            path: PathBuf::from("fleetpipe-data/archive"),
+            max_file_mib: 64,
+            max_file_age: Duration::from_secs(60),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_total_mib: 10 * 1024,
+            queue_size: 64,
+            block_on_overflow: false,
+        }
+    }
+}
+
+impl Settings for ArchiveConfig {
+    fn problems(&self) -> Vec<Problem> {
+        let checks = [
+            (self.max_file_mib == 0, "max_file_mib", "must be at least 1"),
+            (self.max_file_age.is_zero(), "max_file_age", "must be longer than 0s"),
+            (self.queue_size == 0, "queue_size", "must be at least 1"),
+        ];
+        checks
+            .into_iter()
+            .filter(|(failed, _, _)| *failed)
+            .map(|(_, key, why)| Problem::new(key, why))
+            .collect()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ExporterSettings for ArchiveConfig {
+    fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
+        let files = Files::open(self).map_err(|e| StartError::new(format!("exporters.{}", context.name), e))?;
+        let (tx, rx) = mpsc::channel(self.queue_size);
+        let writer = Writer {
+            name: context.name.to_owned(),
+            builder: WindowBuilder::new(0).tagged(Arc::new(context.tags.clone())),
+            files: Some(files),
+            metrics: Arc::clone(context.metrics),
+            flush_every: (self.max_file_age / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
+        };
+        context.workers.spawn(writer.run(rx));
+        Ok(StartedExporter {
+            queue: ConsumerQueue::new(context.name, tx, self.block_on_overflow, None, context.metrics),
+            routes: None,
+        })
+    }
+}
+
+/// Rows held before they are written, at most: written in larger batches, Parquet's pages
+/// compress better; held longer, they cost memory.
+const FLUSH_ROWS: usize = 32 * 1024;
+
+/// Turns batches into rows and writes them to the archive's files.
+struct Writer {
+    name: String,
+    builder: WindowBuilder,
+    /// Away while a blocking task writes them; gone if that task panicked (logged).
+    files: Option<Files>,
+    metrics: Arc<Metrics>,
+    flush_every: Duration,
+}
+
+impl Writer {
+    async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
+        let mut ticker = tokio::time::interval(self.flush_every);
+        loop {
+            tokio::select! {
+                received = queue.recv() => match received {
+                    Some(queued) => {
+                        if let Err(error) = self.builder.add(&queued.request) {
+                            tracing::warn!(exporter = %self.name, %error, "The archive left out records of a batch.");
+                        }
+                        if self.builder.rows >= FLUSH_ROWS {
+                            self.flush().await;
+                        }
+                    }
+                    None => break,
+                },
+                _ = ticker.tick() => self.flush().await,
+            }
+        }
+        self.flush().await;
+        let Some(files) = self.files.take() else { return };
+        let closed = tokio::task::spawn_blocking(move || files.close_all()).await;
+        match closed {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(exporter = %self.name, %error, "Could not close an archive file."),
+            Err(error) => tracing::error!(exporter = %self.name, %error, "The archive's writer failed."),
+        }
+    }
+
+    /// Writes the rows held, and closes the files that are due, off the runtime's threads.
+    async fn flush(&mut self) {
+        if self.builder.rows == 0 && self.files.as_ref().is_none_or(Files::nothing_open) {
+            return;
+        }
+        let batches = match self.builder.close(0, KeptColumns::ALL) {
+            Ok(batches) => batches,
+            Err(error) => {
+                tracing::error!(exporter = %self.name, %error, "Could not build the archive's rows; they are left out.");
+                return;
+            }
+        };
+        let Some(mut files) = self.files.take() else {
+            return;
+        };
+        let written = tokio::task::spawn_blocking(move || {
+            let outcome = files.write(batches);
+            (files, outcome)
+        })
+        .await;
+        let Ok((files, outcome)) = written.inspect_err(
+            |error| tracing::error!(exporter = %self.name, %error, "The archive's writer failed; the archive stops."),
+        ) else {
+            return;
+        };
+        self.files = Some(files);
+        for (table, outcome) in TABLES.iter().zip(outcome) {
+            if let Err((rows, error)) = outcome {
+                tracing::error!(exporter = %self.name, table, rows, %error, "Could not write to the archive; rows dropped.");
+                self.metrics
+                    .exporter_failed
+                    .get_or_create(&self.metrics.exporter_loss(&self.name, table_signal(table), "write"))
+                    .inc_by(rows as u64);
+            }
+        }
+    }
+}
+
+/// The signal whose records a table holds.
+fn table_signal(table: &str) -> Signal {
+    match table {
+        "spans" => Signal::Traces,
+        "metric_points" => Signal::Metrics,
+        _ => Signal::Logs,
+    }
+}

@@ -1,0 +1,248 @@
+//! The archive exporter over the running binary: what fleetpipe receives is written as
+//! Hive-partitioned Parquet that a second engine (pyarrow, from PyPI) reads with the same rows
+//! and values, and a killed process leaves no unreadable file behind.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use fleetpipe::otlp::Payload;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use support::python::python;
+use support::{Fleetpipe, fixtures, grpc_send, hex};
+
+const FIXTURE: &str = include_str!("fixtures/operating-model/CONFIG.yaml");
+
+/// A fleetpipe enriching every signal into an archive in `dir`, with `archive` settings.
+async fn archiving(dir: &Path, archive: &str) -> Fleetpipe {
+    std::fs::write(dir.join("CONFIG.yaml"), FIXTURE).expect("registry");
+    let config = format!(
+        "\
+registry:
+  path: '{dir}'
+  agents: {{\"planner-*\": strategy}}
+receivers:
+  otlp:
+    protocols:
+      grpc: {{endpoint: '@GRPC@'}}
+      http: {{endpoint: '@HTTP@'}}
+processors:
+  enrich: {{}}
+exporters:
+  archive:
+    path: '{dir}/archive'
+{archive}
+service:
+  health: {{endpoint: '@HEALTH@'}}
+  telemetry: {{metrics: {{endpoint: '@METRICS@'}}}}
+  pipelines:
+    traces: {{receivers: [otlp], processors: [enrich], exporters: [archive]}}
+    metrics: {{receivers: [otlp], processors: [enrich], exporters: [archive]}}
+    logs: {{receivers: [otlp], processors: [enrich], exporters: [archive]}}
+",
+        dir = dir.display()
+    );
+    Fleetpipe::start(&config).await
+}
+
+/// What pyarrow reads from the archive (see `tests/python/read_archive.py`).
+fn read_archive(archive: &Path) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_archive.py");
+    let output = Command::new(python())
+        .arg(script)
+        .arg(archive)
+        .output()
+        .expect("run read_archive.py");
+    assert!(
+        output.status.success(),
+        "read_archive.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("read_archive.py prints JSON")
+}
+
+/// Per span id (hex): the integration it should be attributed to and its input tokens, as
+/// the test computes them from what it sends.
+fn expected_spans(requests: &[ExportTraceServiceRequest]) -> BTreeMap<String, (Option<&'static str>, Option<i64>)> {
+    let spans = requests
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans);
+    spans
+        .map(|span| {
+            let attribute = |key: &str| span.attributes.iter().find(|a| a.key == key)?.value.clone()?.value;
+            let integration = match attribute("gen_ai.tool.name") {
+                Some(Value::StringValue(tool)) if tool == "jira_search" => Some("work-tracking"),
+                _ => None,
+            };
+            let tokens = match attribute("gen_ai.usage.input_tokens") {
+                Some(Value::IntValue(tokens)) => Some(tokens),
+                _ => None,
+            };
+            (hex(&span.span_id), (integration, tokens))
+        })
+        .collect()
+}
+
+/// Scenario: three agent traces of 40 spans, one request of every metric kind and five log
+/// records go through `fleetpipe run` with enrichment into the archive; fleetpipe stops.
+/// Guarantees: pyarrow reads every file; `table=spans` holds exactly the spans sent, each with
+/// its integration, layer and tokens, partitioned by date and hour; every data point and log
+/// record is there; no temporary file is left.
+#[tokio::test]
+async fn archive_is_read_by_pyarrow_with_the_rows_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fleetpipe = archiving(dir.path(), "    max_file_age: 1s").await;
+    let traces: Vec<_> = (0..3).map(|_| fixtures::agent_trace("planner-1", 40)).collect();
+    for request in &traces {
+        grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(request.clone()), None)
+            .await
+            .expect("traces accepted");
+    }
+    let metrics = fixtures::all_metric_kinds("planner-1");
+    let points: usize = metrics
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        })
+        .sum();
+    grpc_send(&fleetpipe.grpc_endpoint(), Payload::Metrics(metrics), None)
+        .await
+        .expect("metrics accepted");
+    grpc_send(
+        &fleetpipe.grpc_endpoint(),
+        Payload::Logs(fixtures::agent_logs("planner-1", 5)),
+        None,
+    )
+    .await
+    .expect("logs accepted");
+    let (status, log) = fleetpipe.terminate().await;
+    assert!(status.success(), "{log}");
+
+    let read = read_archive(&dir.path().join("archive"));
+    assert_eq!(read["unreadable"], serde_json::json!([]), "{read}");
+    assert_eq!(read["hidden"], serde_json::json!([]), "temporary files left: {read}");
+    let expected = expected_spans(&traces);
+    assert_eq!(read["spans"]["rows"], expected.len());
+    let spans = read["spans"]["spans"].as_object().expect("spans by id");
+    assert_eq!(spans.len(), expected.len(), "every span once");
+    for (span_id, (integration, tokens)) in &expected {
+        let row = &spans[span_id];
+        assert_eq!(row["integration_id"].as_str(), *integration, "{span_id}: {row}");
+        assert_eq!(row["input_tokens"].as_i64(), *tokens, "{span_id}: {row}");
+        assert_eq!(row["layer"], "strategy", "{span_id}: {row}");
+        assert_eq!(row["duration_ms"], 0.5, "{span_id}: {row}");
+    }
+    let tool_calls = expected.values().filter(|(i, _)| i.is_some()).count();
+    assert_eq!(tool_calls, 3 * 13, "the fixture's share of tool calls");
+    let today = read["spans"]["dates"][0].as_str().expect("a date").to_owned();
+    assert_eq!(today.len(), "2026-12-05".len(), "{read}");
+    assert_eq!(read["metric_points"]["rows"], points);
+    assert_eq!(read["logs"]["rows"], 5);
+    let files: Vec<&str> = read["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(
+        files.iter().all(|f| {
+            let parts: Vec<&str> = f.split('/').collect();
+            parts.len() == 4
+                && parts[0].starts_with("table=")
+                && parts[1] == format!("date={today}")
+                && parts[2].starts_with("hour=")
+                && parts[3].starts_with("part-")
+                && parts[3].ends_with(".parquet")
+        }),
+        "{files:?}"
+    );
+}
+
+/// Scenario: fleetpipe is killed (SIGKILL) while the archive's files are open, then started
+/// again and stopped cleanly after more spans.
+/// Guarantees: the kill leaves only hidden temporary files, which no reader lists and every
+/// Parquet file left is readable; the next start removes them, and what it archives is read.
+#[tokio::test]
+async fn kill_leaves_no_unreadable_file_and_restart_cleans_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("archive");
+    let fleetpipe = archiving(dir.path(), "    max_file_age: 1h").await;
+    grpc_send(
+        &fleetpipe.grpc_endpoint(),
+        Payload::Traces(fixtures::agent_trace("planner-1", 40)),
+        None,
+    )
+    .await
+    .expect("accepted");
+    let mut hidden = Vec::new();
+    for _ in 0..100 {
+        hidden = read_hidden(&archive);
+        if !hidden.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!hidden.is_empty(), "an open file while writing");
+    drop(fleetpipe); // SIGKILL
+    let read = read_archive(&archive);
+    assert_eq!(read["unreadable"], serde_json::json!([]), "{read}");
+    assert_eq!(read["files"], serde_json::json!([]), "{read}");
+    assert_eq!(read["spans"]["rows"], 0, "{read}");
+
+    let fleetpipe = archiving(dir.path(), "    max_file_age: 1h").await;
+    assert_eq!(
+        read_hidden(&archive),
+        Vec::<String>::new(),
+        "temporary files removed at start"
+    );
+    assert!(fleetpipe.log().contains("Removed the archive's unfinished files"));
+    let trace = fixtures::agent_trace("planner-1", 10);
+    grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(trace.clone()), None)
+        .await
+        .expect("accepted");
+    let (status, log) = fleetpipe.terminate().await;
+    assert!(status.success(), "{log}");
+    let read = read_archive(&archive);
+    assert_eq!(read["unreadable"], serde_json::json!([]), "{read}");
+    assert_eq!(read["spans"]["rows"], 10, "{read}");
+    let ids: Vec<String> = trace.resource_spans[0].scope_spans[0]
+        .spans
+        .iter()
+        .map(|s| hex(&s.span_id))
+        .collect();
+    for id in ids {
+        assert!(read["spans"]["spans"].get(&id).is_some(), "{id} in {read}");
+    }
+}
+
+/// The hidden (temporary) files under `archive`.
+fn read_hidden(archive: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut folders = vec![archive.to_owned()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if entry.file_name().to_string_lossy().starts_with('.') {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
