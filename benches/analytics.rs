@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fleetpipe::analytics::detector::{Detector, Prepared};
-use fleetpipe::analytics::tables::{KeptColumns, WindowBuilder};
 use fleetpipe::analytics::window::{ClosedWindow, WindowStore};
 use fleetpipe::analytics::{AnalyticsConfig, Rollup, kept_columns};
 use fleetpipe::compression::Encoding;
@@ -23,6 +22,7 @@ use fleetpipe::enrich::Enrich;
 use fleetpipe::export::BodyFormat;
 use fleetpipe::otlp::{Payload, Request, Signal};
 use fleetpipe::pipeline::Processor;
+use fleetpipe::rows::{KeptColumns, WindowBuilder};
 use support::enricher;
 
 const WINDOW: Duration = Duration::from_secs(10);

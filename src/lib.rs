@@ -12,5 +12,6 @@ pub mod otlp;
 pub mod pipeline;
 pub mod receiver;
 pub mod registry;
+pub mod rows;
 pub mod server;
 pub mod telemetry;

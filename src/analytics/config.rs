@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::sampling;
+use crate::rows::sampling;
 
 /// Settings of the `analytics` exporter.
 #[derive(Debug, Clone, Deserialize)]

@@ -16,8 +16,8 @@ use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use super::tables::KeptColumns;
 use super::window::{Table, WindowSource, WindowStore, WindowTable};
+use crate::rows::KeptColumns;
 
 /// How serious a detector's findings are; mapped to OTLP log severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -440,7 +440,7 @@ mod tests {
             count(0),
             count(0),
         ];
-        let batch = RecordBatch::try_new(Arc::clone(&crate::analytics::tables::HISTORY), columns).expect("history row");
+        let batch = RecordBatch::try_new(Arc::clone(&crate::rows::HISTORY), columns).expect("history row");
         (start_nanos, batch)
     }
 

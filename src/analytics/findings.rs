@@ -18,9 +18,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::detector::Detector;
-
-/// The event name of anomaly log records.
-pub const ANOMALY_EVENT: &str = "fleetpipe.anomaly";
+use crate::otlp::semconv::ANOMALY_EVENT;
 
 /// One result row of a detector run.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,9 +9,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 
 use super::config::AnalyticsConfig;
 use super::detector::PlannedQuery;
-use super::tables;
-use super::tables::KeptColumns;
 use super::window::{ClosedWindow, WindowStore};
+use crate::rows as tables;
+use crate::rows::KeptColumns;
 
 /// Per-window rollups for baselines: spans, errors, throttling, p95 latency and tokens per
 /// agent, layer, integration and tool.

@@ -199,7 +199,7 @@ impl Rows {
 /// The `--schema` text: every table and its columns.
 pub fn schema_text() -> String {
     let mut out = String::new();
-    for (name, schema) in super::tables::all() {
+    for (name, schema) in crate::rows::all() {
         out.push_str(&format!("{name}\n"));
         for field in schema.fields() {
             let nullable = if field.is_nullable() { "" } else { " NOT NULL" };

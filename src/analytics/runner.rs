@@ -15,11 +15,11 @@ use super::detector::{Detector, DetectorError, Prepared};
 use super::findings::FindingFiles;
 use super::history::Rollup;
 use super::now_nanos;
-use super::tables::KeptColumns;
 use super::window::WindowStore;
 use super::{findings, webhook};
 use crate::otlp::{Payload, Request};
 use crate::pipeline::queue::ConsumerQueue;
+use crate::rows::KeptColumns;
 use crate::telemetry::metrics::Metrics;
 
 /// Parses and plans every detector in the folder, as start-up does; for `fleetpipe validate`.

@@ -62,7 +62,7 @@ pub(super) fn body(detector: &Detector, findings: &[Finding]) -> serde_json::Val
         })
         .collect();
     serde_json::json!({
-        "event": super::findings::ANOMALY_EVENT,
+        "event": crate::otlp::semconv::ANOMALY_EVENT,
         "detector": detector.name,
         "severity": detector.severity.as_str(),
         "description": detector.description,

@@ -25,7 +25,7 @@ use datafusion::physical_plan::{
     ReplaceChildrenOptions,
 };
 
-use super::tables::{self, KeptColumns};
+use crate::rows::{self as tables, KeptColumns};
 
 /// One closed tumbling window.
 #[derive(Debug, Clone)]
@@ -389,7 +389,7 @@ impl ExecutionPlan for WindowScan {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::analytics::tables::WindowBuilder;
+    use crate::rows::WindowBuilder;
 
     fn window(start: i64) -> ClosedWindow {
         window_keeping(start, KeptColumns::ALL)

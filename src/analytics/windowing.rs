@@ -11,13 +11,13 @@ use tokio::sync::{mpsc, watch};
 use super::config::AnalyticsConfig;
 use super::history::{Rollup, integrations_batch};
 use super::now_nanos;
-use super::sampling::TraceSampler;
-use super::tables::{KeptColumns, WindowBuilder};
 use super::window::{ClosedWindow, WindowStore};
 use crate::otlp::Signal;
 use crate::otlp::semconv::TagNames;
 use crate::pipeline::queue::Queued;
 use crate::registry::RegistryHandle;
+use crate::rows::sampling::TraceSampler;
+use crate::rows::{KeptColumns, WindowBuilder};
 use crate::telemetry::metrics::Metrics;
 
 /// Turns incoming batches into window rows and closes windows on time.

@@ -13,7 +13,7 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
 use super::ArchiveConfig;
-use crate::analytics::tables::RECORD_TABLES;
+use crate::rows::RECORD_TABLES;
 
 /// The tables the archive holds, in the order the window builder gives their batches.
 pub(super) const TABLES: [&str; 3] = RECORD_TABLES;

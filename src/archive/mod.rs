@@ -20,11 +20,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::analytics::tables::{KeptColumns, WindowBuilder};
 use crate::config::Problem;
 use crate::otlp::Signal;
 use crate::pipeline::component::{ExporterContext, ExporterSettings, Settings, StartError, StartedExporter};
 use crate::pipeline::queue::{ConsumerQueue, Queued};
+use crate::rows::{KeptColumns, WindowBuilder};
 use crate::telemetry::metrics::Metrics;
 use files::{Files, TABLES};
 

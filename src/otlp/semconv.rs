@@ -2,6 +2,9 @@
 //! enrichment, the integration matcher and analytics share ([`Key::of`]), and the names of
 //! the tags fleetpipe writes ([`TagNames`]; see `docs/architecture.md`, "Names on the wire").
 
+/// The event name of the log records that carry anomaly findings.
+pub const ANOMALY_EVENT: &str = "fleetpipe.anomaly";
+
 /// An attribute key fleetpipe reads: the OpenTelemetry semantic conventions' (GenAI, MCP,
 /// HTTP, RPC, messaging, database) and the other spellings of GenAI names that enrichment
 /// maps to them (deprecated names, OpenInference, OpenLLMetry).

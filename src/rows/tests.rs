@@ -1,13 +1,13 @@
 //! The conversion of OTLP to window rows, checked value by value.
 
 use super::attributes::{LIFTED_SLOTS, lifted_slot, tag_slot};
+use super::builder::CHUNK_ROWS;
 use super::builders::{IdColumn, write_hex};
-use super::rows::CHUNK_ROWS;
 use super::*;
-use crate::analytics::sampling::TraceSampler;
 use crate::otlp::semconv::TagNames;
 use crate::otlp::wire::codec::Malformed;
 use crate::otlp::{Payload, Request, Signal};
+use crate::rows::sampling::TraceSampler;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -289,7 +289,7 @@ fn log_rows_leave_out_anomaly_records() {
             ..Default::default()
         },
         LogRecord {
-            event_name: crate::analytics::findings::ANOMALY_EVENT.into(),
+            event_name: crate::otlp::semconv::ANOMALY_EVENT.into(),
             ..Default::default()
         },
     ];

@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::{ArrowPrimitiveType, ByteArrayType};
 use datafusion::arrow::error::ArrowError;
 
 use super::attributes::*;
-use super::rows::*;
+use super::builder::*;
 use super::*;
 use crate::otlp::wire::codec::{AnyValueRef, Malformed};
 

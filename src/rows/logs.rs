@@ -91,7 +91,7 @@ impl LogColumns {
     ) -> Result<usize, Malformed> {
         attributes.clear();
         let record = LogRow::read(record, attributes)?;
-        if record.event_name == crate::analytics::findings::ANOMALY_EVENT {
+        if record.event_name == crate::otlp::semconv::ANOMALY_EVENT {
             return Ok(0);
         }
         self.context.append(emitter, attributes);

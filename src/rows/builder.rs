@@ -12,11 +12,11 @@ use super::logs::*;
 use super::points::*;
 use super::spans::*;
 use super::*;
-use crate::analytics::sampling::TraceSampler;
 use crate::otlp::fields;
 use crate::otlp::semconv::TagNames;
 use crate::otlp::wire::codec::{Malformed, fields};
 use crate::otlp::{Request, Signal};
+use crate::rows::sampling::TraceSampler;
 
 /// Rows a table's builders take before they are finished into a batch: DataFusion's batch
 /// size, and builders that never grow past it: growing one builder per window copied each

@@ -1,13 +1,17 @@
-//! The analytics tables and the conversion of enriched OTLP into their Arrow rows.
+//! Enriched OTLP records as Arrow rows: the tables' schemas (`spans`, `metric_points`,
+//! `logs`, and analytics' `integrations`, `history`, `windows`), the builders that read rows
+//! straight from a request's protobuf bytes, and trace sampling. Analytics' windows and the
+//! archive's Parquet files share them: one definition of each table.
 //!
-//! Schemas are stable: detectors and ad-hoc queries are written against them, and
-//! `fleetpipe query --schema` prints them.
+//! Schemas are stable: detectors, report queries and ad-hoc queries are written against
+//! them, and `fleetpipe query --schema` prints them.
 
 mod attributes;
+mod builder;
 mod builders;
 mod logs;
 mod points;
-mod rows;
+pub mod sampling;
 mod spans;
 #[cfg(test)]
 mod tests;
@@ -19,7 +23,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, T
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 
-pub use rows::{RowError, WindowBuilder};
+pub use builder::{RowError, WindowBuilder};
 
 fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
