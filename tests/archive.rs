@@ -1,6 +1,7 @@
 //! The archive exporter over the running binary: what fleetpipe receives is written as
 //! Hive-partitioned Parquet that a second engine (pyarrow, from PyPI) reads with the same rows
-//! and values, and a killed process leaves no unreadable file behind.
+//! and values, `fleetpipe query --archive` answers SQL over it, and a killed process leaves no
+//! unreadable file behind.
 
 mod support;
 
@@ -94,9 +95,9 @@ fn expected_spans(requests: &[ExportTraceServiceRequest]) -> BTreeMap<String, (O
 /// records go through `fleetpipe run` with enrichment into the archive; fleetpipe stops.
 /// Guarantees: pyarrow reads every file; `table=spans` holds exactly the spans sent, each with
 /// its integration, layer and tokens, partitioned by date and hour; every data point and log
-/// record is there; no temporary file is left.
+/// record is there; no temporary file is left; `fleetpipe query --archive` counts the same.
 #[tokio::test]
-async fn archive_is_read_by_pyarrow_with_the_rows_sent() {
+async fn archive_is_read_by_pyarrow_and_queried_with_the_rows_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fleetpipe = archiving(dir.path(), "    max_file_age: 1s").await;
     let traces: Vec<_> = (0..3).map(|_| fixtures::agent_trace("planner-1", 40)).collect();
@@ -147,8 +148,28 @@ async fn archive_is_read_by_pyarrow_with_the_rows_sent() {
         assert_eq!(row["layer"], "strategy", "{span_id}: {row}");
         assert_eq!(row["duration_ms"], 0.5, "{span_id}: {row}");
     }
-    let tool_calls = expected.values().filter(|(i, _)| i.is_some()).count();
-    assert_eq!(tool_calls, 3 * 13, "the fixture's share of tool calls");
+    assert_eq!(tool_calls_of(&expected), 3 * 13, "the fixture's share of tool calls");
+    let sql =
+        "SELECT integration_id, count(*) AS spans, sum(input_tokens) AS input_tokens FROM spans GROUP BY 1 ORDER BY 1";
+    let (csv, stderr) = query_archive(&dir.path().join("archive"), sql);
+    let sum_tokens = |attributed: bool| -> i64 {
+        expected
+            .values()
+            .filter(|(i, _)| i.is_some() == attributed)
+            .filter_map(|(_, t)| *t)
+            .sum()
+    };
+    let others = expected.len() - tool_calls_of(&expected);
+    assert_eq!(
+        csv,
+        format!(
+            "integration_id,spans,input_tokens\nwork-tracking,{},\n,{others},{}\n",
+            tool_calls_of(&expected),
+            sum_tokens(false)
+        ),
+        "{stderr}"
+    );
+    assert_eq!(sum_tokens(true), 0, "tool calls carry no tokens in the fixture");
     let today = read["spans"]["dates"][0].as_str().expect("a date").to_owned();
     assert_eq!(today.len(), "2026-12-05".len(), "{read}");
     assert_eq!(read["metric_points"]["rows"], points);
@@ -228,6 +249,24 @@ async fn kill_leaves_no_unreadable_file_and_restart_cleans_up() {
     for id in ids {
         assert!(read["spans"]["spans"].get(&id).is_some(), "{id} in {read}");
     }
+}
+
+/// The spans of `expected` attributed to an integration.
+fn tool_calls_of(expected: &BTreeMap<String, (Option<&'static str>, Option<i64>)>) -> usize {
+    expected.values().filter(|(i, _)| i.is_some()).count()
+}
+
+/// Runs `fleetpipe query --archive`; returns (stdout, stderr).
+fn query_archive(archive: &Path, sql: &str) -> (String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+        .args(["query", "--format", "csv", "--archive"])
+        .arg(archive)
+        .arg(sql)
+        .output()
+        .expect("fleetpipe query");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    (String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
 }
 
 /// The hidden (temporary) files under `archive`.

@@ -52,6 +52,10 @@ pub enum Command {
         /// The running fleetpipe's metrics endpoint.
         #[arg(long, default_value = "http://127.0.0.1:8888")]
         endpoint: String,
+        /// Query the Parquet archive in this folder (`spans`, `metric_points`, `logs`)
+        /// instead of a running fleetpipe's live windows.
+        #[arg(long)]
+        archive: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: QueryFormat,
         /// Print the tables and their columns instead of querying.
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             sql,
             file,
             endpoint,
+            archive,
             format,
             schema,
         } => {
@@ -141,7 +146,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => anyhow::bail!("give the SQL, or --file, or --schema"),
             };
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(query::run(&endpoint, &sql, format))
+            match archive {
+                Some(archive) => runtime.block_on(query::run_archive(&archive, &sql, format)),
+                None => runtime.block_on(query::run(&endpoint, &sql, format)),
+            }
         }
         Command::Registry {
             command,

@@ -37,6 +37,19 @@ pub(super) async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyho
             rows.left_out.join(", ")
         );
     }
+    print_rows(&rows, format);
+    Ok(())
+}
+
+/// Runs `sql` over the Parquet archive in `archive` and prints the rows.
+pub(super) async fn run_archive(archive: &std::path::Path, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
+    let context = crate::archive::session(archive)?;
+    let batches = context.sql(sql).await?.collect().await?;
+    print_rows(&crate::analytics::query::rows(&batches), format);
+    Ok(())
+}
+
+fn print_rows(rows: &Rows, format: QueryFormat) {
     print!(
         "{}",
         match format {
@@ -45,7 +58,6 @@ pub(super) async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyho
             QueryFormat::Csv => rows.csv(),
         }
     );
-    Ok(())
 }
 
 /// Runs the checks of every exporter that reads more than its settings (analytics plans its

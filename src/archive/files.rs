@@ -266,6 +266,16 @@ fn civil_date(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// The finished Parquet files under `root`.
+pub(super) fn finished_files(root: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = parquet_files(root, false)
+        .into_iter()
+        .map(|(path, _, _)| path)
+        .collect();
+    files.sort();
+    files
+}
+
 /// The Parquet files under `root` (the temporary ones when `temporary`), with their
 /// modification time and size.
 fn parquet_files(root: &Path, temporary: bool) -> Vec<(PathBuf, SystemTime, u64)> {

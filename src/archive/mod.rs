@@ -11,6 +11,7 @@
 //! sees half a file; a start removes the temporary files a killed process left.
 
 mod files;
+mod read;
 
 use std::any::Any;
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use crate::pipeline::queue::{ConsumerQueue, Queued};
 use crate::rows::{KeptColumns, WindowBuilder};
 use crate::telemetry::metrics::Metrics;
 use files::{Files, TABLES};
+pub use read::{ReadError, session};
 
 /// Settings of the `archive` exporter.
 #[derive(Debug, Clone, Deserialize)]
