@@ -31,6 +31,7 @@ fn spelling(key: Key) -> Option<Spelling> {
         Key::GenAiUsageCompletionTokens | Key::LlmUsageCompletionTokens | Key::LlmTokenCountCompletion => {
             Renamed("gen_ai.usage.output_tokens")
         }
+        Key::GenAiUsageCacheCreationInputTokens => Renamed("gen_ai.usage.cache_write.input_tokens"),
         Key::ToolName => Renamed("gen_ai.tool.name"),
         Key::LlmModelName => Renamed("gen_ai.request.model"),
         Key::TraceloopEntityName => EntityName,
@@ -163,6 +164,7 @@ mod tests {
             "llm.usage.prompt_tokens",
             "llm.token_count.prompt",
             "gen_ai.usage.completion_tokens",
+            "gen_ai.usage.cache_creation.input_tokens",
             "llm.usage.completion_tokens",
             "llm.token_count.completion",
             "tool.name",
@@ -190,6 +192,16 @@ mod tests {
         for key in current {
             assert!(!is_other_spelling(key.as_bytes()), "{key}");
         }
+    }
+
+    /// Guarantees: the older name of the cache-write tokens gains the current one.
+    #[test]
+    fn maps_cache_creation_to_cache_write() {
+        let encoded = encode(&[("gen_ai.usage.cache_creation.input_tokens", Value::IntValue(77))]);
+        assert_eq!(
+            normalized(&encoded),
+            vec![("gen_ai.usage.cache_write.input_tokens", Some(Value::IntValue(77)))]
+        );
     }
 
     /// Guarantees: a current name already present is never added again, and two spellings of

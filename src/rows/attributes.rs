@@ -35,11 +35,19 @@ pub(super) enum Lifted {
     OutputTokens,
     HttpStatusCode,
     GrpcStatusCode,
+    ResponseModel,
+    CacheReadTokens,
+    CacheWriteTokens,
+    ReasoningTokens,
+    ConversationId,
+    AgentId,
+    AgentName,
+    AgentVersion,
 }
 
 /// The slots every record table lifts (the registry tags), and those `spans` lifts.
 pub(super) const CONTEXT_SLOTS: usize = Lifted::Operation as usize;
-pub(super) const LIFTED_SLOTS: usize = Lifted::GrpcStatusCode as usize + 1;
+pub(super) const LIFTED_SLOTS: usize = Lifted::AgentVersion as usize + 1;
 
 /// The slot of a lifted attribute key; the registry tags, named as configured, are found by
 /// [`TagNames::tag`].
@@ -57,6 +65,14 @@ pub(super) fn lifted_slot(key: &[u8]) -> Option<usize> {
         Key::GenAiUsageOutputTokens => Lifted::OutputTokens,
         Key::HttpResponseStatusCode => Lifted::HttpStatusCode,
         Key::RpcGrpcStatusCode => Lifted::GrpcStatusCode,
+        Key::GenAiResponseModel => Lifted::ResponseModel,
+        Key::GenAiUsageCacheReadInputTokens => Lifted::CacheReadTokens,
+        Key::GenAiUsageCacheWriteInputTokens => Lifted::CacheWriteTokens,
+        Key::GenAiUsageReasoningOutputTokens => Lifted::ReasoningTokens,
+        Key::GenAiConversationId => Lifted::ConversationId,
+        Key::GenAiAgentId => Lifted::AgentId,
+        Key::GenAiAgentName => Lifted::AgentName,
+        Key::GenAiAgentVersion => Lifted::AgentVersion,
         _ => return None,
     };
     Some(lifted as usize)

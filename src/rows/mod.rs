@@ -90,6 +90,14 @@ pub static SPANS: LazyLock<SchemaRef> = LazyLock::new(|| {
             Field::new("error_type", DataType::Utf8, true),
             Field::new("http_status_code", DataType::Int64, true),
             Field::new("grpc_status_code", DataType::Int64, true),
+            Field::new("response_model", DataType::Utf8, true),
+            Field::new("cache_read_tokens", DataType::Int64, true),
+            Field::new("cache_write_tokens", DataType::Int64, true),
+            Field::new("reasoning_tokens", DataType::Int64, true),
+            Field::new("conversation_id", DataType::Utf8, true),
+            Field::new("agent_id", DataType::Utf8, true),
+            Field::new("agent_name", DataType::Utf8, true),
+            Field::new("agent_version", DataType::Utf8, true),
         ],
     )
 });

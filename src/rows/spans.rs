@@ -90,6 +90,14 @@ pub(super) struct SpanColumns {
     error_type: Column<StringBuilder>,
     http_status_code: Column<Int64Builder>,
     grpc_status_code: Column<Int64Builder>,
+    response_model: Column<StringBuilder>,
+    cache_read_tokens: Column<Int64Builder>,
+    cache_write_tokens: Column<Int64Builder>,
+    reasoning_tokens: Column<Int64Builder>,
+    conversation_id: Column<StringBuilder>,
+    agent_id: Column<StringBuilder>,
+    agent_name: Column<StringBuilder>,
+    agent_version: Column<StringBuilder>,
 }
 
 fn int_column(name: &'static str) -> Column<Int64Builder> {
@@ -125,6 +133,14 @@ impl SpanColumns {
             error_type: text_column("error_type"),
             http_status_code: int_column("http_status_code"),
             grpc_status_code: int_column("grpc_status_code"),
+            response_model: text_column("response_model"),
+            cache_read_tokens: int_column("cache_read_tokens"),
+            cache_write_tokens: int_column("cache_write_tokens"),
+            reasoning_tokens: int_column("reasoning_tokens"),
+            conversation_id: text_column("conversation_id"),
+            agent_id: text_column("agent_id"),
+            agent_name: text_column("agent_name"),
+            agent_version: text_column("agent_version"),
         }
     }
 
@@ -146,6 +162,11 @@ impl SpanColumns {
             &mut self.mcp_method,
             &mut self.server_address,
             &mut self.error_type,
+            &mut self.response_model,
+            &mut self.conversation_id,
+            &mut self.agent_id,
+            &mut self.agent_name,
+            &mut self.agent_version,
         ] {
             text.keep(kept, TABLE);
         }
@@ -157,6 +178,9 @@ impl SpanColumns {
             &mut self.output_tokens,
             &mut self.http_status_code,
             &mut self.grpc_status_code,
+            &mut self.cache_read_tokens,
+            &mut self.cache_write_tokens,
+            &mut self.reasoning_tokens,
         ] {
             ints.keep(kept, TABLE);
         }
@@ -217,6 +241,14 @@ impl SpanColumns {
         self.output_tokens.append(int(Lifted::OutputTokens));
         self.http_status_code.append(int(Lifted::HttpStatusCode));
         self.grpc_status_code.append(int(Lifted::GrpcStatusCode));
+        self.response_model.append(text(Lifted::ResponseModel));
+        self.cache_read_tokens.append(int(Lifted::CacheReadTokens));
+        self.cache_write_tokens.append(int(Lifted::CacheWriteTokens));
+        self.reasoning_tokens.append(int(Lifted::ReasoningTokens));
+        self.conversation_id.append(text(Lifted::ConversationId));
+        self.agent_id.append(text(Lifted::AgentId));
+        self.agent_name.append(text(Lifted::AgentName));
+        self.agent_version.append(text(Lifted::AgentVersion));
         Ok(1)
     }
 
@@ -244,6 +276,14 @@ impl SpanColumns {
             self.error_type.finish(),
             self.http_status_code.finish(),
             self.grpc_status_code.finish(),
+            self.response_model.finish(),
+            self.cache_read_tokens.finish(),
+            self.cache_write_tokens.finish(),
+            self.reasoning_tokens.finish(),
+            self.conversation_id.finish(),
+            self.agent_id.finish(),
+            self.agent_name.finish(),
+            self.agent_version.finish(),
         ];
         columns.extend(self.context.finish());
         Ok(columns)

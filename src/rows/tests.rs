@@ -103,6 +103,39 @@ fn attribute_maps(batch: &RecordBatch) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Guarantees: the attributes a cost report reads (response model, cache and reasoning
+/// tokens, conversation, the agent on the span) fill their columns and stay out of the map.
+#[test]
+fn cost_attributes_have_columns() {
+    let span = Span {
+        trace_id: vec![0xab; 16],
+        span_id: vec![0x02; 8],
+        name: "chat claude-sonnet".into(),
+        attributes: vec![
+            string("gen_ai.response.model", "claude-sonnet-4-20250514"),
+            kv("gen_ai.usage.cache_read.input_tokens", Value::IntValue(900)),
+            kv("gen_ai.usage.cache_write.input_tokens", Value::IntValue(120)),
+            kv("gen_ai.usage.reasoning.output_tokens", Value::StringValue("64".into())),
+            string("gen_ai.conversation.id", "conv-7"),
+            string("gen_ai.agent.id", "agent-42"),
+            string("gen_ai.agent.name", "triage"),
+            string("gen_ai.agent.version", "1.3.0"),
+        ],
+        ..Default::default()
+    };
+    let [spans, _, _] = window(traces(vec![span]));
+    let one = |s: &str| Some(s.to_owned());
+    assert_eq!(strings(&spans, "response_model"), [one("claude-sonnet-4-20250514")]);
+    assert_eq!(ints(&spans, "cache_read_tokens"), [Some(900)]);
+    assert_eq!(ints(&spans, "cache_write_tokens"), [Some(120)]);
+    assert_eq!(ints(&spans, "reasoning_tokens"), [Some(64)]);
+    assert_eq!(strings(&spans, "conversation_id"), [one("conv-7")]);
+    assert_eq!(strings(&spans, "agent_id"), [one("agent-42")]);
+    assert_eq!(strings(&spans, "agent_name"), [one("triage")]);
+    assert_eq!(strings(&spans, "agent_version"), [one("1.3.0")]);
+    assert_eq!(attribute_maps(&spans), [Vec::<String>::new()]);
+}
+
 /// Guarantees: a span's fields, lifted attributes (of any value type) and the rest of its
 /// attributes arrive in their columns as OTLP/JSON would write them.
 #[test]
@@ -640,6 +673,14 @@ fn lifted_keys_find_their_slots() {
         b"gen_ai.usage.output_tokens",
         b"http.response.status_code",
         b"rpc.grpc.status_code",
+        b"gen_ai.response.model",
+        b"gen_ai.usage.cache_read.input_tokens",
+        b"gen_ai.usage.cache_write.input_tokens",
+        b"gen_ai.usage.reasoning.output_tokens",
+        b"gen_ai.conversation.id",
+        b"gen_ai.agent.id",
+        b"gen_ai.agent.name",
+        b"gen_ai.agent.version",
     ];
     let tags = TagNames::default();
     let lifted_slot = |key: &[u8]| lifted_slot(key).or_else(|| tags.tag(key).map(tag_slot));
@@ -655,7 +696,7 @@ fn lifted_keys_find_their_slots() {
         &b""[..],
         b"e",
         b"service.name",
-        b"gen_ai.agent.name",
+        b"gen_ai.agent.description",
         b"integration.idd",
     ] {
         assert_eq!(lifted_slot(other), None, "{}", String::from_utf8_lossy(other));
