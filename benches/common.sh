@@ -23,13 +23,19 @@ start_bench() {
 
 # Prints fleetpipe's configuration: OTLP/gRPC in on IN_PORT, enrichment with the fixture
 # registry, batch, OTLP/gRPC out to the sink on SINK_PORT with the exporter settings $1 (e.g.
-# "compression: gzip"), and, when $2 is given, the analytics exporter with the settings $2;
-# health and metrics on HEALTH_PORT and METRICS_PORT.
+# "compression: gzip"), when $2 is given the analytics exporter with the settings $2, and when
+# $3 is given the archive exporter with the settings $3; health and metrics on HEALTH_PORT and
+# METRICS_PORT.
 bench_config() {
   local exporters="otlp" analytics=""
   if [ -n "${2:-}" ]; then
-    exporters="otlp, analytics"
+    exporters="$exporters, analytics"
     analytics="  analytics: {$2}"
+  fi
+  if [ -n "${3:-}" ]; then
+    exporters="$exporters, archive"
+    analytics="$analytics
+  archive: {$3}"
   fi
   cat <<YAML
 registry:
