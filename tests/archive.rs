@@ -13,7 +13,6 @@ use std::time::Duration;
 use fleetpipe::otlp::Payload;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use support::python::python;
 use support::{Fleetpipe, fixtures, grpc_send, hex};
 
@@ -107,21 +106,9 @@ async fn archive_is_read_by_pyarrow_and_queried_with_the_rows_sent() {
             .expect("traces accepted");
     }
     let metrics = fixtures::all_metric_kinds("planner-1");
-    let points: usize = metrics
-        .resource_metrics
-        .iter()
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .map(|m| match &m.data {
-            Some(Data::Gauge(g)) => g.data_points.len(),
-            Some(Data::Sum(s)) => s.data_points.len(),
-            Some(Data::Histogram(h)) => h.data_points.len(),
-            Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
-            Some(Data::Summary(s)) => s.data_points.len(),
-            None => 0,
-        })
-        .sum();
-    grpc_send(&fleetpipe.grpc_endpoint(), Payload::Metrics(metrics), None)
+    let metrics = Payload::Metrics(metrics);
+    let points = metrics.item_count();
+    grpc_send(&fleetpipe.grpc_endpoint(), metrics, None)
         .await
         .expect("metrics accepted");
     grpc_send(
@@ -284,4 +271,36 @@ fn read_hidden(archive: &Path) -> Vec<String> {
         }
     }
     found
+}
+
+/// Scenario: `fleetpipe query --archive` is pointed at a folder that does not exist, then at
+/// an archive with a file that is not Parquet.
+/// Guarantees: exit code 1 and an error naming the path each time.
+#[test]
+fn query_of_a_missing_or_broken_archive_names_the_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nowhere");
+    let run = |archive: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+            .args(["query", "--archive"])
+            .arg(archive)
+            .arg("SELECT count(*) FROM spans")
+            .output()
+            .expect("fleetpipe query")
+    };
+    let output = run(&missing);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: no archive here", missing.display())),
+        "{stderr}"
+    );
+    let folder = dir.path().join("archive/table=spans/date=2026-12-05/hour=09");
+    std::fs::create_dir_all(&folder).expect("folder");
+    let broken = folder.join("part-1.parquet");
+    std::fs::write(&broken, b"not parquet").expect("write");
+    let output = run(&dir.path().join("archive"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&broken.display().to_string()), "{stderr}");
 }

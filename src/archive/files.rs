@@ -9,10 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 
-use super::ArchiveConfig;
+use super::{ArchiveConfig, ArchiveError};
 use crate::rows::RECORD_TABLES;
 
 /// The tables the archive holds, in the order the window builder gives their batches.
@@ -21,25 +20,6 @@ pub(super) const TABLES: [&str; 3] = RECORD_TABLES;
 /// What a closed file is named after; the temporary name adds a leading dot (readers such as
 /// pyarrow and Spark pass over hidden files) and this suffix.
 const TEMPORARY_SUFFIX: &str = ".tmp";
-
-/// Why rows could not be written.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum WriteError {
-    /// The disk or the folder's permissions (the environment's to fix).
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Our bug, or the disk filling up mid-write.
-    #[error("{path}: {source}")]
-    Parquet {
-        path: PathBuf,
-        #[source]
-        source: ParquetError,
-    },
-}
 
 /// A file being written.
 struct OpenFile {
@@ -66,15 +46,15 @@ pub(super) struct Files {
 impl Files {
     /// The archive at `config.path`, created when missing, without the temporary files a
     /// killed process left.
-    pub(super) fn open(config: &ArchiveConfig) -> Result<Files, WriteError> {
-        let io = |source| WriteError::Io {
+    pub(super) fn open(config: &ArchiveConfig) -> Result<Files, ArchiveError> {
+        let io = |source| ArchiveError::Io {
             path: config.path.clone(),
             source,
         };
         std::fs::create_dir_all(&config.path).map_err(io)?;
         let left = parquet_files(&config.path, true);
         for (path, _, _) in &left {
-            std::fs::remove_file(path).map_err(|source| WriteError::Io {
+            std::fs::remove_file(path).map_err(|source| ArchiveError::Io {
                 path: path.clone(),
                 source,
             })?;
@@ -95,7 +75,7 @@ impl Files {
 
     /// Writes each table's batches, then closes the files that are due. Per table, how many
     /// rows could not be written and why.
-    pub(super) fn write(&mut self, batches: [Vec<RecordBatch>; 3]) -> [Result<(), (usize, WriteError)>; 3] {
+    pub(super) fn write(&mut self, batches: [Vec<RecordBatch>; 3]) -> [Result<(), (usize, ArchiveError)>; 3] {
         let now = SystemTime::now();
         let mut outcome = [Ok(()), Ok(()), Ok(())];
         for (table, batches) in batches.into_iter().enumerate() {
@@ -125,7 +105,7 @@ impl Files {
         outcome
     }
 
-    fn write_table(&mut self, table: usize, batches: &[RecordBatch], now: SystemTime) -> Result<(), WriteError> {
+    fn write_table(&mut self, table: usize, batches: &[RecordBatch], now: SystemTime) -> Result<(), ArchiveError> {
         for batch in batches.iter().filter(|b| b.num_rows() > 0) {
             let partition = partition_of(now);
             if self.open[table].as_ref().is_some_and(|f| f.partition != partition)
@@ -137,7 +117,7 @@ impl Files {
                 self.open[table] = Some(self.create(table, batch, partition)?);
             }
             if let Some(file) = &mut self.open[table] {
-                file.writer.write(batch).map_err(|source| WriteError::Parquet {
+                file.writer.write(batch).map_err(|source| ArchiveError::Parquet {
                     path: file.temporary.clone(),
                     source,
                 })?;
@@ -146,11 +126,11 @@ impl Files {
         Ok(())
     }
 
-    fn create(&mut self, table: usize, batch: &RecordBatch, partition: String) -> Result<OpenFile, WriteError> {
+    fn create(&mut self, table: usize, batch: &RecordBatch, partition: String) -> Result<OpenFile, ArchiveError> {
         let folder = self.root.join(format!("table={}", TABLES[table])).join(&partition);
         let io = |path: &Path| {
             let path = path.to_owned();
-            move |source| WriteError::Io { path, source }
+            move |source| ArchiveError::Io { path, source }
         };
         std::fs::create_dir_all(&folder).map_err(io(&folder))?;
         self.sequence += 1;
@@ -165,7 +145,7 @@ impl Files {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
         let writer =
-            ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(|source| WriteError::Parquet {
+            ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(|source| ArchiveError::Parquet {
                 path: temporary.clone(),
                 source,
             })?;
@@ -192,7 +172,7 @@ impl Files {
     }
 
     /// Closes every open file, making it visible.
-    pub(super) fn close_all(mut self) -> Result<(), WriteError> {
+    pub(super) fn close_all(mut self) -> Result<(), ArchiveError> {
         let mut first_error = None;
         for file in self.open.iter_mut().filter_map(Option::take) {
             if let Err(error) = file.close() {
@@ -224,18 +204,18 @@ impl Files {
 }
 
 impl OpenFile {
-    fn close(self) -> Result<(), WriteError> {
+    fn close(self) -> Result<(), ArchiveError> {
         let OpenFile {
             temporary,
             done,
             writer,
             ..
         } = self;
-        writer.close().map_err(|source| WriteError::Parquet {
+        writer.close().map_err(|source| ArchiveError::Parquet {
             path: temporary.clone(),
             source,
         })?;
-        std::fs::rename(&temporary, &done).map_err(|source| WriteError::Io { path: done, source })
+        std::fs::rename(&temporary, &done).map_err(|source| ArchiveError::Io { path: done, source })
     }
 }
 

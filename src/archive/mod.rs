@@ -28,7 +28,31 @@ use crate::pipeline::queue::{ConsumerQueue, Queued};
 use crate::rows::{KeptColumns, WindowBuilder};
 use crate::telemetry::metrics::Metrics;
 use files::{Files, TABLES};
-pub use read::{ReadError, session};
+pub use read::session;
+
+/// Why the archive could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The folder or a file could not be created, opened or renamed: the disk, the path or
+    /// its permissions (the environment's to fix).
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be written (the disk filling up mid-write) or is not Parquet of the
+    /// table's schema (written by something else).
+    #[error("{path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    /// A query over the archive failed: the user's SQL, or our bug.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+}
 
 /// Settings of the `archive` exporter.
 #[derive(Debug, Clone, Deserialize)]

@@ -2,44 +2,25 @@
 //! --archive`. Hidden (unfinished) files are passed over, as other readers do.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::ArchiveError;
 use super::files::TABLES;
 use crate::rows;
-
-/// Why the archive could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The folder or a file could not be opened (the user's path or permissions).
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A file is not Parquet, or not of the table's schema.
-    #[error("{path}: {source}")]
-    Parquet {
-        path: PathBuf,
-        #[source]
-        source: parquet::errors::ParquetError,
-    },
-    #[error(transparent)]
-    DataFusion(#[from] datafusion::error::DataFusionError),
-}
 
 /// A session with the archive's tables (`spans`, `metric_points`, `logs`) registered, each
 /// holding the rows of every finished file under `table=<name>/`; a table without files is
 /// empty.
-pub fn session(archive: &Path) -> Result<SessionContext, ReadError> {
+pub fn session(archive: &Path) -> Result<SessionContext, ArchiveError> {
     if !archive.is_dir() {
-        return Err(ReadError::Io {
+        return Err(ArchiveError::Io {
             path: archive.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no archive here"),
         });
@@ -51,7 +32,7 @@ pub fn session(archive: &Path) -> Result<SessionContext, ReadError> {
             .iter()
             .find(|(name, _)| *name == table)
             .map(|(_, schema)| Arc::clone(schema))
-            .ok_or_else(|| datafusion::error::DataFusionError::Internal(format!("no schema of {table}")))?;
+            .ok_or_else(|| DataFusionError::Internal(format!("no schema of {table}")))?;
         let mut batches = Vec::new();
         for path in super::files::finished_files(&archive.join(format!("table={table}"))) {
             batches.extend(read_file(&path)?);
@@ -64,12 +45,12 @@ pub fn session(archive: &Path) -> Result<SessionContext, ReadError> {
     Ok(context)
 }
 
-fn read_file(path: &Path) -> Result<Vec<RecordBatch>, ReadError> {
-    let parquet = |source| ReadError::Parquet {
+fn read_file(path: &Path) -> Result<Vec<RecordBatch>, ArchiveError> {
+    let parquet = |source| ArchiveError::Parquet {
         path: path.to_owned(),
         source,
     };
-    let file = File::open(path).map_err(|source| ReadError::Io {
+    let file = File::open(path).map_err(|source| ArchiveError::Io {
         path: path.to_owned(),
         source,
     })?;
