@@ -147,7 +147,8 @@ fn detector_pack(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let folder = config.queries;
     let mut prepared = Vec::new();
-    for entry in std::fs::read_dir(folder).expect("queries/").flatten() {
+    let detectors = std::fs::read_dir(folder).expect("queries/").flatten();
+    for entry in detectors.filter(|e| e.path().extension().is_some_and(|x| x == "sql")) {
         let text = std::fs::read_to_string(entry.path()).expect("detector");
         let detector = Detector::parse(&entry.path(), &text, WINDOW).expect("header");
         prepared.push(

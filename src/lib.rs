@@ -12,6 +12,7 @@ pub mod otlp;
 pub mod pipeline;
 pub mod receiver;
 pub mod registry;
+pub mod report;
 pub mod rows;
 pub mod server;
 pub mod telemetry;

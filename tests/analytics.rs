@@ -34,7 +34,8 @@ fn queries(dir: &Path, extra: &[(&str, &str)]) -> PathBuf {
     let folder = dir.join("queries");
     std::fs::create_dir_all(&folder).expect("queries folder");
     let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
-    for entry in std::fs::read_dir(pack).expect("queries/").flatten() {
+    let detectors = std::fs::read_dir(pack).expect("queries/").flatten();
+    for entry in detectors.filter(|e| e.path().extension().is_some_and(|x| x == "sql")) {
         std::fs::copy(entry.path(), folder.join(entry.file_name())).expect("copy detector");
     }
     for (name, text) in extra {

@@ -1,7 +1,7 @@
 //! The archive exporter over the running binary: what fleetpipe receives is written as
 //! Hive-partitioned Parquet that a second engine (pyarrow, from PyPI) reads with the same rows
 //! and values, `fleetpipe query --archive` answers SQL over it, and a killed process leaves no
-//! unreadable file behind.
+//! unreadable file behind; `fleetpipe report` computes the fleet's numbers from it.
 
 mod support;
 
@@ -13,6 +13,7 @@ use std::time::Duration;
 use fleetpipe::otlp::Payload;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use support::python::python;
 use support::{Fleetpipe, fixtures, grpc_send, hex};
 
@@ -99,7 +100,16 @@ fn expected_spans(requests: &[ExportTraceServiceRequest]) -> BTreeMap<String, (O
 async fn archive_is_read_by_pyarrow_and_queried_with_the_rows_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fleetpipe = archiving(dir.path(), "    max_file_age: 1s").await;
-    let traces: Vec<_> = (0..3).map(|_| fixtures::agent_trace("planner-1", 40)).collect();
+    let mut traces: Vec<_> = (0..3).map(|_| fixtures::agent_trace("planner-1", 40)).collect();
+    let shadow_call = fixtures::span(
+        "execute_tool confluence_search",
+        SpanKind::Client,
+        &[
+            ("gen_ai.operation.name", "execute_tool"),
+            ("gen_ai.tool.name", "confluence_search"),
+        ],
+    );
+    traces.push(fixtures::traces(&[("service.name", "planner-1")], vec![shadow_call]));
     for request in &traces {
         grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(request.clone()), None)
             .await
@@ -133,7 +143,10 @@ async fn archive_is_read_by_pyarrow_and_queried_with_the_rows_sent() {
         assert_eq!(row["integration_id"].as_str(), *integration, "{span_id}: {row}");
         assert_eq!(row["input_tokens"].as_i64(), *tokens, "{span_id}: {row}");
         assert_eq!(row["layer"], "strategy", "{span_id}: {row}");
-        assert_eq!(row["duration_ms"], 0.5, "{span_id}: {row}");
+        assert!(
+            row["duration_ms"] == 0.5 || row["duration_ms"] == 500.0,
+            "{span_id}: {row}"
+        );
     }
     assert_eq!(tool_calls_of(&expected), 3 * 13, "the fixture's share of tool calls");
     let sql =
@@ -157,6 +170,7 @@ async fn archive_is_read_by_pyarrow_and_queried_with_the_rows_sent() {
         "{stderr}"
     );
     assert_eq!(sum_tokens(true), 0, "tool calls carry no tokens in the fixture");
+    assert_report(&dir.path().join("archive"), &traces);
     let today = read["spans"]["dates"][0].as_str().expect("a date").to_owned();
     assert_eq!(today.len(), "2026-12-05".len(), "{read}");
     assert_eq!(read["metric_points"]["rows"], points);
@@ -236,6 +250,107 @@ async fn kill_leaves_no_unreadable_file_and_restart_cleans_up() {
     for id in ids {
         assert!(read["spans"]["spans"].get(&id).is_some(), "{id} in {read}");
     }
+}
+
+/// Checks `fleetpipe report --format json` against what the test computes from `sent`: the
+/// summary's counts and inference tokens, the calls, errors and p95 of each integration, the
+/// agent and the shadow call.
+fn assert_report(archive: &Path, sent: &[ExportTraceServiceRequest]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+        .args(["report", "--format", "json", "--archive"])
+        .arg(archive)
+        .output()
+        .expect("fleetpipe report");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let spans: Vec<_> = sent
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .collect();
+    let text = |span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| match span
+        .attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.clone()?.value)
+    {
+        Some(Value::StringValue(text)) => Some(text),
+        _ => None,
+    };
+    let tokens = |span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str| match span
+        .attributes
+        .iter()
+        .find(|a| a.key == key)
+        .and_then(|a| a.value.clone()?.value)
+    {
+        Some(Value::IntValue(count)) => count,
+        _ => 0,
+    };
+    let is_error =
+        |span: &opentelemetry_proto::tonic::trace::v1::Span| span.status.as_ref().is_some_and(|s| s.code == 2);
+    let chats = spans
+        .iter()
+        .filter(|s| text(s, "gen_ai.operation.name").as_deref() == Some("chat"));
+    let traces: std::collections::BTreeSet<_> = spans.iter().map(|s| &s.trace_id).collect();
+    let jira: Vec<_> = spans
+        .iter()
+        .filter(|s| text(s, "gen_ai.tool.name").as_deref() == Some("jira_search"))
+        .collect();
+    let summary = &report["summary"];
+    assert_eq!(summary["spans"], spans.len(), "{report:#}");
+    assert_eq!(summary["traces"], traces.len());
+    assert_eq!(summary["agents"], 1);
+    let invocations = spans
+        .iter()
+        .filter(|s| text(s, "gen_ai.operation.name").as_deref() == Some("invoke_agent"))
+        .count();
+    assert_eq!(summary["invocations"], invocations);
+    assert_eq!(summary["errors"], spans.iter().filter(|s| is_error(s)).count());
+    assert_eq!(
+        summary["input_tokens"],
+        chats
+            .clone()
+            .map(|s| tokens(s, "gen_ai.usage.input_tokens"))
+            .sum::<i64>()
+    );
+    assert_eq!(
+        summary["output_tokens"],
+        chats.map(|s| tokens(s, "gen_ai.usage.output_tokens")).sum::<i64>()
+    );
+    assert_eq!(
+        report["integrations"],
+        serde_json::json!([{
+            "id": "work-tracking",
+            "calls": jira.len(),
+            "errors": jira.iter().filter(|s| is_error(s)).count(),
+            "p95_ms": 0.5,
+        }])
+    );
+    assert_eq!(
+        report["agents"],
+        serde_json::json!([{"name": "planner-1", "layer": "strategy", "invocations": invocations, "spans": spans.len()}])
+    );
+    let shadow = &report["shadow"];
+    assert_eq!(shadow.as_array().map(Vec::len), Some(1), "{shadow}");
+    assert_eq!(shadow[0]["target"], "confluence_search");
+    assert_eq!(shadow[0]["calls"], 1);
+    assert_eq!(shadow[0]["agents"], 1);
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+        .args(["report", "--format", "md", "--archive"])
+        .arg(archive)
+        .output()
+        .expect("fleetpipe report");
+    let markdown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        markdown.contains(&format!(
+            "| work-tracking | {} | {} |",
+            jira.len(),
+            jira.iter().filter(|s| is_error(s)).count()
+        )),
+        "{markdown}"
+    );
+    assert!(markdown.contains(&format!("- spans: {}", spans.len())), "{markdown}");
 }
 
 /// The spans of `expected` attributed to an integration.

@@ -62,6 +62,17 @@ pub enum Command {
         #[arg(long)]
         schema: bool,
     },
+    /// The fleet performance report over the Parquet archive.
+    Report {
+        /// The archive's folder (the `archive` exporter's `path`).
+        #[arg(long, default_value = "fleetpipe-data/archive")]
+        archive: PathBuf,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ReportFormat,
+        /// Write the report to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The integration registry as fleetpipe reads it.
     Registry {
         #[command(subcommand)]
@@ -81,6 +92,13 @@ pub enum QueryFormat {
     Table,
     Json,
     Csv,
+}
+
+/// Output formats of `fleetpipe report`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    Json,
+    Md,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +168,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(archive) => runtime.block_on(query::run_archive(&archive, &sql, format)),
                 None => runtime.block_on(query::run(&endpoint, &sql, format)),
             }
+        }
+        Command::Report { archive, format, out } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let report = runtime.block_on(crate::report::Report::over(&archive))?;
+            let text = match format {
+                ReportFormat::Json => format!("{:#}\n", report.json()?),
+                ReportFormat::Md => report.markdown(),
+            };
+            match out {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(())
         }
         Command::Registry {
             command,
