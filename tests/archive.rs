@@ -101,7 +101,18 @@ async fn archive_is_read_by_pyarrow_and_queried_with_the_rows_sent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fleetpipe = archiving(dir.path(), "    max_file_age: 1s").await;
     let mut traces: Vec<_> = (0..3).map(|_| fixtures::agent_trace("planner-1", 40)).collect();
-    let shadow_call = fixtures::span(
+    // On 2023-11-14 (the fixture's times are spread by process id), durations kept.
+    for span in traces
+        .iter_mut()
+        .flat_map(|r| &mut r.resource_spans)
+        .flat_map(|r| &mut r.scope_spans)
+        .flat_map(|s| &mut s.spans)
+    {
+        let duration = span.end_time_unix_nano - span.start_time_unix_nano;
+        span.start_time_unix_nano = 1_700_000_000_000_000_000 + (span.start_time_unix_nano % 1_000_000_000);
+        span.end_time_unix_nano = span.start_time_unix_nano + duration;
+    }
+    let mut shadow_call = fixtures::span(
         "execute_tool confluence_search",
         SpanKind::Client,
         &[
@@ -109,6 +120,9 @@ async fn archive_is_read_by_pyarrow_and_queried_with_the_rows_sent() {
             ("gen_ai.tool.name", "confluence_search"),
         ],
     );
+    // Two days after the agent traces, for the report's periods.
+    shadow_call.start_time_unix_nano += 2 * 86_400 * 1_000_000_000;
+    shadow_call.end_time_unix_nano += 2 * 86_400 * 1_000_000_000;
     traces.push(fixtures::traces(&[("service.name", "planner-1")], vec![shadow_call]));
     for request in &traces {
         grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(request.clone()), None)
@@ -252,17 +266,23 @@ async fn kill_leaves_no_unreadable_file_and_restart_cleans_up() {
     }
 }
 
-/// Checks `fleetpipe report --format json` against what the test computes from `sent`: the
-/// summary's counts and inference tokens, the calls, errors and p95 of each integration, the
-/// agent and the shadow call.
-fn assert_report(archive: &Path, sent: &[ExportTraceServiceRequest]) {
+/// `fleetpipe report --format json` over `archive` with `args`.
+fn report_json(archive: &Path, args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
         .args(["report", "--format", "json", "--archive"])
         .arg(archive)
+        .args(args)
         .output()
         .expect("fleetpipe report");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    serde_json::from_slice(&output.stdout).expect("JSON report")
+}
+
+/// Checks `fleetpipe report --format json` against what the test computes from `sent`: the
+/// summary's counts and inference tokens, the calls, errors and p95 of each integration, the
+/// agent and the shadow call; `--from`, `--to` and `--since` select the spans of a period.
+fn assert_report(archive: &Path, sent: &[ExportTraceServiceRequest]) {
+    let report = report_json(archive, &[]);
     let spans: Vec<_> = sent
         .iter()
         .flat_map(|r| &r.resource_spans)
@@ -351,6 +371,19 @@ fn assert_report(archive: &Path, sent: &[ExportTraceServiceRequest]) {
         "{markdown}"
     );
     assert!(markdown.contains(&format!("- spans: {}", spans.len())), "{markdown}");
+    // Periods: the shadow call is two days after the rest.
+    let later = report_json(archive, &["--from", "2023-11-15T00:00:00Z"]);
+    assert_eq!(later["summary"]["spans"], 1, "{later:#}");
+    assert_eq!(later["integrations"], serde_json::json!([]));
+    assert_eq!(later["shadow"][0]["target"], "confluence_search");
+    let earlier = report_json(archive, &["--to", "2023-11-15T00:00:00Z"]);
+    assert_eq!(earlier["summary"]["spans"], spans.len() - 1, "{earlier:#}");
+    assert_eq!(earlier["shadow"], serde_json::json!([]));
+    let recent = report_json(archive, &["--since", "24h"]);
+    assert_eq!(
+        recent["summary"]["spans"], 0,
+        "the fixture's spans are from 2023: {recent:#}"
+    );
 }
 
 /// The spans of `expected` attributed to an integration.

@@ -67,6 +67,15 @@ pub enum Command {
         /// The archive's folder (the `archive` exporter's `path`).
         #[arg(long, default_value = "fleetpipe-data/archive")]
         archive: PathBuf,
+        /// Only the last stretch of time, e.g. `24h`, `7d`; the whole archive when left out.
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        since: Option<humantime::Duration>,
+        /// Only records from this time on (RFC 3339, e.g. `2026-12-01T00:00:00Z`).
+        #[arg(long)]
+        from: Option<humantime::Timestamp>,
+        /// Only records before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<humantime::Timestamp>,
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
         /// Write the report to this file instead of standard output.
@@ -169,9 +178,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 None => runtime.block_on(query::run(&endpoint, &sql, format)),
             }
         }
-        Command::Report { archive, format, out } => {
+        Command::Report {
+            archive,
+            since,
+            from,
+            to,
+            format,
+            out,
+        } => {
+            let period = period(since, from, to);
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let report = runtime.block_on(crate::report::Report::over(&archive))?;
+            let report = runtime.block_on(crate::report::Report::over(&archive, period))?;
             let text = match format {
                 ReportFormat::Json => format!("{:#}\n", report.json()?),
                 ReportFormat::Md => report.markdown(),
@@ -193,5 +210,25 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 RegistryCommand::Explain { attributes } => registry::explain(&source, &attributes),
             }
         }
+    }
+}
+
+/// The period `report` covers: the last `since`, or from `from` to `to`.
+fn period(
+    since: Option<humantime::Duration>,
+    from: Option<humantime::Timestamp>,
+    to: Option<humantime::Timestamp>,
+) -> crate::archive::Period {
+    let nanos = |time: std::time::SystemTime| {
+        time.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    };
+    let from = match since {
+        Some(since) => Some(std::time::SystemTime::now() - *since),
+        None => from.map(Into::into),
+    };
+    crate::archive::Period {
+        from: from.map(nanos),
+        to: to.map(|t| nanos(t.into())),
     }
 }

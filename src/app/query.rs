@@ -43,7 +43,7 @@ pub(super) async fn run(endpoint: &str, sql: &str, format: QueryFormat) -> anyho
 
 /// Runs `sql` over the Parquet archive in `archive` and prints the rows.
 pub(super) async fn run_archive(archive: &std::path::Path, sql: &str, format: QueryFormat) -> anyhow::Result<()> {
-    let context = crate::archive::session(archive)?;
+    let context = crate::archive::session(archive, crate::archive::Period::default()).await?;
     let batches = context.sql(sql).await?.collect().await?;
     print_rows(&crate::analytics::query::rows(&batches), format);
     Ok(())

@@ -15,10 +15,30 @@ use super::ArchiveError;
 use super::files::TABLES;
 use crate::rows;
 
+/// The records a session holds: those whose time (a span's start) is in `[from, to)`, in
+/// nanoseconds since the epoch; `None` leaves that side open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Period {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+}
+
+impl Period {
+    /// A `WHERE` condition on `column` (a UTC timestamp) for the period, or none.
+    fn condition(self, column: &str) -> Option<String> {
+        let bound = |op: &str, nanos: Option<i64>| nanos.map(|n| format!("arrow_cast({column}, 'Int64') {op} {n}"));
+        let bounds: Vec<String> = [bound(">=", self.from), bound("<", self.to)]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!bounds.is_empty()).then(|| bounds.join(" AND "))
+    }
+}
+
 /// A session with the archive's tables (`spans`, `metric_points`, `logs`) registered, each
-/// holding the rows of every finished file under `table=<name>/`; a table without files is
-/// empty.
-pub fn session(archive: &Path) -> Result<SessionContext, ArchiveError> {
+/// holding the rows of `period` of every finished file under `table=<name>/`; a table without
+/// files is empty.
+pub async fn session(archive: &Path, period: Period) -> Result<SessionContext, ArchiveError> {
     if !archive.is_dir() {
         return Err(ArchiveError::Io {
             path: archive.to_owned(),
@@ -39,8 +59,21 @@ pub fn session(archive: &Path) -> Result<SessionContext, ArchiveError> {
         }
         // The files carry the schema they were written with; an empty table gets today's.
         let schema = batches.first().map_or(schema, RecordBatch::schema);
-        let table_rows = MemTable::try_new(schema, vec![batches])?;
-        context.register_table(table, Arc::new(table_rows))?;
+        let table_rows = Arc::new(MemTable::try_new(schema, vec![batches])?);
+        let time = if table == "spans" { "start_time" } else { "time" };
+        match period.condition(time) {
+            None => {
+                context.register_table(table, table_rows)?;
+            }
+            Some(condition) => {
+                // The queries read `table`: a view of the period over all the archive's rows.
+                let all = format!("archive_{table}");
+                context.register_table(all.as_str(), table_rows)?;
+                context
+                    .sql(&format!("CREATE VIEW {table} AS SELECT * FROM {all} WHERE {condition}"))
+                    .await?;
+            }
+        }
     }
     Ok(context)
 }

@@ -12,7 +12,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 
 use crate::analytics::query;
-use crate::archive::{self, ArchiveError};
+use crate::archive::{self, ArchiveError, Period};
 
 /// The report's sections, each one query of `queries/report/`, built into the binary.
 const SECTIONS: [(&str, &str); 4] = [
@@ -49,9 +49,9 @@ pub struct Report {
 }
 
 impl Report {
-    /// Runs every section's query over the archive in `archive`.
-    pub async fn over(archive: &Path) -> Result<Report, ReportError> {
-        let context = archive::session(archive)?;
+    /// Runs every section's query over the records of `period` in the archive in `archive`.
+    pub async fn over(archive: &Path, period: Period) -> Result<Report, ReportError> {
+        let context = archive::session(archive, period).await?;
         let mut sections = Vec::new();
         for (section, sql) in SECTIONS {
             let query = |source| ReportError::Query { section, source };
