@@ -25,13 +25,14 @@ fn issues_of(text: &str) -> Vec<ConfigIssue> {
     }
 }
 
-/// Guarantees: the embedded defaults are valid and wire the three signals to debug and file.
+/// Guarantees: the embedded defaults are valid and wire the three signals to debug, file and
+/// the archive.
 #[test]
 fn default_config_is_valid() {
     let config = Config::parse(DEFAULT_CONFIG, "default", &no_env).expect("default config");
     assert_eq!(config.service.pipelines.len(), 3);
     for pipeline in config.service.pipelines.values() {
-        assert_eq!(pipeline.exporters, ["debug", "file"]);
+        assert_eq!(pipeline.exporters, ["debug", "file", "archive"]);
     }
     let otlp = otlp_receiver(&config);
     assert_eq!(otlp.protocols.grpc.as_ref().map(|g| g.endpoint.port()), Some(4317));
