@@ -243,3 +243,61 @@ pub(super) fn text(value: &Value) -> String {
         Value::StringValueStrindex(i) => i.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Guarantees: each lifted key finds its own slot, and a key one byte off, wherever that
+    /// byte is, finds none.
+    #[test]
+    fn lifted_keys_find_their_slots() {
+        const LIFTED_KEYS: [&[u8]; LIFTED_SLOTS] = [
+            b"integration.id",
+            b"integration.name",
+            b"integration.category",
+            b"integration.kind",
+            b"integration.connection",
+            b"integration.registered",
+            b"integration.target",
+            b"gen_ai.operation.name",
+            b"gen_ai.tool.name",
+            b"gen_ai.request.model",
+            b"gen_ai.provider.name",
+            b"mcp.method.name",
+            b"server.address",
+            b"error.type",
+            b"gen_ai.usage.input_tokens",
+            b"gen_ai.usage.output_tokens",
+            b"http.response.status_code",
+            b"rpc.grpc.status_code",
+            b"gen_ai.response.model",
+            b"gen_ai.usage.cache_read.input_tokens",
+            b"gen_ai.usage.cache_write.input_tokens",
+            b"gen_ai.usage.reasoning.output_tokens",
+            b"gen_ai.conversation.id",
+            b"gen_ai.agent.id",
+            b"gen_ai.agent.name",
+            b"gen_ai.agent.version",
+        ];
+        let tags = TagNames::default();
+        let lifted_slot = |key: &[u8]| lifted_slot(key).or_else(|| tags.tag(key).map(tag_slot));
+        for (slot, key) in LIFTED_KEYS.iter().enumerate() {
+            assert_eq!(lifted_slot(key), Some(slot), "{}", String::from_utf8_lossy(key));
+            for at in 0..key.len() {
+                let mut near = key.to_vec();
+                near[at] ^= 0x20;
+                assert_eq!(lifted_slot(&near), None, "{}", String::from_utf8_lossy(&near));
+            }
+        }
+        for other in [
+            &b""[..],
+            b"e",
+            b"service.name",
+            b"gen_ai.agent.description",
+            b"integration.idd",
+        ] {
+            assert_eq!(lifted_slot(other), None, "{}", String::from_utf8_lossy(other));
+        }
+    }
+}
