@@ -17,6 +17,9 @@ use crate::rows::RECORD_TABLES;
 /// The tables the archive holds, in the order the window builder gives their batches.
 pub(super) const TABLES: [&str; 3] = RECORD_TABLES;
 
+/// Rows of a Parquet row group at most: a row group is held in memory until it is written.
+const ROW_GROUP_ROWS: usize = 64 * 1024;
+
 /// What a closed file is named after; the temporary name adds a leading dot (readers such as
 /// pyarrow and Spark pass over hidden files) and this suffix.
 const TEMPORARY_SUFFIX: &str = ".tmp";
@@ -141,8 +144,11 @@ impl Files {
         let done = folder.join(&name);
         let temporary = folder.join(format!(".{name}{TEMPORARY_SUFFIX}"));
         let file = File::create(&temporary).map_err(io(&temporary))?;
+        // A row group is held in memory until it is full: bounded in rows, so the writer's
+        // memory does not grow with the file.
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_size(ROW_GROUP_ROWS)
             .build();
         let writer =
             ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(|source| ArchiveError::Parquet {
