@@ -148,7 +148,7 @@ impl Files {
         // memory does not grow with the file.
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_size(ROW_GROUP_ROWS)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
         let writer =
             ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(|source| ArchiveError::Parquet {
