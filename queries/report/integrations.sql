@@ -1,16 +1,29 @@
--- Calls, errors and p95 latency per governed integration. A call is one tool invocation: a
--- client span under an `execute_tool` span of the same integration is the same call, so it
--- counts only when no such parent covers it. p95 is DataFusion's approx_percentile_cont
--- (a t-digest: within about 1 % of the rank for these sizes).
-SELECT
-  c.integration_id AS id,
-  CAST(count(*) AS BIGINT) AS calls,
-  CAST(sum(CASE WHEN c.status_code = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
-  CAST(approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY c.duration_ms) AS DOUBLE) AS p95_ms
-FROM spans c
-LEFT JOIN spans p
-  ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
- AND p.operation = 'execute_tool' AND p.integration_id = c.integration_id
-WHERE c.integration_id IS NOT NULL AND p.span_id IS NULL
+-- Scorecards of the governed (registered) integrations: calls (see `calls` in views.sql),
+-- errors, error rate, p50/p95/p99 latency per call, the agents and layers that use it, and
+-- the model spend of the traces that called it. Percentiles are DataFusion's
+-- approx_percentile_cont (a t-digest: exact up to a few hundred values, within about 1 % of
+-- the rank beyond).
+WITH c AS (
+  SELECT * FROM calls WHERE integration_id IS NOT NULL
+), spend AS (
+  SELECT t.integration_id, CAST(sum(i.cost) AS DOUBLE) AS model_spend_usd
+  FROM (SELECT DISTINCT integration_id, trace_id FROM c) t
+  JOIN inference i ON i.trace_id = t.trace_id
+  GROUP BY t.integration_id
+)
+SELECT c.integration_id AS id,
+       max(c.integration_name) AS name,
+       max(c.integration_connection) AS connection,
+       CAST(count(*) AS BIGINT) AS calls,
+       CAST(sum(CASE WHEN c.status_code = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
+       CAST(sum(CASE WHEN c.status_code = 'error' THEN 1 ELSE 0 END) AS DOUBLE) / count(*) AS error_rate,
+       CAST(approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY c.duration_ms) AS DOUBLE) AS p50_ms,
+       CAST(approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY c.duration_ms) AS DOUBLE) AS p95_ms,
+       CAST(approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY c.duration_ms) AS DOUBLE) AS p99_ms,
+       array_to_string(array_sort(array_agg(DISTINCT c.agent)), ', ') AS agents,
+       array_to_string(array_sort(array_agg(DISTINCT c.layer)), ', ') AS layers,
+       max(spend.model_spend_usd) AS model_spend_usd
+FROM c
+LEFT JOIN spend ON spend.integration_id = c.integration_id
 GROUP BY c.integration_id
 ORDER BY calls DESC, id

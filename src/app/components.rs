@@ -18,6 +18,7 @@ use crate::pipeline::batch::BatchConfig;
 use crate::pipeline::component::{ExporterSettings, ProcessorSettings, ReceiverSettings};
 use crate::receiver::config::OtlpReceiverConfig;
 use crate::registry::RegistryConfig;
+use crate::report::ReportConfig;
 
 /// Parses one component's settings, recording what is wrong at its key path.
 type Parse<T> = fn(&mut Issues<'_>, &[&str], Value) -> Option<Box<T>>;
@@ -73,6 +74,8 @@ pub struct Config {
     pub exporters: BTreeMap<String, Box<dyn ExporterSettings>>,
     /// The operating model's integration registry, used by the `enrich` processor.
     pub registry: Option<RegistryConfig>,
+    /// `fleetpipe report`'s settings.
+    pub report: ReportConfig,
     pub service: ServiceConfig,
 }
 
@@ -81,6 +84,29 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let (text, source_name) = config::read(path)?;
         Config::parse(&text, &source_name, &|n| std::env::var(n).ok())
+    }
+
+    /// Only the `report` section of a file (the built-in defaults' when `None`): a report
+    /// needs no more, and may run where the rest (registry, endpoints) would not.
+    pub fn load_report_section(path: Option<&Path>) -> Result<ReportConfig, ConfigError> {
+        let (text, source_name) = config::read(path)?;
+        let mut issues = Issues::new(&text);
+        let lookup = |n: &str| std::env::var(n).ok();
+        let report = config::parse_document(&text, &lookup, &mut issues).and_then(|document| match document.report {
+            Some(value) => issues.section::<ReportConfig>(&["report"], value),
+            None => Some(ReportConfig::default()),
+        });
+        if let Some(report) = &report {
+            issues.push_problems(&["report"], report.problems());
+        }
+        match (report, issues.into_error(&source_name)) {
+            (Some(report), None) => Ok(report),
+            (_, Some(error)) => Err(error),
+            (None, None) => Err(ConfigError::Invalid {
+                source_name,
+                issues: Vec::new(),
+            }),
+        }
     }
 
     /// Parses and validates YAML text; `source_name` names it in errors and `lookup` resolves
@@ -98,11 +124,16 @@ impl Config {
             let registry = document
                 .registry
                 .and_then(|value| issues.section::<RegistryConfig>(&["registry"], value));
+            let report = match document.report {
+                Some(value) => issues.section::<ReportConfig>(&["report"], value)?,
+                None => ReportConfig::default(),
+            };
             Some(Config {
                 receivers,
                 processors,
                 exporters,
                 registry,
+                report,
                 service: config::parse_service(document.service, &mut issues)?,
             })
         });
@@ -136,6 +167,7 @@ impl Config {
             }
             issues.push_problems(&path, processor.problems());
         }
+        issues.push_problems(&["report"], self.report.problems());
         for (name, exporter) in &self.exporters {
             let path = ["exporters", name.as_str()];
             issues.push_problems(&path, exporter.problems());

@@ -76,8 +76,14 @@ pub enum Command {
         /// Only records before this time (RFC 3339).
         #[arg(long)]
         to: Option<humantime::Timestamp>,
+        /// Set each figure of the summary against the period of equal length before.
+        #[arg(long, value_enum)]
+        compare: Option<Compare>,
         #[arg(long, value_enum, default_value = "md")]
         format: ReportFormat,
+        /// Configuration whose `report.prices` override and extend the built-in price table.
+        #[arg(long, short, env = "FLEETPIPE_CONFIG")]
+        config: Option<PathBuf>,
         /// Write the report to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -106,8 +112,17 @@ pub enum QueryFormat {
 /// Output formats of `fleetpipe report`.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ReportFormat {
+    /// One self-contained page: open it in a browser, print it, mail it.
+    Html,
     Json,
     Md,
+}
+
+/// What `fleetpipe report --compare` sets the period against.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Compare {
+    /// The period of equal length just before.
+    Previous,
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,14 +198,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             since,
             from,
             to,
+            compare,
             format,
+            config,
             out,
         } => {
             let period = period(since, from, to);
+            let settings = Config::load_report_section(config.as_deref())?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let report = runtime.block_on(crate::report::Report::over(&archive, period))?;
+            let report = runtime.block_on(crate::report::Report::over(
+                &archive,
+                period,
+                &settings,
+                compare.is_some(),
+            ))?;
             let text = match format {
-                ReportFormat::Json => format!("{:#}\n", report.json()?),
+                ReportFormat::Html => report.html(),
+                ReportFormat::Json => format!("{:#}\n", report.json()),
                 ReportFormat::Md => report.markdown(),
             };
             match out {
@@ -223,12 +247,14 @@ fn period(
         time.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
     };
-    let from = match since {
-        Some(since) => Some(std::time::SystemTime::now() - *since),
-        None => from.map(Into::into),
+    let now = std::time::SystemTime::now();
+    let (from, to) = match since {
+        // The end is now, so that the period has a length to compare with the one before.
+        Some(since) => (Some(now - *since), Some(now)),
+        None => (from.map(Into::into), to.map(Into::into)),
     };
     crate::archive::Period {
         from: from.map(nanos),
-        to: to.map(|t| nanos(t.into())),
+        to: to.map(nanos),
     }
 }

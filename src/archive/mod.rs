@@ -116,7 +116,9 @@ impl ExporterSettings for ArchiveConfig {
         let (tx, rx) = mpsc::channel(self.queue_size);
         let writer = Writer {
             name: context.name.to_owned(),
-            builder: WindowBuilder::new(0).tagged(Arc::new(context.tags.clone())),
+            builder: WindowBuilder::new(0)
+                .tagged(Arc::new(context.tags.clone()))
+                .with_findings(),
             files: Some(files),
             metrics: Arc::clone(context.metrics),
             flush_every: (self.max_file_age / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),

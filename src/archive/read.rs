@@ -24,6 +24,15 @@ pub struct Period {
 }
 
 impl Period {
+    /// The period of equal length just before this one, when it has both ends.
+    pub fn previous(self) -> Option<Period> {
+        let (from, to) = (self.from?, self.to?);
+        Some(Period {
+            from: Some(from - (to - from)),
+            to: Some(from),
+        })
+    }
+
     /// A `WHERE` condition on `column` (a UTC timestamp) for the period, or none.
     fn condition(self, column: &str) -> Option<String> {
         let bound = |op: &str, nanos: Option<i64>| nanos.map(|n| format!("arrow_cast({column}, 'Int64') {op} {n}"));

@@ -1,26 +1,76 @@
 //! `fleetpipe report`: the fleet performance report, computed by the SQL of `queries/report/`
-//! over the Parquet archive, as JSON or Markdown.
+//! over the Parquet archive, as JSON, Markdown or a self-contained HTML page.
 //!
-//! This is the report's first part: the fleet summary, the integration scorecards' calls,
-//! errors and p95 latency, the agents and the shadow integrations. Cost (the price table),
-//! time ranges, comparison with the previous period and the HTML page come next.
+//! The queries read the views of `views.sql` (priced spans, inference calls, calls to
+//! integrations, findings); the cost is the price table's (`prices.rs`) at report time, so a
+//! price change re-prices the whole archive. Every format is drawn from one [`Report`].
+
+mod html;
+mod markdown;
+mod present;
+mod prices;
+mod shadow;
 
 use std::path::Path;
 
 use datafusion::arrow::json::ArrayWriter;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::SessionContext;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::analytics::query;
 use crate::archive::{self, ArchiveError, Period};
+use crate::config::Problem;
+pub use prices::{Price, PriceTable, Tokens};
 
-/// The report's sections, each one query of `queries/report/`, built into the binary.
-const SECTIONS: [(&str, &str); 4] = [
+/// The views the sections read, created first (statements end with a `;` line).
+const VIEWS: &str = include_str!("../../queries/report/views.sql");
+
+/// The report's sections in the order they are shown, each one query of `queries/report/`,
+/// built into the binary.
+const SECTIONS: [(&str, &str); 13] = [
     ("summary", include_str!("../../queries/report/summary.sql")),
-    ("integrations", include_str!("../../queries/report/integrations.sql")),
+    ("timeline", include_str!("../../queries/report/timeline.sql")),
+    ("layers", include_str!("../../queries/report/layers.sql")),
     ("agents", include_str!("../../queries/report/agents.sql")),
+    ("integrations", include_str!("../../queries/report/integrations.sql")),
+    ("errors", include_str!("../../queries/report/errors.sql")),
+    ("tools", include_str!("../../queries/report/tools.sql")),
+    ("mcp_servers", include_str!("../../queries/report/mcp_servers.sql")),
+    (
+        "slowest_traces",
+        include_str!("../../queries/report/slowest_traces.sql"),
+    ),
+    ("waste", include_str!("../../queries/report/waste.sql")),
     ("shadow", include_str!("../../queries/report/shadow.sql")),
+    ("anomalies", include_str!("../../queries/report/anomalies.sql")),
+    ("data_quality", include_str!("../../queries/report/data_quality.sql")),
 ];
+
+/// The `report` section of the configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Prices over the built-in table: contract prices, other models, later price changes.
+    #[serde(default)]
+    pub prices: Vec<Price>,
+}
+
+impl ReportConfig {
+    /// Prices that cannot be, at `prices.<n>.<key>`.
+    pub fn problems(&self) -> Vec<Problem> {
+        self.prices
+            .iter()
+            .enumerate()
+            .flat_map(|(n, price)| {
+                price
+                    .problems()
+                    .into_iter()
+                    .map(move |p| Problem::new(&format!("prices.{n}.{}", p.key), p.message))
+            })
+            .collect()
+    }
+}
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -41,79 +91,146 @@ pub enum ReportError {
         #[source]
         source: datafusion::arrow::error::ArrowError,
     },
+    #[error("--compare previous needs a period with a start and an end (--since, or --from and --to)")]
+    NoPreviousPeriod,
+}
+
+/// A section's rows, columns in the query's order.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub columns: Vec<String>,
+    pub rows: Vec<Map<String, Value>>,
+}
+
+impl Table {
+    /// The first row, or an empty one.
+    fn first(&self) -> Map<String, Value> {
+        self.rows.first().cloned().unwrap_or_default()
+    }
 }
 
 /// The report's sections, each the rows of its query.
 pub struct Report {
-    sections: Vec<(&'static str, Vec<RecordBatch>)>,
+    period: Period,
+    sections: Vec<(&'static str, Table)>,
+    /// The summary of the period of equal length before, with `--compare previous`.
+    previous: Option<Table>,
+    configured_prices: usize,
 }
 
 impl Report {
-    /// Runs every section's query over the records of `period` in the archive in `archive`.
-    pub async fn over(archive: &Path, period: Period) -> Result<Report, ReportError> {
-        let context = archive::session(archive, period).await?;
+    /// Runs every section's query over the records of `period` in the archive in `archive`,
+    /// priced with `config`'s prices over the built-in ones; with `compare`, the summary of
+    /// the period of equal length before too.
+    pub async fn over(
+        archive: &Path,
+        period: Period,
+        config: &ReportConfig,
+        compare: bool,
+    ) -> Result<Report, ReportError> {
+        let table = std::sync::Arc::new(PriceTable::new(&config.prices));
+        let previous = match compare {
+            true => {
+                let previous = period.previous().ok_or(ReportError::NoPreviousPeriod)?;
+                let context = priced_session(archive, previous, &table).await?;
+                Some(run_section(&context, SECTIONS[0].0, SECTIONS[0].1).await?)
+            }
+            false => None,
+        };
+        let context = priced_session(archive, period, &table).await?;
         let mut sections = Vec::new();
         for (section, sql) in SECTIONS {
-            let query = |source| ReportError::Query { section, source };
-            let batches = context.sql(sql).await.map_err(query)?.collect().await.map_err(query)?;
-            sections.push((section, batches));
+            sections.push((section, run_section(&context, section, sql).await?));
         }
-        Ok(Report { sections })
+        let registered = run_section(&context, "shadow", shadow::REGISTERED).await?;
+        if let Some((_, shadow)) = sections.iter_mut().find(|(name, _)| *name == "shadow") {
+            shadow::suggest(shadow, &registered);
+        }
+        Ok(Report {
+            period,
+            sections,
+            previous,
+            configured_prices: config.prices.len(),
+        })
     }
 
-    /// As JSON: `summary` an object, every other section an array of rows, columns named as
-    /// the queries name them, numbers as numbers.
-    pub fn json(&self) -> Result<Value, ReportError> {
+    /// As JSON: `period`, `prices` (where the built-in prices come from), `summary` an object
+    /// (with `previous` when compared), every other section an array of rows, columns named
+    /// as the queries name them, numbers as numbers.
+    pub fn json(&self) -> Value {
         let mut report = Map::new();
-        for (section, batches) in &self.sections {
-            let rows = json_rows(batches).map_err(|source| ReportError::Json { section, source })?;
+        let time = |nanos: Option<i64>| nanos.map_or(Value::Null, |n| Value::String(rfc3339(n)));
+        report.insert(
+            "period".into(),
+            serde_json::json!({"from": time(self.period.from), "to": time(self.period.to)}),
+        );
+        let (source, as_of) = PriceTable::built_in_source();
+        report.insert(
+            "prices".into(),
+            serde_json::json!({"source": source, "as_of": as_of, "configured": self.configured_prices}),
+        );
+        for (section, table) in &self.sections {
             let value = match *section {
-                "summary" => rows.into_iter().next().unwrap_or(Value::Object(Map::new())),
-                _ => Value::Array(rows),
+                "summary" => {
+                    let mut summary = table.first();
+                    if let Some(previous) = &self.previous {
+                        summary.insert("previous".into(), Value::Object(previous.first()));
+                    }
+                    Value::Object(summary)
+                }
+                _ => Value::Array(table.rows.iter().cloned().map(Value::Object).collect()),
             };
             report.insert((*section).to_owned(), value);
         }
-        // Not computed yet: no price table covers the archive's tokens.
-        if let Some(Value::Object(summary)) = report.get_mut("summary") {
-            summary.insert("cost_usd".into(), Value::Null);
-        }
-        report.insert("anomalies".into(), Value::Array(Vec::new()));
-        Ok(Value::Object(report))
+        Value::Object(report)
     }
 
-    /// As Markdown: the summary as a list, every other section as a table, columns in the
-    /// queries' order.
+    /// As Markdown: the summary as a list, every other section as a table.
     pub fn markdown(&self) -> String {
-        let mut out = String::from("# Fleet performance report\n");
-        for (section, batches) in &self.sections {
-            let rows = query::rows(batches);
-            out.push_str(&format!("\n## {section}\n\n"));
-            if *section == "summary" {
-                for (column, value) in rows.columns.iter().zip(rows.rows.first().into_iter().flatten()) {
-                    out.push_str(&format!("- {column}: {}\n", value.as_deref().unwrap_or("")));
-                }
-                continue;
-            }
-            if rows.rows.is_empty() {
-                out.push_str("None in this period.\n");
-                continue;
-            }
-            out.push_str(&format!(
-                "| {} |\n|{}\n",
-                rows.columns.join(" | "),
-                " --- |".repeat(rows.columns.len())
-            ));
-            for row in &rows.rows {
-                let cells: Vec<&str> = row.iter().map(|c| c.as_deref().unwrap_or("")).collect();
-                out.push_str(&format!("| {} |\n", cells.join(" | ")));
-            }
-        }
-        out
+        markdown::render(self)
+    }
+
+    /// As one self-contained HTML page: no scripts, no network, charts as inline SVG.
+    pub fn html(&self) -> String {
+        html::render(self)
     }
 }
 
+/// A session over `period` of the archive with `cost_usd` and the report's views.
+async fn priced_session(
+    archive: &Path,
+    period: Period,
+    prices: &std::sync::Arc<PriceTable>,
+) -> Result<SessionContext, ReportError> {
+    let context = archive::session(archive, period).await?;
+    context.register_udf(std::sync::Arc::clone(prices).udf());
+    for statement in VIEWS.split("\n;").filter(|s| s.lines().any(is_sql)) {
+        let query = |source| ReportError::Query {
+            section: "views",
+            source,
+        };
+        context.sql(statement).await.map_err(query)?;
+    }
+    Ok(context)
+}
+
+/// Whether a line holds SQL, not only a comment or blanks.
+fn is_sql(line: &str) -> bool {
+    let line = line.trim();
+    !line.is_empty() && !line.starts_with("--")
+}
+
+async fn run_section(context: &SessionContext, section: &'static str, sql: &str) -> Result<Table, ReportError> {
+    let query = |source| ReportError::Query { section, source };
+    let frame = context.sql(sql).await.map_err(query)?;
+    let columns = frame.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let batches = frame.collect().await.map_err(query)?;
+    let rows = json_rows(&batches).map_err(|source| ReportError::Json { section, source })?;
+    Ok(Table { columns, rows })
+}
+
 /// Record batches as JSON objects, numbers as numbers, nulls left out.
-fn json_rows(batches: &[RecordBatch]) -> Result<Vec<Value>, datafusion::arrow::error::ArrowError> {
+fn json_rows(batches: &[RecordBatch]) -> Result<Vec<Map<String, Value>>, datafusion::arrow::error::ArrowError> {
     let mut writer = ArrayWriter::new(Vec::new());
     writer.write_batches(&batches.iter().collect::<Vec<_>>())?;
     writer.finish()?;
@@ -122,4 +239,10 @@ fn json_rows(batches: &[RecordBatch]) -> Result<Vec<Value>, datafusion::arrow::e
         return Ok(Vec::new());
     }
     serde_json::from_slice(&bytes).map_err(|e| datafusion::arrow::error::ArrowError::JsonError(e.to_string()))
+}
+
+/// Nanoseconds since the epoch as an RFC 3339 UTC time, to the second.
+fn rfc3339(nanos: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(u64::try_from(nanos).unwrap_or(0));
+    humantime::format_rfc3339_seconds(time).to_string()
 }

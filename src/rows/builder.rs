@@ -53,6 +53,10 @@ pub struct WindowBuilder {
     pub rows: usize,
     pub(super) kept: KeptColumns,
     pub(super) sampler: TraceSampler,
+    /// Whether fleetpipe's own anomaly records go into `logs`: the archive keeps them (the
+    /// report's anomaly timeline), analytics leaves them out (detectors would read their own
+    /// findings).
+    pub(super) with_findings: bool,
     /// The names of the registry tags on the records, as the enrich processor writes them.
     pub(super) tags: Arc<TagNames>,
 }
@@ -75,6 +79,7 @@ impl WindowBuilder {
             rows: 0,
             kept: KeptColumns::ALL,
             sampler: TraceSampler::ALL,
+            with_findings: false,
             tags: Arc::default(),
         };
         builder.keep(kept);
@@ -84,6 +89,12 @@ impl WindowBuilder {
     /// Reads the registry tags under `tags`' names.
     pub fn tagged(mut self, tags: Arc<TagNames>) -> WindowBuilder {
         self.tags = tags;
+        self
+    }
+
+    /// Keeps fleetpipe's own anomaly records (`fleetpipe.anomaly` events) in `logs`.
+    pub fn with_findings(mut self) -> WindowBuilder {
+        self.with_findings = true;
         self
     }
 
@@ -207,7 +218,7 @@ impl WindowBuilder {
                     Signal::Traces if self.sampled_out(bytes) => Ok(0),
                     Signal::Traces => self.spans.append(&emitter, bytes, attributes),
                     Signal::Metrics => self.points.append(&emitter, bytes, attributes.tags),
-                    Signal::Logs => self.logs.append(&emitter, bytes, attributes),
+                    Signal::Logs => self.logs.append(&emitter, bytes, attributes, self.with_findings),
                 };
                 let counted = rows
                     .map_err(RowError::from)

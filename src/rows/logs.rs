@@ -82,16 +82,18 @@ impl LogColumns {
         self.span_id.keep(kept, TABLE);
     }
 
-    /// Appends a log record, except fleetpipe's own anomaly records; returns how many.
+    /// Appends a log record, except fleetpipe's own anomaly records unless `with_findings`;
+    /// returns how many.
     pub(super) fn append<'a>(
         &mut self,
         emitter: &Emitter<'_>,
         record: &'a [u8],
         attributes: &mut RecordAttributes<'a>,
+        with_findings: bool,
     ) -> Result<usize, Malformed> {
         attributes.clear();
         let record = LogRow::read(record, attributes)?;
-        if record.event_name == crate::otlp::semconv::ANOMALY_EVENT {
+        if !with_findings && record.event_name == crate::otlp::semconv::ANOMALY_EVENT {
             return Ok(0);
         }
         self.context.append(emitter, attributes);
