@@ -132,7 +132,7 @@ fn planned_rollup(runtime: &tokio::runtime::Runtime) -> Rollup {
 /// The shipped detectors, and the columns windows build for them.
 fn pack() -> (AnalyticsConfig, KeptColumns) {
     let config = AnalyticsConfig {
-        queries: Path::new(env!("CARGO_MANIFEST_DIR")).join("queries"),
+        queries: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("queries")),
         ..AnalyticsConfig::default()
     };
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -145,7 +145,7 @@ fn detector_pack(c: &mut Criterion) {
     let (config, kept) = pack();
     let store = store(&enrich, kept);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let folder = config.queries;
+    let folder = config.queries.expect("the pack's folder");
     let mut prepared = Vec::new();
     let detectors = std::fs::read_dir(folder).expect("queries/").flatten();
     for entry in detectors.filter(|e| e.path().extension().is_some_and(|x| x == "sql")) {

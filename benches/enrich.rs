@@ -38,6 +38,7 @@ fn enricher(size: usize, dir: &std::path::Path) -> Enrich {
         path,
         reload_interval: std::time::Duration::from_secs(60),
         agents: AgentLayers::default(),
+        optional: false,
     };
     let metrics = Arc::new(Metrics::new());
     let handle = RegistryHandle::load(&config, &metrics).expect("registry");

@@ -321,6 +321,74 @@ fn assert_report(archive: &Path, sent: &[ExportTraceServiceRequest]) {
     );
 }
 
+/// Scenario: `fleetpipe run` on its built-in configuration (ports and data folder moved for
+/// the test), with no CONFIG.yaml, receives four agents' GenAI traces.
+/// Guarantees: it says how to point at the operating model; the built-in detectors run and
+/// find the unregistered Jira tool; the archive holds the enriched spans and the findings, so
+/// `fleetpipe report` right after shows the shadow tool with a registry entry for it and the
+/// anomaly timeline.
+#[tokio::test]
+async fn built_in_defaults_enrich_detect_and_archive_for_the_report() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let template = fleetpipe::config::DEFAULT_CONFIG
+        .replace("127.0.0.1:4317", "@GRPC@")
+        .replace("127.0.0.1:4318", "@HTTP@")
+        .replace("127.0.0.1:8888", "@METRICS@")
+        .replace("127.0.0.1:13133", "@HEALTH@")
+        .replace("fleetpipe-data", &data.path().display().to_string());
+    let fleetpipe = Fleetpipe::start(&template).await;
+    assert!(
+        fleetpipe.log().contains("No operating model here"),
+        "{}",
+        fleetpipe.log()
+    );
+    for agent in ["planner-1", "triage-agent", "code-reviewer", "deploy-executor"] {
+        let request = fixtures::semconv_agent_trace(agent, 40);
+        grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(request), None)
+            .await
+            .expect("traces accepted");
+    }
+    // The first 10-second window closes, the detectors run, findings reach the logs pipeline.
+    let signals = data.path().join("signals");
+    for _ in 0..300 {
+        if std::fs::read_dir(&signals).is_ok_and(|mut d| d.next().is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, log) = fleetpipe.terminate().await;
+    assert!(status.success(), "{log}");
+    let report = report::report_json(&data.path().join("archive"), &[]);
+    assert_eq!(report["summary"]["spans"], 4 * 40, "{:#}", report["summary"]);
+    assert_eq!(report["summary"]["agents"], 4);
+    let shadow = report["shadow"].as_array().expect("shadow");
+    let jira = shadow
+        .iter()
+        .find(|s| s["target"] == "jira_search")
+        .expect("jira_search is shadow");
+    assert_eq!(jira["agents"], 4, "{jira}");
+    assert!(
+        jira["snippet"]
+            .as_str()
+            .is_some_and(|s| s.contains("tools: [\"jira_search\"]")),
+        "{jira}"
+    );
+    let anomalies = report["anomalies"].as_array().expect("anomalies");
+    assert!(
+        anomalies.iter().any(|a| a["detector"] == "shadow-integration"
+            && a["key"].as_str().is_some_and(|k| k.starts_with("jira_search"))),
+        "{anomalies:#?}\n{log}"
+    );
+    assert!(
+        report["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .all(|a| a["layer"] == "unknown")
+    );
+}
+
 /// Scenario: a known fleet of two agents over two days (failures, a loop, shadow tools, cache
 /// tokens, an unpriced model, anomaly findings) goes through `fleetpipe run` into the archive.
 /// Guarantees: `fleetpipe report --format json` gives the counts, tokens, list-price cost,

@@ -13,6 +13,7 @@ pub(crate) fn enricher() -> Enrich {
         path: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/operating-model/CONFIG.yaml"),
         reload_interval: Duration::from_secs(60),
         agents: AgentLayers::default(),
+        optional: false,
     };
     let metrics = Arc::new(Metrics::new());
     Enrich::new(

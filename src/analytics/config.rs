@@ -11,8 +11,9 @@ use crate::rows::sampling;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnalyticsConfig {
-    /// Folder of detector files (`*.sql`), watched for changes.
-    pub queries: PathBuf,
+    /// Folder of detector files (`*.sql`), watched for changes. When unset: `./queries` if
+    /// there is such a folder, else the detector pack built into fleetpipe.
+    pub queries: Option<PathBuf>,
     /// Length of a tumbling window.
     #[serde(with = "humantime_serde")]
     pub window: Duration,
@@ -52,7 +53,7 @@ pub struct AnalyticsConfig {
 impl Default for AnalyticsConfig {
     fn default() -> Self {
         AnalyticsConfig {
-            queries: PathBuf::from("queries"),
+            queries: None,
             window: Duration::from_secs(10),
             retention: Duration::from_secs(300),
             history_retention: Duration::from_secs(3600),

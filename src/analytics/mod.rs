@@ -14,6 +14,7 @@ mod config;
 pub mod detector;
 pub mod findings;
 mod history;
+mod pack;
 pub mod query;
 mod runner;
 mod webhook;

@@ -15,6 +15,7 @@ use super::detector::{Detector, DetectorError, Prepared};
 use super::findings::FindingFiles;
 use super::history::Rollup;
 use super::now_nanos;
+use super::pack;
 use super::window::WindowStore;
 use super::{findings, webhook};
 use crate::otlp::{Payload, Request};
@@ -25,7 +26,7 @@ use crate::telemetry::metrics::Metrics;
 /// Parses and plans every detector in the folder, as start-up does; for `fleetpipe validate`.
 pub async fn check(config: &AnalyticsConfig) -> Result<usize, Vec<DetectorError>> {
     let store = Arc::new(RwLock::new(WindowStore::default()));
-    let (prepared, errors) = load_detectors(&config.queries, config, &store).await;
+    let (prepared, errors) = load_detectors(config, &store).await;
     if errors.is_empty() {
         Ok(prepared.len())
     } else {
@@ -37,7 +38,7 @@ pub async fn check(config: &AnalyticsConfig) -> Result<usize, Vec<DetectorError>
 /// `cargo bench --bench analytics` measures them).
 pub async fn kept_columns(config: &AnalyticsConfig) -> datafusion::error::Result<KeptColumns> {
     let store = Arc::new(RwLock::new(WindowStore::default()));
-    let (prepared, _) = load_detectors(&config.queries, config, &store).await;
+    let (prepared, _) = load_detectors(config, &store).await;
     Ok(columns_to_keep(
         config.columns,
         Rollup::new(config).await?.columns,
@@ -59,21 +60,21 @@ pub(super) fn columns_to_keep<'a>(
     }
 }
 
-/// Reads every `*.sql` in `folder`; returns the planned detectors and the files that failed.
+/// Reads every detector `config` names (see [`pack::folder`]); returns the planned detectors
+/// and the files that failed.
 pub(super) async fn load_detectors(
-    folder: &Path,
     config: &AnalyticsConfig,
     store: &Arc<RwLock<WindowStore>>,
 ) -> (Vec<Prepared>, Vec<DetectorError>) {
     let mut prepared = Vec::new();
     let mut errors = Vec::new();
-    for (path, _) in sql_files(folder) {
+    for (path, _) in detector_files(config) {
         match load_detector(&path, config, store).await {
             Ok(detector) => prepared.push(detector),
             Err(error) => errors.push(error),
         }
     }
-    if !folder.is_dir() {
+    if let Some(folder) = pack::folder(config).filter(|f| !f.is_dir()) {
         errors.push(DetectorError {
             file: folder.display().to_string(),
             line: 0,
@@ -83,16 +84,27 @@ pub(super) async fn load_detectors(
     (prepared, errors)
 }
 
+/// The detector files `config` names, from its folder or the built-in pack.
+fn detector_files(config: &AnalyticsConfig) -> BTreeMap<PathBuf, Fingerprint> {
+    match pack::folder(config) {
+        Some(folder) => sql_files(&folder),
+        None => pack::files(),
+    }
+}
+
 pub(super) async fn load_detector(
     path: &Path,
     config: &AnalyticsConfig,
     store: &Arc<RwLock<WindowStore>>,
 ) -> Result<Prepared, DetectorError> {
-    let text = std::fs::read_to_string(path).map_err(|e| DetectorError {
-        file: path.display().to_string(),
-        line: 0,
-        message: e.to_string(),
-    })?;
+    let text = match pack::text(path) {
+        Some(text) => text.to_owned(),
+        None => std::fs::read_to_string(path).map_err(|e| DetectorError {
+            file: path.display().to_string(),
+            line: 0,
+            message: e.to_string(),
+        })?,
+    };
     let detector = Detector::parse(path, &text, config.window)?;
     Prepared::new(detector, store, config.memory_limit()).await
 }
@@ -165,7 +177,7 @@ impl Detectors {
     /// Loads new and changed detector files, forgets deleted ones; a broken file is logged
     /// once and skipped while the others keep running.
     pub(super) async fn reload(&mut self) {
-        let files = sql_files(&self.config.queries);
+        let files = detector_files(&self.config);
         self.loaded.retain(|path, _| files.contains_key(path));
         self.failed.retain(|path, _| files.contains_key(path));
         for (path, fingerprint) in files {

@@ -25,15 +25,25 @@ fn issues_of(text: &str) -> Vec<ConfigIssue> {
     }
 }
 
-/// Guarantees: the embedded defaults are valid and wire the three signals to debug, file and
-/// the archive.
+/// Guarantees: the embedded defaults are valid, enrich every signal with ./CONFIG.yaml when
+/// it exists, archive everything, and run the built-in detectors over the spans.
 #[test]
 fn default_config_is_valid() {
     let config = Config::parse(DEFAULT_CONFIG, "default", &no_env).expect("default config");
     assert_eq!(config.service.pipelines.len(), 3);
-    for pipeline in config.service.pipelines.values() {
-        assert_eq!(pipeline.exporters, ["debug", "file", "archive"]);
+    for (name, pipeline) in &config.service.pipelines {
+        assert_eq!(pipeline.processors, ["enrich", "batch"], "{name}");
+        let analytics = name == "traces";
+        let exporters = [
+            &["debug", "file", "archive"][..],
+            if analytics { &["analytics"] } else { &[] },
+        ]
+        .concat();
+        assert_eq!(pipeline.exporters, exporters, "{name}");
     }
+    let registry = config.registry.as_ref().expect("a registry");
+    assert!(registry.optional, "runs without an operating model");
+    assert_eq!(registry.path, std::path::Path::new("CONFIG.yaml"));
     let otlp = otlp_receiver(&config);
     assert_eq!(otlp.protocols.grpc.as_ref().map(|g| g.endpoint.port()), Some(4317));
     assert_eq!(otlp.protocols.http.as_ref().map(|h| h.endpoint.port()), Some(4318));

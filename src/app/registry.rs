@@ -39,6 +39,7 @@ impl Source {
                 path: path.clone(),
                 agents: from_config.map(|c| c.agents).unwrap_or_default(),
                 reload_interval: std::time::Duration::from_secs(5),
+                optional: false,
             },
             (None, Some(from_config)) => from_config,
             (None, None) => bail!("no registry: pass --registry PATH, or --config with a `registry:` section"),
@@ -50,7 +51,7 @@ impl Source {
 /// Prints the registry as a table.
 pub(super) fn show(source: &Source) -> anyhow::Result<()> {
     let (config, _) = source.resolve()?;
-    let registry = Registry::load(&config.path, &config.agents)?;
+    let registry = Registry::load_config(&config)?;
     print!("{}", table(&registry));
     Ok(())
 }
@@ -258,7 +259,7 @@ fn show_value(value: Option<&AnyValue>) -> String {
 /// Loads the registry of a configuration the way `run` does, for `validate`.
 pub(super) fn check(config: &Config) -> anyhow::Result<()> {
     if let Some(registry) = &config.registry {
-        Registry::load(&registry.path, &registry.agents)?;
+        Registry::load_config(registry)?;
     }
     Ok(())
 }

@@ -35,7 +35,11 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
         Some(registry_config) => {
             let handle = RegistryHandle::load(registry_config, &metrics)?;
             let current = handle.current();
-            tracing::info!(path = %current.path.display(), version = %current.version, integrations = current.integrations.len(), "Integration registry loaded.");
+            if current.is_missing() {
+                tracing::warn!(path = %current.path.display(), "No operating model here: no integration is registered, so every outbound call shows as shadow and layers are unknown. Put the operating model's CONFIG.yaml there, or set `registry.path` to it (`fleetpipe config default` prints the configuration); it is loaded as soon as it appears.");
+            } else {
+                tracing::info!(path = %current.path.display(), version = %current.version, integrations = current.integrations.len(), "Integration registry loaded.");
+            }
             tokio::spawn(Arc::clone(&handle).watch(endpoints_shutdown.clone()));
             Some(handle)
         }

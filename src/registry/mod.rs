@@ -36,6 +36,10 @@ pub struct RegistryConfig {
     /// e.g. `"planner-*": strategy`.
     #[serde(default)]
     pub agents: AgentLayers,
+    /// When the file is missing, run with no integration registered (every outbound call is
+    /// shadow, layers come from `agents` only) until it appears, instead of refusing to start.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 fn default_reload_interval() -> Duration {
@@ -78,6 +82,27 @@ impl Registry {
         Registry::compile(path, &text, extra_agents)
     }
 
+    /// The registry `config` names; with `optional`, an empty one while the file is missing.
+    pub fn load_config(config: &RegistryConfig) -> Result<Registry, RegistryError> {
+        let path = resolve_path(&config.path);
+        if config.optional && !path.exists() {
+            return Ok(Registry {
+                matcher: Matcher::new(&[]),
+                integrations: Vec::new(),
+                agent_layers: config.agents.0.clone(),
+                version: MISSING.into(),
+                path,
+                loaded_at: SystemTime::now(),
+            });
+        }
+        Registry::load(&path, &config.agents)
+    }
+
+    /// Whether this is the empty registry of an optional file that is missing.
+    pub fn is_missing(&self) -> bool {
+        self.version == MISSING
+    }
+
     /// Parses, validates and compiles the registry read from `path`.
     fn compile(path: PathBuf, text: &str, extra_agents: &AgentLayers) -> Result<Registry, RegistryError> {
         let file = parse::parse(text).map_err(|issues| RegistryError::Invalid {
@@ -96,6 +121,9 @@ impl Registry {
         })
     }
 }
+
+/// The version of the registry of a missing optional file.
+const MISSING: &str = "none";
 
 fn read(path: &Path) -> Result<String, RegistryError> {
     std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
@@ -131,9 +159,14 @@ pub struct RegistryHandle {
 
 impl RegistryHandle {
     pub fn load(config: &RegistryConfig, metrics: &Arc<Metrics>) -> Result<Arc<RegistryHandle>, RegistryError> {
-        let registry = Registry::load(&config.path, &config.agents)?;
+        let registry = Registry::load_config(config)?;
+        // A missing optional file is found again, quietly, until it appears.
+        let found = match registry.is_missing() {
+            true => read(&registry.path).err().map(|e| e.to_string()).unwrap_or_default(),
+            false => registry.version.clone(),
+        };
         let handle = RegistryHandle {
-            last_found: Mutex::new(registry.version.clone()),
+            last_found: Mutex::new(found),
             current: ArcSwap::from_pointee(registry),
             config: config.clone(),
             metrics: Arc::clone(metrics),

@@ -297,6 +297,7 @@ fn checks_load_only_what_changed() {
         path: path.clone(),
         reload_interval: Duration::from_secs(5),
         agents: AgentLayers::default(),
+        optional: false,
     };
     let metrics = Arc::new(Metrics::new());
     let handle = RegistryHandle::load(&config, &metrics).expect("valid registry");

@@ -338,7 +338,10 @@ mod tests {
             cache_write: None,
             ..price
         };
-        assert!((plain.cost(tokens) - (1.0 * 3.0 + 1.5)).abs() < 1e-9, "all input at the input rate");
+        assert!(
+            (plain.cost(tokens) - (1.0 * 3.0 + 1.5)).abs() < 1e-9,
+            "all input at the input rate"
+        );
     }
 
     /// Guarantees: a price that cannot be is named by key, and a wrong day is refused.

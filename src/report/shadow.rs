@@ -64,10 +64,17 @@ fn snippet(target: &str, tool: Option<String>, host: Option<String>, layers: Opt
     if rules.is_empty() {
         rules.push(format!("          tools: [\"{target}\"]"));
     }
-    let layers = layers
-        .filter(|l| !l.is_empty())
-        .map(|l| format!("        layers: [{l}]\n"))
-        .unwrap_or_default();
+    // Only the layers the operating model knows: `unknown` is what enrichment says without one.
+    let known: Vec<&str> = layers
+        .as_deref()
+        .unwrap_or_default()
+        .split(", ")
+        .filter(|l| !l.is_empty() && *l != "unknown")
+        .collect();
+    let layers = match known.is_empty() {
+        true => String::new(),
+        false => format!("        layers: [{}]\n", known.join(", ")),
+    };
     format!(
         "integrations:\n  unreviewed:             # the category it belongs to\n    shadow:\n      - id: \"{id}\"\n        name: \"{target}\"\n        connection: \"api\"  # mcp, api, webhook, data-export, opentelemetry\n{layers}        match:\n{}\n",
         rules.join("\n")
