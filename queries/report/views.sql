@@ -1,5 +1,7 @@
--- The views the report's sections read, created in this order over the archive's `spans` and
--- `logs` (the records of the report's period). Statements end with `;` on a line of its own.
+-- The views and tables the report's sections read, created in this order over the archive's
+-- `spans` and `logs` (the records of the report's period). `inference` and `calls` are
+-- computed once (CREATE TABLE … AS) as most sections read them. Statements end with `;` on a
+-- line of its own.
 
 -- Every span, with the cost of the inference calls (chat, completions, embeddings) at the
 -- report's price table: `cost_usd` gives null where no price covers the model, so
@@ -15,13 +17,13 @@ FROM spans
 ;
 -- The inference calls: the only spans whose tokens are summed, so an `invoke_agent` span
 -- repeating its children's counts is not counted twice.
-CREATE VIEW inference AS
+CREATE TABLE inference AS
 SELECT * FROM priced_spans WHERE is_inference
 ;
 -- Calls to integrations, registered or shadow. A call is one tool invocation: the MCP or HTTP
 -- client span under an attributed `execute_tool` span is the same call as its parent, so a
 -- span counts only when no such parent covers it.
-CREATE VIEW calls AS
+CREATE TABLE calls AS
 SELECT c.*
 FROM spans c
 LEFT JOIN (SELECT trace_id, span_id FROM spans

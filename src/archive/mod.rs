@@ -28,7 +28,7 @@ use crate::pipeline::queue::{ConsumerQueue, Queued};
 use crate::rows::{KeptColumns, WindowBuilder};
 use crate::telemetry::metrics::Metrics;
 use files::{Files, TABLES};
-pub use read::{Period, session};
+pub use read::{Columns, Period, session};
 
 /// Why the archive could not be written or read.
 #[derive(Debug, thiserror::Error)]

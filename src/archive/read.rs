@@ -1,14 +1,26 @@
 //! Reading the archive back: its Parquet files as DataFusion tables, for `fleetpipe query
-//! --archive`. Hidden (unfinished) files are passed over, as other readers do.
+//! --archive` and `fleetpipe report`. Hidden (unfinished) files are passed over, as other
+//! readers do.
+//!
+//! Only the columns a query names are decoded, the files in parallel, and only the rows of the
+//! period are kept: what makes a report over millions of spans take seconds
+//! (`benches/report.sh`).
 
+use std::collections::BTreeSet;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::array::{BooleanArray, Int64Array};
+use datafusion::arrow::compute::{and, cast, filter_record_batch};
+use datafusion::arrow::compute::kernels::cmp::{gt_eq, lt};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::ArchiveError;
@@ -33,21 +45,64 @@ impl Period {
         })
     }
 
-    /// A `WHERE` condition on `column` (a UTC timestamp) for the period, or none.
-    fn condition(self, column: &str) -> Option<String> {
-        let bound = |op: &str, nanos: Option<i64>| nanos.map(|n| format!("arrow_cast({column}, 'Int64') {op} {n}"));
-        let bounds: Vec<String> = [bound(">=", self.from), bound("<", self.to)]
-            .into_iter()
-            .flatten()
-            .collect();
-        (!bounds.is_empty()).then(|| bounds.join(" AND "))
+    /// Which rows of `batch` are in the period, by its `column` (a UTC timestamp); `None`
+    /// keeps them all.
+    fn rows_in(self, batch: &RecordBatch, column: &str) -> Result<Option<BooleanArray>, ArrowError> {
+        if self.from.is_none() && self.to.is_none() {
+            return Ok(None);
+        }
+        let Some(time) = batch.column_by_name(column) else {
+            return Ok(None);
+        };
+        let time = cast(time, &DataType::Int64)?;
+        let bound = |nanos: i64| Int64Array::new_scalar(nanos);
+        let mut keep = BooleanArray::from(vec![true; batch.num_rows()]);
+        if let Some(from) = self.from {
+            keep = and(&keep, &gt_eq(&time, &bound(from))?)?;
+        }
+        if let Some(to) = self.to {
+            keep = and(&keep, &lt(&time, &bound(to))?)?;
+        }
+        Ok(Some(keep))
     }
 }
 
+/// Which columns a session decodes.
+#[derive(Debug, Clone)]
+pub enum Columns {
+    All,
+    /// These, and the time column periods select by; a table's others are not there.
+    Named(BTreeSet<String>),
+}
+
+impl Columns {
+    /// The columns whose names appear as words in `texts` (SQL): a query can only read
+    /// those, so the others need not be decoded.
+    pub fn named_in<'a>(texts: impl IntoIterator<Item = &'a str>) -> Columns {
+        let words = texts
+            .into_iter()
+            .flat_map(|text| text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+            .filter(|word| !word.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Columns::Named(words)
+    }
+
+    fn wants(&self, column: &str) -> bool {
+        match self {
+            Columns::All => true,
+            Columns::Named(names) => names.contains(column) || TIME_COLUMNS.contains(&column),
+        }
+    }
+}
+
+/// The time column of each table, which periods select by.
+const TIME_COLUMNS: [&str; 2] = ["start_time", "time"];
+
 /// A session with the archive's tables (`spans`, `metric_points`, `logs`) registered, each
-/// holding the rows of `period` of every finished file under `table=<name>/`; a table without
-/// files is empty.
-pub async fn session(archive: &Path, period: Period) -> Result<SessionContext, ArchiveError> {
+/// holding the rows of `period` and the `columns` of every finished file under
+/// `table=<name>/`; a table without files is empty.
+pub async fn session(archive: &Path, period: Period, columns: &Columns) -> Result<SessionContext, ArchiveError> {
     if !archive.is_dir() {
         return Err(ArchiveError::Io {
             path: archive.to_owned(),
@@ -62,32 +117,58 @@ pub async fn session(archive: &Path, period: Period) -> Result<SessionContext, A
             .find(|(name, _)| *name == table)
             .map(|(_, schema)| Arc::clone(schema))
             .ok_or_else(|| DataFusionError::Internal(format!("no schema of {table}")))?;
-        let mut batches = Vec::new();
-        for path in super::files::finished_files(&archive.join(format!("table={table}"))) {
-            batches.extend(read_file(&path)?);
-        }
-        // The files carry the schema they were written with; an empty table gets today's.
-        let schema = batches.first().map_or(schema, RecordBatch::schema);
-        let table_rows = Arc::new(MemTable::try_new(schema, vec![batches])?);
+        let files = super::files::finished_files(&archive.join(format!("table={table}")));
         let time = if table == "spans" { "start_time" } else { "time" };
-        match period.condition(time) {
-            None => {
-                context.register_table(table, table_rows)?;
-            }
-            Some(condition) => {
-                // The queries read `table`: a view of the period over all the archive's rows.
-                let all = format!("archive_{table}");
-                context.register_table(all.as_str(), table_rows)?;
-                context
-                    .sql(&format!("CREATE VIEW {table} AS SELECT * FROM {all} WHERE {condition}"))
-                    .await?;
-            }
-        }
+        let batches = read_files(&files, columns, period, time)?;
+        // The files carry the schema they were written with; an empty table gets today's.
+        let schema = batches
+            .first()
+            .map_or_else(|| projected(&schema, columns), RecordBatch::schema);
+        context.register_table(table, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
     }
     Ok(context)
 }
 
-fn read_file(path: &Path) -> Result<Vec<RecordBatch>, ArchiveError> {
+fn projected(schema: &SchemaRef, columns: &Columns) -> SchemaRef {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .filter(|f| columns.wants(f.name()))
+        .cloned()
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// The rows of `period` of every file, read on as many threads as there are cores.
+fn read_files(files: &[PathBuf], columns: &Columns, period: Period, time: &str) -> Result<Vec<RecordBatch>, ArchiveError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(files.len().max(1));
+    let share = files.len().div_ceil(threads).max(1);
+    let read: Vec<Result<Vec<RecordBatch>, ArchiveError>> = std::thread::scope(|scope| {
+        let readers: Vec<_> = files
+            .chunks(share)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut batches = Vec::new();
+                    for path in chunk {
+                        batches.extend(read_file(path, columns, period, time)?);
+                    }
+                    Ok(batches)
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|reader| reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut batches = Vec::new();
+    for part in read {
+        batches.extend(part?);
+    }
+    Ok(batches)
+}
+
+fn read_file(path: &Path, columns: &Columns, period: Period, time: &str) -> Result<Vec<RecordBatch>, ArchiveError> {
     let parquet = |source| ArchiveError::Parquet {
         path: path.to_owned(),
         source,
@@ -96,11 +177,28 @@ fn read_file(path: &Path) -> Result<Vec<RecordBatch>, ArchiveError> {
         path: path.to_owned(),
         source,
     })?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(parquet)?
-        .build()
-        .map_err(parquet)?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| parquet(parquet::errors::ParquetError::from(e)))
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?;
+    let wanted = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| columns.wants(f.name()))
+        .map(|(i, _)| i);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
+    let reader = builder.with_projection(mask).build().map_err(parquet)?;
+    let mut batches = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet(e.into()))?;
+        let batch = match period.rows_in(&batch, time).map_err(|e| parquet(e.into()))? {
+            Some(keep) if keep.true_count() < batch.num_rows() => {
+                filter_record_batch(&batch, &keep).map_err(|e| parquet(e.into()))?
+            }
+            _ => batch,
+        };
+        if batch.num_rows() > 0 {
+            batches.push(batch);
+        }
+    }
+    Ok(batches)
 }

@@ -40,6 +40,10 @@ struct Args {
     /// How the spans look.
     #[arg(long, value_enum, default_value_t = Shape::Minimal)]
     shape: Shape,
+    /// Build every request anew, with trace and span ids never sent before (for an archive
+    /// the report reads as a real fleet's), instead of cycling through `distinct` ones.
+    #[arg(long)]
+    fresh: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         let channel = Channel::from_shared(args.endpoint.clone())?.connect().await?;
         let requests = requests.clone();
         let path = path.clone();
+        let (shape, spans, fresh) = (args.shape, args.spans, args.fresh);
         senders.push(tokio::spawn(async move {
             let mut client = tonic::client::Grpc::new(channel);
             let mut tally = Tally::default();
@@ -96,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
                     tokio::time::sleep_until(next.into()).await;
                     next += interval;
                 }
-                let body = requests[index % requests.len()].clone();
+                let body = match fresh {
+                    true => shape.trace(agents[index % agents.len()], spans).encode_protobuf(),
+                    false => requests[index % requests.len()].clone(),
+                };
                 index += 1;
                 let started = Instant::now();
                 if client.ready().await.is_err() {

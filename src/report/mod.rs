@@ -19,7 +19,7 @@ use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::archive::{self, ArchiveError, Period};
+use crate::archive::{self, ArchiveError, Columns, Period};
 use crate::config::Problem;
 pub use prices::{Price, PriceTable, Tokens};
 
@@ -202,7 +202,7 @@ async fn priced_session(
     period: Period,
     prices: &std::sync::Arc<PriceTable>,
 ) -> Result<SessionContext, ReportError> {
-    let context = archive::session(archive, period).await?;
+    let context = archive::session(archive, period, &report_columns()).await?;
     context.register_udf(std::sync::Arc::clone(prices).udf());
     for statement in VIEWS.split("\n;").filter(|s| s.lines().any(is_sql)) {
         let query = |source| ReportError::Query {
@@ -212,6 +212,12 @@ async fn priced_session(
         context.sql(statement).await.map_err(query)?;
     }
     Ok(context)
+}
+
+/// The archive's columns the report's SQL names: the only ones it decodes.
+fn report_columns() -> Columns {
+    let sections = SECTIONS.iter().map(|(_, sql)| *sql);
+    Columns::named_in(sections.chain([VIEWS, shadow::REGISTERED]))
 }
 
 /// Whether a line holds SQL, not only a comment or blanks.
