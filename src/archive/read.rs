@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{BooleanArray, Int64Array};
-use datafusion::arrow::compute::{and, cast, filter_record_batch};
 use datafusion::arrow::compute::kernels::cmp::{gt_eq, lt};
+use datafusion::arrow::compute::{and, cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -140,8 +140,15 @@ fn projected(schema: &SchemaRef, columns: &Columns) -> SchemaRef {
 }
 
 /// The rows of `period` of every file, read on as many threads as there are cores.
-fn read_files(files: &[PathBuf], columns: &Columns, period: Period, time: &str) -> Result<Vec<RecordBatch>, ArchiveError> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(files.len().max(1));
+fn read_files(
+    files: &[PathBuf],
+    columns: &Columns,
+    period: Period,
+    time: &str,
+) -> Result<Vec<RecordBatch>, ArchiveError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(files.len().max(1));
     let share = files.len().div_ceil(threads).max(1);
     let read: Vec<Result<Vec<RecordBatch>, ArchiveError>> = std::thread::scope(|scope| {
         let readers: Vec<_> = files

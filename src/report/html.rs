@@ -10,7 +10,7 @@ const STYLE: &str = "
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1f2933;margin:0;background:#f5f7fa}
 main{max-width:1180px;margin:0 auto;padding:24px 32px 48px;background:#fff}
 h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:36px 0 4px;border-bottom:2px solid #e4e7eb;padding-bottom:4px}
-p.about,p.meta{color:#52606d;margin:4px 0 12px}
+p.about,p.meta{color:#52606d;margin:4px 0 12px}p.headline{font-size:16px;background:#f0f4f8;border-left:4px solid #2f80ed;padding:10px 14px;margin:12px 0}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px}
 .card{border:1px solid #e4e7eb;border-radius:6px;padding:10px 12px}
 .card .label{color:#52606d;font-size:12px}.card .value{font-size:20px;font-weight:600}
@@ -42,6 +42,10 @@ pub(super) fn render(report: &Report) -> String {
         escape(source),
         escape(as_of),
         report.configured_prices
+    ));
+    page.push_str(&format!(
+        "<p class=\"headline\">{}</p>",
+        escape(&present::headline(&json))
     ));
     for (section, table) in &report.sections {
         let (heading, about) = title(section);

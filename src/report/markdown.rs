@@ -16,6 +16,7 @@ pub(super) fn render(report: &Report) -> String {
         json["period"]["to"].as_str().unwrap_or("its end"),
         report.configured_prices,
     ));
+    out.push_str(&format!("\n**{}**\n", present::headline(&json)));
     for (section, table) in &report.sections {
         let (heading, about) = title(section);
         out.push_str(&format!("\n## {heading}\n\n{about}\n\n"));

@@ -131,6 +131,38 @@ pub(super) fn change(now: f64, previous: f64) -> String {
     format!("{}{:.1} %", if percent >= 0.0 { "+" } else { "" }, percent)
 }
 
+/// One sentence a lead reads first: agents, invocations and their success, spend, shadow
+/// tools and anomalies of the period.
+pub(super) fn headline(report: &Value) -> String {
+    let summary = &report["summary"];
+    let count = |key: &str| summary[key].as_i64().unwrap_or(0);
+    let agents_ok: i64 = report["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| (a["invocations"].as_f64().unwrap_or(0.0) * a["success_rate"].as_f64().unwrap_or(0.0)).round() as i64)
+        .sum();
+    let invocations = count("invocations");
+    let success = match invocations {
+        0 => String::new(),
+        n => format!(" ({:.0} % succeeded)", agents_ok as f64 / n as f64 * 100.0),
+    };
+    let shadow = report["shadow"].as_array().map_or(0, Vec::len);
+    format!(
+        "{} agents ran {} invocations{success} over {} spans, for an estimated {} of model spend{}; {} shadow integration(s) and {} anomaly finding(s).",
+        thousands(count("agents")),
+        thousands(invocations),
+        thousands(count("spans")),
+        dollars(summary["cost_usd"].as_f64().unwrap_or(0.0)),
+        match count("unpriced_tokens") {
+            0 => String::new(),
+            n => format!(" ({} tokens had no price)", thousands(n)),
+        },
+        shadow,
+        thousands(count("anomalies")),
+    )
+}
+
 /// The summary's figures in the order they are shown, with their labels.
 pub(super) const SUMMARY: [(&str, &str); 14] = [
     ("agents", "Agents"),

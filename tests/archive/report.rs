@@ -611,6 +611,10 @@ pub(super) fn assert_html_renders(archive: &Path, dir: &Path, spans: &[Known]) {
         "the span count is on the page"
     );
     assert!(dom_text.contains("<svg"), "charts drawn");
+    assert!(
+        dom_text.contains("2 agents ran 20 invocations (95 % succeeded)"),
+        "the headline: {dom_text}"
+    );
     let png = dir.join("report.png");
     browse(&[
         &format!("--screenshot={}", png.display()),
