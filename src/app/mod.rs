@@ -187,7 +187,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 (None, None) => anyhow::bail!("give the SQL, or --file, or --schema"),
             };
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // DataFusion runs a query's partitions as tasks: one thread per core, so it uses them all.
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             match archive {
                 Some(archive) => runtime.block_on(query::run_archive(&archive, &sql, format)),
                 None => runtime.block_on(query::run(&endpoint, &sql, format)),
@@ -205,7 +206,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let period = period(since, from, to);
             let settings = Config::load_report_section(config.as_deref())?;
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // DataFusion runs a query's partitions as tasks: one thread per core, so it uses them all.
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let report = runtime.block_on(crate::report::Report::over(
                 &archive,
                 period,

@@ -2,11 +2,11 @@
 //! --archive` and `fleetpipe report`. Hidden (unfinished) files are passed over, as other
 //! readers do.
 //!
-//! Only the columns a query names are decoded, the files in parallel, and only the rows of the
+//! Only the columns a query reads are decoded, the files in parallel, and only the rows of the
 //! period are kept: what makes a report over millions of spans take seconds
 //! (`benches/report.sh`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +17,10 @@ use datafusion::arrow::compute::{and, cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -71,27 +73,57 @@ impl Period {
 #[derive(Debug, Clone)]
 pub enum Columns {
     All,
-    /// These, and the time column periods select by; a table's others are not there.
-    Named(BTreeSet<String>),
+    /// Per table, these and the time column periods select by; a table's others are not there.
+    Read(BTreeMap<String, BTreeSet<String>>),
 }
 
 impl Columns {
-    /// The columns whose names appear as words in `texts` (SQL): a query can only read
-    /// those, so the others need not be decoded.
-    pub fn named_in<'a>(texts: impl IntoIterator<Item = &'a str>) -> Columns {
-        let words = texts
-            .into_iter()
-            .flat_map(|text| text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
-            .filter(|word| !word.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Columns::Named(words)
+    /// The columns of each table that `statements` read, run in order (a statement may read
+    /// what an earlier one created), as DataFusion plans them after pushing projections down
+    /// to the scans; `prepare` registers what the statements call (functions). Decoding
+    /// only those is what makes a report over millions of spans take seconds.
+    pub async fn read_by(statements: &[&str], prepare: impl Fn(&SessionContext)) -> Result<Columns, DataFusionError> {
+        let context = SessionContext::new();
+        prepare(&context);
+        for (table, schema) in rows::all().into_iter().filter(|(t, _)| TABLES.contains(t)) {
+            context.register_table(table, Arc::new(MemTable::try_new(schema, vec![Vec::new()])?))?;
+        }
+        let mut read: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for statement in statements {
+            let state = context.state();
+            let plan = state.create_logical_plan(statement).await?;
+            // A CREATE's own plan is optimized as a query, so its scans show what it reads.
+            let query = match &plan {
+                LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) => create.input.as_ref().clone(),
+                LogicalPlan::Ddl(DdlStatement::CreateView(create)) => create.input.as_ref().clone(),
+                other => other.clone(),
+            };
+            state.optimize(&query)?.apply(|node| {
+                if let LogicalPlan::TableScan(scan) = node {
+                    let columns = read.entry(scan.table_name.table().to_owned()).or_default();
+                    let schema = scan.source.schema();
+                    let indices: Vec<usize> = match &scan.projection {
+                        Some(projection) => projection.clone(),
+                        None => (0..schema.fields().len()).collect(),
+                    };
+                    columns.extend(indices.into_iter().map(|i| schema.field(i).name().clone()));
+                    for filter in &scan.filters {
+                        columns.extend(filter.column_refs().into_iter().map(|c| c.name.clone()));
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+            context.execute_logical_plan(plan).await?;
+        }
+        Ok(Columns::Read(read))
     }
 
-    fn wants(&self, column: &str) -> bool {
+    fn wants(&self, table: &str, column: &str) -> bool {
         match self {
             Columns::All => true,
-            Columns::Named(names) => names.contains(column) || TIME_COLUMNS.contains(&column),
+            Columns::Read(read) => {
+                TIME_COLUMNS.contains(&column) || read.get(table).is_some_and(|columns| columns.contains(column))
+            }
         }
     }
 }
@@ -119,30 +151,40 @@ pub async fn session(archive: &Path, period: Period, columns: &Columns) -> Resul
             .ok_or_else(|| DataFusionError::Internal(format!("no schema of {table}")))?;
         let files = super::files::finished_files(&archive.join(format!("table={table}")));
         let time = if table == "spans" { "start_time" } else { "time" };
-        let batches = read_files(&files, columns, period, time)?;
+        let wanted = |column: &str| columns.wants(table, column);
+        let batches = read_files(&files, &wanted, period, time)?;
         // The files carry the schema they were written with; an empty table gets today's.
         let schema = batches
             .first()
-            .map_or_else(|| projected(&schema, columns), RecordBatch::schema);
-        context.register_table(table, Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+            .map_or_else(|| projected(&schema, &wanted), RecordBatch::schema);
+        context.register_table(table, Arc::new(MemTable::try_new(schema, partitions(batches))?))?;
     }
     Ok(context)
 }
 
-fn projected(schema: &SchemaRef, columns: &Columns) -> SchemaRef {
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .filter(|f| columns.wants(f.name()))
-        .cloned()
-        .collect();
+/// The batches dealt round-robin into one partition per core, so that DataFusion scans and
+/// aggregates them in parallel.
+fn partitions(batches: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut partitions = vec![Vec::new(); cores];
+    for (i, batch) in batches.into_iter().enumerate() {
+        partitions[i % cores].push(batch);
+    }
+    partitions
+}
+
+/// The columns a table's reader decodes, by name.
+type Wanted<'a> = dyn Fn(&str) -> bool + Sync + 'a;
+
+fn projected(schema: &SchemaRef, wanted: &Wanted<'_>) -> SchemaRef {
+    let fields: Vec<_> = schema.fields().iter().filter(|f| wanted(f.name())).cloned().collect();
     Arc::new(Schema::new(fields))
 }
 
 /// The rows of `period` of every file, read on as many threads as there are cores.
 fn read_files(
     files: &[PathBuf],
-    columns: &Columns,
+    wanted: &Wanted<'_>,
     period: Period,
     time: &str,
 ) -> Result<Vec<RecordBatch>, ArchiveError> {
@@ -157,7 +199,7 @@ fn read_files(
                 scope.spawn(move || {
                     let mut batches = Vec::new();
                     for path in chunk {
-                        batches.extend(read_file(path, columns, period, time)?);
+                        batches.extend(read_file(path, wanted, period, time)?);
                     }
                     Ok(batches)
                 })
@@ -175,7 +217,7 @@ fn read_files(
     Ok(batches)
 }
 
-fn read_file(path: &Path, columns: &Columns, period: Period, time: &str) -> Result<Vec<RecordBatch>, ArchiveError> {
+fn read_file(path: &Path, wanted: &Wanted<'_>, period: Period, time: &str) -> Result<Vec<RecordBatch>, ArchiveError> {
     let parquet = |source| ArchiveError::Parquet {
         path: path.to_owned(),
         source,
@@ -190,7 +232,7 @@ fn read_file(path: &Path, columns: &Columns, period: Period, time: &str) -> Resu
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| columns.wants(f.name()))
+        .filter(|(_, f)| wanted(f.name()))
         .map(|(i, _)| i);
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
     let reader = builder.with_projection(mask).build().map_err(parquet)?;
@@ -208,4 +250,41 @@ fn read_file(path: &Path, columns: &Columns, period: Period, time: &str) -> Resu
         }
     }
     Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(statements: &[&str]) -> BTreeMap<String, BTreeSet<String>> {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        match runtime.block_on(Columns::read_by(statements, |_| {})).expect("plans") {
+            Columns::Read(read) => read,
+            Columns::All => panic!("columns named"),
+        }
+    }
+
+    fn set(columns: &[&str]) -> BTreeSet<String> {
+        columns.iter().map(|c| (*c).to_owned()).collect()
+    }
+
+    /// Guarantees: the columns a session decodes are those the statements read, per table,
+    /// through tables and views the statements create, and all of them for `*`.
+    #[test]
+    fn columns_read_are_planned_per_table() {
+        let planned = read(&[
+            "CREATE TABLE calls AS SELECT trace_id, tool_name FROM spans WHERE integration_id IS NOT NULL",
+            "CREATE VIEW findings AS SELECT attributes['fleetpipe.key'] AS key FROM logs",
+            "SELECT count(*), count(DISTINCT trace_id) FROM calls",
+            "SELECT key FROM findings",
+        ]);
+        assert_eq!(planned["spans"], set(&["integration_id", "tool_name", "trace_id"]));
+        assert_eq!(planned["logs"], set(&["attributes"]));
+        assert!(!planned.contains_key("metric_points"));
+        let all = read(&["SELECT * FROM metric_points"]);
+        assert_eq!(all["metric_points"].len(), rows::METRIC_POINTS.fields().len());
+        let columns = Columns::Read(read(&["SELECT agent FROM spans"]));
+        assert!(columns.wants("spans", "agent") && columns.wants("spans", "start_time"));
+        assert!(!columns.wants("spans", "attributes") && !columns.wants("logs", "agent"));
+    }
 }

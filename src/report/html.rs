@@ -181,7 +181,7 @@ fn bars(heading: &str, unit: &str, table: &Table, label: &str, value: &str) -> S
         .map(|row| (cell(label, row.get(label)), number(row, value)))
         .collect();
     let (left, width, row_height) = (150.0, 360.0, 22.0);
-    let height = items.len() as f64 * row_height + 46.0;
+    let height = items.len() as f64 * row_height + 60.0;
     let top = axis_top(items.iter().map(|(_, v)| *v).fold(0.0, f64::max));
     let mut svg = format!(
         "<figure><svg viewBox=\"0 0 {} {height}\" width=\"100%\" role=\"img\" aria-label=\"{}\"><text x=\"0\" y=\"12\" style=\"font-weight:600\">{}</text>",

@@ -12,6 +12,7 @@ mod prices;
 mod shadow;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use datafusion::arrow::json::ArrayWriter;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -128,16 +129,16 @@ impl Report {
         config: &ReportConfig,
         compare: bool,
     ) -> Result<Report, ReportError> {
-        let table = std::sync::Arc::new(PriceTable::new(&config.prices));
+        let sessions = Sessions::new(archive, config).await?;
         let previous = match compare {
             true => {
                 let previous = period.previous().ok_or(ReportError::NoPreviousPeriod)?;
-                let context = priced_session(archive, previous, &table).await?;
+                let context = sessions.over(previous).await?;
                 Some(run_section(&context, SECTIONS[0].0, SECTIONS[0].1).await?)
             }
             false => None,
         };
-        let context = priced_session(archive, period, &table).await?;
+        let context = sessions.over(period).await?;
         let mut sections = Vec::new();
         for (section, sql) in SECTIONS {
             sections.push((section, run_section(&context, section, sql).await?));
@@ -196,28 +197,52 @@ impl Report {
     }
 }
 
-/// A session over `period` of the archive with `cost_usd` and the report's views.
-async fn priced_session(
-    archive: &Path,
-    period: Period,
-    prices: &std::sync::Arc<PriceTable>,
-) -> Result<SessionContext, ReportError> {
-    let context = archive::session(archive, period, &report_columns()).await?;
-    context.register_udf(std::sync::Arc::clone(prices).udf());
-    for statement in VIEWS.split("\n;").filter(|s| s.lines().any(is_sql)) {
-        let query = |source| ReportError::Query {
-            section: "views",
-            source,
-        };
-        context.sql(statement).await.map_err(query)?;
-    }
-    Ok(context)
+/// The archive's sessions of a report: the price table, and the columns its SQL reads.
+struct Sessions<'a> {
+    archive: &'a Path,
+    prices: Arc<PriceTable>,
+    columns: Columns,
 }
 
-/// The archive's columns the report's SQL names: the only ones it decodes.
-fn report_columns() -> Columns {
+impl<'a> Sessions<'a> {
+    async fn new(archive: &'a Path, config: &ReportConfig) -> Result<Sessions<'a>, ReportError> {
+        let prices = Arc::new(PriceTable::new(&config.prices));
+        let columns = Columns::read_by(&statements(), |context| context.register_udf(Arc::clone(&prices).udf()))
+            .await
+            .map_err(|source| ReportError::Query {
+                section: "plan",
+                source,
+            })?;
+        Ok(Sessions {
+            archive,
+            prices,
+            columns,
+        })
+    }
+
+    /// A session over `period` of the archive with `cost_usd` and the report's views.
+    async fn over(&self, period: Period) -> Result<SessionContext, ReportError> {
+        let context = archive::session(self.archive, period, &self.columns).await?;
+        context.register_udf(Arc::clone(&self.prices).udf());
+        for statement in views() {
+            let query = |source| ReportError::Query {
+                section: "views",
+                source,
+            };
+            context.sql(statement).await.map_err(query)?;
+        }
+        Ok(context)
+    }
+}
+
+fn views() -> impl Iterator<Item = &'static str> {
+    VIEWS.split("\n;").filter(|s| s.lines().any(is_sql))
+}
+
+/// The report's statements in the order they run: the views, then the sections.
+fn statements() -> Vec<&'static str> {
     let sections = SECTIONS.iter().map(|(_, sql)| *sql);
-    Columns::named_in(sections.chain([VIEWS, shadow::REGISTERED]))
+    views().chain(sections).chain([shadow::REGISTERED]).collect()
 }
 
 /// Whether a line holds SQL, not only a comment or blanks.

@@ -8,7 +8,7 @@ use super::Table;
 
 /// The registered integrations seen in the period, to compare shadow targets with.
 pub(super) const REGISTERED: &str = "SELECT DISTINCT integration_id AS id, integration_name AS name \
-     FROM spans WHERE integration_registered AND integration_id IS NOT NULL ORDER BY id";
+     FROM calls WHERE integration_registered AND integration_id IS NOT NULL ORDER BY id";
 
 /// Adds `likely` (an id of `registered`, or nothing) and `snippet` to each row of `shadow`.
 pub(super) fn suggest(shadow: &mut Table, registered: &Table) {

@@ -49,11 +49,37 @@ pub(super) enum Lifted {
 pub(super) const CONTEXT_SLOTS: usize = Lifted::Operation as usize;
 pub(super) const LIFTED_SLOTS: usize = Lifted::AgentVersion as usize + 1;
 
+/// GenAI spellings other than the current conventions that a record's keys show, as bits.
+pub(super) const DEPRECATED: u8 = 1;
+pub(super) const OPENINFERENCE: u8 = 2;
+pub(super) const OPENLLMETRY: u8 = 4;
+
+/// The spelling `key` belongs to, as a bit; 0 for the current conventions and other keys.
+fn spelling_of(key: Key) -> u8 {
+    match key {
+        Key::GenAiSystem
+        | Key::GenAiUsagePromptTokens
+        | Key::GenAiUsageCompletionTokens
+        | Key::GenAiUsageCacheCreationInputTokens => DEPRECATED,
+        Key::OpenInferenceSpanKind
+        | Key::LlmTokenCountPrompt
+        | Key::LlmTokenCountCompletion
+        | Key::LlmModelName
+        | Key::LlmProvider
+        | Key::LlmSystem => OPENINFERENCE,
+        Key::TraceloopSpanKind
+        | Key::TraceloopEntityName
+        | Key::LlmUsagePromptTokens
+        | Key::LlmUsageCompletionTokens => OPENLLMETRY,
+        _ => 0,
+    }
+}
+
 /// The slot of a lifted attribute key; the registry tags, named as configured, are found by
 /// [`TagNames::tag`].
 #[inline]
-pub(super) fn lifted_slot(key: &[u8]) -> Option<usize> {
-    let lifted = match Key::of(key)? {
+fn lifted_slot(key: Key) -> Option<usize> {
+    let lifted = match key {
         Key::GenAiOperationName => Lifted::Operation,
         Key::GenAiToolName => Lifted::ToolName,
         Key::GenAiRequestModel => Lifted::Model,
@@ -99,6 +125,8 @@ pub(super) struct RecordAttributes<'a> {
     pub(super) others: Vec<Attribute<'a>>,
     pub(super) keep_others: bool,
     pub(super) tags: &'a TagNames,
+    /// The other GenAI spellings the record's keys show ([`DEPRECATED`], …).
+    pub(super) spellings: u8,
 }
 
 impl<'a> RecordAttributes<'a> {
@@ -108,6 +136,7 @@ impl<'a> RecordAttributes<'a> {
             others: Vec::new(),
             keep_others,
             tags,
+            spellings: 0,
         }
     }
 
@@ -121,6 +150,7 @@ impl<'a> RecordAttributes<'a> {
     pub(super) fn clear(&mut self) {
         self.lifted = [None; LIFTED_SLOTS];
         self.others.clear();
+        self.spellings = 0;
     }
 
     /// Reads one attribute field. Only the first `slots` slots are lifted: tables without the
@@ -128,7 +158,13 @@ impl<'a> RecordAttributes<'a> {
     #[inline(always)]
     pub(super) fn push(&mut self, field: &WireField<'a>, slots: usize) -> Result<(), Malformed> {
         let attribute = Attribute::parse(field)?;
-        let slot = lifted_slot(attribute.key).or_else(|| self.tags.tag(attribute.key).map(tag_slot));
+        let key = Key::of(attribute.key);
+        if let Some(key) = key {
+            self.spellings |= spelling_of(key);
+        }
+        let slot = key
+            .and_then(lifted_slot)
+            .or_else(|| self.tags.tag(attribute.key).map(tag_slot));
         match slot.filter(|slot| *slot < slots) {
             Some(slot) => self.lifted[slot] = Some(attribute.value),
             None if self.keep_others => self.others.push(attribute),
@@ -281,7 +317,11 @@ mod tests {
             b"gen_ai.agent.version",
         ];
         let tags = TagNames::default();
-        let lifted_slot = |key: &[u8]| lifted_slot(key).or_else(|| tags.tag(key).map(tag_slot));
+        let lifted_slot = |key: &[u8]| {
+            Key::of(key)
+                .and_then(lifted_slot)
+                .or_else(|| tags.tag(key).map(tag_slot))
+        };
         for (slot, key) in LIFTED_KEYS.iter().enumerate() {
             assert_eq!(lifted_slot(key), Some(slot), "{}", String::from_utf8_lossy(key));
             for at in 0..key.len() {
@@ -297,7 +337,12 @@ mod tests {
             b"gen_ai.agent.description",
             b"integration.idd",
         ] {
-            assert_eq!(lifted_slot(other), None, "{}", String::from_utf8_lossy(other));
+            assert_eq!(
+                Key::of(other).and_then(super::lifted_slot),
+                None,
+                "{}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 }

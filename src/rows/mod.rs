@@ -98,6 +98,7 @@ pub static SPANS: LazyLock<SchemaRef> = LazyLock::new(|| {
             Field::new("agent_id", DataType::Utf8, true),
             Field::new("agent_name", DataType::Utf8, true),
             Field::new("agent_version", DataType::Utf8, true),
+            Field::new("genai_spellings", DataType::Utf8, true),
         ],
     )
 });

@@ -98,6 +98,24 @@ pub(super) struct SpanColumns {
     agent_id: Column<StringBuilder>,
     agent_name: Column<StringBuilder>,
     agent_version: Column<StringBuilder>,
+    genai_spellings: Column<StringBuilder>,
+}
+
+/// The other GenAI spellings a span's keys show, comma-separated; `None` when only the current
+/// conventions' (or no GenAI key at all).
+fn spellings_text(bits: u8) -> Option<&'static str> {
+    // Indexed by the bits: DEPRECATED 1, OPENINFERENCE 2, OPENLLMETRY 4.
+    const NAMES: [&str; 8] = [
+        "",
+        "deprecated",
+        "openinference",
+        "deprecated,openinference",
+        "openllmetry",
+        "deprecated,openllmetry",
+        "openinference,openllmetry",
+        "deprecated,openinference,openllmetry",
+    ];
+    (bits != 0).then(|| NAMES[usize::from(bits & 7)])
 }
 
 fn int_column(name: &'static str) -> Column<Int64Builder> {
@@ -141,6 +159,7 @@ impl SpanColumns {
             agent_id: text_column("agent_id"),
             agent_name: text_column("agent_name"),
             agent_version: text_column("agent_version"),
+            genai_spellings: text_column("genai_spellings"),
         }
     }
 
@@ -167,6 +186,7 @@ impl SpanColumns {
             &mut self.agent_id,
             &mut self.agent_name,
             &mut self.agent_version,
+            &mut self.genai_spellings,
         ] {
             text.keep(kept, TABLE);
         }
@@ -249,6 +269,8 @@ impl SpanColumns {
         self.agent_id.append(text(Lifted::AgentId));
         self.agent_name.append(text(Lifted::AgentName));
         self.agent_version.append(text(Lifted::AgentVersion));
+        let spellings = spellings_text(attributes.spellings);
+        self.genai_spellings.append(|b| b.append_option(spellings));
         Ok(1)
     }
 
@@ -284,8 +306,24 @@ impl SpanColumns {
             self.agent_id.finish(),
             self.agent_name.finish(),
             self.agent_version.finish(),
+            self.genai_spellings.finish(),
         ];
         columns.extend(self.context.finish());
         Ok(columns)
+    }
+}
+
+#[cfg(test)]
+mod spelling_tests {
+    use super::*;
+
+    /// Guarantees: each spelling bit reads as its name, together comma-separated.
+    #[test]
+    fn spellings_read_by_name() {
+        assert_eq!(spellings_text(0), None);
+        assert_eq!(spellings_text(DEPRECATED), Some("deprecated"));
+        assert_eq!(spellings_text(OPENINFERENCE), Some("openinference"));
+        assert_eq!(spellings_text(OPENLLMETRY), Some("openllmetry"));
+        assert_eq!(spellings_text(DEPRECATED | OPENLLMETRY), Some("deprecated,openllmetry"));
     }
 }

@@ -243,6 +243,10 @@ fn otlp(known: &Known) -> Span {
     if let Some(error) = known.error {
         attributes.push(string("error.type", error));
     }
+    if known.model == Some("llama-local") {
+        // Instrumented by OpenInference, which says its span kind.
+        attributes.push(string("openinference.span.kind", "LLM"));
+    }
     let name = match (known.operation, known.tool, known.model) {
         (_, Some(tool), _) if known.mcp_child => format!("tools/call {tool}"),
         (operation, Some(target), _) | (operation, None, Some(target)) => format!("{operation} {target}"),
@@ -488,9 +492,21 @@ pub(super) fn assert_report_of(archive: &Path, spans: &[Known]) {
         .filter_map(|s| s.cost(None).filter(|_| s.is_inference()))
         .sum();
     close(&report["waste"][0]["cost_usd"], loop_cost, "the loop's trace's cost");
+    let quality = &report["data_quality"];
+    let triage = quality
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|q| q["agent"] == "triage-agent")
+        .expect("triage-agent");
+    let triage_models = inference.iter().filter(|s| s.agent == "triage-agent").count();
+    assert_eq!(triage["model_spans"], triage_models, "{quality:#}");
+    assert_eq!(triage["openinference"], 1, "the llama-local span: {quality:#}");
+    assert_eq!(triage["current"], triage_models - 1);
     let anomalies = &report["anomalies"];
     assert_eq!(anomalies.as_array().map(Vec::len), Some(2), "{anomalies:#}");
     assert_eq!(anomalies[0]["detector"], "error-rate-spike");
+    assert_eq!(anomalies[0]["integration"], "work-tracking");
     assert_eq!(anomalies[1]["key"], "planner-1/jira_search");
     assert_eq!(anomalies[1]["reports"], 2);
     assert_eq!(anomalies[1]["first_seen"], "2026-11-21T10:20:00Z");
