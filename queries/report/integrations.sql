@@ -6,9 +6,9 @@
 WITH c AS (
   SELECT * FROM calls WHERE integration_id IS NOT NULL
 ), spend AS (
-  SELECT t.integration_id, CAST(sum(i.cost) AS DOUBLE) AS model_spend_usd
+  SELECT t.integration_id, CAST(sum(s.cost) AS DOUBLE) AS model_spend_usd
   FROM (SELECT DISTINCT integration_id, trace_id FROM c) t
-  JOIN inference i ON i.trace_id = t.trace_id
+  JOIN trace_spend s ON s.trace_id = t.trace_id
   GROUP BY t.integration_id
 )
 SELECT c.integration_id AS id,

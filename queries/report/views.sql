@@ -16,6 +16,15 @@ SELECT trace_id, start_time, agent, layer, input_tokens, output_tokens, cache_re
 FROM spans
 WHERE operation IN ('chat', 'text_completion', 'generate_content', 'embeddings')
 ;
+-- The inference tokens and cost of each trace: the spend a call, a loop or a failure is set
+-- against.
+CREATE TABLE trace_spend AS
+SELECT trace_id,
+       coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens,
+       sum(cost) AS cost
+FROM inference
+GROUP BY trace_id
+;
 -- Calls to integrations, registered or shadow. A call is one tool invocation: the MCP or HTTP
 -- client span under an attributed `execute_tool` span is the same call as its parent, so a
 -- span counts only when no such parent covers it. The parent is found by its span id alone

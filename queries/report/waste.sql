@@ -5,12 +5,7 @@
 --  - retried tool call: a call to a tool that already failed in the same trace;
 --  - failed tool call: a call that ended in error;
 --  - failed invocation: an `invoke_agent` span that ended in error.
-WITH spend AS (
-  SELECT trace_id,
-         coalesce(sum(input_tokens), 0) + coalesce(sum(output_tokens), 0) AS tokens,
-         sum(cost) AS cost
-  FROM inference GROUP BY trace_id
-), loops AS (
+WITH loops AS (
   SELECT trace_id, count(*) - 10 AS extra FROM calls WHERE tool_name IS NOT NULL
   GROUP BY trace_id, tool_name HAVING count(*) > 10
 ), first_failures AS (
@@ -34,7 +29,7 @@ WITH spend AS (
   SELECT t.n, CAST(coalesce(sum(spend.tokens), 0) AS BIGINT) AS tokens, CAST(coalesce(sum(spend.cost), 0) AS DOUBLE) AS cost_usd,
          CAST(count(*) AS BIGINT) AS traces
   FROM (SELECT DISTINCT n, trace_id FROM ledger) t
-  LEFT JOIN spend ON spend.trace_id = t.trace_id
+  LEFT JOIN trace_spend spend ON spend.trace_id = t.trace_id
   GROUP BY t.n
 )
 SELECT kinds.kind, CAST(kinds.occurrences AS BIGINT) AS occurrences, burnt.traces, burnt.tokens, burnt.cost_usd
