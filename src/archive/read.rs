@@ -23,7 +23,7 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::SessionContext;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
 use super::ArchiveError;
 use super::files::TABLES;
@@ -156,7 +156,7 @@ pub async fn session(archive: &Path, period: Period, columns: &Columns) -> Resul
         // The files carry the schema they were written with; an empty table gets today's.
         let schema = batches
             .first()
-            .map_or_else(|| projected(&schema, &wanted), RecordBatch::schema);
+            .map_or_else(|| projected(&dictionaries(&schema), &wanted), RecordBatch::schema);
         context.register_table(table, Arc::new(MemTable::try_new(schema, partitions(batches))?))?;
     }
     Ok(context)
@@ -171,6 +171,33 @@ fn partitions(batches: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
         partitions[i % cores].push(batch);
     }
     partitions
+}
+
+/// Text columns with a value per record (ids, names, messages), read as plain text.
+const DISTINCT_TEXT: [&str; 7] = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "status_message",
+    "body",
+    "conversation_id",
+];
+
+/// `schema` with its other top-level text columns as dictionaries.
+fn dictionaries(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8 if !DISTINCT_TEXT.contains(&field.name().as_str()) => {
+                let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+                Arc::new(field.as_ref().clone().with_data_type(dictionary))
+            }
+            _ => Arc::clone(field),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// The columns a table's reader decodes, by name.
@@ -226,7 +253,12 @@ fn read_file(path: &Path, wanted: &Wanted<'_>, period: Period, time: &str) -> Re
         path: path.to_owned(),
         source,
     })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?;
+    // Text of few distinct values (agents, layers, integrations, tools, status) is read as
+    // dictionaries: copied and grouped as integer keys (`benches/report.sh`).
+    let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(parquet)?;
+    let options = ArrowReaderOptions::new().with_schema(dictionaries(metadata.schema()));
+    let metadata = ArrowReaderMetadata::try_new(Arc::clone(metadata.metadata()), options).map_err(parquet)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
     let wanted = builder
         .schema()
         .fields()
