@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{BooleanArray, Int64Array};
+use datafusion::arrow::array::{BooleanArray, Int64Array, new_null_array};
 use datafusion::arrow::compute::kernels::cmp::{gt_eq, lt};
 use datafusion::arrow::compute::{and, cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -152,11 +152,9 @@ pub async fn session(archive: &Path, period: Period, columns: &Columns) -> Resul
         let files = super::files::finished_files(&archive.join(format!("table={table}")));
         let time = if table == "spans" { "start_time" } else { "time" };
         let wanted = |column: &str| columns.wants(table, column);
-        let batches = read_files(&files, &wanted, period, time)?;
-        // The files carry the schema they were written with; an empty table gets today's.
-        let schema = batches
-            .first()
-            .map_or_else(|| projected(&dictionaries(&schema), &wanted), RecordBatch::schema);
+        // Every file's rows in today's schema, whichever version of fleetpipe wrote it.
+        let schema = projected(&dictionaries(&schema), &wanted);
+        let batches = read_files(&files, &schema, period, time)?;
         context.register_table(table, Arc::new(MemTable::try_new(schema, partitions(batches))?))?;
     }
     Ok(context)
@@ -203,15 +201,21 @@ fn dictionaries(schema: &SchemaRef) -> SchemaRef {
 /// The columns a table's reader decodes, by name.
 type Wanted<'a> = dyn Fn(&str) -> bool + Sync + 'a;
 
+/// The `wanted` columns of `schema`, every one nullable: a file that lacks one reads as nulls.
 fn projected(schema: &SchemaRef, wanted: &Wanted<'_>) -> SchemaRef {
-    let fields: Vec<_> = schema.fields().iter().filter(|f| wanted(f.name())).cloned().collect();
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .filter(|f| wanted(f.name()))
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
     Arc::new(Schema::new(fields))
 }
 
 /// The rows of `period` of every file, read on as many threads as there are cores.
 fn read_files(
     files: &[PathBuf],
-    wanted: &Wanted<'_>,
+    schema: &SchemaRef,
     period: Period,
     time: &str,
 ) -> Result<Vec<RecordBatch>, ArchiveError> {
@@ -226,7 +230,7 @@ fn read_files(
                 scope.spawn(move || {
                     let mut batches = Vec::new();
                     for path in chunk {
-                        batches.extend(read_file(path, wanted, period, time)?);
+                        batches.extend(read_file(path, schema, period, time)?);
                     }
                     Ok(batches)
                 })
@@ -244,7 +248,9 @@ fn read_files(
     Ok(batches)
 }
 
-fn read_file(path: &Path, wanted: &Wanted<'_>, period: Period, time: &str) -> Result<Vec<RecordBatch>, ArchiveError> {
+/// The rows of `period` of one file, in `schema`: a column the file lacks (written by an
+/// older version) is null, one `schema` lacks is left out.
+fn read_file(path: &Path, schema: &SchemaRef, period: Period, time: &str) -> Result<Vec<RecordBatch>, ArchiveError> {
     let parquet = |source| ArchiveError::Parquet {
         path: path.to_owned(),
         source,
@@ -264,7 +270,7 @@ fn read_file(path: &Path, wanted: &Wanted<'_>, period: Period, time: &str) -> Re
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| wanted(f.name()))
+        .filter(|(_, f)| schema.field_with_name(f.name()).is_ok())
         .map(|(i, _)| i);
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
     let reader = builder.with_projection(mask).build().map_err(parquet)?;
@@ -278,10 +284,24 @@ fn read_file(path: &Path, wanted: &Wanted<'_>, period: Period, time: &str) -> Re
             _ => batch,
         };
         if batch.num_rows() > 0 {
-            batches.push(batch);
+            batches.push(conform(&batch, schema).map_err(|e| parquet(e.into()))?);
         }
     }
     Ok(batches)
+}
+
+/// `batch`'s columns in the order and types of `schema`, nulls for those it lacks.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) if column.data_type() == field.data_type() => Ok(Arc::clone(column)),
+            Some(column) => cast(column, field.data_type()),
+            None => Ok(new_null_array(field.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
 #[cfg(test)]
@@ -318,5 +338,55 @@ mod tests {
         let columns = Columns::Read(read(&["SELECT agent FROM spans"]));
         assert!(columns.wants("spans", "agent") && columns.wants("spans", "start_time"));
         assert!(!columns.wants("spans", "attributes") && !columns.wants("logs", "agent"));
+    }
+
+    /// Guarantees: files an older version wrote are read in today's schema: a column they
+    /// lack reads as null, one no longer in the schema is left out, and reading goes on.
+    #[test]
+    fn files_of_an_older_schema_read_in_todays() {
+        use datafusion::arrow::array::{StringArray, TimestampNanosecondArray};
+        use datafusion::arrow::datatypes::{Field, TimeUnit};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let folder = dir.path().join("table=spans/date=2026-12-05/hour=09");
+        std::fs::create_dir_all(&folder).expect("folder");
+        let time = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+        let old = Arc::new(Schema::new(vec![
+            Field::new("start_time", time, true),
+            Field::new("agent", DataType::Utf8, true),
+            Field::new("retired", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&old),
+            vec![
+                Arc::new(TimestampNanosecondArray::from(vec![1, 2]).with_timezone("UTC")),
+                Arc::new(StringArray::from(vec!["planner-1", "triage-agent"])),
+                Arc::new(StringArray::from(vec!["x", "y"])),
+            ],
+        )
+        .expect("batch");
+        let file = File::create(folder.join("part-1-1-1.parquet")).expect("file");
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, old, None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let rows = runtime.block_on(async {
+            let context = session(dir.path(), Period::default(), &Columns::All)
+                .await
+                .expect("session");
+            let sql = "SELECT agent, genai_spellings FROM spans ORDER BY agent";
+            context.sql(sql).await.expect("plans").collect().await.expect("runs")
+        });
+        let rows = crate::analytics::query::rows(&rows);
+        assert_eq!(rows.rows.len(), 2);
+        assert_eq!(rows.rows[0][0].as_deref(), Some("planner-1"));
+        assert_eq!(rows.rows[0][1], None, "a column the file lacks is null");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let retired = runtime.block_on(async {
+            let context = session(dir.path(), Period::default(), &Columns::All)
+                .await
+                .expect("session");
+            context.sql("SELECT retired FROM spans").await.map(|_| ())
+        });
+        assert!(retired.is_err(), "a column no longer in the schema is not there");
     }
 }

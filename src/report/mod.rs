@@ -11,6 +11,7 @@ mod present;
 mod prices;
 mod shadow;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,26 +28,49 @@ pub use prices::{Price, PriceTable, Tokens};
 /// The views the sections read, created first (statements end with a `;` line).
 const VIEWS: &str = include_str!("../../queries/report/views.sql");
 
+/// `agents` and `layers`: one query of `queries/report/`, grouped two ways.
+const INVOCATIONS: &str = include_str!("../../queries/report/invocations.sql");
+
 /// The report's sections in the order they are shown, each one query of `queries/report/`,
 /// built into the binary.
-const SECTIONS: [(&str, &str); 13] = [
-    ("summary", include_str!("../../queries/report/summary.sql")),
-    ("timeline", include_str!("../../queries/report/timeline.sql")),
-    ("layers", include_str!("../../queries/report/layers.sql")),
-    ("agents", include_str!("../../queries/report/agents.sql")),
-    ("integrations", include_str!("../../queries/report/integrations.sql")),
-    ("errors", include_str!("../../queries/report/errors.sql")),
-    ("tools", include_str!("../../queries/report/tools.sql")),
-    ("mcp_servers", include_str!("../../queries/report/mcp_servers.sql")),
-    (
-        "slowest_traces",
-        include_str!("../../queries/report/slowest_traces.sql"),
-    ),
-    ("waste", include_str!("../../queries/report/waste.sql")),
-    ("shadow", include_str!("../../queries/report/shadow.sql")),
-    ("anomalies", include_str!("../../queries/report/anomalies.sql")),
-    ("data_quality", include_str!("../../queries/report/data_quality.sql")),
-];
+fn sections() -> [(&'static str, Cow<'static, str>); 13] {
+    let grouped = |group: &str, name: &str, other: &str| {
+        Cow::Owned(
+            INVOCATIONS
+                .replace("{group}", group)
+                .replace("{name}", name)
+                .replace("{other}", other),
+        )
+    };
+    let sql = |text: &'static str| Cow::Borrowed(text);
+    [
+        ("summary", sql(include_str!("../../queries/report/summary.sql"))),
+        ("timeline", sql(include_str!("../../queries/report/timeline.sql"))),
+        (
+            "layers",
+            grouped("layer", "layer", "CAST(count(DISTINCT agent) AS BIGINT) AS agents"),
+        ),
+        ("agents", grouped("agent", "name", "max(layer) AS layer")),
+        (
+            "integrations",
+            sql(include_str!("../../queries/report/integrations.sql")),
+        ),
+        ("errors", sql(include_str!("../../queries/report/errors.sql"))),
+        ("tools", sql(include_str!("../../queries/report/tools.sql"))),
+        ("mcp_servers", sql(include_str!("../../queries/report/mcp_servers.sql"))),
+        (
+            "slowest_traces",
+            sql(include_str!("../../queries/report/slowest_traces.sql")),
+        ),
+        ("waste", sql(include_str!("../../queries/report/waste.sql"))),
+        ("shadow", sql(include_str!("../../queries/report/shadow.sql"))),
+        ("anomalies", sql(include_str!("../../queries/report/anomalies.sql"))),
+        (
+            "data_quality",
+            sql(include_str!("../../queries/report/data_quality.sql")),
+        ),
+    ]
+}
 
 /// The `report` section of the configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -134,22 +158,23 @@ impl Report {
             true => {
                 let previous = period.previous().ok_or(ReportError::NoPreviousPeriod)?;
                 let context = sessions.over(previous).await?;
-                Some(run_section(&context, SECTIONS[0].0, SECTIONS[0].1).await?)
+                let (summary, sql) = &sections()[0];
+                Some(run_section(&context, summary, sql).await?)
             }
             false => None,
         };
         let context = sessions.over(period).await?;
-        let mut sections = Vec::new();
-        for (section, sql) in SECTIONS {
-            sections.push((section, run_section(&context, section, sql).await?));
+        let mut tables = Vec::new();
+        for (section, sql) in sections() {
+            tables.push((section, run_section(&context, section, &sql).await?));
         }
         let registered = run_section(&context, "shadow", shadow::REGISTERED).await?;
-        if let Some((_, shadow)) = sections.iter_mut().find(|(name, _)| *name == "shadow") {
+        if let Some((_, shadow)) = tables.iter_mut().find(|(name, _)| *name == "shadow") {
             shadow::suggest(shadow, &registered);
         }
         Ok(Report {
             period,
-            sections,
+            sections: tables,
             previous,
             configured_prices: config.prices.len(),
         })
@@ -207,7 +232,9 @@ struct Sessions<'a> {
 impl<'a> Sessions<'a> {
     async fn new(archive: &'a Path, config: &ReportConfig) -> Result<Sessions<'a>, ReportError> {
         let prices = Arc::new(PriceTable::new(&config.prices));
-        let columns = Columns::read_by(&statements(), |context| context.register_udf(Arc::clone(&prices).udf()))
+        let statements = statements();
+        let statements: Vec<&str> = statements.iter().map(AsRef::as_ref).collect();
+        let columns = Columns::read_by(&statements, |context| context.register_udf(Arc::clone(&prices).udf()))
             .await
             .map_err(|source| ReportError::Query {
                 section: "plan",
@@ -240,9 +267,13 @@ fn views() -> impl Iterator<Item = &'static str> {
 }
 
 /// The report's statements in the order they run: the views, then the sections.
-fn statements() -> Vec<&'static str> {
-    let sections = SECTIONS.iter().map(|(_, sql)| *sql);
-    views().chain(sections).chain([shadow::REGISTERED]).collect()
+fn statements() -> Vec<Cow<'static, str>> {
+    let sections = sections().into_iter().map(|(_, sql)| sql);
+    let views = views().map(Cow::Borrowed);
+    views
+        .chain(sections)
+        .chain([Cow::Borrowed(shadow::REGISTERED)])
+        .collect()
 }
 
 /// Whether a line holds SQL, not only a comment or blanks.
