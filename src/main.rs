@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     match fleetpipe::app::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("fleetpipe: {error:#}");
+            eprintln!("fleetpipe: {}", fleetpipe::app::error_message(&error));
             ExitCode::FAILURE
         }
     }

@@ -443,8 +443,9 @@ fn read_hidden(archive: &Path) -> Vec<String> {
 }
 
 /// Scenario: `fleetpipe query --archive` is pointed at a folder that does not exist, then at
-/// an archive with a file that is not Parquet.
-/// Guarantees: exit code 1 and an error naming the path each time.
+/// an archive with a file that is not Parquet, then asked for a column no table has.
+/// Guarantees: exit code 1 and an error naming the path each time; DataFusion's error is said
+/// once, not once per cause it wraps.
 #[test]
 fn query_of_a_missing_or_broken_archive_names_the_path() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -472,4 +473,14 @@ fn query_of_a_missing_or_broken_archive_names_the_path() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&broken.display().to_string()), "{stderr}");
+    std::fs::remove_file(&broken).expect("remove");
+    let output = Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+        .args(["query", "--archive"])
+        .arg(dir.path().join("archive"))
+        .arg("SELECT nope FROM spans")
+        .output()
+        .expect("fleetpipe query");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("No field named nope").count(), 1, "said once: {stderr}");
 }

@@ -143,6 +143,24 @@ pub enum ConfigCommand {
     Default,
 }
 
+/// What the binary prints when a command fails: the error and its causes, each said once. A
+/// message that already quotes its cause (as thiserror's and DataFusion's do) is not followed
+/// by it again.
+pub fn error_message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Runs a command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
