@@ -23,17 +23,20 @@ start_bench() {
 
 # Prints fleetpipe's configuration: OTLP/gRPC in on IN_PORT, enrichment with the fixture
 # registry, batch, OTLP/gRPC out to the sink on SINK_PORT with the exporter settings $1 (e.g.
-# "compression: gzip"), when $2 is given the analytics exporter with the settings $2, and when
-# $3 is given the archive exporter with the settings $3; health and metrics on HEALTH_PORT and
-# METRICS_PORT.
+# "compression: gzip"; "-": no OTLP exporter), when $2 is given the analytics exporter with the
+# settings $2, and when $3 is given the archive exporter with the settings $3; health and
+# metrics on HEALTH_PORT and METRICS_PORT.
 bench_config() {
-  local exporters="otlp" analytics=""
+  local exporters="otlp" otlp="  otlp: {endpoint: \"http://127.0.0.1:$SINK_PORT\", $1}" analytics=""
+  if [ "$1" = "-" ]; then
+    exporters="" otlp=""
+  fi
   if [ -n "${2:-}" ]; then
-    exporters="$exporters, analytics"
+    exporters="${exporters:+$exporters, }analytics"
     analytics="  analytics: {$2}"
   fi
   if [ -n "${3:-}" ]; then
-    exporters="$exporters, archive"
+    exporters="${exporters:+$exporters, }archive"
     analytics="$analytics
   archive: {$3}"
   fi
@@ -48,7 +51,7 @@ processors:
   enrich: {}
   batch: {send_batch_size: 8192, timeout: 200ms}
 exporters:
-  otlp: {endpoint: "http://127.0.0.1:$SINK_PORT", $1}
+$otlp
 $analytics
 service:
   pipelines:

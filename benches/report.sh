@@ -24,26 +24,7 @@ accepted() {
 }
 
 if [ ! -d "$archive/table=spans" ]; then
-  cat >"$work/fleetpipe.yaml" <<YAML
-registry:
-  path: tests/fixtures/operating-model/CONFIG.yaml
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: "127.0.0.1:$IN_PORT"}
-processors:
-  enrich: {}
-  batch: {send_batch_size: 8192, timeout: 200ms}
-exporters:
-  archive: {path: "$archive", block_on_overflow: true}
-service:
-  pipelines:
-    traces: {receivers: [otlp], processors: [enrich, batch], exporters: [archive]}
-  health: {endpoint: "127.0.0.1:$HEALTH_PORT"}
-  telemetry:
-    logs: {level: warn}
-    metrics: {endpoint: "127.0.0.1:$METRICS_PORT"}
-YAML
+  bench_config - "" "path: \"$archive\", block_on_overflow: true" >"$work/fleetpipe.yaml"
   target/release/fleetpipe run --config "$work/fleetpipe.yaml" &
   fleetpipe=$!
   wait_for_port "$IN_PORT"
