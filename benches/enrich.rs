@@ -16,7 +16,7 @@ use fleetpipe::enrich::{Enrich, EnrichConfig};
 use fleetpipe::export::BodyFormat;
 use fleetpipe::otlp::{Payload, Request, Signal};
 use fleetpipe::pipeline::Processor;
-use fleetpipe::registry::{AgentLayers, RegistryConfig, RegistryHandle};
+use fleetpipe::registry::{RegistryConfig, RegistryHandle};
 use fleetpipe::telemetry::metrics::Metrics;
 
 /// A registry of `size` integrations; Jira (which the request's tool calls name) is the last.
@@ -34,12 +34,7 @@ fn registry_text(size: usize) -> String {
 fn enricher(size: usize, dir: &std::path::Path) -> Enrich {
     let path = dir.join(format!("CONFIG-{size}.yaml"));
     std::fs::write(&path, registry_text(size)).expect("write registry");
-    let config = RegistryConfig {
-        path,
-        reload_interval: std::time::Duration::from_secs(60),
-        agents: AgentLayers::default(),
-        optional: false,
-    };
+    let config = RegistryConfig::at(path);
     let metrics = Arc::new(Metrics::new());
     let handle = RegistryHandle::load(&config, &metrics).expect("registry");
     Enrich::new(handle, EnrichConfig::default(), metrics)

@@ -168,6 +168,11 @@ impl Config {
             issues.push_problems(&path, processor.problems());
         }
         issues.push_problems(&["report"], self.report.problems());
+        if let Some(registry) = &self.registry {
+            let problems = registry.catalog.problems().into_iter();
+            let problems = problems.map(|(key, message)| config::Problem { key, message });
+            issues.push_problems(&["registry", "catalog"], problems.collect());
+        }
         for (name, exporter) in &self.exporters {
             let path = ["exporters", name.as_str()];
             issues.push_problems(&path, exporter.problems());

@@ -36,10 +36,9 @@ impl Source {
             .unwrap_or_default();
         let registry = match (&self.registry, config.and_then(|c| c.registry)) {
             (Some(path), from_config) => RegistryConfig {
-                path: path.clone(),
-                agents: from_config.map(|c| c.agents).unwrap_or_default(),
-                reload_interval: std::time::Duration::from_secs(5),
                 optional: false,
+                path: path.clone(),
+                ..from_config.unwrap_or_else(|| RegistryConfig::at(path))
             },
             (None, Some(from_config)) => from_config,
             (None, None) => bail!("no registry: pass --registry PATH, or --config with a `registry:` section"),
@@ -62,7 +61,7 @@ fn table(registry: &Registry) -> String {
             .map(String::from)
             .to_vec(),
     ];
-    for integration in &registry.integrations {
+    for (index, integration) in registry.integrations.iter().enumerate() {
         let rules = &integration.match_rules;
         let mut matching = Vec::new();
         for (label, values) in [
@@ -75,6 +74,10 @@ fn table(registry: &Registry) -> String {
             if !values.is_empty() {
                 matching.push(format!("{label}={}", values.join(",")));
             }
+        }
+        let products: Vec<&str> = registry.matcher.catalog().products_of(index).collect();
+        if matching.is_empty() && !products.is_empty() {
+            matching.push(format!("catalog: {}", products.join(", ")));
         }
         if matching.is_empty() {
             matching.push(format!("by name: {:?} or {:?}", integration.id, integration.name));

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap as StdHashMap;
 
+use super::catalog::{Catalog, CatalogIndex};
 use super::model::Integration;
 use crate::otlp::semconv::Key;
 
@@ -173,6 +174,12 @@ pub enum Rule<'m, 'a> {
     Match { list: &'static str, entry: &'m str },
     /// A `match.hosts` entry `*.<domain>`.
     HostSuffix { domain: &'m str },
+    /// A known-vendor catalog claim of a product the integration is named after.
+    Catalog {
+        product: &'m str,
+        claim: &'static str,
+        entry: &'m str,
+    },
     /// The integration's id or name, found in an attribute's value.
     Name { attribute: &'static str, value: &'a str },
 }
@@ -182,6 +189,7 @@ impl std::fmt::Display for Rule<'_, '_> {
         match self {
             Rule::Match { list, entry } => write!(f, "match.{list} {entry:?}"),
             Rule::HostSuffix { domain } => write!(f, "match.hosts \"*.{domain}\""),
+            Rule::Catalog { product, claim, entry } => write!(f, "catalog {product:?} ({claim} {entry:?})"),
             Rule::Name { attribute, value } => write!(f, "name in {attribute} {value:?}"),
         }
     }
@@ -201,6 +209,8 @@ pub struct Matcher {
     names: HashMap<Box<[u8]>, usize>,
     /// Whether any integration wrote `match` rules; without them only names are looked up.
     has_rules: bool,
+    /// The known-vendor catalog, bound to the integrations without `match` rules.
+    catalog: CatalogIndex,
 }
 
 /// How many adjacent words of a value are joined when looking for a name: "GitHub Actions"
@@ -208,8 +218,11 @@ pub struct Matcher {
 const MAX_WORDS_IN_NAME: usize = 4;
 
 impl Matcher {
-    pub fn new(integrations: &[Integration]) -> Matcher {
-        let mut m = Matcher::default();
+    pub fn new(integrations: &[Integration], catalog: &Catalog) -> Matcher {
+        let mut m = Matcher {
+            catalog: CatalogIndex::new(catalog, integrations),
+            ..Matcher::default()
+        };
         for (index, integration) in integrations.iter().enumerate() {
             let rules = &integration.match_rules;
             let lower = |s: &String| s.to_lowercase();
@@ -245,11 +258,33 @@ impl Matcher {
         m
     }
 
-    /// The integration a call belongs to: explicit `match` rules first, then names. Reads
-    /// only the text attributes, which [`Matcher::integration_of`] relies on.
+    /// The integration a call belongs to: explicit `match` rules first, then the catalog,
+    /// then names. Reads only the text attributes, which [`Matcher::integration_of`] relies on.
     pub fn attribute<'m, 'a>(&'m self, facts: &CallFacts<'a>) -> Option<Attribution<'m, 'a>> {
         let by_rules = if self.has_rules { self.by_rules(facts) } else { None };
-        by_rules.or_else(|| self.by_name(facts))
+        by_rules
+            .or_else(|| self.by_catalog(facts))
+            .or_else(|| self.by_name(facts))
+    }
+
+    /// The catalog this matcher recognises vendors with.
+    pub fn catalog(&self) -> &CatalogIndex {
+        &self.catalog
+    }
+
+    fn by_catalog(&self, facts: &CallFacts<'_>) -> Option<Attribution<'_, 'static>> {
+        if !self.catalog.binds_any() {
+            return None;
+        }
+        let found = self.catalog.recognise(facts)?;
+        Some(Attribution {
+            integration: self.catalog.owner(found.product)?,
+            rule: Rule::Catalog {
+                product: &self.catalog.products[found.product].name,
+                claim: found.claim,
+                entry: found.entry,
+            },
+        })
     }
 
     /// The integration [`Matcher::attribute`] finds for `facts`, matched once per distinct
@@ -432,7 +467,7 @@ pub fn fold(text: &str) -> String {
 
 /// Prefixes of a tool name that end at punctuation, with and without it:
 /// `jira_search` → `jira`, `jira_`.
-fn boundary_prefixes(tool: &str) -> impl Iterator<Item = &str> {
+pub(super) fn boundary_prefixes(tool: &str) -> impl Iterator<Item = &str> {
     tool.char_indices()
         .filter(|(_, c)| matches!(c, '_' | '.' | '-' | '/' | ':'))
         .flat_map(move |(i, c)| [&tool[..i], &tool[..i + c.len_utf8()]])

@@ -4,6 +4,7 @@
 //! Readers take one snapshot per request ([`RegistryHandle::current`]), so a reload never
 //! tags half a request with the old version and half with the new.
 
+pub mod catalog;
 pub mod layer;
 pub mod matcher;
 pub mod model;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ConfigIssue;
 use crate::telemetry::metrics::Metrics;
+use catalog::{Catalog, CatalogConfig};
 use matcher::Matcher;
 pub use model::{AgentLayers, Connection, Integration, Layer};
 
@@ -40,6 +42,22 @@ pub struct RegistryConfig {
     /// shadow, layers come from `agents` only) until it appears, instead of refusing to start.
     #[serde(default)]
     pub optional: bool,
+    /// Vendors added to the built-in known-vendor catalog, or replacing one of its vendors.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+}
+
+impl RegistryConfig {
+    /// The registry at `path` with default settings.
+    pub fn at(path: impl Into<PathBuf>) -> RegistryConfig {
+        RegistryConfig {
+            path: path.into(),
+            reload_interval: default_reload_interval(),
+            agents: AgentLayers::default(),
+            optional: false,
+            catalog: CatalogConfig::default(),
+        }
+    }
 }
 
 fn default_reload_interval() -> Duration {
@@ -75,19 +93,24 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Reads and compiles the registry at `path` (a file, or a folder holding `CONFIG.yaml`).
+    /// Reads and compiles the registry at `path` (a file, or a folder holding `CONFIG.yaml`)
+    /// with the built-in catalog.
     pub fn load(path: &Path, extra_agents: &AgentLayers) -> Result<Registry, RegistryError> {
         let path = resolve_path(path);
         let text = read(&path)?;
-        Registry::compile(path, &text, extra_agents)
+        Registry::compile(path, &text, extra_agents, &Catalog::builtin())
     }
 
     /// The registry `config` names; with `optional`, an empty one while the file is missing.
     pub fn load_config(config: &RegistryConfig) -> Result<Registry, RegistryError> {
+        Registry::load_with(config, &config.catalog.catalog())
+    }
+
+    fn load_with(config: &RegistryConfig, catalog: &Catalog) -> Result<Registry, RegistryError> {
         let path = resolve_path(&config.path);
         if config.optional && !path.exists() {
             return Ok(Registry {
-                matcher: Matcher::new(&[]),
+                matcher: Matcher::new(&[], catalog),
                 integrations: Vec::new(),
                 agent_layers: config.agents.0.clone(),
                 version: MISSING.into(),
@@ -95,7 +118,8 @@ impl Registry {
                 loaded_at: SystemTime::now(),
             });
         }
-        Registry::load(&path, &config.agents)
+        let text = read(&path)?;
+        Registry::compile(path, &text, &config.agents, catalog)
     }
 
     /// Whether this is the empty registry of an optional file that is missing.
@@ -104,7 +128,12 @@ impl Registry {
     }
 
     /// Parses, validates and compiles the registry read from `path`.
-    fn compile(path: PathBuf, text: &str, extra_agents: &AgentLayers) -> Result<Registry, RegistryError> {
+    fn compile(
+        path: PathBuf,
+        text: &str,
+        extra_agents: &AgentLayers,
+        catalog: &Catalog,
+    ) -> Result<Registry, RegistryError> {
         let file = parse::parse(text).map_err(|issues| RegistryError::Invalid {
             path: path.display().to_string(),
             issues,
@@ -112,7 +141,7 @@ impl Registry {
         let mut agent_layers = file.agent_layers;
         agent_layers.extend(extra_agents.0.iter().cloned());
         Ok(Registry {
-            matcher: Matcher::new(&file.integrations),
+            matcher: Matcher::new(&file.integrations, catalog),
             integrations: file.integrations,
             agent_layers,
             version: version_of(text),
@@ -154,12 +183,15 @@ pub struct RegistryHandle {
     /// costs a read and a hash, not a parse, and a refused version is reported once.
     last_found: Mutex<String>,
     config: RegistryConfig,
+    /// The catalog of `config`, made once.
+    catalog: Catalog,
     metrics: Arc<Metrics>,
 }
 
 impl RegistryHandle {
     pub fn load(config: &RegistryConfig, metrics: &Arc<Metrics>) -> Result<Arc<RegistryHandle>, RegistryError> {
-        let registry = Registry::load_config(config)?;
+        let catalog = config.catalog.catalog();
+        let registry = Registry::load_with(config, &catalog)?;
         // A missing optional file is found again, quietly, until it appears.
         let found = match registry.is_missing() {
             true => read(&registry.path).err().map(|e| e.to_string()).unwrap_or_default(),
@@ -169,6 +201,7 @@ impl RegistryHandle {
             last_found: Mutex::new(found),
             current: ArcSwap::from_pointee(registry),
             config: config.clone(),
+            catalog,
             metrics: Arc::clone(metrics),
         };
         handle.publish();
@@ -196,7 +229,7 @@ impl RegistryHandle {
         if last_found == found && !always {
             return Ok(false);
         }
-        let result = text.and_then(|text| Registry::compile(path, &text, &self.config.agents));
+        let result = text.and_then(|text| Registry::compile(path, &text, &self.config.agents, &self.catalog));
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         self.metrics
             .registry_reloads

@@ -293,12 +293,7 @@ fn checks_load_only_what_changed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("CONFIG.yaml");
     std::fs::write(&path, FIXTURE).expect("write");
-    let config = RegistryConfig {
-        path: path.clone(),
-        reload_interval: Duration::from_secs(5),
-        agents: AgentLayers::default(),
-        optional: false,
-    };
+    let config = RegistryConfig::at(path.clone());
     let metrics = Arc::new(Metrics::new());
     let handle = RegistryHandle::load(&config, &metrics).expect("valid registry");
     let first = handle.current().version.clone();
