@@ -374,6 +374,94 @@ async fn tags_spans_shaped_as_the_semantic_conventions() {
     assert_eq!(tagged, 19, "two spans in three after the root are tool calls");
 }
 
+/// Scenario: the seeds' registry (names only, no `match` rules) and the calls of a fleet to
+/// the vendors it registers: tool spans carrying only a tool name, HTTP and MCP client spans
+/// carrying a URL or a server address.
+/// Guarantees: each carries the integration the known-vendor catalog recognises by the
+/// registered name; a GitHub call that is not GitHub Actions and an unknown host stay shadow.
+#[tokio::test]
+async fn known_vendors_are_attributed_without_match_rules() {
+    use SpanKind::{Client, Internal};
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fleetpipe = start(&sink, &write_registry(dir.path(), FIXTURE), false).await;
+    let tool = |name: &'static str| {
+        fixtures::span(
+            name,
+            Internal,
+            &[("gen_ai.operation.name", "execute_tool"), ("gen_ai.tool.name", name)],
+        )
+    };
+    let get = |name: &'static str, url: &'static str| {
+        fixtures::span(name, Client, &[("http.request.method", "GET"), ("url.full", url)])
+    };
+    let mcp = |name: &'static str, host: &'static str| {
+        fixtures::span(
+            name,
+            Client,
+            &[("mcp.method.name", "tools/call"), ("server.address", host)],
+        )
+    };
+    let request = fixtures::traces(
+        &[("service.name", "release-agent")],
+        vec![
+            tool("github_trigger_workflow"),
+            tool("jira_search"),
+            get(
+                "dispatch",
+                "https://api.github.com/repos/acme/app/actions/workflows/ci.yml/dispatches",
+            ),
+            get("issues", "https://api.github.com/repos/x/y/issues"),
+            get("jira rest", "https://acme.atlassian.net/rest/api/3/search"),
+            mcp("atlassian mcp", "mcp.atlassian.com"),
+            get("servicenow", "https://acme.service-now.com/api/now/table/incident"),
+            get("slack", "https://slack.com/api/chat.postMessage"),
+            get("salesforce", "https://acme.my.salesforce.com/services/data/v60.0/query"),
+            get("snyk", "https://api.snyk.io/rest/orgs/acme/issues"),
+            get("unknown", "https://weather.example.net/today"),
+        ],
+    );
+    grpc_send(&fleetpipe.grpc_endpoint(), Payload::Traces(request), None)
+        .await
+        .expect("accepted");
+    sink.wait_for(Signal::Traces, 11, Duration::from_secs(10)).await;
+    let spans = received_spans(&sink);
+    let id_of = |name: &str| {
+        let tags = integration_tags(&spans[name].1);
+        match tags.get("integration.registered").map(String::as_str) {
+            Some("true") => tags["integration.id"].clone(),
+            Some("false") => format!("shadow {}", tags["integration.target"]),
+            _ => "untagged".into(),
+        }
+    };
+    let expected = [
+        ("github_trigger_workflow", "primary-pipeline"),
+        ("jira_search", "work-tracking"),
+        ("dispatch", "primary-pipeline"),
+        ("issues", "shadow api.github.com"),
+        ("jira rest", "work-tracking"),
+        ("atlassian mcp", "work-tracking"),
+        ("servicenow", "incident-management"),
+        ("slack", "team-chat"),
+        ("salesforce", "crm"),
+        ("snyk", "vulnerability-scanning"),
+        ("unknown", "shadow weather.example.net"),
+    ];
+    for (name, id) in expected {
+        assert_eq!(id_of(name), id, "span {name:?}");
+    }
+    assert_eq!(
+        integration_tags(&spans["dispatch"].1),
+        tags(
+            "primary-pipeline",
+            "GitHub Actions",
+            "enterprise_toolchain",
+            "ci_cd",
+            "webhook"
+        )
+    );
+}
+
 /// Scenario: the same tool call written with current GenAI names, deprecated ones,
 /// OpenInference's and OpenLLMetry's.
 /// Guarantees: all four are attributed to the same integration and gain the current names.
