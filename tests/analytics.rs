@@ -26,6 +26,8 @@ struct Setup {
     fleetpipe: Fleetpipe,
     signals: PathBuf,
     queries: PathBuf,
+    /// The configuration it runs, to start it again.
+    config: String,
     _dir: tempfile::TempDir,
 }
 
@@ -79,6 +81,7 @@ async fn start_enriched(extra_detectors: &[(&str, &str)], analytics_extra: &str,
         fleetpipe,
         signals,
         queries,
+        config,
         _dir: dir,
     }
 }
@@ -463,6 +466,99 @@ async fn ongoing_anomaly_keeps_one_signal_file() {
     let front = files.values().next().expect("file");
     assert_eq!(front["status"], "resolved");
     assert!(front.contains_key("resolved_at"));
+}
+
+/// The lifecycle states of the anomaly records of `detector` for `key`, in the order sent,
+/// with their finding ids and first sightings.
+fn lifecycle_of(sink: &Sink, detector: &str, key: &str) -> Vec<(String, String, String)> {
+    anomalies(sink)
+        .into_iter()
+        .filter(|(d, a)| d == detector && a["fleetpipe.key"] == key)
+        .map(|(_, a)| {
+            let field = |name: &str| a.get(name).cloned().unwrap_or_default();
+            (
+                field("fleetpipe.finding.state"),
+                field("fleetpipe.finding.id"),
+                field("fleetpipe.finding.first_seen"),
+            )
+        })
+        .collect()
+}
+
+/// Waits until 50 ms into the next second, when a 1 s window starts: traffic sent from then
+/// on fills whole windows, so the count a window sees does not double from a partial first.
+async fn at_a_window_start() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    tokio::time::sleep(Duration::from_millis(1050) - Duration::from_nanos(u64::from(now.subsec_nanos()))).await;
+}
+
+/// Scenario: a shadow tool is called through ten detector runs, with fleetpipe restarted
+/// after the fifth, then no more.
+/// Guarantees: exactly one `open` record, none while it lasts (the reminder is 15 min away),
+/// one `resolved` record after it stops, all with one finding id and first sighting; the
+/// restart continues the anomaly from its signal file instead of opening it again;
+/// `/metrics` counts it open while it lasts.
+#[tokio::test]
+async fn an_ongoing_anomaly_is_announced_when_it_opens_and_resolves() {
+    let setup = start(&[], "").await;
+    let shadow = |_| vec![call("confluence_search", StatusCode::Ok, 20, vec![])];
+    at_a_window_start().await;
+    drive(&setup, "planner-1", 5.0, shadow).await;
+    let open = setup
+        .fleetpipe
+        .metric(
+            "fleetpipe_findings_open",
+            &["detector=\"shadow-integration\"", "severity=\"high\""],
+        )
+        .await;
+    assert_eq!(open, 1.0);
+    let Setup {
+        sink,
+        fleetpipe,
+        signals,
+        queries,
+        config,
+        _dir,
+    } = setup;
+    let (status, log) = fleetpipe.terminate().await;
+    assert!(status.success(), "{log}");
+    let setup = Setup {
+        fleetpipe: Fleetpipe::start(&config).await,
+        sink,
+        signals,
+        queries,
+        config,
+        _dir,
+    };
+    drive(&setup, "planner-1", 5.0, shadow).await;
+    for _ in 0..80 {
+        if lifecycle_of(&setup.sink, "shadow-integration", "confluence_search/planner-1").len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let records = lifecycle_of(&setup.sink, "shadow-integration", "confluence_search/planner-1");
+    let states: Vec<&str> = records.iter().map(|(state, _, _)| state.as_str()).collect();
+    assert_eq!(states, ["open", "resolved"], "{records:?}\n{}", setup.fleetpipe.log());
+    assert_eq!(records[0].1, records[1].1, "one finding id");
+    assert_eq!(records[0].1.len(), 16);
+    assert_eq!(records[0].2, records[1].2, "one first sighting");
+    let files = signal_files(&setup, "shadow-integration");
+    let front = files.values().next().expect("signal file");
+    assert_eq!(
+        (front["status"].as_str(), front["state"].as_str()),
+        ("resolved", "resolved")
+    );
+    assert_eq!(front["id"], records[0].1);
+    assert!(front["runs"].parse::<u32>().expect("runs") >= 8, "{front:?}");
+    let open = setup
+        .fleetpipe
+        .metric("fleetpipe_findings_open", &["shadow-integration"])
+        .await;
+    assert_eq!(open, 0.0);
 }
 
 const BROKEN: &str = "-- name: broken\n-- severity: low\nSELECT agent,\n  count(*\nFROM spans\n";

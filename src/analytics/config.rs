@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::lifecycle::Timing;
 use crate::rows::sampling;
 
 /// Settings of the `analytics` exporter.
@@ -48,6 +49,13 @@ pub struct AnalyticsConfig {
     pub signals_path: Option<PathBuf>,
     /// JSON webhooks for chat or ITSM, each with a minimum severity.
     pub webhooks: Vec<super::webhook::WebhookConfig>,
+    /// How often an anomaly that lasts is announced again (a detector's
+    /// `-- reminder_interval:` overrides it).
+    #[serde(with = "humantime_serde")]
+    pub reminder_interval: Duration,
+    /// Runs in a row that no longer find an anomaly before it is announced resolved (a
+    /// detector's `-- resolve_after:` overrides it).
+    pub resolve_after: u32,
 }
 
 impl Default for AnalyticsConfig {
@@ -66,6 +74,8 @@ impl Default for AnalyticsConfig {
             run_timeout: Duration::from_secs(5),
             signals_path: None,
             webhooks: Vec::new(),
+            reminder_interval: Duration::from_secs(15 * 60),
+            resolve_after: 2,
         }
     }
 }
@@ -91,6 +101,7 @@ impl AnalyticsConfig {
         let checks = [
             (self.window.is_zero(), "window", "must be longer than 0s"),
             (self.queue_size == 0, "queue_size", "must be at least 1"),
+            (self.resolve_after == 0, "resolve_after", "must be at least 1"),
             (
                 !(self.sampling_percentage > 0.0 && self.sampling_percentage <= 100.0),
                 "sampling_percentage",
@@ -102,6 +113,14 @@ impl AnalyticsConfig {
             .filter(|(failed, _, _)| *failed)
             .map(|(_, key, why)| (key, why))
             .collect()
+    }
+
+    /// The lifecycle timing of `detector`'s anomalies: its own, else these settings'.
+    pub(super) fn timing(&self, detector: &super::detector::Detector) -> Timing {
+        Timing {
+            reminder_interval: detector.reminder_interval.unwrap_or(self.reminder_interval),
+            resolve_after: detector.resolve_after.unwrap_or(self.resolve_after),
+        }
     }
 
     /// The share of traces the window after one offered `offered_spans` keeps.

@@ -74,6 +74,9 @@ pub struct Detector {
     pub window: Duration,
     /// Columns that identify one ongoing anomaly; all text columns when not given.
     pub key: Option<Vec<String>>,
+    /// Overrides of the analytics settings of the same names.
+    pub reminder_interval: Option<Duration>,
+    pub resolve_after: Option<u32>,
     pub sql: String,
     pub file: PathBuf,
     /// Lines before the query starts, to report query errors at file lines.
@@ -114,7 +117,14 @@ impl Detector {
                 let key = key.trim().to_ascii_lowercase();
                 if matches!(
                     key.as_str(),
-                    "name" | "description" | "severity" | "every" | "window" | "key"
+                    "name"
+                        | "description"
+                        | "severity"
+                        | "every"
+                        | "window"
+                        | "key"
+                        | "reminder_interval"
+                        | "resolve_after"
                 ) {
                     fields.insert(key, (index + 1, value.trim().to_owned()));
                 }
@@ -148,6 +158,19 @@ impl Detector {
             None => Severity::Medium,
         };
         let every = duration("every", analytics_window)?;
+        let reminder_interval = match get("reminder_interval") {
+            Some(_) => Some(duration("reminder_interval", every)?),
+            None => None,
+        };
+        let resolve_after = match get("resolve_after") {
+            Some((line, value)) => Some(value.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                error(
+                    line,
+                    format!("`resolve_after: {value}` is not a count of runs (1 or more)"),
+                )
+            })?),
+            None => None,
+        };
         Ok(Detector {
             name: get("name").map_or(stem, |(_, v)| v.to_owned()),
             description: get("description").map(|(_, v)| v.to_owned()).unwrap_or_default(),
@@ -160,6 +183,8 @@ impl Detector {
                     .filter(|k| !k.is_empty())
                     .collect()
             }),
+            reminder_interval,
+            resolve_after,
             sql,
             file: file.to_owned(),
             header_lines,

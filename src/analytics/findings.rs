@@ -2,9 +2,7 @@
 //! Markdown signal file with YAML front matter in the operating model's `work/signals/`
 //! layout: one file per ongoing anomaly, updated while it lasts, marked resolved after.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use datafusion::arrow::array::{Array, AsArray};
@@ -18,6 +16,7 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::detector::Detector;
+use super::lifecycle::Tracked;
 use crate::otlp::semconv::ANOMALY_EVENT;
 
 /// One result row of a detector run.
@@ -30,13 +29,15 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn get(&self, names: &[&str]) -> Option<&Value> {
+    /// The value of the first of `names` the finding has.
+    pub(super) fn get(&self, names: &[&str]) -> Option<&Value> {
         names
             .iter()
             .find_map(|n| self.columns.iter().find(|(c, _)| c == n).map(|(_, v)| v))
     }
 
-    fn text(&self, names: &[&str]) -> Option<String> {
+    /// [`Finding::get`] as text.
+    pub(super) fn text(&self, names: &[&str]) -> Option<String> {
         self.get(names).map(display)
     }
 }
@@ -93,7 +94,7 @@ pub fn findings(detector: &Detector, batches: &[RecordBatch]) -> Vec<Finding> {
     found
 }
 
-fn display(value: &Value) -> String {
+pub(super) fn display(value: &Value) -> String {
     match value {
         Value::StringValue(s) => s.clone(),
         Value::IntValue(i) => i.to_string(),
@@ -104,8 +105,8 @@ fn display(value: &Value) -> String {
 }
 
 /// One sentence saying what was seen.
-fn sentence(detector: &Detector, finding: &Finding) -> String {
-    let mut text = format!("{} fired", detector.name);
+pub(super) fn sentence(detector: &Detector, finding: &Finding) -> String {
+    let mut text = format!("{} found", detector.name);
     if !finding.key.is_empty() {
         let _ = write!(text, " for {}", finding.key);
     }
@@ -121,8 +122,9 @@ fn sentence(detector: &Detector, finding: &Finding) -> String {
     text
 }
 
-/// The findings of one run as one OTLP logs request.
-pub fn log_records(detector: &Detector, findings: &[Finding], now_nanos: u64) -> ExportLogsServiceRequest {
+/// The announcements of one run as one OTLP logs request: each record says the anomaly's
+/// id, state and first sighting beside the detector's columns.
+pub fn log_records(detector: &Detector, announced: &[Tracked], now_nanos: u64) -> ExportLogsServiceRequest {
     let string = |key: &str, value: &str| KeyValue {
         key: key.into(),
         value: Some(AnyValue {
@@ -130,13 +132,17 @@ pub fn log_records(detector: &Detector, findings: &[Finding], now_nanos: u64) ->
         }),
         ..Default::default()
     };
-    let records = findings
+    let records = announced
         .iter()
-        .map(|finding| {
+        .map(|tracked| {
+            let finding = &tracked.finding;
             let mut attributes = vec![
                 string("fleetpipe.detector", &detector.name),
-                string("fleetpipe.severity", detector.severity.as_str()),
+                string("fleetpipe.severity", tracked.severity.as_str()),
                 string("fleetpipe.key", &finding.key),
+                string("fleetpipe.finding.id", &tracked.id),
+                string("fleetpipe.finding.state", tracked.state.as_str()),
+                string("fleetpipe.finding.first_seen", &timestamp(tracked.first_seen)),
             ];
             attributes.extend(finding.columns.iter().map(|(k, v)| KeyValue {
                 key: k.clone(),
@@ -146,10 +152,10 @@ pub fn log_records(detector: &Detector, findings: &[Finding], now_nanos: u64) ->
             LogRecord {
                 time_unix_nano: now_nanos,
                 observed_time_unix_nano: now_nanos,
-                severity_number: detector.severity.otlp_number(),
-                severity_text: detector.severity.as_str().to_uppercase(),
+                severity_number: tracked.severity.otlp_number(),
+                severity_text: tracked.severity.as_str().to_uppercase(),
                 body: Some(AnyValue {
-                    value: Some(Value::StringValue(sentence(detector, finding))),
+                    value: Some(Value::StringValue(announcement(detector, tracked))),
                 }),
                 attributes,
                 event_name: ANOMALY_EVENT.into(),
@@ -177,165 +183,15 @@ pub fn log_records(detector: &Detector, findings: &[Finding], now_nanos: u64) ->
     }
 }
 
-/// An anomaly that is (or was) ongoing, and its file.
-#[derive(Debug, Clone)]
-struct Ongoing {
-    first_seen: SystemTime,
-    last_seen: SystemTime,
-    runs: u64,
-    path: PathBuf,
-    finding: Finding,
+/// The sentence of a finding, headed by its state: `Open: …`, `Resolved: …`.
+pub(super) fn announcement(detector: &Detector, tracked: &Tracked) -> String {
+    let state = tracked.state.as_str();
+    let mut heading = state[..1].to_uppercase();
+    heading.push_str(&state[1..]);
+    format!("{heading}: {}", sentence(detector, &tracked.finding))
 }
 
-/// The signal files of all detectors, one per detector and key.
-#[derive(Debug)]
-pub struct FindingFiles {
-    folder: PathBuf,
-    ongoing: BTreeMap<(String, String), Ongoing>,
-}
-
-impl FindingFiles {
-    pub fn new(folder: PathBuf) -> FindingFiles {
-        FindingFiles {
-            folder,
-            ongoing: BTreeMap::new(),
-        }
-    }
-
-    /// Records a run: writes or updates the file of each finding and marks the detector's
-    /// anomalies that were not found again as resolved.
-    pub fn record(&mut self, detector: &Detector, findings: &[Finding], now: SystemTime) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.folder)?;
-        let mut seen = Vec::new();
-        for finding in findings {
-            let id = (detector.name.clone(), finding.key.clone());
-            let path = self.folder.join(file_name(&detector.name, &finding.key));
-            let entry = self.ongoing.entry(id.clone()).or_insert_with(|| Ongoing {
-                first_seen: now,
-                last_seen: now,
-                runs: 0,
-                path,
-                finding: finding.clone(),
-            });
-            entry.last_seen = now;
-            entry.runs += 1;
-            entry.finding = finding.clone();
-            write_atomically(&entry.path, &render(detector, entry, None))?;
-            seen.push(id);
-        }
-        let resolved: Vec<(String, String)> = self
-            .ongoing
-            .keys()
-            .filter(|(name, _)| *name == detector.name)
-            .filter(|id| !seen.contains(id))
-            .cloned()
-            .collect();
-        for id in resolved {
-            if let Some(entry) = self.ongoing.remove(&id) {
-                write_atomically(&entry.path, &render(detector, &entry, Some(now)))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `fleetpipe-<detector>-<key>.md`, with the key reduced to a safe slug.
-fn file_name(detector: &str, key: &str) -> String {
-    let slug = |text: &str| {
-        let mut out = String::new();
-        for c in text.chars() {
-            if c.is_ascii_alphanumeric() {
-                out.push(c.to_ascii_lowercase());
-            } else if !out.ends_with('-') {
-                out.push('-');
-            }
-        }
-        out.trim_matches('-').chars().take(80).collect::<String>()
-    };
-    let key = slug(key);
-    if key.is_empty() {
-        format!("fleetpipe-{}.md", slug(detector))
-    } else {
-        format!("fleetpipe-{}-{key}.md", slug(detector))
-    }
-}
-
-fn timestamp(time: SystemTime) -> String {
+/// A time as RFC 3339, to the second.
+pub(super) fn timestamp(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
-}
-
-/// A YAML scalar: JSON string quoting is valid YAML and escapes everything that needs it.
-fn quoted(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_default()
-}
-
-fn render(detector: &Detector, entry: &Ongoing, resolved_at: Option<SystemTime>) -> String {
-    let f = &entry.finding;
-    let mut out = String::from("---\n");
-    let mut field = |key: &str, value: String| {
-        let _ = writeln!(out, "{key}: {value}");
-    };
-    field("type", quoted("signal"));
-    field("source", quoted("fleetpipe"));
-    field("detector", quoted(&detector.name));
-    field("severity", quoted(detector.severity.as_str()));
-    field(
-        "status",
-        quoted(if resolved_at.is_some() { "resolved" } else { "active" }),
-    );
-    field("key", quoted(&f.key));
-    field(
-        "integration",
-        f.text(&["integration.id", "integration_id"])
-            .map_or("null".into(), |v| quoted(&v)),
-    );
-    field(
-        "layer",
-        f.text(&["operating_model.layer", "layer"])
-            .map_or("null".into(), |v| quoted(&v)),
-    );
-    field("agent", f.text(&["agent"]).map_or("null".into(), |v| quoted(&v)));
-    field("first_seen", quoted(&timestamp(entry.first_seen)));
-    field("last_seen", quoted(&timestamp(entry.last_seen)));
-    if let Some(at) = resolved_at {
-        field("resolved_at", quoted(&timestamp(at)));
-    }
-    field("runs", entry.runs.to_string());
-    field("value", f.get(&["value"]).map_or("null".into(), number_or_text));
-    field("baseline", f.get(&["baseline"]).map_or("null".into(), number_or_text));
-    out.push_str("---\n\n");
-    let _ = writeln!(
-        out,
-        "# {}: {}\n",
-        detector.name,
-        if f.key.is_empty() { "fleet" } else { &f.key }
-    );
-    let _ = writeln!(out, "{}.\n", sentence(detector, f));
-    if let Some(at) = resolved_at {
-        let _ = writeln!(
-            out,
-            "Resolved at {}: the detector's last run no longer found it.\n",
-            timestamp(at)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "Detector file: `{}`. To look at the live data behind it:\n",
-        detector.file.display()
-    );
-    let _ = writeln!(out, "```sh\nfleetpipe query --file {}\n```", detector.file.display());
-    out
-}
-
-fn number_or_text(value: &Value) -> String {
-    match value {
-        Value::IntValue(_) | Value::DoubleValue(_) => display(value),
-        other => quoted(&display(other)),
-    }
-}
-
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let temporary = path.with_extension("md.tmp");
-    std::fs::write(&temporary, text)?;
-    std::fs::rename(temporary, path)
 }

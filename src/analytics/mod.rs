@@ -14,9 +14,11 @@ mod config;
 pub mod detector;
 pub mod findings;
 mod history;
+pub mod lifecycle;
 mod pack;
 pub mod query;
 mod runner;
+mod signals;
 mod webhook;
 pub mod window;
 mod windowing;
@@ -36,8 +38,9 @@ use crate::pipeline::queue::ConsumerQueue;
 use crate::registry::RegistryHandle;
 use crate::rows::KeptColumns;
 use crate::telemetry::metrics::Metrics;
-use findings::FindingFiles;
+use lifecycle::Lifecycle;
 use runner::Detectors;
+use signals::FindingFiles;
 use window::WindowStore;
 use windowing::Windowing;
 
@@ -118,12 +121,14 @@ pub fn start(
         offered_spans: 0,
         percentage: config.sampling_percentage,
     };
+    let signals = config.signals_path.clone().map(FindingFiles::new);
     let detectors = Detectors {
         config: config.clone(),
         store: Arc::clone(&store),
         outputs,
         metrics: Arc::clone(metrics),
-        signals: config.signals_path.clone().map(FindingFiles::new),
+        lifecycle: Lifecycle::restore(signals.iter().flat_map(FindingFiles::restore)),
+        signals,
         loaded: BTreeMap::new(),
         failed: BTreeMap::new(),
         http: reqwest::Client::new(),

@@ -12,10 +12,11 @@ use tokio::sync::watch;
 
 use super::config::{AnalyticsConfig, Columns};
 use super::detector::{Detector, DetectorError, Prepared};
-use super::findings::FindingFiles;
 use super::history::Rollup;
+use super::lifecycle::Lifecycle;
 use super::now_nanos;
 use super::pack;
+use super::signals::FindingFiles;
 use super::window::WindowStore;
 use super::{findings, webhook};
 use crate::otlp::{Payload, Request};
@@ -132,6 +133,8 @@ pub(super) struct Detectors {
     pub(super) outputs: Vec<ConsumerQueue>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) signals: Option<FindingFiles>,
+    /// The anomalies open, across runs (and restarts, through the signal files).
+    pub(super) lifecycle: Lifecycle,
     /// Loaded detectors by file.
     pub(super) loaded: BTreeMap<PathBuf, Loaded>,
     /// Files that failed to load, by fingerprint, so each failure is logged once.
@@ -220,6 +223,25 @@ impl Detectors {
         self.store.write().unwrap_or_else(|e| e.into_inner()).kept = kept;
     }
 
+    /// Counts a run's findings, and sets the open anomalies of every detector.
+    fn count(&self, detector: &super::detector::Detector, found: usize) {
+        if found > 0 {
+            let labels = vec![
+                ("detector".to_owned(), detector.name.clone()),
+                ("severity".to_owned(), detector.severity.as_str().to_owned()),
+            ];
+            self.metrics.findings.get_or_create(&labels).inc_by(found as u64);
+        }
+        self.metrics.findings_open.clear();
+        for ((name, severity), open) in self.lifecycle.open_counts() {
+            let labels = vec![
+                ("detector".to_owned(), name),
+                ("severity".to_owned(), severity.as_str().to_owned()),
+            ];
+            self.metrics.findings_open.get_or_create(&labels).set(open);
+        }
+    }
+
     pub(super) async fn run_one(&mut self, path: &Path, window_end: i64) {
         let Some(Loaded { prepared, last_run, .. }) = self.loaded.get_mut(path) else {
             return;
@@ -246,27 +268,25 @@ impl Detectors {
             .get_or_create(&labels)
             .set(started.elapsed().as_secs_f64());
         let findings = findings::findings(&detector, &batches);
-        if let Some(signals) = &mut self.signals
-            && let Err(error) = signals.record(&detector, &findings, SystemTime::now())
+        let timing = self.config.timing(&detector);
+        let announced = self.lifecycle.observe(&detector, timing, &findings, SystemTime::now());
+        if let Some(signals) = &self.signals
+            && let Err(error) = signals.record(&detector, self.lifecycle.of_detector(&detector.name), &announced)
         {
             tracing::error!(detector = %detector.name, %error, "Could not write signal files.");
         }
-        if findings.is_empty() {
+        self.count(&detector, findings.len());
+        if announced.is_empty() {
             return;
         }
-        let severity_labels = vec![
-            ("detector".to_owned(), detector.name.clone()),
-            ("severity".to_owned(), detector.severity.as_str().to_owned()),
-        ];
-        self.metrics
-            .findings
-            .get_or_create(&severity_labels)
-            .inc_by(findings.len() as u64);
-        for hook in self.config.webhooks.iter().filter(|h| h.wants(detector.severity)) {
-            let body = webhook::body(&detector, &findings);
-            tokio::spawn(webhook::post(self.http.clone(), hook.clone(), body));
+        for hook in &self.config.webhooks {
+            let wanted: Vec<_> = announced.iter().filter(|t| hook.wants(t.severity)).cloned().collect();
+            if !wanted.is_empty() {
+                let body = webhook::body(&detector, &wanted);
+                tokio::spawn(webhook::post(self.http.clone(), hook.clone(), body));
+            }
         }
-        let request = findings::log_records(&detector, &findings, now_nanos() as u64);
+        let request = findings::log_records(&detector, &announced, now_nanos() as u64);
         let request = Arc::new(Request::from_payload(&Payload::Logs(request)));
         for output in &self.outputs {
             output.enqueue(Arc::clone(&request)).await;

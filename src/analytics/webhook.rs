@@ -9,7 +9,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::detector::{Detector, Severity};
-use super::findings::Finding;
+use super::findings::{announcement, timestamp};
+use super::lifecycle::Tracked;
 
 /// One webhook.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,12 +44,12 @@ impl WebhookConfig {
     }
 }
 
-/// The JSON body: the detector and its findings.
-pub(super) fn body(detector: &Detector, findings: &[Finding]) -> serde_json::Value {
-    let findings: Vec<serde_json::Value> = findings
+/// The JSON body: the detector and the anomalies announced, each with its lifecycle state.
+pub(super) fn body(detector: &Detector, announced: &[Tracked]) -> serde_json::Value {
+    let findings: Vec<serde_json::Value> = announced
         .iter()
-        .map(|f| {
-            let columns = f.columns.iter().map(|(name, value)| {
+        .map(|tracked| {
+            let columns = tracked.finding.columns.iter().map(|(name, value)| {
                 let json = match value {
                     Value::IntValue(i) => serde_json::json!(i),
                     Value::DoubleValue(d) => serde_json::json!(d),
@@ -58,7 +59,15 @@ pub(super) fn body(detector: &Detector, findings: &[Finding]) -> serde_json::Val
                 };
                 (name.clone(), json)
             });
-            serde_json::json!({"key": f.key, "attributes": serde_json::Map::from_iter(columns)})
+            serde_json::json!({
+                "id": tracked.id,
+                "state": tracked.state.as_str(),
+                "severity": tracked.severity.as_str(),
+                "first_seen": timestamp(tracked.first_seen),
+                "key": tracked.finding.key,
+                "text": announcement(detector, tracked),
+                "attributes": serde_json::Map::from_iter(columns),
+            })
         })
         .collect();
     serde_json::json!({

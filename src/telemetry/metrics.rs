@@ -82,6 +82,8 @@ pub struct Metrics {
     pub analytics_sampling_percentage: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Anomaly findings by detector and severity.
     pub findings: Family<Vec<(String, String)>, Counter>,
+    /// Anomalies open now (announced and not yet resolved), by detector and severity.
+    pub findings_open: Family<Vec<(String, String)>, Gauge>,
     /// Detector files that failed to load and runs that failed or timed out.
     pub detector_errors: Family<Vec<(String, String)>, Counter>,
     /// Duration of each detector's last run.
@@ -182,6 +184,11 @@ impl Metrics {
             format!("{p}_anomaly_findings"),
             "Anomaly findings by detector and severity",
             m.findings.clone(),
+        );
+        r.register(
+            format!("{p}_findings_open"),
+            "Anomalies open now (announced, not yet resolved) by detector and severity",
+            m.findings_open.clone(),
         );
         r.register(
             format!("{p}_detector_errors"),
