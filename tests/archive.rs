@@ -368,11 +368,14 @@ async fn built_in_defaults_enrich_detect_and_archive_for_the_report() {
         .find(|s| s["target"] == "jira_search")
         .expect("jira_search is shadow");
     assert_eq!(jira["agents"], 4, "{jira}");
+    // Without a registry, the catalog still knows the tool: the entry to add is Jira's.
     assert!(
-        jira["snippet"]
-            .as_str()
-            .is_some_and(|s| s.contains("tools: [\"jira_search\"]")),
+        jira["snippet"].as_str().is_some_and(|s| s.contains("name: \"Jira\"")),
         "{jira}"
+    );
+    assert_eq!(
+        jira["reason"],
+        "the catalog lists tool prefix \"jira_\" under Jira; nothing of Atlassian is registered"
     );
     let anomalies = report["anomalies"].as_array().expect("anomalies");
     assert!(

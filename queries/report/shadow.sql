@@ -3,6 +3,7 @@
 SELECT integration_target AS target,
        max(tool_name) AS tool_name,
        max(server_address) AS server_address,
+       bool_or(coalesce(mcp_method = 'tools/call', false)) AS mcp,
        CAST(count(*) AS BIGINT) AS calls,
        CAST(count(DISTINCT agent) AS BIGINT) AS agents,
        array_to_string(array_sort(array_agg(DISTINCT agent)), ', ') AS agent_names,

@@ -135,6 +135,16 @@ pub enum RegistryCommand {
         /// Attributes, e.g. `gen_ai.tool.name=jira_search service.name=planner-1`.
         attributes: Vec<String>,
     },
+    /// Print a CONFIG.yaml entry for every shadow integration a running fleetpipe has seen
+    /// (or the archive holds), with the registered integration it most likely is and why.
+    Suggest {
+        /// The metrics endpoint of a running fleetpipe (`service.telemetry.metrics.endpoint`).
+        #[arg(long, default_value = "http://127.0.0.1:8888", conflicts_with = "archive")]
+        endpoint: String,
+        /// Read the shadow calls from this archive instead.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,6 +262,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             match command {
                 RegistryCommand::Show => registry::show(&source),
                 RegistryCommand::Explain { attributes } => registry::explain(&source, &attributes),
+                RegistryCommand::Suggest { endpoint, archive } => {
+                    registry::suggest(&source, &endpoint, archive.as_deref())
+                }
             }
         }
     }

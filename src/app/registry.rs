@@ -1,9 +1,10 @@
-//! `fleetpipe registry show` and `fleetpipe registry explain`: the registry as fleetpipe reads
-//! it, and how given attributes resolve, for the people who maintain `CONFIG.yaml`.
+//! `fleetpipe registry show`, `explain` and `suggest`: the registry as fleetpipe reads it, how
+//! given attributes resolve, and the entries to add for what agents call unregistered, for
+//! the people who maintain `CONFIG.yaml`.
 
 use std::fmt::Write as _;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -14,7 +15,10 @@ use super::components::Config;
 use crate::enrich::{Enrich, EnrichConfig};
 use crate::otlp::{Payload, Request, Signal};
 use crate::pipeline::Processor;
+use crate::registry::catalog::{Catalog, CatalogIndex};
 use crate::registry::matcher::ObservedCall;
+use crate::registry::shadow::ShadowReport;
+use crate::registry::suggest::{self, Registered};
 use crate::registry::{Registry, RegistryConfig, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
 
@@ -257,6 +261,66 @@ fn show_value(value: Option<&AnyValue>) -> String {
         Some(other) => format!("{other:?}"),
         None => String::new(),
     }
+}
+
+/// Prints the registry entries to add for the shadow targets of a running fleetpipe at
+/// `endpoint`, or of `archive`. A registry given by `--config` or `--registry` is what the
+/// targets are compared with (and its catalog settings are used); without one, what the
+/// instance or the archive says is registered.
+pub(super) fn suggest(source: &Source, endpoint: &str, archive: Option<&Path>) -> anyhow::Result<()> {
+    let local = match (&source.config, &source.registry) {
+        (None, None) => None,
+        _ => Some(source.resolve()?.0),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let (mut targets, mut registered) = match archive {
+        Some(archive) => runtime.block_on(crate::report::shadow_targets(archive))?,
+        None => {
+            let report = runtime.block_on(shadow_of(endpoint))?;
+            (report.targets, report.registered)
+        }
+    };
+    let catalog = match &local {
+        Some(config) => {
+            let registry = Registry::load_config(config)?;
+            targets.retain(|target| registry.matcher.attribute(&target.facts()).is_none());
+            registered = registry.integrations.iter().map(Registered::of).collect();
+            config.catalog.catalog()
+        }
+        None => Catalog::builtin(),
+    };
+    if targets.is_empty() {
+        println!("# No shadow integrations: every call seen matches a registered integration.");
+        return Ok(());
+    }
+    let suggestions = suggest::suggest(&targets, &registered, &CatalogIndex::new(&catalog, &[]));
+    print!("{}", suggest::snippet(&suggestions));
+    Ok(())
+}
+
+/// The `/registry/shadow` answer of the fleetpipe whose metrics endpoint is `endpoint`.
+async fn shadow_of(endpoint: &str) -> anyhow::Result<ShadowReport> {
+    crate::export::install_crypto_provider();
+    let base = if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let url = format!("{}/registry/shadow", base.trim_end_matches('/'));
+    let response = reqwest::get(&url).await.with_context(|| {
+        format!("cannot reach fleetpipe at {url}; is it running, and is this its metrics endpoint?")
+    })?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        bail!("{url} answered 404: that fleetpipe runs no enrich processor, so it has no registry to compare with");
+    }
+    if !status.is_success() {
+        bail!("{url} answered {status}");
+    }
+    response
+        .json()
+        .await
+        .with_context(|| format!("{url} did not answer with shadow targets"))
 }
 
 /// Loads the registry of a configuration the way `run` does, for `validate`.

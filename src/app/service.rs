@@ -49,8 +49,13 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     let mut exporter_workers = JoinSet::new();
     let Exporters {
         queues: exporters,
-        routes,
+        mut routes,
     } = start_exporters(&config, registry.as_ref(), &metrics, &give_up, &mut exporter_workers)?;
+    routes.extend(
+        registry
+            .as_ref()
+            .map(|r| crate::registry::shadow::router(Arc::clone(r))),
+    );
     let mut batchers = JoinSet::new();
     let stages = Stages {
         config: &config,

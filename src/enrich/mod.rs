@@ -10,8 +10,8 @@
 pub mod genai;
 
 use std::any::Any;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
@@ -21,6 +21,7 @@ use crate::otlp::wire::{Attribute, Edit, NewValue, Record, RecordKind, SPAN_KIND
 use crate::pipeline::Processor;
 use crate::pipeline::component::{ProcessorContext, ProcessorSettings, Settings, Step};
 use crate::registry::matcher::{MatchMemo, ObservedCall};
+use crate::registry::shadow::{Seen, ShadowCall};
 use crate::registry::{Integration, Registry, RegistryHandle, layer};
 use crate::telemetry::metrics::Metrics;
 
@@ -119,17 +120,12 @@ impl TagKeys {
     }
 }
 
-/// Most distinct shadow targets counted by name; further ones are counted as `other` so a
-/// hostile sender cannot grow the metrics without bound.
-const MAX_SHADOW_TARGETS: usize = 1000;
-
 pub struct Enrich {
     registry: Arc<RegistryHandle>,
     config: EnrichConfig,
     names: TagNames,
     keys: TagKeys,
     metrics: Arc<Metrics>,
-    shadow_targets: Mutex<HashSet<String>>,
 }
 
 impl Enrich {
@@ -140,7 +136,6 @@ impl Enrich {
             registry,
             config,
             metrics,
-            shadow_targets: Mutex::default(),
         }
     }
 }
@@ -152,6 +147,8 @@ impl Processor for Enrich {
             registry: self.registry.current(),
             encoded: Vec::new(),
             memo: MatchMemo::default(),
+            agent: String::new(),
+            layer: "unknown",
         })
     }
 }
@@ -163,6 +160,10 @@ struct Tagger<'a> {
     registry: Arc<Registry>,
     encoded: Vec<EncodedAttribution>,
     memo: MatchMemo,
+    /// The agent (`service.name`, else `gen_ai.agent.name`) and layer of the resource whose
+    /// records are being tagged, for the shadow ledger.
+    agent: String,
+    layer: &'static str,
 }
 
 impl Visitor for Tagger<'_> {
@@ -172,8 +173,11 @@ impl Visitor for Tagger<'_> {
         let names = ["service.name", "gen_ai.agent.name"]
             .into_iter()
             .filter_map(|k| find(attributes, k)?.string());
+        self.agent.clear();
+        self.agent.push_str(names.clone().next().unwrap_or_default());
         let (layer, _) = layer::resolve(claimed, names, &self.registry.agent_layers);
         let layer = layer.map_or("unknown", |l| l.as_str());
+        self.layer = layer;
         let overwrite = self.enrich.config.overwrite && claimed.is_some_and(|c| c != layer);
         set(attributes, edit, key, NewValue::String(layer), overwrite);
     }
@@ -219,11 +223,18 @@ impl Visitor for Tagger<'_> {
         }
         let is_client = record.span_kind == SPAN_KIND_CLIENT;
         let is_shadow = !call.is_inference() && (call.is_tool_call() || (is_client && call.names_remote()));
-        if is_shadow && let Some(target) = call.facts().target() {
+        let facts = call.facts();
+        if is_shadow && let Some(target) = facts.target() {
             let mut tag = |key: &str, value| set(attributes, edit, key, value, config.overwrite);
             tag(&keys.registered, NewValue::Bool(false));
             tag(&keys.target, NewValue::String(target));
-            self.enrich.count_shadow(target);
+            self.enrich.count_shadow(&ShadowCall {
+                target,
+                facts,
+                mcp: call.is_mcp(),
+                agent: Some(self.agent.as_str()).filter(|a| !a.is_empty()),
+                layer: self.layer,
+            });
         }
     }
 }
@@ -272,18 +283,15 @@ impl Tagger<'_> {
 }
 
 impl Enrich {
-    fn count_shadow(&self, target: &str) {
-        let label = {
-            let mut seen = self.shadow_targets.lock().unwrap_or_else(|e| e.into_inner());
-            if seen.contains(target) {
-                target.to_owned()
-            } else if seen.len() < MAX_SHADOW_TARGETS {
+    fn count_shadow(&self, call: &ShadowCall<'_>) {
+        let target = call.target;
+        let label = match self.registry.shadow.record(call, SystemTime::now()) {
+            Seen::Again => target.to_owned(),
+            Seen::New => {
                 tracing::warn!(target = %target, "Shadow integration: an agent called a tool or host that the registry does not list.");
-                seen.insert(target.to_owned());
                 target.to_owned()
-            } else {
-                "other".to_owned()
             }
+            Seen::Overflow => "other".to_owned(),
         };
         self.metrics
             .shadow_calls

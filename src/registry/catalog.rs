@@ -182,6 +182,19 @@ pub struct Recognised<'c> {
     pub entry: &'c str,
 }
 
+impl Recognised<'_> {
+    /// The kind of claim in words: `host`, `tool prefix`, ….
+    pub fn claim_in_words(&self) -> &'static str {
+        match self.claim {
+            "tools" => "tool",
+            "tool_prefixes" => "tool prefix",
+            "tool_words" => "tool word",
+            "paths" => "path",
+            _ => "host",
+        }
+    }
+}
+
 /// A host claim or the path claims under one host spec.
 #[derive(Debug, Default)]
 struct Site {
@@ -196,6 +209,8 @@ pub struct CatalogIndex {
     pub products: Vec<Product>,
     /// The integration a product's calls are attributed to: its own, else its vendor's.
     owners: Vec<Option<usize>>,
+    /// Products by folded name and alias.
+    names: HashMap<String, usize>,
     tools: HashMap<String, usize>,
     tool_prefixes: HashMap<String, usize>,
     tool_words: HashMap<String, Vec<usize>>,
@@ -214,10 +229,9 @@ impl CatalogIndex {
             products: catalog.products.clone(),
             ..CatalogIndex::default()
         };
-        let mut names: HashMap<String, usize> = HashMap::new();
         for (p, product) in catalog.products.iter().enumerate() {
             for name in std::iter::once(&product.name).chain(&product.claims.aliases) {
-                names.entry(fold(name)).or_insert(p);
+                index.names.entry(fold(name)).or_insert(p);
             }
             index.add_claims(p, &product.claims);
         }
@@ -228,8 +242,8 @@ impl CatalogIndex {
             }
             let product = [&integration.name, &integration.id]
                 .into_iter()
-                .find_map(|name| names.get(&fold(name)));
-            if let Some(&p) = product {
+                .find_map(|name| index.product_named(name));
+            if let Some(p) = product {
                 bound[p].get_or_insert(i);
             }
         }
@@ -237,6 +251,11 @@ impl CatalogIndex {
             .map(|p| bound[p].or(bound[catalog.products[p].main]))
             .collect();
         index
+    }
+
+    /// The product of this name or alias (folded: `GitHub Actions` = `github-actions`).
+    pub fn product_named(&self, name: &str) -> Option<usize> {
+        self.names.get(&fold(name)).copied()
     }
 
     /// Whether any registered integration owns a product: without one the catalog attributes
@@ -363,9 +382,11 @@ impl CatalogIndex {
         let main = self.products[product].main;
         let by_word = tool.split(|c: char| !c.is_alphanumeric()).find_map(|word| {
             let (entry, products) = self.tool_words.get_key_value(word)?;
-            let product = *products.iter().find(|&&p| self.products[p].main == main)?;
+            let moved = *products
+                .iter()
+                .find(|&&p| p != product && self.products[p].main == main)?;
             Some(Recognised {
-                product,
+                product: moved,
                 claim: "tool_words",
                 entry,
             })

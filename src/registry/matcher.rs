@@ -80,10 +80,15 @@ impl<'a> ObservedCall<'a> {
         true
     }
 
+    /// Is this an MCP tool call (`mcp.method.name` = `tools/call`)?
+    pub fn is_mcp(&self) -> bool {
+        self.mcp_method == Some(b"tools/call")
+    }
+
     /// Is this a call out of the agent to a tool or remote service (as opposed to model
     /// inference or internal work)?
     pub fn is_tool_call(&self) -> bool {
-        self.operation == Some(b"execute_tool") || self.mcp_method == Some(b"tools/call") || self.text[TOOL].is_some()
+        self.operation == Some(b"execute_tool") || self.is_mcp() || self.text[TOOL].is_some()
     }
 
     /// Model inference (`chat`, `text_completion`, `embeddings`, …): attributed when a

@@ -9,6 +9,8 @@ pub mod layer;
 pub mod matcher;
 pub mod model;
 mod parse;
+pub mod shadow;
+pub mod suggest;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -185,6 +187,8 @@ pub struct RegistryHandle {
     config: RegistryConfig,
     /// The catalog of `config`, made once.
     catalog: Catalog,
+    /// The shadow targets enrichment has seen since start.
+    pub shadow: shadow::ShadowLedger,
     metrics: Arc<Metrics>,
 }
 
@@ -202,6 +206,7 @@ impl RegistryHandle {
             current: ArcSwap::from_pointee(registry),
             config: config.clone(),
             catalog,
+            shadow: shadow::ShadowLedger::default(),
             metrics: Arc::clone(metrics),
         };
         handle.publish();

@@ -23,10 +23,15 @@ use serde_json::{Map, Value};
 
 use crate::archive::{self, ArchiveError, Columns, Period};
 use crate::config::Problem;
+use crate::registry::shadow::ShadowTarget;
+use crate::registry::suggest::Registered;
 pub use prices::{Price, PriceTable, Tokens};
 
 /// The views the sections read, created first (statements end with a `;` line).
 const VIEWS: &str = include_str!("../../queries/report/views.sql");
+
+/// Calls to tools and hosts the registry does not list.
+const SHADOW: &str = include_str!("../../queries/report/shadow.sql");
 
 /// `agents` and `layers`: one query of `queries/report/`, grouped two ways.
 const INVOCATIONS: &str = include_str!("../../queries/report/invocations.sql");
@@ -63,7 +68,7 @@ fn sections() -> [(&'static str, Cow<'static, str>); 13] {
             sql(include_str!("../../queries/report/slowest_traces.sql")),
         ),
         ("waste", sql(include_str!("../../queries/report/waste.sql"))),
-        ("shadow", sql(include_str!("../../queries/report/shadow.sql"))),
+        ("shadow", sql(SHADOW)),
         ("anomalies", sql(include_str!("../../queries/report/anomalies.sql"))),
         (
             "data_quality",
@@ -153,7 +158,7 @@ impl Report {
         config: &ReportConfig,
         compare: bool,
     ) -> Result<Report, ReportError> {
-        let sessions = Sessions::new(archive, config).await?;
+        let sessions = Sessions::new(archive, config, &statements()).await?;
         let previous = match compare {
             true => {
                 let previous = period.previous().ok_or(ReportError::NoPreviousPeriod)?;
@@ -222,6 +227,20 @@ impl Report {
     }
 }
 
+/// The shadow targets of the whole archive and the integrations it saw registered, for
+/// `fleetpipe registry suggest --archive`.
+pub async fn shadow_targets(archive: &Path) -> Result<(Vec<ShadowTarget>, Vec<Registered>), ReportError> {
+    let views = views().map(Cow::Borrowed);
+    let statements: Vec<_> = views
+        .chain([Cow::Borrowed(SHADOW), Cow::Borrowed(shadow::REGISTERED)])
+        .collect();
+    let sessions = Sessions::new(archive, &ReportConfig::default(), &statements).await?;
+    let context = sessions.over(Period::default()).await?;
+    let targets = run_section(&context, "shadow", SHADOW).await?;
+    let registered = run_section(&context, "shadow", shadow::REGISTERED).await?;
+    Ok((shadow::targets(&targets), shadow::registered_of(&registered)))
+}
+
 /// The archive's sessions of a report: the price table, and the columns its SQL reads.
 struct Sessions<'a> {
     archive: &'a Path,
@@ -230,9 +249,13 @@ struct Sessions<'a> {
 }
 
 impl<'a> Sessions<'a> {
-    async fn new(archive: &'a Path, config: &ReportConfig) -> Result<Sessions<'a>, ReportError> {
+    /// Sessions for `statements` (after the views).
+    async fn new(
+        archive: &'a Path,
+        config: &ReportConfig,
+        statements: &[Cow<'static, str>],
+    ) -> Result<Sessions<'a>, ReportError> {
         let prices = Arc::new(PriceTable::new(&config.prices));
-        let statements = statements();
         let statements: Vec<&str> = statements.iter().map(AsRef::as_ref).collect();
         let columns = Columns::read_by(&statements, |context| context.register_udf(Arc::clone(&prices).udf()))
             .await

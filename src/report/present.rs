@@ -46,7 +46,7 @@ pub(super) fn title(section: &str) -> (&'static str, &'static str) {
 
 /// Columns a table does not show (the snippet is shown under the table).
 pub(super) fn shown(section: &str, column: &str) -> bool {
-    !(section == "shadow" && matches!(column, "snippet" | "tool_name" | "server_address"))
+    !(section == "shadow" && matches!(column, "snippet" | "reason" | "mcp" | "tool_name" | "server_address"))
 }
 
 /// A column's header: its name with spaces.

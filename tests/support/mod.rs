@@ -175,6 +175,11 @@ impl Fleetpipe {
         format!("http://{}", self.grpc)
     }
 
+    /// The metrics endpoint, as `registry suggest --endpoint` takes it.
+    pub(crate) fn metrics_endpoint(&self) -> String {
+        format!("http://{}", self.metrics)
+    }
+
     /// The `/metrics` text.
     pub(crate) async fn metrics_text(&self) -> String {
         let url = format!("http://{}/metrics", self.metrics);
