@@ -665,6 +665,77 @@ async fn ad_hoc_query_reads_live_windows() {
     assert_eq!(integrations, "id\napm-primary\n");
 }
 
+/// Scenario: four model calls report cache and reasoning tokens, each in one SDK's spelling:
+/// the current GenAI names, the deprecated `cache_creation`, OpenLLMetry's and OpenInference's.
+/// Guarantees: analytics' `cache_read_tokens`, `cache_write_tokens` and `reasoning_tokens`
+/// columns hold the same counts for all four, and `genai_spellings` says which was used.
+#[tokio::test]
+async fn every_spelling_of_cache_and_reasoning_tokens_fills_the_columns() {
+    let setup = start(&[], "  columns: all\n").await;
+    let int = |key: &'static str, value: i64| (key, value);
+    let spellings: [(&str, [(&str, i64); 3]); 4] = [
+        (
+            "current",
+            [
+                int("gen_ai.usage.cache_read.input_tokens", 40),
+                int("gen_ai.usage.cache_write.input_tokens", 7),
+                int("gen_ai.usage.reasoning.output_tokens", 5),
+            ],
+        ),
+        (
+            "deprecated",
+            [
+                int("gen_ai.usage.cache_read.input_tokens", 40),
+                int("gen_ai.usage.cache_creation.input_tokens", 7),
+                int("gen_ai.usage.reasoning.output_tokens", 5),
+            ],
+        ),
+        (
+            "openllmetry",
+            [
+                int("gen_ai.usage.cache_read_input_tokens", 40),
+                int("gen_ai.usage.cache_creation_input_tokens", 7),
+                int("gen_ai.usage.reasoning.output_tokens", 5),
+            ],
+        ),
+        (
+            "openinference",
+            [
+                int("llm.token_count.prompt_details.cache_read", 40),
+                int("llm.token_count.prompt_details.cache_write", 7),
+                int("llm.token_count.completion_details.reasoning", 5),
+            ],
+        ),
+    ];
+    let spans = spellings
+        .iter()
+        .map(|(name, counts)| {
+            let mut span = fixtures::span(name, SpanKind::Client, &[("gen_ai.operation.name", "chat")]);
+            span.attributes
+                .extend(counts.iter().map(|(key, value)| fixtures::int(key, *value)));
+            span
+        })
+        .collect();
+    grpc_send(
+        &setup.fleetpipe.grpc_endpoint(),
+        Payload::Traces(fixtures::traces(&[("service.name", "planner-1")], spans)),
+        None,
+    )
+    .await
+    .expect("accepted");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let sql = "SELECT name, cache_read_tokens, cache_write_tokens, reasoning_tokens, genai_spellings FROM spans ORDER BY name";
+    let (csv, _) = query(&setup, &["--format", "csv", sql]);
+    assert_eq!(
+        csv,
+        "name,cache_read_tokens,cache_write_tokens,reasoning_tokens,genai_spellings\n\
+         current,40,7,5,\n\
+         deprecated,40,7,5,deprecated\n\
+         openinference,40,7,5,openinference\n\
+         openllmetry,40,7,5,openllmetry\n"
+    );
+}
+
 /// Scenario: the enrich processor writes its tags under `fp.` and the layer as `fp.layer`.
 /// Guarantees: analytics reads them under those names: the integration and layer columns are
 /// filled, a shadow call is seen as one, and the shadow-integration detector still fires.

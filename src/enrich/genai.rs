@@ -31,7 +31,13 @@ fn spelling(key: Key) -> Option<Spelling> {
         Key::GenAiUsageCompletionTokens | Key::LlmUsageCompletionTokens | Key::LlmTokenCountCompletion => {
             Renamed("gen_ai.usage.output_tokens")
         }
-        Key::GenAiUsageCacheCreationInputTokens => Renamed("gen_ai.usage.cache_write.input_tokens"),
+        Key::GenAiUsageCacheCreationInputTokens
+        | Key::OpenLlmetryCacheCreationInputTokens
+        | Key::LlmTokenCountPromptCacheWrite => Renamed("gen_ai.usage.cache_write.input_tokens"),
+        Key::OpenLlmetryCacheReadInputTokens | Key::LlmTokenCountPromptCacheRead => {
+            Renamed("gen_ai.usage.cache_read.input_tokens")
+        }
+        Key::LlmTokenCountCompletionReasoning => Renamed("gen_ai.usage.reasoning.output_tokens"),
         Key::ToolName => Renamed("gen_ai.tool.name"),
         Key::LlmModelName => Renamed("gen_ai.request.model"),
         Key::TraceloopEntityName => EntityName,
@@ -194,14 +200,44 @@ mod tests {
         }
     }
 
-    /// Guarantees: the older name of the cache-write tokens gains the current one.
+    /// Guarantees: the older and other SDKs' names of the cache and reasoning token counts gain
+    /// the current ones.
     #[test]
-    fn maps_cache_creation_to_cache_write() {
-        let encoded = encode(&[("gen_ai.usage.cache_creation.input_tokens", Value::IntValue(77))]);
-        assert_eq!(
-            normalized(&encoded),
-            vec![("gen_ai.usage.cache_write.input_tokens", Some(Value::IntValue(77)))]
-        );
+    fn maps_cache_and_reasoning_spellings() {
+        let cases = [
+            (
+                "gen_ai.usage.cache_creation.input_tokens",
+                "gen_ai.usage.cache_write.input_tokens",
+            ),
+            (
+                "gen_ai.usage.cache_creation_input_tokens",
+                "gen_ai.usage.cache_write.input_tokens",
+            ),
+            (
+                "gen_ai.usage.cache_read_input_tokens",
+                "gen_ai.usage.cache_read.input_tokens",
+            ),
+            (
+                "llm.token_count.prompt_details.cache_read",
+                "gen_ai.usage.cache_read.input_tokens",
+            ),
+            (
+                "llm.token_count.prompt_details.cache_write",
+                "gen_ai.usage.cache_write.input_tokens",
+            ),
+            (
+                "llm.token_count.completion_details.reasoning",
+                "gen_ai.usage.reasoning.output_tokens",
+            ),
+        ];
+        for (other, current) in cases {
+            let encoded = encode(&[(other, Value::IntValue(77))]);
+            assert_eq!(
+                normalized(&encoded),
+                vec![(current, Some(Value::IntValue(77)))],
+                "{other}"
+            );
+        }
     }
 
     /// Guarantees: a current name already present is never added again, and two spellings of

@@ -46,6 +46,13 @@ pub enum Key {
     GenAiUsageCacheCreationInputTokens,
     LlmUsageCompletionTokens,
     LlmTokenCountCompletion,
+    /// OpenLLMetry's cache token counts, Anthropic's names under `gen_ai.usage.`.
+    OpenLlmetryCacheReadInputTokens,
+    OpenLlmetryCacheCreationInputTokens,
+    /// OpenInference's cache and reasoning token counts.
+    LlmTokenCountPromptCacheRead,
+    LlmTokenCountPromptCacheWrite,
+    LlmTokenCountCompletionReasoning,
     ToolName,
     LlmModelName,
     TraceloopEntityName,
@@ -98,6 +105,15 @@ impl Key {
             }
             (27, b'l', b's') if key == b"llm.usage.completion_tokens" => LlmUsageCompletionTokens,
             (26, b'l', b'n') if key == b"llm.token_count.completion" => LlmTokenCountCompletion,
+            (36, b'g', b's') if key == b"gen_ai.usage.cache_read_input_tokens" => OpenLlmetryCacheReadInputTokens,
+            (40, b'g', b's') if key == b"gen_ai.usage.cache_creation_input_tokens" => {
+                OpenLlmetryCacheCreationInputTokens
+            }
+            (41, b'l', b'd') if key == b"llm.token_count.prompt_details.cache_read" => LlmTokenCountPromptCacheRead,
+            (42, b'l', b'e') if key == b"llm.token_count.prompt_details.cache_write" => LlmTokenCountPromptCacheWrite,
+            (44, b'l', b'g') if key == b"llm.token_count.completion_details.reasoning" => {
+                LlmTokenCountCompletionReasoning
+            }
             (9, b't', b'e') if key == b"tool.name" => ToolName,
             (14, b'l', b'e') if key == b"llm.model_name" => LlmModelName,
             (21, b't', b'e') if key == b"traceloop.entity.name" => TraceloopEntityName,
@@ -254,6 +270,11 @@ mod tests {
             b"traceloop.entity.name",
             b"traceloop.span.kind",
             b"openinference.span.kind",
+            b"gen_ai.usage.cache_read_input_tokens",
+            b"gen_ai.usage.cache_creation_input_tokens",
+            b"llm.token_count.prompt_details.cache_read",
+            b"llm.token_count.prompt_details.cache_write",
+            b"llm.token_count.completion_details.reasoning",
         ];
         let mut found: Vec<Key> = Vec::new();
         for name in names {

@@ -66,11 +66,16 @@ fn spelling_of(key: Key) -> u8 {
         | Key::LlmTokenCountCompletion
         | Key::LlmModelName
         | Key::LlmProvider
-        | Key::LlmSystem => OPENINFERENCE,
+        | Key::LlmSystem
+        | Key::LlmTokenCountPromptCacheRead
+        | Key::LlmTokenCountPromptCacheWrite
+        | Key::LlmTokenCountCompletionReasoning => OPENINFERENCE,
         Key::TraceloopSpanKind
         | Key::TraceloopEntityName
         | Key::LlmUsagePromptTokens
-        | Key::LlmUsageCompletionTokens => OPENLLMETRY,
+        | Key::LlmUsageCompletionTokens
+        | Key::OpenLlmetryCacheReadInputTokens
+        | Key::OpenLlmetryCacheCreationInputTokens => OPENLLMETRY,
         _ => 0,
     }
 }
