@@ -147,7 +147,7 @@ fn registry_show_and_explain() {
         "{text}"
     );
     assert!(
-        text.contains("rule: name in gen_ai.tool.name \"jira_search\""),
+        text.contains("rule: catalog \"Jira\" (tool_prefixes \"jira_\")"),
         "{text}"
     );
     assert!(
