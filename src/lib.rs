@@ -15,4 +15,5 @@ pub mod registry;
 pub mod report;
 pub mod rows;
 pub mod server;
+pub mod spool;
 pub mod telemetry;

@@ -265,7 +265,7 @@ async fn overload_pushes_back_with_retry_hints() {
     let sink = Sink::start().await;
     sink.set(Behaviour::Stall);
     let exporter = format!(
-        "{}  sending_queue: {{queue_size: 1, num_consumers: 1, block_on_overflow: true}}\n",
+        "{}  sending_queue: {{queue_size: 1, num_consumers: 1, when_full: block}}\n",
         otlp_exporter("otlp", &sink.endpoint())
     );
     let config =

@@ -140,7 +140,7 @@ async fn stalled_exporter_does_not_hold_up_another() {
     stalled.set(Behaviour::Stall);
     let healthy = Sink::start().await;
     let exporters = format!(
-        "{}  sending_queue: {{queue_size: 5, num_consumers: 1}}\n{}",
+        "{}  sending_queue: {{queue_size: 5, num_consumers: 1, when_full: drop}}\n{}",
         otlp_exporter("otlp/stalled", &stalled.endpoint()),
         otlp_exporter("otlp/healthy", &healthy.endpoint())
     );
@@ -175,7 +175,7 @@ async fn byte_budget_bounds_a_stalled_queue() {
     let stalled = Sink::start().await;
     stalled.set(Behaviour::Stall);
     let exporter = format!(
-        "{}  sending_queue: {{queue_size: 1000, num_consumers: 1, max_megabytes: 1}}\n",
+        "{}  sending_queue: {{queue_size: 1000, num_consumers: 1, max_megabytes: 1, when_full: drop}}\n",
         otlp_exporter("otlp/stalled", &stalled.endpoint())
     );
     let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp/stalled"], false)).await;

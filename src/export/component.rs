@@ -40,7 +40,11 @@ impl Settings for OtlpGrpcExporterConfig {
 }
 
 /// Starts an OTLP exporter sending to `destination` with `config`'s retries and queue.
-fn start_otlp(context: ExporterContext<'_>, destination: Destination, config: &OtlpExporterConfig) -> StartedExporter {
+fn start_otlp(
+    context: ExporterContext<'_>,
+    destination: Destination,
+    config: &OtlpExporterConfig,
+) -> Result<StartedExporter, StartError> {
     start(
         context,
         destination,
@@ -52,7 +56,7 @@ fn start_otlp(context: ExporterContext<'_>, destination: Destination, config: &O
 impl ExporterSettings for OtlpGrpcExporterConfig {
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let sender = OtlpGrpcSender::new(&self.0).map_err(|e| setup_error(&context, e))?;
-        Ok(start_otlp(context, Destination::Grpc(sender), &self.0))
+        start_otlp(context, Destination::Grpc(sender), &self.0)
     }
 }
 
@@ -69,7 +73,7 @@ impl Settings for OtlpHttpExporterConfig {
 impl ExporterSettings for OtlpHttpExporterConfig {
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let sender = OtlpHttpSender::new(&self.0).map_err(|e| setup_error(&context, e))?;
-        Ok(start_otlp(context, Destination::Http(Box::new(sender)), &self.0))
+        start_otlp(context, Destination::Http(Box::new(sender)), &self.0)
     }
 }
 
@@ -82,12 +86,7 @@ impl Settings for DebugExporterConfig {
 impl ExporterSettings for DebugExporterConfig {
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let destination = Destination::Debug(DebugSender::new(context.name, self));
-        Ok(start(
-            context,
-            destination,
-            RetryConfig::default(),
-            &QueueConfig::default(),
-        ))
+        start(context, destination, RetryConfig::default(), &QueueConfig::default())
     }
 }
 
@@ -100,11 +99,6 @@ impl Settings for FileExporterConfig {
 impl ExporterSettings for FileExporterConfig {
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let destination = Destination::File(FileSender::new(self));
-        Ok(start(
-            context,
-            destination,
-            RetryConfig::default(),
-            &QueueConfig::default(),
-        ))
+        start(context, destination, RetryConfig::default(), &QueueConfig::default())
     }
 }

@@ -86,6 +86,12 @@ impl OtlpExporterConfig {
                 "queue_size, num_consumers and max_megabytes must be at least 1",
             ));
         }
+        if queue.storage == Storage::Disk && queue.fsync == FsyncPolicy::Interval && queue.fsync_interval.is_zero() {
+            problems.push(Problem::new(
+                "sending_queue.fsync_interval",
+                "must be longer than 0s (or `fsync: always`)",
+            ));
+        }
         let retry = &self.retry_on_failure;
         if !(0.0..=1.0).contains(&retry.randomization_factor) || retry.multiplier < 1.0 {
             problems.push(Problem::new(
@@ -193,17 +199,28 @@ impl Default for RetryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Batches held while the destination is slow or down.
+    /// Batches held while the destination is slow or down (memory storage).
     pub queue_size: usize,
     /// Batches sent concurrently.
     pub num_consumers: usize,
-    /// Protobuf megabytes the queue and its consumers may hold; past it the queue counts as
-    /// full, so a destination that is down cannot make fleetpipe's memory grow without bound.
+    /// Megabytes the queue may hold: of protobuf in memory, or of segment files on disk. Past
+    /// it the queue is full, so a destination that is down cannot grow fleetpipe without bound.
     pub max_megabytes: u64,
-    /// When the queue is full: `false` drops the new batch for this exporter only (counted in
-    /// `fleetpipe_exporter_dropped_items_total`) so a dead vendor never stalls the others;
-    /// `true` waits, pushing back to clients (UNAVAILABLE / 503) instead.
-    pub block_on_overflow: bool,
+    /// When the queue is full: `block` waits, pushing back to clients (UNAVAILABLE / 503 with
+    /// a retry hint), so nothing acknowledged is dropped; `drop` drops the new batch for this
+    /// exporter only (counted in `fleetpipe_exporter_dropped_items_total`), so a dead vendor
+    /// never stalls the others.
+    pub when_full: WhenFull,
+    /// `memory`, or `disk`: batches are appended to segment files in `directory` and survive a
+    /// crash or restart.
+    pub storage: Storage,
+    /// The disk queue's folder; default `fleetpipe-data/queues/<exporter name>`.
+    pub directory: Option<PathBuf>,
+    /// When a disk queue's appends reach the disk: `always` (before the batch counts as
+    /// queued) or `interval` (every `fsync_interval`).
+    pub fsync: FsyncPolicy,
+    #[serde(with = "humantime_serde")]
+    pub fsync_interval: Duration,
 }
 
 impl Default for QueueConfig {
@@ -212,9 +229,74 @@ impl Default for QueueConfig {
             queue_size: 1000,
             num_consumers: 10,
             max_megabytes: 256,
-            block_on_overflow: false,
+            when_full: WhenFull::Block,
+            storage: Storage::Memory,
+            directory: None,
+            fsync: FsyncPolicy::Interval,
+            fsync_interval: Duration::from_millis(100),
         }
     }
+}
+
+impl QueueConfig {
+    /// The spool settings of a `storage: disk` queue of exporter `name`.
+    pub fn spool_config(&self, name: &str) -> crate::spool::SpoolConfig {
+        let folder: String = name
+            .chars()
+            .map(|c| {
+                if c.is_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        crate::spool::SpoolConfig {
+            directory: self
+                .directory
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("fleetpipe-data/queues").join(folder)),
+            max_bytes: self.max_megabytes.saturating_mul(1 << 20),
+            segment_bytes: SEGMENT_BYTES
+                .min(self.max_megabytes.saturating_mul(1 << 20) / 4)
+                .max(1 << 16),
+            fsync: match self.fsync {
+                FsyncPolicy::Always => crate::spool::Fsync::Always,
+                FsyncPolicy::Interval => crate::spool::Fsync::Interval(self.fsync_interval),
+            },
+        }
+    }
+}
+
+/// Size at which a disk queue starts a new segment file: segments are deleted whole, so
+/// smaller ones free disk sooner, larger ones mean fewer files.
+const SEGMENT_BYTES: u64 = 16 << 20;
+
+/// What a full queue does with a new batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenFull {
+    #[default]
+    Block,
+    Drop,
+}
+
+/// Where an exporter's queue holds its batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    #[default]
+    Memory,
+    Disk,
+}
+
+/// When a disk queue's appends reach the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    Always,
+    #[default]
+    Interval,
 }
 
 /// The `debug` exporter: prints what arrives.

@@ -7,6 +7,7 @@
 
 mod component;
 pub mod config;
+mod disk;
 mod error;
 mod local;
 mod otlp_grpc;
@@ -24,8 +25,9 @@ pub use error::ExportError;
 
 use crate::compression::{self, Encoding};
 use crate::otlp::{Rejected, Request};
-use crate::pipeline::component::{ExporterContext, StartedExporter};
+use crate::pipeline::component::{ExporterContext, StartError, StartedExporter};
 use crate::pipeline::queue::{ConsumerQueue, Queued};
+use crate::spool::queue::DiskQueue;
 use crate::telemetry::metrics::{Metrics, QueueLabels};
 use config::{QueueConfig, RetryConfig};
 use local::{DebugSender, FileSender};
@@ -126,37 +128,71 @@ struct Exporter {
     retry: RetryConfig,
     metrics: Arc<Metrics>,
     give_up: CancellationToken,
+    /// Whether a batch the shutdown deadline interrupts stays queued (on disk) rather than
+    /// counting as failed.
+    kept_at_shutdown: bool,
+}
+
+/// How one batch's delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Delivered, refused for good or out of retries: counted, and done with.
+    Settled,
+    /// Interrupted by the shutdown deadline, and kept for the next start.
+    Kept,
 }
 
 /// Starts the worker that sends what its queue receives to `destination`; returns the queue.
-/// The worker ends once every sender is dropped and the queue is empty.
+/// The worker ends once every sender is dropped and the queue is empty (or, on disk, at the
+/// shutdown deadline, leaving the rest for the next start).
 fn start(
     context: ExporterContext<'_>,
     destination: Destination,
     retry: RetryConfig,
     queue: &QueueConfig,
-) -> StartedExporter {
-    let (tx, rx) = mpsc::channel(queue.queue_size);
-    let max_bytes = usize::try_from(queue.max_megabytes.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
-    let handle = ConsumerQueue::new(
-        context.name,
-        tx,
-        queue.block_on_overflow,
-        Some(max_bytes),
-        context.metrics,
-    );
+) -> Result<StartedExporter, StartError> {
+    let block = queue.when_full == config::WhenFull::Block;
     let exporter = Arc::new(Exporter {
         name: Arc::from(context.name),
         destination,
         retry,
         metrics: Arc::clone(context.metrics),
         give_up: context.give_up.clone(),
+        kept_at_shutdown: queue.storage == config::Storage::Disk,
     });
-    context.workers.spawn(run_worker(exporter, rx, queue.num_consumers));
-    StartedExporter {
+    let handle = match queue.storage {
+        config::Storage::Memory => {
+            let (tx, rx) = mpsc::channel(queue.queue_size);
+            let max_bytes = usize::try_from(queue.max_megabytes.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+            context.workers.spawn(run_worker(exporter, rx, queue.num_consumers));
+            ConsumerQueue::new(context.name, tx, block, Some(max_bytes), context.metrics)
+        }
+        config::Storage::Disk => {
+            let spool = queue.spool_config(context.name);
+            let fsync = spool.fsync;
+            let (disk, recovery) = DiskQueue::open(spool)
+                .map_err(|e| StartError::new(format!("exporters.{}.sending_queue", context.name), e))?;
+            if recovery.records > 0 || recovery.quarantined > 0 {
+                tracing::info!(exporter = %context.name, records = recovery.records, quarantined = recovery.quarantined, "Disk queue: delivering what the last run left.");
+            }
+            context
+                .metrics
+                .disk_queue_quarantined
+                .get_or_create(&QueueLabels {
+                    exporter: context.name.to_owned(),
+                })
+                .inc_by(recovery.quarantined);
+            context.workers.spawn(Arc::clone(&disk).sync_on_time(fsync));
+            context
+                .workers
+                .spawn(disk::run_worker(exporter, Arc::clone(&disk), queue.num_consumers));
+            ConsumerQueue::on_disk(context.name, &disk, block, context.metrics)
+        }
+    };
+    Ok(StartedExporter {
         queue: handle,
         routes: None,
-    }
+    })
 }
 
 async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Queued>, consumers: usize) {
@@ -177,7 +213,7 @@ async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Queued>, 
             .set(queue.len() as i64);
         let exporter = Arc::clone(&exporter);
         in_flight.spawn(async move {
-            exporter.deliver(&queued.request).await;
+            let _ = exporter.deliver(&queued.request).await;
             drop(queued);
             drop(slot);
         });
@@ -189,8 +225,8 @@ async fn run_worker(exporter: Arc<Exporter>, mut queue: mpsc::Receiver<Queued>, 
 
 impl Exporter {
     /// Sends one batch until it is delivered, refused for good, out of retries, or the
-    /// shutdown deadline passes; every outcome is counted.
-    async fn deliver(&self, request: &Arc<Request>) {
+    /// shutdown deadline passes; every outcome is counted (a batch kept on disk as kept).
+    async fn deliver(&self, request: &Arc<Request>) -> Outcome {
         let signal = request.signal();
         let items = request.item_count() as u64;
         let body = match self.destination.body_format() {
@@ -198,7 +234,8 @@ impl Exporter {
                 Ok(body) => body,
                 Err(error) => {
                     tracing::error!(exporter = %self.name, %signal, items, %error, "Cannot compress a batch; dropped.");
-                    return self.count_failed(request, "encoding");
+                    self.count_failed(request, "encoding");
+                    return Outcome::Settled;
                 }
             },
             None => Bytes::new(),
@@ -206,15 +243,18 @@ impl Exporter {
         let mut backoff = retry::Backoff::new(&self.retry);
         loop {
             if self.give_up.is_cancelled() {
-                return self.count_failed(request, "shutdown");
+                return self.interrupted(request);
             }
             let attempt = tokio::select! {
                 biased;
-                _ = self.give_up.cancelled() => return self.count_failed(request, "shutdown"),
+                _ = self.give_up.cancelled() => return self.interrupted(request),
                 attempt = self.destination.send(request, &body) => attempt,
             };
             let error = match attempt {
-                Ok(rejected) => return self.count_sent(request, rejected),
+                Ok(rejected) => {
+                    self.count_sent(request, rejected);
+                    return Outcome::Settled;
+                }
                 Err(error) => error,
             };
             let wait = if error.is_retryable() {
@@ -229,7 +269,8 @@ impl Exporter {
                     "permanent"
                 };
                 tracing::error!(exporter = %self.name, %signal, items, error = %error, reason, "Export failed; batch dropped.");
-                return self.count_failed(request, reason);
+                self.count_failed(request, reason);
+                return Outcome::Settled;
             };
             tracing::warn!(exporter = %self.name, %signal, error = %error, retry_in = ?wait, "Export failed; retrying.");
             self.metrics
@@ -238,10 +279,20 @@ impl Exporter {
                 .inc();
             tokio::select! {
                 biased;
-                _ = self.give_up.cancelled() => return self.count_failed(request, "shutdown"),
+                _ = self.give_up.cancelled() => return self.interrupted(request),
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// The shutdown deadline stopped a batch: on disk it stays for the next start, otherwise
+    /// it counts as failed.
+    fn interrupted(&self, request: &Request) -> Outcome {
+        if self.kept_at_shutdown {
+            return Outcome::Kept;
+        }
+        self.count_failed(request, "shutdown");
+        Outcome::Settled
     }
 
     fn count_sent(&self, request: &Request, rejected: Option<Rejected>) {

@@ -1,7 +1,8 @@
 //! A consumer's bounded queue: what the fan-out puts a pipeline's batches on, and what an
-//! exporter, analytics or any other consumer takes them from. Bounded in batches and,
-//! optionally, in bytes; full, it either waits (pushing back towards the receivers) or drops
-//! the batch for this consumer only, counted.
+//! exporter, analytics or any other consumer takes them from. In memory it is bounded in
+//! batches and, optionally, in bytes; on disk (an exporter's `storage: disk`) by the bytes of
+//! its segment files. Full, it either waits (pushing back towards the receivers) or drops the
+//! batch for this consumer only, counted.
 //!
 //! Cancellation: `enqueue` may be dropped while it waits; the batch is then not queued.
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::otlp::Request;
+use crate::spool::queue::DiskQueue;
 use crate::telemetry::metrics::{Metrics, QueueLabels};
 
 /// A batch in a consumer's queue, holding its share of the queue's byte budget until it
@@ -24,6 +26,8 @@ pub struct Queued {
 pub struct ConsumerQueue {
     name: Arc<str>,
     queue: mpsc::Sender<Queued>,
+    /// Set for an exporter whose queue is on disk: batches go there instead of `queue`.
+    disk: Option<Arc<Appender>>,
     block_on_overflow: bool,
     /// KiB of batches the queue and its consumers may hold; `None` for no byte bound.
     budget: Option<(Arc<Semaphore>, u32)>,
@@ -52,15 +56,34 @@ impl ConsumerQueue {
         ConsumerQueue {
             name: name.into(),
             queue,
+            disk: None,
             block_on_overflow,
             budget,
             metrics: Arc::clone(metrics),
         }
     }
 
+    /// The sending side of an exporter's disk queue; it is closed once every clone is gone.
+    pub fn on_disk(
+        name: &str,
+        disk: &Arc<DiskQueue>,
+        block_on_overflow: bool,
+        metrics: &Arc<Metrics>,
+    ) -> ConsumerQueue {
+        // The memory queue stays empty: a channel nobody reads, closed at once.
+        let (queue, _) = mpsc::channel(1);
+        ConsumerQueue {
+            disk: Some(Arc::new(Appender(Arc::clone(disk)))),
+            ..ConsumerQueue::new(name, queue, block_on_overflow, None, metrics)
+        }
+    }
+
     /// Queues a batch. A full queue waits when `block_on_overflow` is set; otherwise the batch
     /// is dropped for this exporter only, counted and logged.
     pub async fn enqueue(&self, request: Arc<Request>) {
+        if let Some(disk) = &self.disk {
+            return self.append(&disk.0, request).await;
+        }
         let queued = match self.reserve_bytes(&request).await {
             Some(budget) => {
                 let queued = Queued {
@@ -76,18 +99,40 @@ impl ConsumerQueue {
             None => Err(request),
         };
         if let Err(request) = queued {
-            let signal = request.signal();
-            let items = request.item_count() as u64;
-            self.metrics
-                .exporter_dropped
-                .get_or_create(&self.metrics.exporter_loss(&self.name, signal, "queue_full"))
-                .inc_by(items);
-            tracing::warn!(exporter = %self.name, %signal, items, "Exporter queue is full; batch dropped for this exporter.");
+            self.count_dropped(&request, "queue_full");
         }
         self.metrics
             .exporter_queue_size
             .get_or_create(&self.queue_labels())
             .set(self.depth());
+    }
+
+    /// Appends a batch to the disk queue; full, it waits or drops as for memory, and a batch
+    /// the disk cannot take (an I/O error) is dropped, counted and logged.
+    async fn append(&self, disk: &Arc<DiskQueue>, request: Arc<Request>) {
+        match disk.append(&request, self.block_on_overflow).await {
+            Ok(()) => {}
+            Err(crate::spool::SpoolError::Full { .. }) => self.count_dropped(&request, "queue_full"),
+            Err(error) => {
+                tracing::error!(exporter = %self.name, %error, "Disk queue cannot take a batch.");
+                self.count_dropped(&request, "disk_error");
+            }
+        }
+        let (records, _) = disk.depth();
+        self.metrics
+            .exporter_queue_size
+            .get_or_create(&self.queue_labels())
+            .set(records as i64);
+    }
+
+    fn count_dropped(&self, request: &Request, reason: &'static str) {
+        let signal = request.signal();
+        let items = request.item_count() as u64;
+        self.metrics
+            .exporter_dropped
+            .get_or_create(&self.metrics.exporter_loss(&self.name, signal, reason))
+            .inc_by(items);
+        tracing::warn!(exporter = %self.name, %signal, items, reason, "Exporter queue could not take a batch; dropped for this exporter.");
     }
 
     /// Takes the batch's bytes from the budget: waits for them when `block_on_overflow` is
@@ -115,5 +160,15 @@ impl ConsumerQueue {
         QueueLabels {
             exporter: self.name.to_string(),
         }
+    }
+}
+
+/// Closes a disk queue when the last sender is gone, as dropping the last `mpsc::Sender`
+/// closes a channel.
+struct Appender(Arc<DiskQueue>);
+
+impl Drop for Appender {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }

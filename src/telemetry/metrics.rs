@@ -80,6 +80,8 @@ pub struct Metrics {
     pub analytics_memory_bytes: Gauge,
     /// Share of traces the analytics window being built keeps.
     pub analytics_sampling_percentage: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Records of an exporter's disk queue found corrupt or torn at start, moved to quarantine.
+    pub disk_queue_quarantined: Family<QueueLabels, Counter>,
     /// Anomaly findings by detector and severity.
     pub findings: Family<Vec<(String, String)>, Counter>,
     /// Anomalies open now (announced and not yet resolved), by detector and severity.
@@ -184,6 +186,11 @@ impl Metrics {
             format!("{p}_anomaly_findings"),
             "Anomaly findings by detector and severity",
             m.findings.clone(),
+        );
+        r.register(
+            format!("{p}_disk_queue_quarantined_records"),
+            "Records of an exporter's disk queue found corrupt or torn at start and moved to quarantine",
+            m.disk_queue_quarantined.clone(),
         );
         r.register(
             format!("{p}_findings_open"),

@@ -1,0 +1,297 @@
+//! A disk queue ("spool") for one exporter: append-only segment files of framed records, read
+//! back in order, deleted once every record in them is done (delivered or refused for good).
+//!
+//! A record is `length (u32 LE) | CRC-32C of the payload (u32 LE) | payload`, the payload the
+//! signal (one byte) and the batch's protobuf bytes. Segments are named by a sequence number
+//! and rolled at `segment_bytes`. A small progress file (written to a temporary name, fsynced,
+//! renamed) holds where the first record not yet done is; records after it that were done
+//! before a crash are delivered again (duplicates are possible, loss is not).
+//!
+//! On open, the segments from the progress point on are read and checked: a record whose CRC
+//! does not match, or a torn one at a segment's end, is moved to `quarantine/`, logged and
+//! counted; the intact records around it are kept.
+//!
+//! All I/O here is blocking: callers run it off the async runtime.
+
+pub mod queue;
+mod segment;
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::otlp::Signal;
+use segment::{Position, Scan, Segments};
+
+/// When appended records reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before `append` returns: an acknowledged record survives a power loss.
+    Always,
+    /// At most this long after `append` returns: a crash of the machine (not of fleetpipe
+    /// alone, whose writes the kernel keeps) loses at most this interval.
+    Interval(Duration),
+}
+
+/// Settings of one spool.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    pub directory: PathBuf,
+    /// Bytes of segments on disk at most; an append past it is refused as [`SpoolError::Full`].
+    pub max_bytes: u64,
+    pub segment_bytes: u64,
+    pub fsync: Fsync,
+}
+
+/// Why the spool could not take or give a record.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("disk queue {directory}: {source}")]
+    Io {
+        directory: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The cap (`max_bytes`) or the disk is full: push back, or drop by choice.
+    #[error("disk queue {directory} is full ({held} bytes held, at most {max})")]
+    Full { directory: String, held: u64, max: u64 },
+}
+
+/// One record handed out: its place in the queue, its signal and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub sequence: u64,
+    pub signal: Signal,
+    pub bytes: Bytes,
+}
+
+/// What opening found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Intact records not yet done, to be delivered first.
+    pub records: u64,
+    /// Records (or torn tails) moved to `quarantine/`.
+    pub quarantined: u64,
+}
+
+/// A pending record: its sequence number and where it is.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    sequence: u64,
+    position: Position,
+    length: u32,
+}
+
+/// The disk queue of one exporter.
+#[derive(Debug)]
+pub struct Spool {
+    config: SpoolConfig,
+    segments: Segments,
+    /// Records appended and not yet handed out, in order.
+    waiting: VecDeque<Pending>,
+    /// Records handed out or waiting and not yet done, by sequence, with their positions.
+    undone: VecDeque<Pending>,
+    /// Sequences done out of order, above the first undone one.
+    done_early: BTreeSet<u64>,
+    next_sequence: u64,
+    /// When the last fsync (of data and progress) happened, for `Fsync::Interval`.
+    synced_at: Instant,
+    /// Whether data or progress changed since the last sync.
+    dirty: bool,
+}
+
+const PROGRESS: &str = "progress";
+
+impl Spool {
+    /// Opens (or creates) the spool in `config.directory` and reads back what was not done.
+    pub fn open(config: SpoolConfig) -> Result<(Spool, Recovery), SpoolError> {
+        let io = io_error(&config.directory);
+        std::fs::create_dir_all(&config.directory).map_err(&io)?;
+        let start = read_progress(&config.directory);
+        let (segments, scans) = Segments::open(&config.directory, start, config.segment_bytes).map_err(io)?;
+        let mut spool = Spool {
+            segments,
+            waiting: VecDeque::new(),
+            undone: VecDeque::new(),
+            done_early: BTreeSet::new(),
+            next_sequence: 0,
+            synced_at: Instant::now(),
+            dirty: false,
+            config,
+        };
+        let mut recovery = Recovery::default();
+        for Scan { records, quarantined } in scans {
+            recovery.quarantined += quarantined;
+            for (position, length) in records {
+                spool.push(position, length);
+                recovery.records += 1;
+            }
+        }
+        if recovery.quarantined > 0 {
+            tracing::error!(directory = %spool.config.directory.display(), quarantined = recovery.quarantined, "Disk queue: corrupt or torn records moved to quarantine/; the intact ones will be delivered.");
+        }
+        Ok((spool, recovery))
+    }
+
+    fn push(&mut self, position: Position, length: u32) {
+        let pending = Pending {
+            sequence: self.next_sequence,
+            position,
+            length,
+        };
+        self.next_sequence += 1;
+        self.waiting.push_back(pending);
+        self.undone.push_back(pending);
+    }
+
+    /// Appends a record; with `Fsync::Always` it is on disk when this returns.
+    pub fn append(&mut self, signal: Signal, parts: &[Bytes]) -> Result<u64, SpoolError> {
+        let length: usize = 1 + parts.iter().map(Bytes::len).sum::<usize>();
+        let held = self.segments.bytes_held();
+        let record_bytes = segment::HEADER as u64 + length as u64;
+        if held + record_bytes > self.config.max_bytes {
+            return Err(SpoolError::Full {
+                directory: self.config.directory.display().to_string(),
+                held,
+                max: self.config.max_bytes,
+            });
+        }
+        let io = io_error(&self.config.directory);
+        let (position, length) = self.segments.append(signal_byte(signal), parts).map_err(io)?;
+        self.push(position, length);
+        self.dirty = true;
+        match self.config.fsync {
+            Fsync::Always => self.sync()?,
+            Fsync::Interval(_) => self.sync_if_due()?,
+        }
+        Ok(self.next_sequence - 1)
+    }
+
+    /// The next record to deliver, if one is waiting.
+    pub fn take(&mut self) -> Result<Option<Record>, SpoolError> {
+        let Some(pending) = self.waiting.pop_front() else {
+            return Ok(None);
+        };
+        let io = io_error(&self.config.directory);
+        let payload = self.segments.read(pending.position, pending.length).map_err(io)?;
+        let signal = payload.first().and_then(|b| signal_of(*b)).unwrap_or(Signal::Traces);
+        Ok(Some(Record {
+            sequence: pending.sequence,
+            signal,
+            bytes: payload.slice(1..),
+        }))
+    }
+
+    /// Records that a record was delivered, or refused for good: once every record before it is
+    /// done too, the progress point moves past it and fully done segments are deleted.
+    pub fn done(&mut self, sequence: u64) -> Result<(), SpoolError> {
+        self.done_early.insert(sequence);
+        let mut moved = false;
+        while let Some(first) = self.undone.front()
+            && self.done_early.remove(&first.sequence)
+        {
+            self.undone.pop_front();
+            moved = true;
+        }
+        if moved {
+            self.dirty = true;
+            let io = io_error(&self.config.directory);
+            self.segments.delete_before(self.progress()).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Records not yet done (waiting or handed out).
+    pub fn len(&self) -> usize {
+        self.undone.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.undone.is_empty()
+    }
+
+    /// Records waiting to be handed out.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Bytes of segment files on disk.
+    pub fn bytes_held(&self) -> u64 {
+        self.segments.bytes_held()
+    }
+
+    /// Where reading starts after a restart: the first record not done, else the end.
+    fn progress(&self) -> Position {
+        self.undone.front().map_or_else(|| self.segments.end(), |p| p.position)
+    }
+
+    /// Syncs data and progress when `Fsync::Interval` says it is time.
+    pub fn sync_if_due(&mut self) -> Result<(), SpoolError> {
+        let due = match self.config.fsync {
+            Fsync::Always => true,
+            Fsync::Interval(interval) => self.synced_at.elapsed() >= interval,
+        };
+        if due && self.dirty { self.sync() } else { Ok(()) }
+    }
+
+    /// Writes appended data and the progress point to disk.
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        let io = io_error(&self.config.directory);
+        self.segments.sync().map_err(&io)?;
+        write_progress(&self.config.directory, self.progress()).map_err(io)?;
+        self.synced_at = Instant::now();
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+fn io_error(directory: &Path) -> impl Fn(std::io::Error) -> SpoolError + '_ {
+    move |source| SpoolError::Io {
+        directory: directory.display().to_string(),
+        source,
+    }
+}
+
+fn signal_byte(signal: Signal) -> u8 {
+    match signal {
+        Signal::Traces => 1,
+        Signal::Metrics => 2,
+        Signal::Logs => 3,
+    }
+}
+
+fn signal_of(byte: u8) -> Option<Signal> {
+    match byte {
+        1 => Some(Signal::Traces),
+        2 => Some(Signal::Metrics),
+        3 => Some(Signal::Logs),
+        _ => None,
+    }
+}
+
+/// The progress point written last; the start of everything when there is none or it cannot
+/// be read (then records already done are delivered again, never lost).
+fn read_progress(directory: &Path) -> Position {
+    let text = std::fs::read_to_string(directory.join(PROGRESS)).unwrap_or_default();
+    let mut numbers = text.split_whitespace().map(str::parse::<u64>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(segment)), Some(Ok(offset))) => Position { segment, offset },
+        _ => Position::default(),
+    }
+}
+
+fn write_progress(directory: &Path, position: Position) -> std::io::Result<()> {
+    let temporary = directory.join("progress.tmp");
+    let mut file = File::create(&temporary)?;
+    writeln!(file, "{} {}", position.segment, position.offset)?;
+    file.sync_data()?;
+    std::fs::rename(&temporary, directory.join(PROGRESS))?;
+    File::open(directory)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests;

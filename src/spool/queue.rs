@@ -1,0 +1,131 @@
+//! The async face of a spool: the fan-out appends to it and the exporter's worker takes from
+//! it, the file work on the blocking pool. With `Fsync::Interval` a task syncs it on time.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{Fsync, Record, Recovery, Spool, SpoolConfig, SpoolError};
+use crate::otlp::Request;
+
+/// An exporter's disk queue, shared by the fan-out (appending) and its worker (taking).
+#[derive(Debug)]
+pub struct DiskQueue {
+    spool: Mutex<Spool>,
+    /// A record was appended, or the queue closed.
+    records: Notify,
+    /// A record was done: room may have come free.
+    room: Notify,
+    /// No more appends will come.
+    closed: AtomicBool,
+}
+
+/// How long a blocked append waits for room before it checks again.
+const RECHECK: Duration = Duration::from_millis(200);
+
+impl DiskQueue {
+    /// Opens the spool of `config`; what it recovered is delivered first.
+    pub fn open(config: SpoolConfig) -> Result<(Arc<DiskQueue>, Recovery), SpoolError> {
+        let (spool, recovery) = Spool::open(config)?;
+        let queue = DiskQueue {
+            spool: Mutex::new(spool),
+            records: Notify::new(),
+            room: Notify::new(),
+            closed: AtomicBool::new(false),
+        };
+        Ok((Arc::new(queue), recovery))
+    }
+
+    fn spool(&self) -> MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `request`. A full queue waits for room when `wait`, else says so.
+    pub async fn append(self: &Arc<Self>, request: &Arc<Request>, wait: bool) -> Result<(), SpoolError> {
+        loop {
+            let queue = Arc::clone(self);
+            let batch = Arc::clone(request);
+            let appended = blocking(move || queue.spool().append(batch.signal(), batch.parts())).await;
+            match appended {
+                Ok(_) => {
+                    self.records.notify_one();
+                    return Ok(());
+                }
+                Err(SpoolError::Full { .. }) if wait => {
+                    let _ = tokio::time::timeout(RECHECK, self.room.notified()).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The next record to deliver; `None` once the queue is closed and nothing waits.
+    pub async fn next(self: &Arc<Self>) -> Result<Option<Record>, SpoolError> {
+        loop {
+            let queue = Arc::clone(self);
+            if let Some(record) = blocking(move || queue.spool().take()).await? {
+                return Ok(Some(record));
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            self.records.notified().await;
+        }
+    }
+
+    /// Marks a record delivered or refused for good.
+    pub async fn done(self: &Arc<Self>, sequence: u64) -> Result<(), SpoolError> {
+        let queue = Arc::clone(self);
+        blocking(move || queue.spool().done(sequence)).await?;
+        self.room.notify_waiters();
+        Ok(())
+    }
+
+    /// No more appends: the worker ends once it has taken what waits.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.records.notify_one();
+    }
+
+    /// Writes data and progress to disk.
+    pub async fn sync(self: &Arc<Self>) -> Result<(), SpoolError> {
+        let queue = Arc::clone(self);
+        blocking(move || queue.spool().sync()).await
+    }
+
+    /// Syncs every `interval` until the queue is closed and empty, for `Fsync::Interval`.
+    pub async fn sync_on_time(self: Arc<Self>, fsync: Fsync) {
+        let Fsync::Interval(interval) = fsync else { return };
+        let mut ticker = tokio::time::interval(interval);
+        loop {
+            ticker.tick().await;
+            let queue = Arc::clone(&self);
+            if let Err(error) = blocking(move || queue.spool().sync_if_due()).await {
+                tracing::error!(%error, "Disk queue: cannot sync.");
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+
+    /// Records not yet done, and bytes on disk.
+    pub fn depth(&self) -> (usize, u64) {
+        let spool = self.spool();
+        (spool.len(), spool.bytes_held())
+    }
+}
+
+/// Runs file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SpoolError> + Send + 'static,
+) -> Result<T, SpoolError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|error| {
+        Err(SpoolError::Io {
+            directory: String::new(),
+            source: std::io::Error::other(error),
+        })
+    })
+}
