@@ -2,6 +2,8 @@
 //! retried and are counted, a stalled destination does not hold up another, and SIGTERM
 //! drains what was acknowledged.
 
+#[path = "delivery/disk.rs"]
+mod disk;
 mod support;
 
 use std::collections::BTreeMap;

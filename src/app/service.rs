@@ -200,8 +200,9 @@ fn start_pipelines(
         let (tx, rx) = mpsc::channel(pipeline.queue_size.max(1));
         let (processors, batch_config) = stages.build(&pipeline.processors);
         let fanout = Fanout::new(pipeline.exporters.iter().map(|e| exporters[e].clone()).collect());
+        let durable = fanout.durable();
         batchers.spawn(batch::run(rx, batch_config, fanout));
-        inputs.insert(name.clone(), PipelineInput::new(name, processors, tx));
+        inputs.insert(name.clone(), PipelineInput::new(name, processors, tx, durable));
     }
     inputs
 }

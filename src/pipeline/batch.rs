@@ -11,8 +11,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Fanout;
 use super::component::{ProcessorContext, ProcessorSettings, Settings, Step};
+use super::{Ack, Fanout, Submission};
 use crate::otlp::Request;
 
 /// Settings of the `batch` processor.
@@ -49,28 +49,32 @@ impl ProcessorSettings for BatchConfig {
 
 /// Moves requests from the pipeline queue to the exporters, batching when `batch` is set and
 /// passing each request straight through otherwise.
-pub async fn run(mut queue: mpsc::Receiver<Request>, batch: Option<BatchConfig>, fanout: Fanout) {
+pub async fn run(mut queue: mpsc::Receiver<Submission>, batch: Option<BatchConfig>, fanout: Fanout) {
     let Some(batch) = batch else {
-        while let Some(request) = queue.recv().await {
-            fanout.deliver(request).await;
+        while let Some(Submission { request, ack }) = queue.recv().await {
+            fanout.deliver(request, ack.into_iter().collect()).await;
         }
         return;
     };
-    let mut pending: Option<Request> = None;
+    // The batch being built, and the acknowledgements of the requests in it.
+    let mut pending: Option<(Request, Vec<Ack>)> = None;
     let mut deadline = Instant::now();
     loop {
         tokio::select! {
             received = queue.recv() => {
-                let Some(request) = received else { break };
+                let Some(Submission { request, ack }) = received else { break };
                 match &mut pending {
-                    Some(held) if held.signal() == request.signal() => held.merge(request),
+                    Some((held, acks)) if held.signal() == request.signal() => {
+                        held.merge(request);
+                        acks.extend(ack);
+                    }
                     _ => {
                         flush(&mut pending, &fanout).await;
                         deadline = Instant::now() + batch.timeout;
-                        pending = Some(request);
+                        pending = Some((request, ack.into_iter().collect()));
                     }
                 }
-                if pending.as_ref().is_some_and(|held| held.item_count() >= batch.send_batch_size) {
+                if pending.as_ref().is_some_and(|(held, _)| held.item_count() >= batch.send_batch_size) {
                     flush(&mut pending, &fanout).await;
                 }
             }
@@ -82,8 +86,8 @@ pub async fn run(mut queue: mpsc::Receiver<Request>, batch: Option<BatchConfig>,
     flush(&mut pending, &fanout).await;
 }
 
-async fn flush(pending: &mut Option<Request>, fanout: &Fanout) {
-    if let Some(request) = pending.take() {
-        fanout.deliver(request).await;
+async fn flush(pending: &mut Option<(Request, Vec<Ack>)>, fanout: &Fanout) {
+    if let Some((request, acks)) = pending.take() {
+        fanout.deliver(request, acks).await;
     }
 }

@@ -1,17 +1,20 @@
 //! The data path between receivers and exporters: processors, the bounded pipeline queue, the
 //! batch step and the fan-out to exporter queues.
 //!
-//! A request is acknowledged once it is in a pipeline queue. From there it is only ever
-//! delivered, counted as failed, or counted as dropped: nothing disappears unaccounted.
+//! A request is acknowledged once it is in a pipeline queue, or, for a pipeline with a disk
+//! queue among its destinations, once it is in every destination queue of that pipeline (see
+//! [`Ack`]). From there it is only ever delivered, counted as failed, or counted as dropped:
+//! nothing disappears unaccounted.
 
 pub mod batch;
 pub mod component;
 pub mod queue;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::otlp::wire::{self, Visitor};
 use crate::otlp::{DecodeError, Rejected, Request, Signal};
@@ -30,7 +33,48 @@ pub trait Processor: Send + Sync {
 pub struct PipelineInput {
     name: Arc<str>,
     processors: Arc<[Arc<dyn Processor>]>,
-    queue: mpsc::Sender<Request>,
+    queue: mpsc::Sender<Submission>,
+    /// Whether a client is acknowledged only once its request is in every destination queue
+    /// (a destination keeps its queue on disk).
+    durable: bool,
+}
+
+/// A request on its way through a pipeline, with the acknowledgement it owes, if any.
+pub struct Submission {
+    pub request: Request,
+    pub ack: Option<Ack>,
+}
+
+/// A client's acknowledgement, owed once its request is in every destination queue of each
+/// durable pipeline it went to: each such pipeline's fan-out calls [`Ack::queued`] after
+/// queueing the batch holding it. Dropped unqueued (at shutdown), it is never given: the
+/// client is told to retry.
+#[derive(Clone)]
+pub struct Ack(Arc<AckState>);
+
+struct AckState {
+    pipelines: AtomicUsize,
+    given: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Ack {
+    fn new(pipelines: usize) -> (Ack, oneshot::Receiver<()>) {
+        let (given, taken) = oneshot::channel();
+        let state = AckState {
+            pipelines: AtomicUsize::new(pipelines),
+            given: Mutex::new(Some(given)),
+        };
+        (Ack(Arc::new(state)), taken)
+    }
+
+    /// One pipeline has the request in all its destination queues.
+    pub fn queued(&self) {
+        if self.0.pipelines.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(given) = self.0.given.lock().unwrap_or_else(PoisonError::into_inner).take()
+        {
+            let _ = given.send(());
+        }
+    }
 }
 
 /// The pipeline queue is full: the client should retry later.
@@ -56,14 +100,23 @@ pub struct Submitted {
     pub items: usize,
     /// Records removed for ids no backend can store, reported through `partial_success`.
     pub rejected: Rejected,
+    /// For durable pipelines: resolves once the request is in all their destination queues.
+    pub queued: Option<oneshot::Receiver<()>>,
 }
 
 impl PipelineInput {
-    pub fn new(name: &str, processors: Vec<Arc<dyn Processor>>, queue: mpsc::Sender<Request>) -> PipelineInput {
+    /// `durable`: acknowledge only once requests are in every destination queue.
+    pub fn new(
+        name: &str,
+        processors: Vec<Arc<dyn Processor>>,
+        queue: mpsc::Sender<Submission>,
+        durable: bool,
+    ) -> PipelineInput {
         PipelineInput {
             name: name.into(),
             processors: processors.into(),
             queue,
+            durable,
         }
     }
 
@@ -108,11 +161,12 @@ pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Resul
     for pipeline in pipelines {
         prepared.push(pipeline.prepare(signal, body.clone())?);
     }
-    let submitted = prepared
+    let mut submitted = prepared
         .first()
         .map(|(request, rejected)| Submitted {
             items: request.item_count(),
             rejected: rejected.clone(),
+            queued: None,
         })
         .unwrap_or_default();
     let mut permits = Vec::with_capacity(pipelines.len());
@@ -122,8 +176,15 @@ pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Resul
             Err(_) => return Err(pipeline.overloaded(submitted.items)),
         }
     }
-    for ((request, _), permit) in prepared.into_iter().zip(permits) {
-        permit.send(request);
+    let durable = pipelines.iter().filter(|p| p.durable).count();
+    let ack = (durable > 0).then(|| {
+        let (ack, queued) = Ack::new(durable);
+        submitted.queued = Some(queued);
+        ack
+    });
+    for (((request, _), permit), pipeline) in prepared.into_iter().zip(permits).zip(pipelines) {
+        let ack = ack.clone().filter(|_| pipeline.durable);
+        permit.send(Submission { request, ack });
     }
     Ok(submitted)
 }
@@ -139,10 +200,20 @@ impl Fanout {
         Fanout { consumers }
     }
 
-    pub async fn deliver(&self, request: Request) {
+    /// Whether a destination keeps its queue on disk: then clients are acknowledged only once
+    /// their requests are in every destination queue.
+    pub fn durable(&self) -> bool {
+        self.consumers.iter().any(ConsumerQueue::is_on_disk)
+    }
+
+    /// Queues `request` for every consumer, then gives the `acks` of the requests in it.
+    pub async fn deliver(&self, request: Request, acks: Vec<Ack>) {
         let shared = Arc::new(request);
         for consumer in &self.consumers {
             consumer.enqueue(Arc::clone(&shared)).await;
+        }
+        for ack in acks {
+            ack.queued();
         }
     }
 }

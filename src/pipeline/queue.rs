@@ -78,6 +78,11 @@ impl ConsumerQueue {
         }
     }
 
+    /// Whether the batches go to a disk queue.
+    pub fn is_on_disk(&self) -> bool {
+        self.disk.is_some()
+    }
+
     /// Queues a batch. A full queue waits when `block_on_overflow` is set; otherwise the batch
     /// is dropped for this exporter only, counted and logged.
     pub async fn enqueue(&self, request: Arc<Request>) {

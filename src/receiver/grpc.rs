@@ -12,13 +12,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use http::{HeaderValue, Request, Response};
 use tonic::server::UnaryService;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{Format, Ingest, RETRY_DELAY, ReceiveError};
+use super::{ExportResponse, Format, Ingest, RETRY_DELAY, ReceiveError};
 use crate::compression::{DecompressError, Encoding};
 use crate::grpc_codec;
 use crate::otlp::Signal;
@@ -103,17 +103,29 @@ struct UnaryHandler {
 
 impl UnaryService<Bytes> for UnaryHandler {
     type Response = Bytes;
-    type Future = Ready<Result<tonic::Response<Bytes>, Status>>;
+    type Future = Either<
+        Ready<Result<tonic::Response<Bytes>, Status>>,
+        BoxFuture<'static, Result<tonic::Response<Bytes>, Status>>,
+    >;
 
+    /// Answers at once, unless a durable pipeline owes the acknowledgement: then once it is
+    /// given.
     fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         let body = request.into_inner();
         let result = self
             .ingest
             .accept("grpc", self.signal, Format::Protobuf, Encoding::Identity, body);
-        ready(match result {
+        let answer = |result: Result<ExportResponse, ReceiveError>| match result {
             Ok(response) => Ok(tonic::Response::new(response.encode_protobuf())),
             Err(error) => Err(status_of(&error)),
-        })
+        };
+        match result {
+            Ok(accepted) if !accepted.is_ready() => {
+                Either::Right(Box::pin(async move { answer(accepted.queued().await) }))
+            }
+            Ok(accepted) => Either::Left(ready(answer(Ok(accepted.response())))),
+            Err(error) => Either::Left(ready(answer(Err(error)))),
+        }
     }
 }
 
@@ -124,7 +136,7 @@ fn status_of(error: &ReceiveError) -> Status {
             Status::invalid_argument(message)
         }
         ReceiveError::Decompress(DecompressError::TooLarge { .. }) => Status::resource_exhausted(message),
-        ReceiveError::Overloaded(_) => Status::with_error_details(
+        ReceiveError::Overloaded(_) | ReceiveError::NotQueued => Status::with_error_details(
             Code::Unavailable,
             message,
             ErrorDetails::with_retry_info(Some(RETRY_DELAY)),

@@ -79,7 +79,12 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
             );
         }
     };
-    match state.ingest.accept("http", signal, format, encoding, body) {
+    let accepted = state.ingest.accept("http", signal, format, encoding, body);
+    let queued = match accepted {
+        Ok(accepted) => accepted.queued().await,
+        Err(error) => Err(error),
+    };
+    match queued {
         Ok(response) => {
             let bytes = match format {
                 Format::Protobuf => response.encode_protobuf(),
@@ -89,7 +94,7 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
         }
         Err(error) => {
             let mut response = error_response(format, status_of(&error), &error.to_string());
-            if matches!(error, ReceiveError::Overloaded(_)) {
+            if error.is_retryable() {
                 response
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from(RETRY_DELAY.as_secs()));
@@ -112,7 +117,7 @@ fn status_of(error: &ReceiveError) -> StatusCode {
     match error {
         ReceiveError::Decode(_) | ReceiveError::Decompress(DecompressError::Corrupt { .. }) => StatusCode::BAD_REQUEST,
         ReceiveError::Decompress(DecompressError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-        ReceiveError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+        ReceiveError::Overloaded(_) | ReceiveError::NotQueued => StatusCode::SERVICE_UNAVAILABLE,
         ReceiveError::NoPipeline(_) => StatusCode::NOT_FOUND,
     }
 }

@@ -41,6 +41,48 @@ pub enum ReceiveError {
     /// No pipeline of this signal is configured.
     #[error("this fleetpipe has no {0} pipeline")]
     NoPipeline(Signal),
+    /// The request was taken, but fleetpipe stopped before it was in every destination queue a
+    /// durable pipeline requires; the client should retry.
+    #[error("fleetpipe stopped before the request was queued; retry later")]
+    NotQueued,
+}
+
+impl ReceiveError {
+    /// Whether the client should retry after [`RETRY_DELAY`] (UNAVAILABLE with RetryInfo, 503
+    /// with `Retry-After`).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ReceiveError::Overloaded(_) | ReceiveError::NotQueued)
+    }
+}
+
+/// A request the pipelines took; for durable pipelines its acknowledgement waits until it is in
+/// every destination queue.
+pub struct Accepted {
+    response: ExportResponse,
+    queued: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl Accepted {
+    /// Whether the response can be given now.
+    pub fn is_ready(&self) -> bool {
+        self.queued.is_none()
+    }
+
+    /// The response, once the request is queued as its pipelines require.
+    pub async fn queued(self) -> Result<ExportResponse, ReceiveError> {
+        match self.queued {
+            None => Ok(self.response),
+            Some(queued) => queued
+                .await
+                .map(|()| self.response)
+                .map_err(|_| ReceiveError::NotQueued),
+        }
+    }
+
+    /// The response of a request whose pipelines owe no acknowledgement.
+    pub fn response(self) -> ExportResponse {
+        self.response
+    }
 }
 
 impl ReceiveError {
@@ -50,6 +92,7 @@ impl ReceiveError {
             ReceiveError::Decompress(DecompressError::TooLarge { .. }) => "too_large",
             ReceiveError::Overloaded(_) => "overloaded",
             ReceiveError::NoPipeline(_) => "unsupported",
+            ReceiveError::NotQueued => "not_queued",
         }
     }
 }
@@ -77,7 +120,7 @@ impl Ingest {
         format: Format,
         encoding: Encoding,
         body: Bytes,
-    ) -> Result<ExportResponse, ReceiveError> {
+    ) -> Result<Accepted, ReceiveError> {
         let result = self.try_accept(transport, signal, format, encoding, body);
         if let Err(error) = &result {
             let labels = self.refusal(transport, signal, error.reason());
@@ -94,7 +137,7 @@ impl Ingest {
         format: Format,
         encoding: Encoding,
         body: Bytes,
-    ) -> Result<ExportResponse, ReceiveError> {
+    ) -> Result<Accepted, ReceiveError> {
         let pipelines = self.pipelines.get(&signal).ok_or(ReceiveError::NoPipeline(signal))?;
         let raw = compression::decompress(encoding, body, self.max_request_bytes)?;
         let (body, rejected_in_json) = match format {
@@ -136,7 +179,10 @@ impl Ingest {
                 .get_or_create(&labels)
                 .inc_by(rejected.count as u64);
         }
-        Ok(ExportResponse::new(signal, rejected))
+        Ok(Accepted {
+            response: ExportResponse::new(signal, rejected),
+            queued: submitted.queued,
+        })
     }
 
     fn refusal(&self, transport: &'static str, signal: Signal, reason: &'static str) -> RefusalLabels {
