@@ -200,9 +200,9 @@ fn start_pipelines(
         let (tx, rx) = mpsc::channel(pipeline.queue_size.max(1));
         let (processors, batch_config) = stages.build(&pipeline.processors);
         let fanout = Fanout::new(pipeline.exporters.iter().map(|e| exporters[e].clone()).collect());
-        let durable = fanout.durable();
+        let disks = fanout.disk_queues();
         batchers.spawn(batch::run(rx, batch_config, fanout));
-        inputs.insert(name.clone(), PipelineInput::new(name, processors, tx, durable));
+        inputs.insert(name.clone(), PipelineInput::new(name, processors, tx, disks));
     }
     inputs
 }

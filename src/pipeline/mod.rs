@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::otlp::wire::{self, Visitor};
 use crate::otlp::{DecodeError, Rejected, Request, Signal};
+use crate::spool::queue::DiskQueue;
 use queue::ConsumerQueue;
 
 /// A step applied to every request on the receiving task, in the same walk over the
@@ -34,9 +35,9 @@ pub struct PipelineInput {
     name: Arc<str>,
     processors: Arc<[Arc<dyn Processor>]>,
     queue: mpsc::Sender<Submission>,
-    /// Whether a client is acknowledged only once its request is in every destination queue
-    /// (a destination keeps its queue on disk).
-    durable: bool,
+    /// The disk queues among its destinations. With any, the pipeline is durable: a client is
+    /// acknowledged only once its request is in every destination queue.
+    disks: Arc<[Arc<DiskQueue>]>,
 }
 
 /// A request on its way through a pipeline, with the acknowledgement it owes, if any.
@@ -105,19 +106,29 @@ pub struct Submitted {
 }
 
 impl PipelineInput {
-    /// `durable`: acknowledge only once requests are in every destination queue.
+    /// `disks`: the disk queues among the pipeline's destinations (see [`Fanout::disk_queues`]).
     pub fn new(
         name: &str,
         processors: Vec<Arc<dyn Processor>>,
         queue: mpsc::Sender<Submission>,
-        durable: bool,
+        disks: Vec<Arc<DiskQueue>>,
     ) -> PipelineInput {
         PipelineInput {
             name: name.into(),
             processors: processors.into(),
             queue,
-            durable,
+            disks: disks.into(),
         }
+    }
+
+    fn is_durable(&self) -> bool {
+        !self.disks.is_empty()
+    }
+
+    /// Whether the pipeline cannot take a request now: its queue is full, or a disk queue of
+    /// a destination is (a durable pipeline's client would wait for room).
+    fn is_full(&self) -> bool {
+        self.queue.capacity() == 0 || self.disks.iter().any(|disk| disk.is_full())
     }
 
     pub fn name(&self) -> &str {
@@ -153,7 +164,7 @@ impl PipelineInput {
 pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Result<Submitted, SubmitError> {
     // A full pipeline is seen before the processors run, so that a refused request is neither
     // worked on nor counted by them (its client sends it again).
-    if let Some(full) = pipelines.iter().find(|p| p.queue.capacity() == 0) {
+    if let Some(full) = pipelines.iter().find(|p| p.is_full()) {
         let scan = wire::scan(signal, &body).map_err(|source| DecodeError::Wire { signal, source })?;
         return Err(full.overloaded(scan.items));
     }
@@ -176,14 +187,14 @@ pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Resul
             Err(_) => return Err(pipeline.overloaded(submitted.items)),
         }
     }
-    let durable = pipelines.iter().filter(|p| p.durable).count();
+    let durable = pipelines.iter().filter(|p| p.is_durable()).count();
     let ack = (durable > 0).then(|| {
         let (ack, queued) = Ack::new(durable);
         submitted.queued = Some(queued);
         ack
     });
     for (((request, _), permit), pipeline) in prepared.into_iter().zip(permits).zip(pipelines) {
-        let ack = ack.clone().filter(|_| pipeline.durable);
+        let ack = ack.clone().filter(|_| pipeline.is_durable());
         permit.send(Submission { request, ack });
     }
     Ok(submitted)
@@ -200,10 +211,14 @@ impl Fanout {
         Fanout { consumers }
     }
 
-    /// Whether a destination keeps its queue on disk: then clients are acknowledged only once
-    /// their requests are in every destination queue.
-    pub fn durable(&self) -> bool {
-        self.consumers.iter().any(ConsumerQueue::is_on_disk)
+    /// The destinations' disk queues: with any, clients are acknowledged only once their
+    /// requests are in every destination queue.
+    pub fn disk_queues(&self) -> Vec<Arc<DiskQueue>> {
+        self.consumers
+            .iter()
+            .filter_map(ConsumerQueue::disk_queue)
+            .cloned()
+            .collect()
     }
 
     /// Queues `request` for every consumer, then gives the `acks` of the requests in it.

@@ -78,9 +78,9 @@ impl ConsumerQueue {
         }
     }
 
-    /// Whether the batches go to a disk queue.
-    pub fn is_on_disk(&self) -> bool {
-        self.disk.is_some()
+    /// The disk queue the batches go to, if they go to one.
+    pub fn disk_queue(&self) -> Option<&Arc<DiskQueue>> {
+        self.disk.as_ref().map(|appender| &appender.0)
     }
 
     /// Queues a batch. A full queue waits when `block_on_overflow` is set; otherwise the batch

@@ -26,6 +26,10 @@ use config::OtlpReceiverConfig;
 /// How long a client told to back off should wait before retrying.
 pub const RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// How long a durable pipeline's client waits for its request to be queued before it is told
+/// to retry: well within the SDKs' export timeouts (10 s by default).
+pub const QUEUED_WITHIN: Duration = Duration::from_secs(5);
+
 /// Why a request was refused. Every variant but `Overloaded` is the sender's mistake.
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
@@ -41,9 +45,12 @@ pub enum ReceiveError {
     /// No pipeline of this signal is configured.
     #[error("this fleetpipe has no {0} pipeline")]
     NoPipeline(Signal),
-    /// The request was taken, but fleetpipe stopped before it was in every destination queue a
-    /// durable pipeline requires; the client should retry.
-    #[error("fleetpipe stopped before the request was queued; retry later")]
+    /// The request was taken, but it is not in every destination queue a durable pipeline
+    /// requires within [`QUEUED_WITHIN`] (a disk queue is full), or fleetpipe stopped first;
+    /// the client should retry (fleetpipe may deliver it too: a duplicate, never a loss).
+    #[error(
+        "the request is not yet in every destination queue (a disk queue is full, or fleetpipe is stopping); retry later"
+    )]
     NotQueued,
 }
 
@@ -72,10 +79,10 @@ impl Accepted {
     pub async fn queued(self) -> Result<ExportResponse, ReceiveError> {
         match self.queued {
             None => Ok(self.response),
-            Some(queued) => queued
-                .await
-                .map(|()| self.response)
-                .map_err(|_| ReceiveError::NotQueued),
+            Some(queued) => match tokio::time::timeout(QUEUED_WITHIN, queued).await {
+                Ok(Ok(())) => Ok(self.response),
+                Ok(Err(_)) | Err(_) => Err(ReceiveError::NotQueued),
+            },
         }
     }
 

@@ -20,6 +20,9 @@ pub struct DiskQueue {
     room: Notify,
     /// No more appends will come.
     closed: AtomicBool,
+    /// The last append found the queue full, and no record was done since: new requests are
+    /// refused at once rather than left waiting for their acknowledgement.
+    full: AtomicBool,
 }
 
 /// How long a blocked append waits for room before it checks again.
@@ -34,6 +37,7 @@ impl DiskQueue {
             records: Notify::new(),
             room: Notify::new(),
             closed: AtomicBool::new(false),
+            full: AtomicBool::new(false),
         };
         Ok((Arc::new(queue), recovery))
     }
@@ -50,10 +54,12 @@ impl DiskQueue {
             let appended = blocking(move || queue.spool().append(batch.signal(), batch.parts())).await;
             match appended {
                 Ok(_) => {
+                    self.full.store(false, Ordering::Release);
                     self.records.notify_one();
                     return Ok(());
                 }
                 Err(SpoolError::Full { .. }) if wait => {
+                    self.full.store(true, Ordering::Release);
                     let _ = tokio::time::timeout(RECHECK, self.room.notified()).await;
                 }
                 Err(error) => return Err(error),
@@ -79,8 +85,14 @@ impl DiskQueue {
     pub async fn done(self: &Arc<Self>, sequence: u64) -> Result<(), SpoolError> {
         let queue = Arc::clone(self);
         blocking(move || queue.spool().done(sequence)).await?;
+        self.full.store(false, Ordering::Release);
         self.room.notify_waiters();
         Ok(())
+    }
+
+    /// Whether the queue was full at the last append and nothing was done since.
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Acquire)
     }
 
     /// No more appends: the worker ends once it has taken what waits.

@@ -176,3 +176,75 @@ async fn a_stalled_destination_pushes_back_by_default() {
         0.0
     );
 }
+
+/// Scenario: a disk queue capped at 1 MB, a destination that stalls while a client sends
+/// about 3 MB, then recovers.
+/// Guarantees: the full disk queue pushes back (clients are told to retry) instead of failing
+/// or dropping, and once the destination recovers every acknowledged span arrives (a request
+/// whose client was told to retry while it waited for room may arrive twice).
+#[tokio::test]
+async fn a_full_disk_queue_pushes_back_and_recovers() {
+    let sink = Sink::start().await;
+    sink.set(Behaviour::Stall);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exporter = format!(
+        "{}  sending_queue: {{storage: disk, directory: '{}', max_megabytes: 1, num_consumers: 1}}\n",
+        otlp_exporter("otlp", &sink.endpoint()),
+        dir.path().join("queue").display()
+    );
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp"], false)).await;
+    let endpoint = fleetpipe.grpc_endpoint();
+    let sending = tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for _ in 0..300 {
+            let payload = Payload::Traces(fixtures::agent_trace("disk-full", 40));
+            grpc_send_retrying(&endpoint, payload.clone()).await;
+            sent.push(payload);
+        }
+        sent
+    });
+    let overloaded = ["reason=\"overloaded\""];
+    for _ in 0..300 {
+        if fleetpipe
+            .metric("fleetpipe_receiver_refused_requests_total", &overloaded)
+            .await
+            > 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        fleetpipe
+            .metric("fleetpipe_receiver_refused_requests_total", &overloaded)
+            .await
+            > 0.0
+    );
+    let on_disk: u64 = std::fs::read_dir(dir.path().join("queue"))
+        .expect("queue folder")
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    assert!(
+        on_disk <= 1 << 20,
+        "the disk queue holds at most its cap ({on_disk} bytes)"
+    );
+    sink.set(Behaviour::Accept);
+    let sent = sending.await.expect("sender");
+    // A client told to retry while its request waited for room sends it again: count spans
+    // once each.
+    for _ in 0..600 {
+        if received_ids(&sink).0.len() >= 12_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ids, _) = received_ids(&sink);
+    let expected: BTreeSet<Vec<u8>> = spans_of(&sent).into_keys().collect();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        fleetpipe.metric("fleetpipe_exporter_dropped_items_total", &[]).await,
+        0.0
+    );
+}
