@@ -69,6 +69,11 @@ without_enrichment() {
   sed -e '/^registry:/,/^receivers:/{/^receivers:/!d}' -e 's/\[enrich, batch\]/[batch]/' -e '/^  enrich:/d'
 }
 
+# Reads a configuration of bench_config on stdin and prints it without the batch step.
+without_batch() {
+  sed -e 's/\[enrich, batch\]/[enrich]/' -e '/^  batch:/d'
+}
+
 # Waits up to 2 minutes for something to listen on port $1 (a process under valgrind starts slowly).
 wait_for_port() {
   for _ in $(seq 1 1200); do

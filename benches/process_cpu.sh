@@ -14,7 +14,9 @@
 # "forwarding" against "defaults" (the `queries/` pack, 10 s windows, the default
 # `max_spans_per_second`), "sampling" (a fixed 10 % of traces, no cap) and "every-span" (no
 # cap); the archive, "forwarding" against "archive" (every span to Parquet in a scratch
-# folder; `COMPARISONS="forwarding:archive"`). Each pair warms up for WARM seconds (closed windows fill
+# folder; `COMPARISONS="forwarding:archive"`); the disk queue, "memory-direct" (forwarding
+# without the batch step) against "disk-interval" and "disk-always" (the exporter's queue on
+# disk, `fsync: interval` and `always`; `COMPARISONS="memory-direct:disk-interval"`). Each pair warms up for WARM seconds (closed windows fill
 # `max_windows_mib`, as in a long-running instance), then measures RUN seconds of load: the CPU
 # time of each process's threads per accepted span, from the scheduler's own count in
 # nanoseconds (/proc/<pid>/task/*/schedstat), whose user/kernel split in ticks
@@ -47,12 +49,17 @@ write_configs() {
   bench_config "compression: gzip" "queries: queries, window: 10s, max_spans_per_second: 0, sampling_percentage: 10" > "$work/sampling-$side.yaml"
   bench_config "compression: gzip" "queries: queries, window: 10s, max_spans_per_second: 0" > "$work/every-span-$side.yaml"
   bench_config "compression: gzip" "" "path: $work/archive-$side" > "$work/archive-$side.yaml"
+  # The disk queue, against the memory queue, both without the batch step (a durable pipeline
+  # answers each client once its request is queued, so a batch timeout would be its latency).
+  bench_config "compression: gzip" | without_batch > "$work/memory-direct-$side.yaml"
+  bench_config "compression: gzip, sending_queue: {storage: disk, directory: \"$work/queue-interval-$side\"}" | without_batch > "$work/disk-interval-$side.yaml"
+  bench_config "compression: gzip, sending_queue: {storage: disk, fsync: always, directory: \"$work/queue-always-$side\"}" | without_batch > "$work/disk-always-$side.yaml"
 }
 write_configs 0
 write_configs 1
 for comparison in $COMPARISONS; do
   for setting in ${comparison%%:*} ${comparison##*:}; do
-    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, defaults, sampling, every-span, archive)" >&2; exit 2; }
+    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, defaults, sampling, every-span, archive, memory-direct, disk-interval, disk-always)" >&2; exit 2; }
   done
 done
 

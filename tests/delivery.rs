@@ -252,3 +252,46 @@ async fn sigterm_drains_everything_acknowledged() {
         want.len()
     );
 }
+
+/// Scenario: eight requests of one span with a 20 MiB attribute each, sent together through a
+/// batch step that would wait 3 s, to a destination that takes messages of at most 64 MiB.
+/// Guarantees: the batch step's byte cap keeps every export under the destination's limit (each
+/// request goes alone), so all eight spans arrive, none retried or dropped as too large.
+#[tokio::test]
+async fn batches_stay_under_the_byte_cap() {
+    let sink = Sink::start().await;
+    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true).replace(
+        "batch: {send_batch_size: 500, timeout: 50ms}",
+        "batch: {send_batch_size: 500, timeout: 3s}",
+    );
+    let fleetpipe = Fleetpipe::start(&config).await;
+    let blob = "x".repeat(20 << 20);
+    let mut sent = Vec::new();
+    for _ in 0..8 {
+        let span = fixtures::span(
+            "large",
+            opentelemetry_proto::tonic::trace::v1::span::SpanKind::Internal,
+            &[("blob", &blob)],
+        );
+        let payload = Payload::Traces(fixtures::traces(&[("service.name", "large-agent")], vec![span]));
+        grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), None)
+            .await
+            .expect("accepted");
+        sent.push(payload);
+    }
+    sink.wait_for(Signal::Traces, 8, Duration::from_secs(30)).await;
+    assert_eq!(spans_by_id(&sink), spans_of(&sent));
+    let largest = sink
+        .received()
+        .iter()
+        .map(|p| p.encode_protobuf().len())
+        .max()
+        .unwrap_or(0);
+    assert!(largest <= 21 << 20, "each export holds one request ({largest} bytes)");
+    assert_eq!(
+        fleetpipe
+            .metric("fleetpipe_exporter_send_failed_items_total", &[])
+            .await,
+        0.0
+    );
+}

@@ -24,6 +24,12 @@ pub struct BatchConfig {
     /// Send what is waiting after this long, even below `send_batch_size`.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Items a batch holds at most (0: no cap); a request that would take a batch past it
+    /// starts the next one. A single larger request is sent alone, as it came.
+    pub send_batch_max_size: usize,
+    /// Bytes (protobuf) a batch holds at most, below the destinations' limits (gRPC servers
+    /// commonly refuse more than 64 MiB, or 4 MiB by default); as `send_batch_max_size`.
+    pub send_batch_max_bytes: usize,
 }
 
 impl Default for BatchConfig {
@@ -31,7 +37,18 @@ impl Default for BatchConfig {
         BatchConfig {
             send_batch_size: 8192,
             timeout: Duration::from_millis(200),
+            send_batch_max_size: 0,
+            send_batch_max_bytes: 16 << 20,
         }
+    }
+}
+
+impl BatchConfig {
+    /// Whether `request` may join the batch `held` within the caps.
+    fn fits(&self, held: &Request, request: &Request) -> bool {
+        let items = held.item_count() + request.item_count();
+        let bytes = held.encoded_len() + request.encoded_len();
+        (self.send_batch_max_size == 0 || items <= self.send_batch_max_size) && bytes <= self.send_batch_max_bytes
     }
 }
 
@@ -64,7 +81,7 @@ pub async fn run(mut queue: mpsc::Receiver<Submission>, batch: Option<BatchConfi
             received = queue.recv() => {
                 let Some(Submission { request, ack }) = received else { break };
                 match &mut pending {
-                    Some((held, acks)) if held.signal() == request.signal() => {
+                    Some((held, acks)) if held.signal() == request.signal() && batch.fits(held, &request) => {
                         held.merge(request);
                         acks.extend(ack);
                     }

@@ -1,5 +1,8 @@
 //! The async face of a spool: the fan-out appends to it and the exporter's worker takes from
-//! it, the file work on the blocking pool. With `Fsync::Interval` a task syncs it on time.
+//! it. With `Fsync::Always` the file work runs on the blocking pool (each append waits for
+//! the disk); with `Fsync::Interval` it runs inline, as it only reaches the page cache (a hand-off
+//! to the blocking pool per record cost more than the work: `COMPARISONS="memory-direct:disk-interval"
+//! benches/process_cpu.sh`), and a task syncs on time.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,6 +23,9 @@ pub struct DiskQueue {
     room: Notify,
     /// No more appends will come.
     closed: AtomicBool,
+    /// Whether file work runs on the calling task (`Fsync::Interval`) rather than the
+    /// blocking pool.
+    inline: bool,
     /// The last append found the queue full, and no record was done since: new requests are
     /// refused at once rather than left waiting for their acknowledgement.
     full: AtomicBool,
@@ -31,8 +37,10 @@ const RECHECK: Duration = Duration::from_millis(200);
 impl DiskQueue {
     /// Opens the spool of `config`; what it recovered is delivered first.
     pub fn open(config: SpoolConfig) -> Result<(Arc<DiskQueue>, Recovery), SpoolError> {
+        let inline = matches!(config.fsync, Fsync::Interval(_));
         let (spool, recovery) = Spool::open(config)?;
         let queue = DiskQueue {
+            inline,
             spool: Mutex::new(spool),
             records: Notify::new(),
             room: Notify::new(),
@@ -51,7 +59,9 @@ impl DiskQueue {
         loop {
             let queue = Arc::clone(self);
             let batch = Arc::clone(request);
-            let appended = blocking(move || queue.spool().append(batch.signal(), batch.parts())).await;
+            let appended = self
+                .run(move || queue.spool().append(batch.signal(), batch.parts()))
+                .await;
             match appended {
                 Ok(_) => {
                     self.full.store(false, Ordering::Release);
@@ -71,7 +81,7 @@ impl DiskQueue {
     pub async fn next(self: &Arc<Self>) -> Result<Option<Record>, SpoolError> {
         loop {
             let queue = Arc::clone(self);
-            if let Some(record) = blocking(move || queue.spool().take()).await? {
+            if let Some(record) = self.run(move || queue.spool().take()).await? {
                 return Ok(Some(record));
             }
             if self.closed.load(Ordering::Acquire) {
@@ -84,10 +94,18 @@ impl DiskQueue {
     /// Marks a record delivered or refused for good.
     pub async fn done(self: &Arc<Self>, sequence: u64) -> Result<(), SpoolError> {
         let queue = Arc::clone(self);
-        blocking(move || queue.spool().done(sequence)).await?;
+        self.run(move || queue.spool().done(sequence)).await?;
         self.full.store(false, Ordering::Release);
         self.room.notify_waiters();
         Ok(())
+    }
+
+    /// Runs file work inline or on the blocking pool (see the module's comment).
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, SpoolError> + Send + 'static,
+    ) -> Result<T, SpoolError> {
+        if self.inline { work() } else { blocking(work).await }
     }
 
     /// Whether the queue was full at the last append and nothing was done since.

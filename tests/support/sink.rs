@@ -18,6 +18,9 @@ use tokio::sync::oneshot;
 use tonic::codec::CompressionEncoding;
 use tonic::{Code, Request, Response, Status};
 
+/// The largest message the sink takes, as vendors commonly do (tonic's default is 4 MiB).
+const MAX_MESSAGE: usize = 64 << 20;
+
 /// How the sink answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Behaviour {
@@ -80,16 +83,19 @@ impl Sink {
         let server = tonic::transport::Server::builder()
             .add_service(
                 TraceServiceServer::new(handler.clone())
+                    .max_decoding_message_size(MAX_MESSAGE)
                     .accept_compressed(CompressionEncoding::Gzip)
                     .accept_compressed(CompressionEncoding::Zstd),
             )
             .add_service(
                 MetricsServiceServer::new(handler.clone())
+                    .max_decoding_message_size(MAX_MESSAGE)
                     .accept_compressed(CompressionEncoding::Gzip)
                     .accept_compressed(CompressionEncoding::Zstd),
             )
             .add_service(
                 LogsServiceServer::new(handler)
+                    .max_decoding_message_size(MAX_MESSAGE)
                     .accept_compressed(CompressionEncoding::Gzip)
                     .accept_compressed(CompressionEncoding::Zstd),
             );
