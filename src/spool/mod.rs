@@ -186,6 +186,16 @@ impl Spool {
         }))
     }
 
+    /// The sequence of the next record to deliver, if one is waiting.
+    pub fn peek(&self) -> Option<u64> {
+        self.waiting.front().map(|p| p.sequence)
+    }
+
+    /// Hands out the next record without reading it (its caller holds it already).
+    pub fn skip(&mut self) -> Option<u64> {
+        self.waiting.pop_front().map(|p| p.sequence)
+    }
+
     /// Records that a record was delivered, or refused for good: once every record before it is
     /// done too, the progress point moves past it and fully done segments are deleted.
     pub fn done(&mut self, sequence: u64) -> Result<(), SpoolError> {
