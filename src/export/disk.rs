@@ -9,7 +9,8 @@ use tokio::task::JoinSet;
 
 use super::{Exporter, Outcome};
 use crate::otlp::Request;
-use crate::spool::queue::{DiskQueue, Taken};
+use crate::spool::Record;
+use crate::spool::queue::DiskQueue;
 use crate::telemetry::metrics::QueueLabels;
 
 pub(super) async fn run_worker(exporter: Arc<Exporter>, queue: Arc<DiskQueue>, consumers: usize) {
@@ -27,8 +28,8 @@ pub(super) async fn run_worker(exporter: Arc<Exporter>, queue: Arc<DiskQueue>, c
             _ = exporter.give_up.cancelled() => break,
             next = queue.next() => next,
         };
-        let taken = match next {
-            Ok(Some(taken)) => taken,
+        let record = match next {
+            Ok(Some(record)) => record,
             Ok(None) => break,
             Err(error) => {
                 tracing::error!(exporter = %exporter.name, %error, "Disk queue cannot be read; its worker stops, the records stay for the next start.");
@@ -37,9 +38,8 @@ pub(super) async fn run_worker(exporter: Arc<Exporter>, queue: Arc<DiskQueue>, c
         };
         let (sender, done) = (Arc::clone(&exporter), Arc::clone(&queue));
         in_flight.spawn(async move {
-            let sequence = taken.sequence();
-            if send(&sender, taken).await == Outcome::Settled
-                && let Err(error) = done.done(sequence).await
+            if send(&sender, &record).await == Outcome::Settled
+                && let Err(error) = done.done(record.sequence).await
             {
                 tracing::error!(exporter = %sender.name, %error, "Disk queue cannot record a delivery; the batch may be sent again.");
             }
@@ -59,13 +59,9 @@ pub(super) async fn run_worker(exporter: Arc<Exporter>, queue: Arc<DiskQueue>, c
     }
 }
 
-/// Sends one record; a record read back that is not a valid batch (it checked on disk, so a
-/// bug or a change of format) is refused for good, logged and counted.
-async fn send(exporter: &Exporter, taken: Taken) -> Outcome {
-    let record = match taken {
-        Taken::Kept { request, .. } => return exporter.deliver(&request).await,
-        Taken::Read(record) => record,
-    };
+/// Sends one record; a record that is not a valid batch (it checked on disk, so a bug or a
+/// change of format) is refused for good, logged and counted.
+async fn send(exporter: &Exporter, record: &Record) -> Outcome {
     match Request::from_protobuf(record.signal, record.bytes.clone(), None) {
         Ok((request, _)) => exporter.deliver(&Arc::new(request)).await,
         Err(error) => {

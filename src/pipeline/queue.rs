@@ -73,8 +73,12 @@ impl ConsumerQueue {
         // The memory queue stays empty: a channel nobody reads, closed at once.
         let (queue, _) = mpsc::channel(1);
         ConsumerQueue {
+            name: name.into(),
+            queue,
             disk: Some(Arc::new(Appender(Arc::clone(disk)))),
-            ..ConsumerQueue::new(name, queue, block_on_overflow, None, metrics)
+            block_on_overflow,
+            budget: None,
+            metrics: Arc::clone(metrics),
         }
     }
 
@@ -118,6 +122,10 @@ impl ConsumerQueue {
         match disk.append(&request, self.block_on_overflow).await {
             Ok(()) => {}
             Err(crate::spool::SpoolError::Full { .. }) => self.count_dropped(&request, "queue_full"),
+            Err(error @ crate::spool::SpoolError::TooLarge { .. }) => {
+                tracing::error!(exporter = %self.name, %error, "Disk queue cannot take a batch.");
+                self.count_dropped(&request, "too_large");
+            }
             Err(error) => {
                 tracing::error!(exporter = %self.name, %error, "Disk queue cannot take a batch.");
                 self.count_dropped(&request, "disk_error");

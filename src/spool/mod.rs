@@ -59,6 +59,9 @@ pub enum SpoolError {
     /// The cap (`max_bytes`) or the disk is full: push back, or drop by choice.
     #[error("disk queue {directory} is full ({held} bytes held, at most {max})")]
     Full { directory: String, held: u64, max: u64 },
+    /// One record larger than the whole queue may hold: it can never be taken.
+    #[error("disk queue {directory} cannot take a batch of {bytes} bytes: it holds at most {max}")]
+    TooLarge { directory: String, bytes: u64, max: u64 },
 }
 
 /// One record handed out: its place in the queue, its signal and its bytes.
@@ -153,6 +156,13 @@ impl Spool {
         let length: usize = 1 + parts.iter().map(Bytes::len).sum::<usize>();
         let held = self.segments.bytes_held();
         let record_bytes = segment::HEADER as u64 + length as u64;
+        if record_bytes > self.config.max_bytes {
+            return Err(SpoolError::TooLarge {
+                directory: self.config.directory.display().to_string(),
+                bytes: record_bytes,
+                max: self.config.max_bytes,
+            });
+        }
         if held + record_bytes > self.config.max_bytes {
             return Err(SpoolError::Full {
                 directory: self.config.directory.display().to_string(),
@@ -184,16 +194,6 @@ impl Spool {
             signal,
             bytes: payload.slice(1..),
         }))
-    }
-
-    /// The sequence of the next record to deliver, if one is waiting.
-    pub fn peek(&self) -> Option<u64> {
-        self.waiting.front().map(|p| p.sequence)
-    }
-
-    /// Hands out the next record without reading it (its caller holds it already).
-    pub fn skip(&mut self) -> Option<u64> {
-        self.waiting.pop_front().map(|p| p.sequence)
     }
 
     /// Records that a record was delivered, or refused for good: once every record before it is

@@ -4,7 +4,6 @@
 //! to the blocking pool per record cost more than the work: `COMPARISONS="memory-direct:disk-interval"
 //! benches/process_cpu.sh`), and a task syncs on time.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -18,11 +17,6 @@ use crate::otlp::Request;
 #[derive(Debug)]
 pub struct DiskQueue {
     spool: Mutex<Spool>,
-    /// The batches appended lately, kept while they wait (up to [`RECENT_BYTES`]): the worker
-    /// takes them from here rather than reading and checking them again; after a restart, or
-    /// past the bound, records are read from the files (`COMPARISONS="memory-direct:disk-interval"
-    /// benches/process_cpu.sh`).
-    recent: Mutex<Recent>,
     /// A record was appended, or the queue closed.
     records: Notify,
     /// A record was done: room may have come free.
@@ -37,32 +31,6 @@ pub struct DiskQueue {
     full: AtomicBool,
 }
 
-/// Batches appended and not yet taken, in order, and their bytes.
-#[derive(Debug, Default)]
-struct Recent {
-    batches: VecDeque<(u64, Arc<Request>)>,
-    bytes: usize,
-}
-
-/// Bytes of batches kept in [`DiskQueue::recent`] at most.
-const RECENT_BYTES: usize = 16 << 20;
-
-/// A record taken from the queue: a batch kept since it was appended, or one read back.
-#[derive(Debug)]
-pub enum Taken {
-    Kept { sequence: u64, request: Arc<Request> },
-    Read(Record),
-}
-
-impl Taken {
-    pub fn sequence(&self) -> u64 {
-        match self {
-            Taken::Kept { sequence, .. } => *sequence,
-            Taken::Read(record) => record.sequence,
-        }
-    }
-}
-
 /// How long a blocked append waits for room before it checks again.
 const RECHECK: Duration = Duration::from_millis(200);
 
@@ -72,7 +40,6 @@ impl DiskQueue {
         let inline = matches!(config.fsync, Fsync::Interval(_));
         let (spool, recovery) = Spool::open(config)?;
         let queue = DiskQueue {
-            recent: Mutex::default(),
             inline,
             spool: Mutex::new(spool),
             records: Notify::new(),
@@ -96,8 +63,7 @@ impl DiskQueue {
                 .run(move || queue.spool().append(batch.signal(), batch.parts()))
                 .await;
             match appended {
-                Ok(sequence) => {
-                    self.keep(sequence, request);
+                Ok(_) => {
                     self.full.store(false, Ordering::Release);
                     self.records.notify_one();
                     return Ok(());
@@ -111,46 +77,12 @@ impl DiskQueue {
         }
     }
 
-    fn recent(&self) -> MutexGuard<'_, Recent> {
-        self.recent.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Keeps an appended batch for the worker, within [`RECENT_BYTES`].
-    fn keep(&self, sequence: u64, request: &Arc<Request>) {
-        let mut recent = self.recent();
-        let bytes = request.encoded_len();
-        if recent.bytes + bytes <= RECENT_BYTES {
-            recent.bytes += bytes;
-            recent.batches.push_back((sequence, Arc::clone(request)));
-        }
-    }
-
-    /// The next batch kept since its append, if it is the next to deliver.
-    fn take_kept(&self) -> Option<Taken> {
-        let mut spool = self.spool();
-        let mut recent = self.recent();
-        let next = spool.peek()?;
-        // Batches are kept and taken in order: the oldest kept is the next record, unless that
-        // record came when the bound was reached and was not kept.
-        let (sequence, _) = recent.batches.front()?;
-        if *sequence != next {
-            return None;
-        }
-        let (sequence, request) = recent.batches.pop_front()?;
-        recent.bytes -= request.encoded_len();
-        spool.skip();
-        Some(Taken::Kept { sequence, request })
-    }
-
     /// The next record to deliver; `None` once the queue is closed and nothing waits.
-    pub async fn next(self: &Arc<Self>) -> Result<Option<Taken>, SpoolError> {
+    pub async fn next(self: &Arc<Self>) -> Result<Option<Record>, SpoolError> {
         loop {
-            if let Some(kept) = self.take_kept() {
-                return Ok(Some(kept));
-            }
             let queue = Arc::clone(self);
             if let Some(record) = self.run(move || queue.spool().take()).await? {
-                return Ok(Some(Taken::Read(record)));
+                return Ok(Some(record));
             }
             if self.closed.load(Ordering::Acquire) {
                 return Ok(None);

@@ -56,7 +56,7 @@ fn replays_what_was_not_done() {
 }
 
 /// Guarantees: past `max_bytes` an append is refused as full, and taken again once delivered
-/// records free their segments.
+/// records free their segments; a record larger than the whole queue is refused as too large.
 #[test]
 fn full_until_segments_are_freed() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -78,7 +78,14 @@ fn full_until_segments_are_freed() {
     for record in drain(&mut spool) {
         spool.done(record.sequence).expect("done");
     }
-    spool.append(Signal::Logs, &[record]).expect("room again");
+    spool
+        .append(Signal::Logs, std::slice::from_ref(&record))
+        .expect("room again");
+    let larger_than_the_queue = Bytes::from(vec![7u8; 2048]);
+    assert!(matches!(
+        spool.append(Signal::Logs, &[larger_than_the_queue]),
+        Err(SpoolError::TooLarge { .. })
+    ));
 }
 
 /// Guarantees: a segment cut mid-record and one with a flipped byte in a record: reopening
