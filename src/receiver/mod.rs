@@ -66,7 +66,14 @@ impl ReceiveError {
 /// every destination queue.
 pub struct Accepted {
     response: ExportResponse,
-    queued: Option<tokio::sync::oneshot::Receiver<()>>,
+    queued: Option<Owed>,
+}
+
+/// A durable pipeline's acknowledgement still owed, and where a refusal is counted.
+struct Owed {
+    queued: tokio::sync::oneshot::Receiver<()>,
+    metrics: Arc<Metrics>,
+    labels: RefusalLabels,
 }
 
 impl Accepted {
@@ -79,9 +86,12 @@ impl Accepted {
     pub async fn queued(self) -> Result<ExportResponse, ReceiveError> {
         match self.queued {
             None => Ok(self.response),
-            Some(queued) => match tokio::time::timeout(QUEUED_WITHIN, queued).await {
+            Some(owed) => match tokio::time::timeout(QUEUED_WITHIN, owed.queued).await {
                 Ok(Ok(())) => Ok(self.response),
-                Ok(Err(_)) | Err(_) => Err(ReceiveError::NotQueued),
+                Ok(Err(_)) | Err(_) => {
+                    owed.metrics.receiver_refused_requests.get_or_create(&owed.labels).inc();
+                    Err(ReceiveError::NotQueued)
+                }
             },
         }
     }
@@ -186,9 +196,14 @@ impl Ingest {
                 .get_or_create(&labels)
                 .inc_by(rejected.count as u64);
         }
+        let queued = submitted.queued.map(|queued| Owed {
+            queued,
+            metrics: Arc::clone(&self.metrics),
+            labels: self.refusal(transport, signal, "not_queued"),
+        });
         Ok(Accepted {
             response: ExportResponse::new(signal, rejected),
-            queued: submitted.queued,
+            queued,
         })
     }
 

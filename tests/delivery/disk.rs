@@ -230,6 +230,24 @@ async fn a_full_disk_queue_pushes_back_and_recovers() {
         on_disk <= 1 << 20,
         "the disk queue holds at most its cap ({on_disk} bytes)"
     );
+    // The request that found the queue full waited for room, then its client was told to retry.
+    let not_queued = ["reason=\"not_queued\""];
+    for _ in 0..100 {
+        if fleetpipe
+            .metric("fleetpipe_receiver_refused_requests_total", &not_queued)
+            .await
+            > 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        fleetpipe
+            .metric("fleetpipe_receiver_refused_requests_total", &not_queued)
+            .await,
+        1.0
+    );
     sink.set(Behaviour::Accept);
     let sent = sending.await.expect("sender");
     // A client told to retry while its request waited for room sends it again: count spans
