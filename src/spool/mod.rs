@@ -101,13 +101,19 @@ pub struct Spool {
     /// Sequences done out of order, above the first undone one.
     done_early: BTreeSet<u64>,
     next_sequence: u64,
-    /// When the last fsync (of data and progress) happened, for `Fsync::Interval`.
-    synced_at: Instant,
-    /// Whether data or progress changed since the last sync.
-    dirty: bool,
+    /// Records were appended since the data was last synced.
+    data_dirty: bool,
+    /// The progress point moved since it was last written, and when that was.
+    progress_dirty: bool,
+    progress_at: Instant,
 }
 
 const PROGRESS: &str = "progress";
+
+/// How often the progress point is written at most: writing it is a file, a rename and two
+/// fsyncs, and a progress point behind only means records sent again after a crash (at most
+/// this long's worth), never lost.
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Spool {
     /// Opens (or creates) the spool in `config.directory` and reads back what was not done.
@@ -122,8 +128,9 @@ impl Spool {
             undone: VecDeque::new(),
             done_early: BTreeSet::new(),
             next_sequence: 0,
-            synced_at: Instant::now(),
-            dirty: false,
+            data_dirty: false,
+            progress_dirty: false,
+            progress_at: Instant::now(),
             config,
         };
         let mut recovery = Recovery::default();
@@ -173,10 +180,9 @@ impl Spool {
         let io = io_error(&self.config.directory);
         let (position, length) = self.segments.append(signal_byte(signal), parts).map_err(io)?;
         self.push(position, length);
-        self.dirty = true;
         match self.config.fsync {
-            Fsync::Always => self.sync()?,
-            Fsync::Interval(_) => self.sync_if_due()?,
+            Fsync::Always => self.segments.sync().map_err(io_error(&self.config.directory))?,
+            Fsync::Interval(_) => self.data_dirty = true,
         }
         Ok(self.next_sequence - 1)
     }
@@ -208,7 +214,7 @@ impl Spool {
             moved = true;
         }
         if moved {
-            self.dirty = true;
+            self.progress_dirty = true;
             let io = io_error(&self.config.directory);
             self.segments.delete_before(self.progress()).map_err(io)?;
         }
@@ -239,22 +245,30 @@ impl Spool {
         self.undone.front().map_or_else(|| self.segments.end(), |p| p.position)
     }
 
-    /// Syncs data and progress when `Fsync::Interval` says it is time.
-    pub fn sync_if_due(&mut self) -> Result<(), SpoolError> {
-        let due = match self.config.fsync {
-            Fsync::Always => true,
-            Fsync::Interval(interval) => self.synced_at.elapsed() >= interval,
-        };
-        if due && self.dirty { self.sync() } else { Ok(()) }
+    /// What a timer does: syncs appended data (`Fsync::Interval`), and writes the progress
+    /// point when it moved and [`PROGRESS_INTERVAL`] has passed.
+    pub fn sync_on_time(&mut self) -> Result<(), SpoolError> {
+        if self.data_dirty {
+            self.segments.sync().map_err(io_error(&self.config.directory))?;
+            self.data_dirty = false;
+        }
+        if self.progress_dirty && self.progress_at.elapsed() >= PROGRESS_INTERVAL {
+            self.write_progress()?;
+        }
+        Ok(())
     }
 
     /// Writes appended data and the progress point to disk.
     pub fn sync(&mut self) -> Result<(), SpoolError> {
-        let io = io_error(&self.config.directory);
-        self.segments.sync().map_err(&io)?;
-        write_progress(&self.config.directory, self.progress()).map_err(io)?;
-        self.synced_at = Instant::now();
-        self.dirty = false;
+        self.segments.sync().map_err(io_error(&self.config.directory))?;
+        self.data_dirty = false;
+        self.write_progress()
+    }
+
+    fn write_progress(&mut self) -> Result<(), SpoolError> {
+        write_progress(&self.config.directory, self.progress()).map_err(io_error(&self.config.directory))?;
+        self.progress_dirty = false;
+        self.progress_at = Instant::now();
         Ok(())
     }
 }

@@ -2,7 +2,8 @@
 //! it. With `Fsync::Always` the file work runs on the blocking pool (each append waits for
 //! the disk); with `Fsync::Interval` it runs inline, as it only reaches the page cache (a hand-off
 //! to the blocking pool per record cost more than the work: `COMPARISONS="memory-direct:disk-interval"
-//! benches/process_cpu.sh`), and a task syncs on time.
+//! benches/process_cpu.sh`). A task on the blocking pool syncs the data on time and writes the
+//! progress point.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{Fsync, Record, Recovery, Spool, SpoolConfig, SpoolError};
+use super::{Fsync, PROGRESS_INTERVAL, Record, Recovery, Spool, SpoolConfig, SpoolError};
 use crate::otlp::Request;
 
 /// An exporter's disk queue, shared by the fan-out (appending) and its worker (taking).
@@ -125,14 +126,18 @@ impl DiskQueue {
         blocking(move || queue.spool().sync()).await
     }
 
-    /// Syncs every `interval` until the queue is closed and empty, for `Fsync::Interval`.
+    /// Syncs appended data every `fsync_interval` (`Fsync::Interval`) and writes the progress
+    /// point at most every [`PROGRESS_INTERVAL`], on the blocking pool, until the queue closes.
     pub async fn sync_on_time(self: Arc<Self>, fsync: Fsync) {
-        let Fsync::Interval(interval) = fsync else { return };
+        let interval = match fsync {
+            Fsync::Interval(interval) => interval.min(PROGRESS_INTERVAL),
+            Fsync::Always => PROGRESS_INTERVAL,
+        };
         let mut ticker = tokio::time::interval(interval);
         loop {
             ticker.tick().await;
             let queue = Arc::clone(&self);
-            if let Err(error) = blocking(move || queue.spool().sync_if_due()).await {
+            if let Err(error) = blocking(move || queue.spool().sync_on_time()).await {
                 tracing::error!(%error, "Disk queue: cannot sync.");
             }
             if self.closed.load(Ordering::Acquire) {
