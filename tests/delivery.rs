@@ -295,3 +295,43 @@ async fn batches_stay_under_the_byte_cap() {
         0.0
     );
 }
+
+/// Scenario: as above, with the byte cap lifted, so the eight requests become one 160 MiB batch.
+/// Guarantees: the destination refuses it as too large; fleetpipe sends it again in halves, and
+/// halves of those, until each fits: all eight spans arrive, none counted as failed.
+#[tokio::test]
+async fn an_export_refused_as_too_large_is_sent_in_parts() {
+    let sink = Sink::start().await;
+    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true).replace(
+        "batch: {send_batch_size: 500, timeout: 50ms}",
+        "batch: {send_batch_size: 500, timeout: 3s, send_batch_max_bytes: 1000000000}",
+    );
+    let fleetpipe = Fleetpipe::start(&config).await;
+    let blob = "x".repeat(20 << 20);
+    let mut sent = Vec::new();
+    for _ in 0..8 {
+        let span = fixtures::span(
+            "large",
+            opentelemetry_proto::tonic::trace::v1::span::SpanKind::Internal,
+            &[("blob", &blob)],
+        );
+        let payload = Payload::Traces(fixtures::traces(&[("service.name", "large-agent")], vec![span]));
+        grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), None)
+            .await
+            .expect("accepted");
+        sent.push(payload);
+    }
+    sink.wait_for(Signal::Traces, 8, Duration::from_secs(60)).await;
+    assert_eq!(spans_by_id(&sink), spans_of(&sent));
+    assert_eq!(
+        fleetpipe
+            .metric("fleetpipe_exporter_send_failed_items_total", &[])
+            .await,
+        0.0
+    );
+    assert!(
+        fleetpipe.log().contains("sending it in two halves"),
+        "{}",
+        fleetpipe.log()
+    );
+}

@@ -57,6 +57,24 @@ impl ExportError {
         }
     }
 
+    /// Whether the destination refused the batch for its size (a gRPC server's message limit,
+    /// HTTP 413): sending it again as it is cannot succeed, sending it in parts may. gRPC has no
+    /// code of its own for it: servers answer OUT_OF_RANGE or RESOURCE_EXHAUSTED with a message
+    /// saying so (tonic: "message length too large", "size limit … exceeded while
+    /// decompressing"; grpc-go: "received message larger than max").
+    pub fn is_too_large(&self) -> bool {
+        match self {
+            ExportError::Grpc(status) => {
+                matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted)
+                    && ["too large", "larger than", "size limit"]
+                        .iter()
+                        .any(|m| status.message().contains(m))
+            }
+            ExportError::Http { status, .. } => *status == http::StatusCode::PAYLOAD_TOO_LARGE,
+            _ => false,
+        }
+    }
+
     /// The wait the destination asked for: gRPC RetryInfo or HTTP `Retry-After`.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -257,6 +257,18 @@ impl Exporter {
                 }
                 Err(error) => error,
             };
+            if error.is_too_large()
+                && let Some((first, second)) = request.split()
+            {
+                tracing::warn!(exporter = %self.name, %signal, items, error = %error, "Destination refused a batch as too large; sending it in two halves.");
+                let first = Box::pin(self.deliver(&Arc::new(first))).await;
+                let second = Box::pin(self.deliver(&Arc::new(second))).await;
+                return if first == Outcome::Kept || second == Outcome::Kept {
+                    Outcome::Kept
+                } else {
+                    Outcome::Settled
+                };
+            }
             let wait = if error.is_retryable() {
                 backoff.next_wait(error.retry_after())
             } else {

@@ -100,6 +100,25 @@ impl Request {
         self.items += other.items;
     }
 
+    /// The request in two halves of its parts (the requests a batch joined), or `None` when it
+    /// is one part.
+    pub fn split(&self) -> Option<(Request, Request)> {
+        if self.parts.len() < 2 {
+            return None;
+        }
+        let middle = self.parts.len() / 2;
+        let half = |range: std::ops::Range<usize>| Request {
+            signal: self.signal,
+            parts: self.parts[range.clone()].to_vec(),
+            highest_trace_randomness: self.highest_trace_randomness[range.clone()].to_vec(),
+            items: self.parts[range]
+                .iter()
+                .map(|part| wire::scan(self.signal, part).map_or(0, |scan| scan.items))
+                .sum(),
+        };
+        Some((half(0..middle), half(middle..self.parts.len())))
+    }
+
     /// Applies `visitor` to every resource and record; parts it leaves unchanged keep their bytes.
     pub fn rewrite(&mut self, visitor: &mut dyn Visitor) -> Result<(), WireError> {
         for part in &mut self.parts {
