@@ -253,16 +253,14 @@ async fn sigterm_drains_everything_acknowledged() {
     );
 }
 
-/// Scenario: eight requests of one span with a 20 MiB attribute each, sent together through a
-/// batch step that would wait 3 s, to a destination that takes messages of at most 64 MiB.
-/// Guarantees: the batch step's byte cap keeps every export under the destination's limit (each
-/// request goes alone), so all eight spans arrive, none retried or dropped as too large.
-#[tokio::test]
-async fn batches_stay_under_the_byte_cap() {
+/// Eight requests of one span with a 20 MiB attribute each, sent to fleetpipe with a batch step
+/// that waits 3 s and has `byte_cap`, towards a destination that takes 64 MiB at most; returns
+/// the sink, fleetpipe and what was sent.
+async fn send_eight_large_requests(byte_cap: &str) -> (Sink, Fleetpipe, Vec<Payload>) {
     let sink = Sink::start().await;
     let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true).replace(
         "batch: {send_batch_size: 500, timeout: 50ms}",
-        "batch: {send_batch_size: 500, timeout: 3s}",
+        &format!("batch: {{send_batch_size: 500, timeout: 3s{byte_cap}}}"),
     );
     let fleetpipe = Fleetpipe::start(&config).await;
     let blob = "x".repeat(20 << 20);
@@ -279,6 +277,16 @@ async fn batches_stay_under_the_byte_cap() {
             .expect("accepted");
         sent.push(payload);
     }
+    (sink, fleetpipe, sent)
+}
+
+/// Scenario: eight requests of one span with a 20 MiB attribute each, sent together through a
+/// batch step that would wait 3 s, to a destination that takes messages of at most 64 MiB.
+/// Guarantees: the batch step's byte cap keeps every export under the destination's limit (each
+/// request goes alone), so all eight spans arrive, none retried or dropped as too large.
+#[tokio::test]
+async fn batches_stay_under_the_byte_cap() {
+    let (sink, fleetpipe, sent) = send_eight_large_requests("").await;
     sink.wait_for(Signal::Traces, 8, Duration::from_secs(30)).await;
     assert_eq!(spans_by_id(&sink), spans_of(&sent));
     let largest = sink
@@ -301,26 +309,7 @@ async fn batches_stay_under_the_byte_cap() {
 /// halves of those, until each fits: all eight spans arrive, none counted as failed.
 #[tokio::test]
 async fn an_export_refused_as_too_large_is_sent_in_parts() {
-    let sink = Sink::start().await;
-    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true).replace(
-        "batch: {send_batch_size: 500, timeout: 50ms}",
-        "batch: {send_batch_size: 500, timeout: 3s, send_batch_max_bytes: 1000000000}",
-    );
-    let fleetpipe = Fleetpipe::start(&config).await;
-    let blob = "x".repeat(20 << 20);
-    let mut sent = Vec::new();
-    for _ in 0..8 {
-        let span = fixtures::span(
-            "large",
-            opentelemetry_proto::tonic::trace::v1::span::SpanKind::Internal,
-            &[("blob", &blob)],
-        );
-        let payload = Payload::Traces(fixtures::traces(&[("service.name", "large-agent")], vec![span]));
-        grpc_send(&fleetpipe.grpc_endpoint(), payload.clone(), None)
-            .await
-            .expect("accepted");
-        sent.push(payload);
-    }
+    let (sink, fleetpipe, sent) = send_eight_large_requests(", send_batch_max_bytes: 1000000000").await;
     sink.wait_for(Signal::Traces, 8, Duration::from_secs(60)).await;
     assert_eq!(spans_by_id(&sink), spans_of(&sent));
     assert_eq!(

@@ -127,6 +127,44 @@ async fn corrupt_and_torn_records_are_quarantined_and_the_rest_delivered() {
     );
 }
 
+/// Sends `requests` requests of `spans` spans from a task, each retried while fleetpipe pushes
+/// back; the task returns what it sent.
+fn send_while_pushed_back(
+    fleetpipe: &Fleetpipe,
+    requests: usize,
+    spans: usize,
+) -> tokio::task::JoinHandle<Vec<Payload>> {
+    let endpoint = fleetpipe.grpc_endpoint();
+    tokio::spawn(async move {
+        let mut sent = Vec::new();
+        for _ in 0..requests {
+            let payload = Payload::Traces(fixtures::agent_trace("pushed-back", spans));
+            grpc_send_retrying(&endpoint, payload.clone()).await;
+            sent.push(payload);
+        }
+        sent
+    })
+}
+
+/// Refused requests of `reason`, once there are any (or after 30 s).
+async fn refusals(fleetpipe: &Fleetpipe, reason: &str) -> f64 {
+    let label = format!("reason=\"{reason}\"");
+    let labels = [label.as_str()];
+    for _ in 0..300 {
+        if fleetpipe
+            .metric("fleetpipe_receiver_refused_requests_total", &labels)
+            .await
+            > 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    fleetpipe
+        .metric("fleetpipe_receiver_refused_requests_total", &labels)
+        .await
+}
+
 /// Scenario: default queue settings, a destination that stalls while a client sends 600
 /// requests (more than the pipeline and exporter queues hold), then recovers.
 /// Guarantees: the client is pushed back (UNAVAILABLE, retried) instead of fleetpipe dropping
@@ -140,30 +178,8 @@ async fn a_stalled_destination_pushes_back_by_default() {
         otlp_exporter("otlp", &sink.endpoint())
     );
     let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp"], false)).await;
-    let endpoint = fleetpipe.grpc_endpoint();
-    let sending = tokio::spawn(async move {
-        let mut sent = Vec::new();
-        for _ in 0..600 {
-            let payload = Payload::Traces(fixtures::agent_trace("pushed-back", 5));
-            grpc_send_retrying(&endpoint, payload.clone()).await;
-            sent.push(payload);
-        }
-        sent
-    });
-    let overloaded = ["reason=\"overloaded\""];
-    for _ in 0..200 {
-        if fleetpipe
-            .metric("fleetpipe_receiver_refused_requests_total", &overloaded)
-            .await
-            > 0.0
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let refused = fleetpipe
-        .metric("fleetpipe_receiver_refused_requests_total", &overloaded)
-        .await;
+    let sending = send_while_pushed_back(&fleetpipe, 600, 5);
+    let refused = refusals(&fleetpipe, "overloaded").await;
     assert!(refused > 0.0, "clients are pushed back while the destination stalls");
     sink.set(Behaviour::Accept);
     let sent = sending.await.expect("sender");
@@ -193,33 +209,8 @@ async fn a_full_disk_queue_pushes_back_and_recovers() {
         dir.path().join("queue").display()
     );
     let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp"], false)).await;
-    let endpoint = fleetpipe.grpc_endpoint();
-    let sending = tokio::spawn(async move {
-        let mut sent = Vec::new();
-        for _ in 0..300 {
-            let payload = Payload::Traces(fixtures::agent_trace("disk-full", 40));
-            grpc_send_retrying(&endpoint, payload.clone()).await;
-            sent.push(payload);
-        }
-        sent
-    });
-    let overloaded = ["reason=\"overloaded\""];
-    for _ in 0..300 {
-        if fleetpipe
-            .metric("fleetpipe_receiver_refused_requests_total", &overloaded)
-            .await
-            > 0.0
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        fleetpipe
-            .metric("fleetpipe_receiver_refused_requests_total", &overloaded)
-            .await
-            > 0.0
-    );
+    let sending = send_while_pushed_back(&fleetpipe, 300, 40);
+    assert!(refusals(&fleetpipe, "overloaded").await > 0.0);
     let on_disk: u64 = std::fs::read_dir(dir.path().join("queue"))
         .expect("queue folder")
         .flatten()
@@ -231,23 +222,7 @@ async fn a_full_disk_queue_pushes_back_and_recovers() {
         "the disk queue holds at most its cap ({on_disk} bytes)"
     );
     // The request that found the queue full waited for room, then its client was told to retry.
-    let not_queued = ["reason=\"not_queued\""];
-    for _ in 0..100 {
-        if fleetpipe
-            .metric("fleetpipe_receiver_refused_requests_total", &not_queued)
-            .await
-            > 0.0
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(
-        fleetpipe
-            .metric("fleetpipe_receiver_refused_requests_total", &not_queued)
-            .await,
-        1.0
-    );
+    assert_eq!(refusals(&fleetpipe, "not_queued").await, 1.0);
     sink.set(Behaviour::Accept);
     let sent = sending.await.expect("sender");
     // A client told to retry while its request waited for room sends it again: count spans
