@@ -113,14 +113,19 @@ fn tokens(count: i64) -> Vec<KeyValue> {
     ]
 }
 
+/// Sends `spans` of `agent` in one request.
+async fn send(setup: &Setup, agent: &str, spans: Vec<Span>) {
+    let request = fixtures::traces(&[("service.name", agent)], spans);
+    grpc_send(&setup.fleetpipe.grpc_endpoint(), Payload::Traces(request), None)
+        .await
+        .expect("accepted");
+}
+
 /// Sends `make(tick)` from `agent` every 100 ms for `seconds`.
 async fn drive(setup: &Setup, agent: &str, seconds: f64, make: impl Fn(usize) -> Vec<Span>) {
     let ticks = (seconds * 10.0) as usize;
     for tick in 0..ticks {
-        let request = fixtures::traces(&[("service.name", agent)], make(tick));
-        grpc_send(&setup.fleetpipe.grpc_endpoint(), Payload::Traces(request), None)
-            .await
-            .expect("accepted");
+        send(setup, agent, make(tick)).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -371,13 +376,7 @@ async fn tool_call_loop_fires() {
             span
         })
         .collect();
-    grpc_send(
-        &setup.fleetpipe.grpc_endpoint(),
-        Payload::Traces(fixtures::traces(&[("service.name", "planner-1")], spans)),
-        None,
-    )
-    .await
-    .expect("accepted");
+    send(&setup, "planner-1", spans).await;
     let found = finding(&setup, "tool-call-loop").await;
     assert_eq!(found["tool"], "jira_search");
     assert_eq!(found["trace_id"], support::hex(&looping));
@@ -596,13 +595,7 @@ async fn every_spelling_of_cache_and_reasoning_tokens_fills_the_columns() {
             span
         })
         .collect();
-    grpc_send(
-        &setup.fleetpipe.grpc_endpoint(),
-        Payload::Traces(fixtures::traces(&[("service.name", "planner-1")], spans)),
-        None,
-    )
-    .await
-    .expect("accepted");
+    send(&setup, "planner-1", spans).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let sql = "SELECT name, cache_read_tokens, cache_write_tokens, reasoning_tokens, genai_spellings FROM spans ORDER BY name";
     let (csv, _) = query(&setup, &["--format", "csv", sql]);

@@ -173,13 +173,7 @@ async fn webhook_receives_findings_with_retry() {
         })
         .collect();
     spans.push(call("confluence_search", StatusCode::Ok, 20, vec![]));
-    grpc_send(
-        &setup.fleetpipe.grpc_endpoint(),
-        Payload::Traces(fixtures::traces(&[("service.name", "planner-1")], spans)),
-        None,
-    )
-    .await
-    .expect("accepted");
+    send(&setup, "planner-1", spans).await;
     finding(&setup, "shadow-integration").await;
     finding(&setup, "tool-call-loop").await;
     for _ in 0..50 {
