@@ -201,6 +201,7 @@ async fn a_stalled_destination_pushes_back_by_default() {
     sink.set(Behaviour::Accept);
     let sent = sending.await.expect("sender");
     assert_every_span_arrives(&sink, &fleetpipe, &sent).await;
+    assert_eq!(received_ids(&sink).1, 0, "each span once");
 }
 
 /// Scenario: a disk queue capped at 1 MB, a destination that stalls while a client sends
