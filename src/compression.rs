@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 
 use bytes::Bytes;
 
+use crate::memory::{Charge, OverBudget};
+
 /// Content encodings accepted on OTLP/HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -40,6 +42,9 @@ pub enum DecompressError {
     /// The body inflates past the request size limit: the sender's request is too large.
     #[error("request exceeds the size limit of {limit} bytes after decompression")]
     TooLarge { limit: usize },
+    /// Memory is short: the client should retry.
+    #[error(transparent)]
+    Memory(#[from] OverBudget),
     /// The body is not valid data for its declared encoding: the sender's mistake.
     #[error("body is not valid {encoding:?} data: {source}")]
     Corrupt {
@@ -49,12 +54,19 @@ pub enum DecompressError {
     },
 }
 
-/// Decompresses `body`, refusing it once the output would exceed `limit` bytes.
+/// Decompresses `body`, refusing it once the output would exceed `limit` bytes, and growing
+/// `charge` before each growth of the output: a body is refused for memory before it inflates
+/// past what the budget has.
 // The one place the decompressors of `clippy.toml` are allowed: their output is bounded here.
 #[allow(clippy::disallowed_methods)]
-pub fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes, DecompressError> {
+pub fn decompress(
+    encoding: Encoding,
+    body: Bytes,
+    limit: usize,
+    charge: &mut Charge,
+) -> Result<Bytes, DecompressError> {
     let corrupt = |source| DecompressError::Corrupt { encoding, source };
-    let reader: Box<dyn Read + '_> = match encoding {
+    let mut reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => {
             if body.len() > limit {
                 return Err(DecompressError::TooLarge { limit });
@@ -64,12 +76,21 @@ pub fn decompress(encoding: Encoding, body: Bytes, limit: usize) -> Result<Bytes
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&body[..])),
         Encoding::Zstd => Box::new(zstd::stream::read::Decoder::new(&body[..]).map_err(corrupt)?),
     };
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
-    let read = reader.take(limit as u64 + 1).read_to_end(&mut out).map_err(corrupt)?;
-    if read > limit {
-        return Err(DecompressError::TooLarge { limit });
+    let mut out = Vec::new();
+    let mut more = body.len().saturating_mul(4).clamp(1, limit.saturating_add(1));
+    loop {
+        charge.grow(more)?;
+        out.reserve_exact(more);
+        let room = out.capacity() - out.len();
+        let read = (&mut reader).take(room as u64).read_to_end(&mut out).map_err(corrupt)?;
+        if out.len() > limit {
+            return Err(DecompressError::TooLarge { limit });
+        }
+        if read < room {
+            return Ok(Bytes::from(out));
+        }
+        more = out.capacity().min(limit.saturating_add(1) - out.len());
     }
-    Ok(Bytes::from(out))
 }
 
 /// Compresses the concatenation of `parts` at `level`, appending to `out`.
@@ -156,6 +177,11 @@ pub fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::{MemoryBudget, Part};
+
+    fn charge() -> Charge {
+        MemoryBudget::unlimited().charge(Part::Requests, 0)
+    }
 
     /// Guarantees: gzip and zstd round-trip below the limit.
     #[test]
@@ -169,7 +195,7 @@ mod tests {
                 out
             }),
         ] {
-            let out = decompress(encoding, Bytes::from(packed), data.len()).expect("inflate");
+            let out = decompress(encoding, Bytes::from(packed), data.len(), &mut charge()).expect("inflate");
             assert_eq!(&out[..], &data[..]);
         }
     }
@@ -186,7 +212,7 @@ mod tests {
             let mut out = Vec::new();
             compress(Encoding::Gzip, level, &parts, &mut out).expect("gzip");
             assert!(out.len() < joined.len() / 10, "level {level} compresses");
-            let inflated = decompress(Encoding::Gzip, Bytes::from(out), joined.len()).expect("inflate");
+            let inflated = decompress(Encoding::Gzip, Bytes::from(out), joined.len(), &mut charge()).expect("inflate");
             assert_eq!(&inflated[..], &joined[..], "level {level}");
         }
     }
@@ -197,14 +223,29 @@ mod tests {
     fn refuses_a_bomb() {
         let bomb = gzip(&vec![0u8; 64 << 20]).expect("gzip");
         assert!(bomb.len() < 1 << 20);
-        let error = decompress(Encoding::Gzip, Bytes::from(bomb), 1 << 20).expect_err("bomb");
+        let error = decompress(Encoding::Gzip, Bytes::from(bomb), 1 << 20, &mut charge()).expect_err("bomb");
         assert!(matches!(error, DecompressError::TooLarge { .. }), "{error}");
     }
 
     /// Guarantees: garbage under a gzip header is reported as corrupt.
     #[test]
     fn reports_corrupt_data() {
-        let error = decompress(Encoding::Gzip, Bytes::from_static(b"not gzip"), 100).expect_err("corrupt");
+        let error =
+            decompress(Encoding::Gzip, Bytes::from_static(b"not gzip"), 100, &mut charge()).expect_err("corrupt");
         assert!(matches!(error, DecompressError::Corrupt { .. }), "{error}");
+    }
+
+    /// Scenario: a 64 MiB gzip bomb against a budget whose soft limit is 8 MiB, with a 64 MiB
+    /// size limit. Guarantees: refused for memory, and nothing stays charged.
+    #[test]
+    fn refuses_a_body_inflating_past_the_budget() {
+        let bomb = gzip(&vec![0u8; 64 << 20]).expect("gzip");
+        let budget = std::sync::Arc::new(MemoryBudget::counting(10 << 20));
+        let mut charge = budget.admit(Part::Requests, bomb.len()).expect("room for the body");
+        let error = decompress(Encoding::Gzip, Bytes::from(bomb), 64 << 20, &mut charge).expect_err("refused");
+        assert!(matches!(error, DecompressError::Memory(_)), "{error}");
+        assert!(budget.held() <= 8 << 20, "{} bytes held", budget.held());
+        drop(charge);
+        assert_eq!(budget.held(), 0);
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod enrich;
 pub mod export;
 pub mod grpc_codec;
+pub mod memory;
 pub mod otlp;
 pub mod pipeline;
 pub mod receiver;

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::Problem;
+use crate::memory::{MemoryBudget, Part};
 use crate::otlp::semconv::TagNames;
 use crate::pipeline::component::{ExporterContext, ExporterSettings, Settings, StartError, StartedExporter};
 use crate::pipeline::queue::ConsumerQueue;
@@ -82,18 +83,26 @@ impl ExporterSettings for AnalyticsConfig {
         let ExporterContext {
             name,
             metrics,
+            memory,
             registry,
             tags,
             logs_outputs,
             workers,
             ..
         } = context;
-        let (queue, service) = start(name, self, registry.cloned(), tags, logs_outputs, metrics, workers);
+        let shared = Shared { metrics, memory };
+        let (queue, service) = start(name, self, registry.cloned(), tags, logs_outputs, shared, workers);
         Ok(StartedExporter {
             queue,
             routes: Some(query::router(service)),
         })
     }
+}
+
+/// What analytics shares with the rest of the process.
+pub struct Shared<'a> {
+    pub metrics: &'a Arc<Metrics>,
+    pub memory: &'a Arc<MemoryBudget>,
 }
 
 /// Starts analytics; returns the queue the pipelines feed and the ad-hoc query service.
@@ -104,9 +113,10 @@ pub fn start(
     registry: Option<Arc<RegistryHandle>>,
     tags: TagNames,
     outputs: Vec<ConsumerQueue>,
-    metrics: &Arc<Metrics>,
+    shared: Shared<'_>,
     workers: &mut JoinSet<()>,
 ) -> (ConsumerQueue, query::QueryService) {
+    let Shared { metrics, memory } = shared;
     let (tx, rx) = mpsc::channel(config.queue_size.max(1));
     let store = Arc::new(RwLock::new(WindowStore::default()));
     let (closed_tx, closed_rx) = watch::channel(0i64);
@@ -120,6 +130,7 @@ pub fn start(
         rollup: None,
         offered_spans: 0,
         percentage: config.sampling_percentage,
+        held: memory.charge(Part::Analytics, 0),
     };
     let signals = config.signals_path.clone().map(FindingFiles::new);
     let detectors = Detectors {
@@ -144,7 +155,7 @@ pub fn start(
         let rollup_columns = ingest.rollup.as_ref().map_or(KeptColumns::ALL, |r| r.columns);
         tokio::join!(ingest.run(rx), detectors.run(closed_rx, rollup_columns));
     });
-    let queue = ConsumerQueue::new(name, tx, false, None, metrics);
+    let queue = ConsumerQueue::new(name, tx, false, None, (memory, Part::Analytics), metrics);
     (
         queue,
         query::QueryService::new(store, config.retention, config.memory_limit()),

@@ -12,6 +12,7 @@ use super::config::AnalyticsConfig;
 use super::history::{Rollup, integrations_batch};
 use super::now_nanos;
 use super::window::{ClosedWindow, WindowStore};
+use crate::memory::Charge;
 use crate::otlp::Signal;
 use crate::otlp::semconv::TagNames;
 use crate::pipeline::queue::Queued;
@@ -35,6 +36,8 @@ pub(super) struct Windowing {
     pub(super) offered_spans: usize,
     /// The share of traces the window being built keeps.
     pub(super) percentage: f64,
+    /// The closed windows' and history's charge to the memory budget.
+    pub(super) held: Charge,
 }
 
 impl Windowing {
@@ -95,7 +98,7 @@ impl Windowing {
         builder.sampling(TraceSampler::percentage(self.percentage))
     }
 
-    pub(super) async fn close(&self, closed: ClosedWindow) {
+    pub(super) async fn close(&mut self, closed: ClosedWindow) {
         let end = closed.end;
         let rollup = match &self.rollup {
             Some(rollup) => rollup.of(&closed).await,
@@ -117,6 +120,7 @@ impl Windowing {
                 self.config.max_windows_mib.saturating_mul(1024 * 1024),
             );
             self.metrics.analytics_memory_bytes.set(store.memory_bytes() as i64);
+            self.held.set(store.memory_bytes());
         }
         let _ = self.closed.send(end);
     }

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::components::Config;
 use crate::config::component_type;
 use crate::export;
+use crate::memory::MemoryBudget;
 use crate::otlp::Signal;
 use crate::pipeline::batch::{self, BatchConfig};
 use crate::pipeline::component::{ExporterContext, ProcessorContext, ReceiverContext, Step};
@@ -25,7 +26,14 @@ use crate::telemetry::{self, Health};
 pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     telemetry::init_logging(&config.service.telemetry.logs);
     export::install_crypto_provider();
-    let metrics = Arc::new(Metrics::new());
+    let memory = MemoryBudget::new(MemoryBudget::limit_for(config.service.memory_limit_mib));
+    let mut metrics = Metrics::new();
+    memory.register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    tracing::info!(
+        limit_mib = memory.limit() >> 20,
+        "Memory budget set: new data is refused with a retry hint above 80 % of it."
+    );
     let health = Arc::new(Health::default());
     let shutdown = CancellationToken::new();
     let give_up = CancellationToken::new();
@@ -50,7 +58,13 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
     let Exporters {
         queues: exporters,
         mut routes,
-    } = start_exporters(&config, registry.as_ref(), &metrics, &give_up, &mut exporter_workers)?;
+    } = start_exporters(
+        &config,
+        registry.as_ref(),
+        (&metrics, &memory),
+        &give_up,
+        &mut exporter_workers,
+    )?;
     routes.extend(
         registry
             .as_ref()
@@ -61,6 +75,7 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
         config: &config,
         registry: registry.as_ref(),
         metrics: &metrics,
+        memory: &memory,
     };
     let inputs = start_pipelines(&stages, &exporters, &mut batchers);
     drop(exporters);
@@ -75,6 +90,7 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
             name,
             feeds,
             metrics: &metrics,
+            memory: &memory,
             shutdown: &shutdown,
             tasks: &mut receivers,
         };
@@ -142,7 +158,7 @@ struct Exporters {
 fn start_exporters(
     config: &Config,
     registry: Option<&Arc<RegistryHandle>>,
-    metrics: &Arc<Metrics>,
+    (metrics, memory): (&Arc<Metrics>, &Arc<MemoryBudget>),
     give_up: &CancellationToken,
     workers: &mut JoinSet<()>,
 ) -> anyhow::Result<Exporters> {
@@ -163,6 +179,7 @@ fn start_exporters(
         let context = ExporterContext {
             name,
             metrics,
+            memory,
             registry,
             tags: config.tag_names_for(name).map_err(anyhow::Error::msg)?,
             logs_outputs,
@@ -202,7 +219,10 @@ fn start_pipelines(
         let fanout = Fanout::new(pipeline.exporters.iter().map(|e| exporters[e].clone()).collect());
         let disks = fanout.disk_queues();
         batchers.spawn(batch::run(rx, batch_config, fanout));
-        inputs.insert(name.clone(), PipelineInput::new(name, processors, tx, disks));
+        inputs.insert(
+            name.clone(),
+            PipelineInput::new(name, processors, tx, disks, stages.memory),
+        );
     }
     inputs
 }
@@ -212,6 +232,7 @@ struct Stages<'a> {
     config: &'a Config,
     registry: Option<&'a Arc<RegistryHandle>>,
     metrics: &'a Arc<Metrics>,
+    memory: &'a Arc<MemoryBudget>,
 }
 
 impl Stages<'_> {

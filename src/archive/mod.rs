@@ -22,6 +22,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::config::Problem;
+use crate::memory::Part;
 use crate::otlp::Signal;
 use crate::pipeline::component::{ExporterContext, ExporterSettings, Settings, StartError, StartedExporter};
 use crate::pipeline::queue::{ConsumerQueue, Queued};
@@ -125,7 +126,14 @@ impl ExporterSettings for ArchiveConfig {
         };
         context.workers.spawn(writer.run(rx));
         Ok(StartedExporter {
-            queue: ConsumerQueue::new(context.name, tx, self.block_on_overflow, None, context.metrics),
+            queue: ConsumerQueue::new(
+                context.name,
+                tx,
+                self.block_on_overflow,
+                None,
+                (context.memory, Part::Archive),
+                context.metrics,
+            ),
             routes: None,
         })
     }

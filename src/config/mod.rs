@@ -173,7 +173,16 @@ pub fn check_pipelines(service: &ServiceConfig, issues: &mut Issues<'_>) {
     if service.pipelines.is_empty() {
         issues.push(&["service", "pipelines"], "at least one pipeline is needed");
     }
+    if service.memory_limit_mib.is_some_and(|mib| mib < MIN_MEMORY_LIMIT_MIB) {
+        issues.push(
+            &["service", "memory_limit_mib"],
+            &format!("must be at least {MIN_MEMORY_LIMIT_MIB} (MiB): fleetpipe itself takes about 30"),
+        );
+    }
 }
+
+/// The smallest `service.memory_limit_mib` fleetpipe can work in.
+const MIN_MEMORY_LIMIT_MIB: usize = 64;
 
 /// The type part of a `type/name` component key.
 pub fn component_type(key: &str) -> &str {

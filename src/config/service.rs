@@ -20,6 +20,10 @@ pub struct ServiceConfig {
     /// before exiting; what is still unsent then is reported and counted as dropped.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// The memory budget in MiB that request bodies, memory queues, analytics and the archive
+    /// draw from; above 80 % of it receivers refuse new data with UNAVAILABLE / 503 and a retry
+    /// hint. Default: 80 % of the cgroup's memory limit when there is one, else 1024.
+    pub memory_limit_mib: Option<usize>,
 }
 
 impl Default for ServiceConfig {
@@ -29,6 +33,7 @@ impl Default for ServiceConfig {
             telemetry: TelemetryConfig::default(),
             health: HealthConfig::default(),
             shutdown_timeout: Duration::from_secs(30),
+            memory_limit_mib: None,
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::ExportError;
 
 use crate::compression::{self, Encoding};
+use crate::memory::Part;
 use crate::otlp::{Rejected, Request};
 use crate::pipeline::component::{ExporterContext, StartError, StartedExporter};
 use crate::pipeline::queue::{ConsumerQueue, Queued};
@@ -165,7 +166,14 @@ fn start(
             let (tx, rx) = mpsc::channel(queue.queue_size);
             let max_bytes = usize::try_from(queue.max_megabytes.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
             context.workers.spawn(run_worker(exporter, rx, queue.num_consumers));
-            ConsumerQueue::new(context.name, tx, block, Some(max_bytes), context.metrics)
+            ConsumerQueue::new(
+                context.name,
+                tx,
+                block,
+                Some(max_bytes),
+                (context.memory, Part::Queues),
+                context.metrics,
+            )
         }
         config::Storage::Disk => {
             let spool = queue.spool_config(context.name);
@@ -186,7 +194,7 @@ fn start(
             context
                 .workers
                 .spawn(disk::run_worker(exporter, Arc::clone(&disk), queue.num_consumers));
-            ConsumerQueue::on_disk(context.name, &disk, block, context.metrics)
+            ConsumerQueue::on_disk(context.name, &disk, block, context.memory, context.metrics)
         }
     };
     Ok(StartedExporter {

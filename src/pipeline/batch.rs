@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::component::{ProcessorContext, ProcessorSettings, Settings, Step};
 use super::{Ack, Fanout, Submission};
+use crate::memory::Charge;
 use crate::otlp::Request;
 
 /// Settings of the `batch` processor.
@@ -68,30 +69,30 @@ impl ProcessorSettings for BatchConfig {
 /// passing each request straight through otherwise.
 pub async fn run(mut queue: mpsc::Receiver<Submission>, batch: Option<BatchConfig>, fanout: Fanout) {
     let Some(batch) = batch else {
-        while let Some(Submission { request, ack }) = queue.recv().await {
-            fanout.deliver(request, ack.into_iter().collect()).await;
+        while let Some(Submission { request, ack, held }) = queue.recv().await {
+            fanout.deliver(request, ack.into_iter().collect(), vec![held]).await;
         }
         return;
     };
-    // The batch being built, and the acknowledgements of the requests in it.
-    let mut pending: Option<(Request, Vec<Ack>)> = None;
+    let mut pending: Option<Pending> = None;
     let mut deadline = Instant::now();
     loop {
         tokio::select! {
             received = queue.recv() => {
-                let Some(Submission { request, ack }) = received else { break };
+                let Some(Submission { request, ack, held }) = received else { break };
                 match &mut pending {
-                    Some((held, acks)) if held.signal() == request.signal() && batch.fits(held, &request) => {
-                        held.merge(request);
-                        acks.extend(ack);
+                    Some(joined) if joined.request.signal() == request.signal() && batch.fits(&joined.request, &request) => {
+                        joined.request.merge(request);
+                        joined.acks.extend(ack);
+                        joined.held.push(held);
                     }
                     _ => {
                         flush(&mut pending, &fanout).await;
                         deadline = Instant::now() + batch.timeout;
-                        pending = Some((request, ack.into_iter().collect()));
+                        pending = Some(Pending { request, acks: ack.into_iter().collect(), held: vec![held] });
                     }
                 }
-                if pending.as_ref().is_some_and(|(held, _)| held.item_count() >= batch.send_batch_size) {
+                if pending.as_ref().is_some_and(|joined| joined.request.item_count() >= batch.send_batch_size) {
                     flush(&mut pending, &fanout).await;
                 }
             }
@@ -103,8 +104,15 @@ pub async fn run(mut queue: mpsc::Receiver<Submission>, batch: Option<BatchConfi
     flush(&mut pending, &fanout).await;
 }
 
-async fn flush(pending: &mut Option<(Request, Vec<Ack>)>, fanout: &Fanout) {
-    if let Some((request, acks)) = pending.take() {
-        fanout.deliver(request, acks).await;
+/// The batch being built: the requests joined, their acknowledgements and memory charges.
+struct Pending {
+    request: Request,
+    acks: Vec<Ack>,
+    held: Vec<Charge>,
+}
+
+async fn flush(pending: &mut Option<Pending>, fanout: &Fanout) {
+    if let Some(Pending { request, acks, held }) = pending.take() {
+        fanout.deliver(request, acks, held).await;
     }
 }

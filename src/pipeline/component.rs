@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::queue::ConsumerQueue;
 use super::{PipelineInput, Processor, batch::BatchConfig};
 use crate::config::Problem;
+use crate::memory::MemoryBudget;
 use crate::otlp::Signal;
 use crate::otlp::semconv::TagNames;
 use crate::registry::RegistryHandle;
@@ -58,6 +59,8 @@ pub struct ReceiverContext<'a> {
     /// The pipelines it feeds, by the signal they carry.
     pub feeds: BTreeMap<Signal, Vec<PipelineInput>>,
     pub metrics: &'a Arc<Metrics>,
+    /// The process's memory budget: request bodies are charged to it as they are read.
+    pub memory: &'a Arc<MemoryBudget>,
     /// Cancelled when fleetpipe stops accepting data.
     pub shutdown: &'a CancellationToken,
     /// Where its serving tasks go; they end once in-flight requests are answered.
@@ -106,6 +109,8 @@ pub trait ProcessorSettings: Settings {
 pub struct ExporterContext<'a> {
     pub name: &'a str,
     pub metrics: &'a Arc<Metrics>,
+    /// The process's memory budget, which its memory queue and buffers draw from.
+    pub memory: &'a Arc<MemoryBudget>,
     pub registry: Option<&'a Arc<RegistryHandle>>,
     /// The names under which the processors of the pipelines feeding it write registry tags.
     pub tags: TagNames,

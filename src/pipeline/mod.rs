@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::memory::{Charge, MemoryBudget, Part};
 use crate::otlp::wire::{self, Visitor};
 use crate::otlp::{DecodeError, Rejected, Request, Signal};
 use crate::spool::queue::DiskQueue;
@@ -38,12 +39,16 @@ pub struct PipelineInput {
     /// The disk queues among its destinations. With any, the pipeline is durable: a client is
     /// acknowledged only once its request is in every destination queue.
     disks: Arc<[Arc<DiskQueue>]>,
+    /// What the requests waiting in its queue and batch are charged to.
+    memory: Arc<MemoryBudget>,
 }
 
-/// A request on its way through a pipeline, with the acknowledgement it owes, if any.
+/// A request on its way through a pipeline, with the acknowledgement it owes, if any, and its
+/// charge to the memory budget until its consumers' queues take it.
 pub struct Submission {
     pub request: Request,
     pub ack: Option<Ack>,
+    pub held: Charge,
 }
 
 /// A client's acknowledgement, owed once its request is in every destination queue of each
@@ -112,12 +117,14 @@ impl PipelineInput {
         processors: Vec<Arc<dyn Processor>>,
         queue: mpsc::Sender<Submission>,
         disks: Vec<Arc<DiskQueue>>,
+        memory: &Arc<MemoryBudget>,
     ) -> PipelineInput {
         PipelineInput {
             name: name.into(),
             processors: processors.into(),
             queue,
             disks: disks.into(),
+            memory: Arc::clone(memory),
         }
     }
 
@@ -195,7 +202,8 @@ pub fn submit(pipelines: &[PipelineInput], signal: Signal, body: Bytes) -> Resul
     });
     for (((request, _), permit), pipeline) in prepared.into_iter().zip(permits).zip(pipelines) {
         let ack = ack.clone().filter(|_| pipeline.is_durable());
-        permit.send(Submission { request, ack });
+        let held = pipeline.memory.charge(Part::Requests, request.encoded_len());
+        permit.send(Submission { request, ack, held });
     }
     Ok(submitted)
 }
@@ -221,8 +229,9 @@ impl Fanout {
             .collect()
     }
 
-    /// Queues `request` for every consumer, then gives the `acks` of the requests in it.
-    pub async fn deliver(&self, request: Request, acks: Vec<Ack>) {
+    /// Queues `request` for every consumer, then gives the `acks` of the requests in it; the
+    /// charges of the requests in it are given back once the consumers' queues hold it.
+    pub async fn deliver(&self, request: Request, acks: Vec<Ack>, _held: Vec<Charge>) {
         let shared = Arc::new(request);
         for consumer in &self.consumers {
             consumer.enqueue(Arc::clone(&shared)).await;

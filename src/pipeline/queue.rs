@@ -10,15 +10,17 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::memory::{Charge, MemoryBudget, Part};
 use crate::otlp::Request;
 use crate::spool::queue::DiskQueue;
 use crate::telemetry::metrics::{Metrics, QueueLabels};
 
-/// A batch in a consumer's queue, holding its share of the queue's byte budget until it
-/// has been sent or given up.
+/// A batch in a consumer's queue, holding its share of the queue's byte budget and its
+/// charge to the process's memory budget until it has been sent or given up.
 pub struct Queued {
     pub request: Arc<Request>,
     _budget: Option<OwnedSemaphorePermit>,
+    _held: Charge,
 }
 
 /// The pipelines' side of a consumer (an exporter, analytics): puts batches on its queue.
@@ -31,16 +33,20 @@ pub struct ConsumerQueue {
     block_on_overflow: bool,
     /// KiB of batches the queue and its consumers may hold; `None` for no byte bound.
     budget: Option<(Arc<Semaphore>, u32)>,
+    /// The process's memory budget, and the part its batches are charged to.
+    memory: (Arc<MemoryBudget>, Part),
     metrics: Arc<Metrics>,
 }
 
 impl ConsumerQueue {
-    /// The sending side of `queue`, named `name` in metrics and logs.
+    /// The sending side of `queue`, named `name` in metrics and logs, whose batches are
+    /// charged to `memory` as `part`.
     pub fn new(
         name: &str,
         queue: mpsc::Sender<Queued>,
         block_on_overflow: bool,
         max_bytes: Option<usize>,
+        memory: (&Arc<MemoryBudget>, Part),
         metrics: &Arc<Metrics>,
     ) -> ConsumerQueue {
         let budget = max_bytes.map(|bytes| {
@@ -59,6 +65,7 @@ impl ConsumerQueue {
             disk: None,
             block_on_overflow,
             budget,
+            memory: (Arc::clone(memory.0), memory.1),
             metrics: Arc::clone(metrics),
         }
     }
@@ -68,6 +75,7 @@ impl ConsumerQueue {
         name: &str,
         disk: &Arc<DiskQueue>,
         block_on_overflow: bool,
+        memory: &Arc<MemoryBudget>,
         metrics: &Arc<Metrics>,
     ) -> ConsumerQueue {
         // The memory queue stays empty: a channel nobody reads, closed at once.
@@ -78,6 +86,7 @@ impl ConsumerQueue {
             disk: Some(Arc::new(Appender(Arc::clone(disk)))),
             block_on_overflow,
             budget: None,
+            memory: (Arc::clone(memory), Part::Queues),
             metrics: Arc::clone(metrics),
         }
     }
@@ -95,9 +104,11 @@ impl ConsumerQueue {
         }
         let queued = match self.reserve_bytes(&request).await {
             Some(budget) => {
+                let held = self.memory.0.charge(self.memory.1, request.encoded_len());
                 let queued = Queued {
                     request,
                     _budget: budget,
+                    _held: held,
                 };
                 if self.block_on_overflow {
                     self.queue.send(queued).await.map_err(|e| e.0.request)

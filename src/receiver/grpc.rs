@@ -1,27 +1,34 @@
 //! OTLP/gRPC: the three collector services' `Export` methods, served from an axum router.
 //!
-//! Status codes follow the OTLP specification: malformed data is INVALID_ARGUMENT, an
-//! oversized request RESOURCE_EXHAUSTED, a full pipeline UNAVAILABLE with RetryInfo.
+//! The unary call is handled here rather than by tonic's server, so that a message is read
+//! into a buffer of its own and charged to the memory budget before it is read and again as
+//! it inflates (tonic inflates a compressed message whole first). Status codes follow the OTLP
+//! specification: malformed data is INVALID_ARGUMENT, an oversized request RESOURCE_EXHAUSTED,
+//! a full pipeline or short memory UNAVAILABLE with RetryInfo.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use bytes::Bytes;
-use futures::future::{BoxFuture, Either};
-use http::{HeaderValue, Request, Response};
-use tonic::server::UnaryService;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::future::BoxFuture;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::StreamBody;
+use hyper::body::Frame;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{ExportResponse, Format, Ingest, RETRY_DELAY, ReceiveError};
+use super::body::{self, BodyError};
+use super::{Format, Ingest, RETRY_DELAY, ReceiveError};
 use crate::compression::{DecompressError, Encoding};
-use crate::grpc_codec;
 use crate::otlp::Signal;
+
+/// A gRPC message's prefix: the compressed flag and the length.
+const PREFIX_BYTES: usize = 5;
 
 pub(super) fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
     let mut router = Router::new().fallback(unimplemented);
@@ -36,7 +43,7 @@ pub(super) fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
     router
 }
 
-async fn unimplemented() -> Response<tonic::body::Body> {
+async fn unimplemented() -> Response<Body> {
     Status::unimplemented("unknown gRPC method; fleetpipe serves the OTLP collector services").into_http()
 }
 
@@ -49,7 +56,7 @@ struct ExportMethod {
 }
 
 impl tower::Service<Request<Body>> for ExportMethod {
-    type Response = Response<tonic::body::Body>;
+    type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
@@ -60,83 +67,114 @@ impl tower::Service<Request<Body>> for ExportMethod {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let method = self.clone();
         Box::pin(async move {
-            let mut grpc = grpc_codec::unary_server(method.ingest.max_request_bytes);
-            let timeout = method.read_timeout;
-            let handler = UnaryHandler {
-                ingest: method.ingest,
-                signal: method.signal,
-            };
-            let response = match tokio::time::timeout(timeout, grpc.unary(handler, request)).await {
-                Ok(response) => response,
-                Err(_) => Status::deadline_exceeded("request not received within the read timeout").into_http(),
-            };
-            Ok(remap_decoding_status(response))
+            Ok(match method.export(request).await {
+                Ok(message) => answer(message),
+                Err(status) => status.into_http(),
+            })
         })
     }
 }
 
-/// tonic answers before our handler runs for two request faults, with codes the OTLP
-/// specification does not use for them: an over-limit message is OUT_OF_RANGE (the spec says
-/// RESOURCE_EXHAUSTED) and an undecompressable one INTERNAL (the sender's fault: INVALID_ARGUMENT).
-/// Our handler returns neither code, so any occurrence is tonic's.
-fn remap_decoding_status<B>(mut response: Response<B>) -> Response<B> {
-    let code = response
-        .headers()
-        .get(Status::GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok());
-    let remapped = match code.map(Code::from) {
-        Some(Code::OutOfRange) => Code::ResourceExhausted,
-        Some(Code::Internal) => Code::InvalidArgument,
-        _ => return response,
+impl ExportMethod {
+    /// Reads the one request message, hands it to the pipelines and gives the response
+    /// message once the request is taken (and, for a durable pipeline, queued).
+    async fn export(&self, request: Request<Body>) -> Result<Bytes, Status> {
+        let (head, body) = request.into_parts();
+        let encoding = encoding_of(&head.headers)?;
+        let declared = head
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let limit = self.ingest.max_request_bytes.saturating_add(PREFIX_BYTES);
+        let mut held = body::read(body, declared, limit, &self.ingest.memory, self.read_timeout)
+            .await
+            .map_err(|error| status_of(&self.ingest.refused("grpc", self.signal, error.into())))?;
+        let (compressed, message) = unframe(&held.bytes)?;
+        let encoding = match (compressed, encoding) {
+            (false, _) => Encoding::Identity,
+            (true, Encoding::Identity) => {
+                return Err(Status::invalid_argument(
+                    "message has the compressed flag but the request names no grpc-encoding",
+                ));
+            }
+            (true, encoding) => encoding,
+        };
+        held.bytes = message;
+        let accepted = self
+            .ingest
+            .accept("grpc", self.signal, Format::Protobuf, encoding, held)
+            .await
+            .map_err(|error| status_of(&error))?;
+        let response = accepted.queued().await.map_err(|error| status_of(&error))?;
+        Ok(response.encode_protobuf())
+    }
+}
+
+/// The request's `grpc-encoding`; one fleetpipe does not accept is UNIMPLEMENTED, as the gRPC
+/// compression protocol asks.
+fn encoding_of(headers: &HeaderMap) -> Result<Encoding, Status> {
+    let header = headers.get("grpc-encoding").and_then(|v| v.to_str().ok());
+    Encoding::from_header(header).ok_or_else(|| {
+        let mut status = Status::unimplemented(format!("unsupported grpc-encoding {header:?}; use gzip or zstd"));
+        status.metadata_mut().insert(
+            "grpc-accept-encoding",
+            tonic::metadata::MetadataValue::from_static("gzip,zstd"),
+        );
+        status
+    })
+}
+
+/// The one message of a unary request: its compressed flag and bytes.
+fn unframe(body: &Bytes) -> Result<(bool, Bytes), Status> {
+    let malformed = |why: &str| Status::invalid_argument(format!("malformed gRPC request: {why}"));
+    let mut prefix = body.get(..PREFIX_BYTES).ok_or_else(|| malformed("no message"))?;
+    let compressed = match prefix.get_u8() {
+        0 => false,
+        1 => true,
+        flag => return Err(malformed(&format!("compressed flag {flag}, not 0 or 1"))),
     };
+    let len = prefix.get_u32() as usize;
+    if body.len() - PREFIX_BYTES != len {
+        return Err(malformed(&format!(
+            "the message's length says {len} bytes, {} follow (a unary call carries one message)",
+            body.len() - PREFIX_BYTES
+        )));
+    }
+    Ok((compressed, body.slice(PREFIX_BYTES..)))
+}
+
+/// A successful unary response: the message, then the trailers with status OK.
+fn answer(message: Bytes) -> Response<Body> {
+    let mut framed = BytesMut::with_capacity(PREFIX_BYTES + message.len());
+    framed.put_u8(0);
+    framed.put_u32(message.len() as u32);
+    framed.put_slice(&message);
+    let mut trailers = HeaderMap::new();
+    trailers.insert(Status::GRPC_STATUS, HeaderValue::from(Code::Ok as i32));
+    let frames = [Frame::data(framed.freeze()), Frame::trailers(trailers)];
+    let body = StreamBody::new(futures::stream::iter(frames.map(Ok::<_, Infallible>)));
+    let mut response = Response::new(Body::new(body));
     response
         .headers_mut()
-        .insert(Status::GRPC_STATUS, HeaderValue::from(remapped as i32));
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     response
-}
-
-struct UnaryHandler {
-    ingest: Arc<Ingest>,
-    signal: Signal,
-}
-
-impl UnaryService<Bytes> for UnaryHandler {
-    type Response = Bytes;
-    type Future = Either<
-        Ready<Result<tonic::Response<Bytes>, Status>>,
-        BoxFuture<'static, Result<tonic::Response<Bytes>, Status>>,
-    >;
-
-    /// Answers at once, unless a durable pipeline owes the acknowledgement: then once it is
-    /// given.
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let body = request.into_inner();
-        let result = self
-            .ingest
-            .accept("grpc", self.signal, Format::Protobuf, Encoding::Identity, body);
-        let answer = |result: Result<ExportResponse, ReceiveError>| match result {
-            Ok(response) => Ok(tonic::Response::new(response.encode_protobuf())),
-            Err(error) => Err(status_of(&error)),
-        };
-        match result {
-            Ok(accepted) if !accepted.is_ready() => {
-                Either::Right(Box::pin(async move { answer(accepted.queued().await) }))
-            }
-            Ok(accepted) => Either::Left(ready(answer(Ok(accepted.response())))),
-            Err(error) => Either::Left(ready(answer(Err(error)))),
-        }
-    }
 }
 
 fn status_of(error: &ReceiveError) -> Status {
     let message = error.to_string();
     match error {
-        ReceiveError::Decode(_) | ReceiveError::Decompress(DecompressError::Corrupt { .. }) => {
-            Status::invalid_argument(message)
+        ReceiveError::Decode(_)
+        | ReceiveError::Decompress(DecompressError::Corrupt { .. })
+        | ReceiveError::Body(BodyError::Read(_)) => Status::invalid_argument(message),
+        ReceiveError::Decompress(DecompressError::TooLarge { .. }) | ReceiveError::Body(BodyError::TooLarge { .. }) => {
+            Status::resource_exhausted(message)
         }
-        ReceiveError::Decompress(DecompressError::TooLarge { .. }) => Status::resource_exhausted(message),
-        ReceiveError::Overloaded(_) | ReceiveError::NotQueued => Status::with_error_details(
+        ReceiveError::Body(BodyError::Timeout) => Status::deadline_exceeded(message),
+        ReceiveError::Overloaded(_)
+        | ReceiveError::NotQueued
+        | ReceiveError::Memory(_)
+        | ReceiveError::Decompress(DecompressError::Memory(_))
+        | ReceiveError::Body(BodyError::Memory(_)) => Status::with_error_details(
             Code::Unavailable,
             message,
             ErrorDetails::with_retry_info(Some(RETRY_DELAY)),

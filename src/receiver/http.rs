@@ -13,10 +13,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 
+use super::body::{self, BodyError};
 use super::{Format, Ingest, RETRY_DELAY, ReceiveError};
 use crate::compression::{DecompressError, Encoding};
 use crate::otlp::Signal;
@@ -64,25 +65,14 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
         let message = format!("unsupported content encoding {encoding_header:?}; use gzip or zstd");
         return error_response(format, StatusCode::UNSUPPORTED_MEDIA_TYPE, &message);
     };
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
     let limit = state.ingest.max_request_bytes;
-    let body = match tokio::time::timeout(state.read_timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            let message = format!("request body exceeds the size limit of {limit} bytes");
-            return error_response(format, StatusCode::PAYLOAD_TOO_LARGE, &message);
-        }
-        Err(_) => {
-            return error_response(
-                format,
-                StatusCode::REQUEST_TIMEOUT,
-                "request body not received within the read timeout",
-            );
-        }
-    };
-    let accepted = state.ingest.accept("http", signal, format, encoding, body);
-    let queued = match accepted {
-        Ok(accepted) => accepted.queued().await,
-        Err(error) => Err(error),
+    let queued = match body::read(body, declared, limit, &state.ingest.memory, state.read_timeout).await {
+        Ok(held) => match state.ingest.accept("http", signal, format, encoding, held).await {
+            Ok(accepted) => accepted.queued().await,
+            Err(error) => Err(error),
+        },
+        Err(error) => Err(state.ingest.refused("http", signal, error.into())),
     };
     match queued {
         Ok(response) => {
@@ -115,9 +105,18 @@ fn format_of(content_type: &str) -> Option<Format> {
 
 fn status_of(error: &ReceiveError) -> StatusCode {
     match error {
-        ReceiveError::Decode(_) | ReceiveError::Decompress(DecompressError::Corrupt { .. }) => StatusCode::BAD_REQUEST,
-        ReceiveError::Decompress(DecompressError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-        ReceiveError::Overloaded(_) | ReceiveError::NotQueued => StatusCode::SERVICE_UNAVAILABLE,
+        ReceiveError::Decode(_)
+        | ReceiveError::Decompress(DecompressError::Corrupt { .. })
+        | ReceiveError::Body(BodyError::Read(_)) => StatusCode::BAD_REQUEST,
+        ReceiveError::Decompress(DecompressError::TooLarge { .. }) | ReceiveError::Body(BodyError::TooLarge { .. }) => {
+            StatusCode::PAYLOAD_TOO_LARGE
+        }
+        ReceiveError::Body(BodyError::Timeout) => StatusCode::REQUEST_TIMEOUT,
+        ReceiveError::Overloaded(_)
+        | ReceiveError::NotQueued
+        | ReceiveError::Memory(_)
+        | ReceiveError::Decompress(DecompressError::Memory(_))
+        | ReceiveError::Body(BodyError::Memory(_)) => StatusCode::SERVICE_UNAVAILABLE,
         ReceiveError::NoPipeline(_) => StatusCode::NOT_FOUND,
     }
 }

@@ -1,6 +1,7 @@
 //! The OTLP receiver: gRPC and HTTP listeners that decode requests, refuse bad ones with the
 //! status the OTLP specification prescribes, and hand good ones to the pipelines.
 
+pub mod body;
 pub mod config;
 mod grpc;
 mod http;
@@ -10,17 +11,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::compression::{self, DecompressError, Encoding};
+use crate::memory::{MemoryBudget, OverBudget};
 use crate::otlp::{DecodeError, ExportResponse, Payload, Rejected, Signal};
 use crate::pipeline::component::{ReceiverContext, ReceiverSettings, Settings, StartError};
 use crate::pipeline::{self, Overloaded, PipelineInput, SubmitError};
 use crate::server::{self, ServerLimits};
 use crate::telemetry::metrics::{Metrics, ReceiverLabels, RefusalLabels};
+use body::HeldBody;
 use config::OtlpReceiverConfig;
 
 /// How long a client told to back off should wait before retrying.
@@ -38,10 +40,17 @@ pub enum ReceiveError {
     Decode(#[from] DecodeError),
     /// The body could not be decompressed, or inflates past the size limit.
     #[error(transparent)]
-    Decompress(#[from] DecompressError),
+    Decompress(DecompressError),
     /// The pipeline is full; the client should retry after [`RETRY_DELAY`].
     #[error("{0}; retry later")]
     Overloaded(#[from] Overloaded),
+    /// Memory is short (`service.memory_limit_mib`); the client should retry after
+    /// [`RETRY_DELAY`].
+    #[error("{0}; retry later")]
+    Memory(OverBudget),
+    /// The body did not arrive whole, in time, or within the size limit.
+    #[error(transparent)]
+    Body(body::BodyError),
     /// No pipeline of this signal is configured.
     #[error("this fleetpipe has no {0} pipeline")]
     NoPipeline(Signal),
@@ -58,7 +67,28 @@ impl ReceiveError {
     /// Whether the client should retry after [`RETRY_DELAY`] (UNAVAILABLE with RetryInfo, 503
     /// with `Retry-After`).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ReceiveError::Overloaded(_) | ReceiveError::NotQueued)
+        matches!(
+            self,
+            ReceiveError::Overloaded(_) | ReceiveError::NotQueued | ReceiveError::Memory(_)
+        )
+    }
+}
+
+impl From<DecompressError> for ReceiveError {
+    fn from(error: DecompressError) -> ReceiveError {
+        match error {
+            DecompressError::Memory(short) => ReceiveError::Memory(short),
+            other => ReceiveError::Decompress(other),
+        }
+    }
+}
+
+impl From<body::BodyError> for ReceiveError {
+    fn from(error: body::BodyError) -> ReceiveError {
+        match error {
+            body::BodyError::Memory(short) => ReceiveError::Memory(short),
+            other => ReceiveError::Body(other),
+        }
     }
 }
 
@@ -106,10 +136,14 @@ impl ReceiveError {
     fn reason(&self) -> &'static str {
         match self {
             ReceiveError::Decode(_) | ReceiveError::Decompress(DecompressError::Corrupt { .. }) => "invalid",
-            ReceiveError::Decompress(DecompressError::TooLarge { .. }) => "too_large",
+            ReceiveError::Decompress(DecompressError::TooLarge { .. })
+            | ReceiveError::Body(body::BodyError::TooLarge { .. }) => "too_large",
+            ReceiveError::Body(body::BodyError::Timeout) => "timeout",
+            ReceiveError::Body(_) => "invalid",
             ReceiveError::Overloaded(_) => "overloaded",
             ReceiveError::NoPipeline(_) => "unsupported",
             ReceiveError::NotQueued => "not_queued",
+            ReceiveError::Memory(_) | ReceiveError::Decompress(DecompressError::Memory(_)) => "memory",
         }
     }
 }
@@ -121,30 +155,63 @@ pub enum Format {
     Json,
 }
 
+/// Requests of more bytes than this, and every OTLP/JSON one, are decoded on the blocking
+/// pool: decoding them takes long enough to stall the other requests of a runtime thread.
+const DECODED_APART_ABOVE: usize = 256 << 10;
+
+/// Memory an OTLP/JSON body takes while it is decoded, as a multiple of its decompressed
+/// size, charged before decoding starts (`tests/receive/memory.rs` measures it).
+const JSON_DECODING_FACTOR: usize = 6;
+
 /// The transport-independent part of receiving: decompress, decode, validate, submit, count.
 pub struct Ingest {
     receiver: String,
     pipelines: BTreeMap<Signal, Vec<PipelineInput>>,
     metrics: Arc<Metrics>,
     max_request_bytes: usize,
+    memory: Arc<MemoryBudget>,
 }
 
 impl Ingest {
-    pub fn accept(
+    /// Takes a request read whole; large and JSON ones are decoded off the runtime.
+    pub(super) async fn accept(
+        self: &Arc<Self>,
+        transport: &'static str,
+        signal: Signal,
+        format: Format,
+        encoding: Encoding,
+        body: HeldBody,
+    ) -> Result<Accepted, ReceiveError> {
+        if format == Format::Protobuf && body.bytes.len() <= DECODED_APART_ABOVE {
+            return self.accept_now(transport, signal, format, encoding, body);
+        }
+        let ingest = Arc::clone(self);
+        let decoding =
+            tokio::task::spawn_blocking(move || ingest.accept_now(transport, signal, format, encoding, body));
+        match decoding.await {
+            Ok(result) => result,
+            Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+        }
+    }
+
+    fn accept_now(
         &self,
         transport: &'static str,
         signal: Signal,
         format: Format,
         encoding: Encoding,
-        body: Bytes,
+        body: HeldBody,
     ) -> Result<Accepted, ReceiveError> {
-        let result = self.try_accept(transport, signal, format, encoding, body);
-        if let Err(error) = &result {
-            let labels = self.refusal(transport, signal, error.reason());
-            self.metrics.receiver_refused_requests.get_or_create(&labels).inc();
-            tracing::debug!(receiver = %self.receiver, transport, %signal, %error, "Request refused.");
-        }
-        result
+        self.try_accept(transport, signal, format, encoding, body)
+            .map_err(|error| self.refused(transport, signal, error))
+    }
+
+    /// Counts and logs a refusal, and gives it back.
+    fn refused(&self, transport: &'static str, signal: Signal, error: ReceiveError) -> ReceiveError {
+        let labels = self.refusal(transport, signal, error.reason());
+        self.metrics.receiver_refused_requests.get_or_create(&labels).inc();
+        tracing::debug!(receiver = %self.receiver, transport, %signal, %error, "Request refused.");
+        error
     }
 
     fn try_accept(
@@ -153,13 +220,16 @@ impl Ingest {
         signal: Signal,
         format: Format,
         encoding: Encoding,
-        body: Bytes,
+        body: HeldBody,
     ) -> Result<Accepted, ReceiveError> {
         let pipelines = self.pipelines.get(&signal).ok_or(ReceiveError::NoPipeline(signal))?;
-        let raw = compression::decompress(encoding, body, self.max_request_bytes)?;
+        let HeldBody { bytes, mut charge } = body;
+        let raw = compression::decompress(encoding, bytes, self.max_request_bytes, &mut charge)?;
         let (body, rejected_in_json) = match format {
             Format::Protobuf => (raw, Rejected::default()),
             Format::Json => {
+                let decoding = raw.len().saturating_mul(JSON_DECODING_FACTOR);
+                charge.grow(decoding).map_err(ReceiveError::Memory)?;
                 let mut payload = Payload::decode_json(signal, &raw)?;
                 let rejected = payload.reject_invalid();
                 (payload.encode_protobuf(), rejected)
@@ -231,6 +301,7 @@ pub async fn bind(
     config: &OtlpReceiverConfig,
     pipelines: BTreeMap<Signal, Vec<PipelineInput>>,
     metrics: &Arc<Metrics>,
+    memory: &Arc<MemoryBudget>,
 ) -> std::io::Result<BoundReceiver> {
     let named = |e: std::io::Error, addr| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
     let grpc = match &config.protocols.grpc {
@@ -262,6 +333,7 @@ pub async fn bind(
         pipelines,
         metrics: Arc::clone(metrics),
         max_request_bytes: config.max_request_bytes(),
+        memory: Arc::clone(memory),
     });
     Ok(BoundReceiver { grpc, http, ingest })
 }
@@ -289,7 +361,7 @@ impl Settings for OtlpReceiverConfig {
 #[async_trait::async_trait]
 impl ReceiverSettings for OtlpReceiverConfig {
     async fn start(&self, context: ReceiverContext<'_>) -> Result<(), StartError> {
-        let bound = bind(context.name, self, context.feeds, context.metrics)
+        let bound = bind(context.name, self, context.feeds, context.metrics, context.memory)
             .await
             .map_err(|e| StartError::new(format!("receivers.{}", context.name), e))?;
         bound.serve(context.shutdown, context.tasks);

@@ -210,6 +210,11 @@ impl Metrics {
         m
     }
 
+    /// Where components with gauges of their own (the memory budget) register them.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();

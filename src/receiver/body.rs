@@ -1,0 +1,77 @@
+//! Reading a request body whole, charged to the memory budget before it is held.
+//!
+//! Each body gets a buffer of its own, sized to it: a slice of the server's read buffer (what
+//! hyper and tonic hand out) would keep that whole buffer alive while the request waits in a
+//! queue that counts only the request's bytes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+
+use crate::memory::{Charge, MemoryBudget, OverBudget, Part};
+
+/// Why a body was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body exceeds the size limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("request body not received within the read timeout")]
+    Timeout,
+    #[error("request body could not be read: {0}")]
+    Read(String),
+    #[error(transparent)]
+    Memory(#[from] OverBudget),
+}
+
+/// A body read whole, with the memory it takes charged.
+pub struct HeldBody {
+    pub bytes: Bytes,
+    pub charge: Charge,
+}
+
+/// Reads `body` (of `declared` bytes when the client said) up to `limit` bytes within
+/// `timeout`, charging the budget as it arrives.
+pub async fn read(
+    body: Body,
+    declared: Option<usize>,
+    limit: usize,
+    memory: &Arc<MemoryBudget>,
+    timeout: Duration,
+) -> Result<HeldBody, BodyError> {
+    if declared.is_some_and(|len| len > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let expected = declared.unwrap_or(0);
+    let charge = memory.admit(Part::Requests, expected)?;
+    match tokio::time::timeout(timeout, collect(body, expected, limit, charge)).await {
+        Ok(read) => read,
+        Err(_) => Err(BodyError::Timeout),
+    }
+}
+
+async fn collect(mut body: Body, expected: usize, limit: usize, mut charge: Charge) -> Result<HeldBody, BodyError> {
+    let mut buffer = BytesMut::with_capacity(expected);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        let len = buffer.len() + data.len();
+        if len > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        if len > buffer.capacity() {
+            // Grow by doubling, as `Vec` would, charging the new capacity first.
+            let capacity = len.max(buffer.capacity() * 2).min(limit);
+            charge.grow(capacity.saturating_sub(charge.bytes()))?;
+            buffer.reserve(capacity - buffer.len());
+        }
+        buffer.extend_from_slice(&data);
+    }
+    charge.set(buffer.capacity());
+    Ok(HeldBody {
+        bytes: buffer.freeze(),
+        charge,
+    })
+}
