@@ -4,6 +4,8 @@
 
 #[path = "delivery/disk.rs"]
 mod disk;
+#[path = "delivery/memory.rs"]
+mod memory;
 mod support;
 
 use std::collections::BTreeMap;

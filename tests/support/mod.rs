@@ -9,6 +9,8 @@ pub(crate) mod sink;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fleetpipe::otlp::{Payload, Signal};
@@ -198,6 +200,30 @@ impl Fleetpipe {
         metric_sum(&self.metrics_text().await, name, labels)
     }
 
+    /// The process's resident set size in bytes, read from `/proc`.
+    pub(crate) fn rss(&self) -> usize {
+        resident_bytes(self.child.id())
+    }
+
+    /// Samples the resident set size every 2 ms on a thread of its own until the watch is
+    /// stopped; the peak seen.
+    pub(crate) fn watch_rss(&self) -> RssWatch {
+        let pid = self.child.id();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut peak = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    peak = peak.max(resident_bytes(pid));
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                peak
+            })
+        };
+        RssWatch { stop, sampler }
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub(crate) async fn terminate(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
@@ -211,6 +237,29 @@ impl Fleetpipe {
         }
         panic!("fleetpipe did not exit within 60s of SIGTERM:\n{}", self.log());
     }
+}
+
+/// A thread sampling a process's resident size; see [`Fleetpipe::watch_rss`].
+pub(crate) struct RssWatch {
+    stop: Arc<AtomicBool>,
+    sampler: std::thread::JoinHandle<usize>,
+}
+
+impl RssWatch {
+    /// Stops sampling; the peak resident size seen, in bytes.
+    pub(crate) fn peak(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.sampler.join().expect("sampler")
+    }
+}
+
+fn resident_bytes(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<usize>().ok());
+    kib.unwrap_or(0) * 1024
 }
 
 impl Drop for Fleetpipe {
