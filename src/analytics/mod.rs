@@ -130,6 +130,7 @@ pub fn start(
         rollup: None,
         offered_spans: 0,
         percentage: config.sampling_percentage,
+        kept_spans: 0.0,
         held: memory.charge(Part::Analytics, 0),
     };
     let signals = config.signals_path.clone().map(FindingFiles::new);

@@ -21,6 +21,10 @@ use crate::rows::sampling::TraceSampler;
 use crate::rows::{KeptColumns, WindowBuilder};
 use crate::telemetry::metrics::Metrics;
 
+/// The smallest share of traces a window narrows to: the history's estimates scale by its
+/// inverse.
+const MIN_PERCENTAGE: f64 = 0.01;
+
 /// Turns incoming batches into window rows and closes windows on time.
 pub(super) struct Windowing {
     pub(super) config: AnalyticsConfig,
@@ -36,6 +40,9 @@ pub(super) struct Windowing {
     pub(super) offered_spans: usize,
     /// The share of traces the window being built keeps.
     pub(super) percentage: f64,
+    /// Spans the window being built keeps at that share (those kept under a larger one count
+    /// for the share of them it keeps).
+    pub(super) kept_spans: f64,
     /// The closed windows' and history's charge to the memory budget.
     pub(super) held: Charge,
 }
@@ -57,15 +64,36 @@ impl Windowing {
                         if queued.request.signal() == Signal::Traces {
                             self.offered_spans += queued.request.item_count();
                         }
+                        let before = builder.span_rows();
                         if let Err(error) = builder.add(&queued.request) {
                             tracing::warn!(%error, "Analytics left out records of a batch.");
                         }
+                        let added = builder.span_rows() - before;
+                        self.tighten(&mut builder, added);
                     }
                     None => break,
                 },
                 _ = ticker.tick() => builder = self.roll(builder, start_of(now_nanos()), window).await,
             }
         }
+    }
+
+    /// Halves the share of traces the window being built keeps each time the spans it would
+    /// keep reach `max_spans_per_second` times its length (the spans kept under the larger
+    /// share are filtered when it closes, about half of them at each halving): a burst is held
+    /// within the cap in the window it arrives in, not the next.
+    fn tighten(&mut self, builder: &mut WindowBuilder, added: usize) {
+        let cap = self.config.max_spans_per_second as f64 * self.config.window.as_secs_f64();
+        self.kept_spans += added as f64;
+        if cap == 0.0 || self.kept_spans < cap {
+            return;
+        }
+        while self.kept_spans >= cap && self.percentage > MIN_PERCENTAGE {
+            self.percentage = (self.percentage / 2.0).max(MIN_PERCENTAGE);
+            self.kept_spans /= 2.0;
+        }
+        builder.narrow(TraceSampler::percentage(self.percentage));
+        self.metrics.analytics_sampling_percentage.set(self.percentage);
     }
 
     pub(super) fn kept(&self) -> KeptColumns {
@@ -81,6 +109,7 @@ impl Windowing {
         }
         let start = builder.window_start();
         let sampling_percentage = self.percentage;
+        self.kept_spans = 0.0;
         self.percentage = self.config.next_percentage(std::mem::take(&mut self.offered_spans));
         self.metrics.analytics_sampling_percentage.set(self.percentage);
         match builder.close(current, self.kept()) {

@@ -53,6 +53,9 @@ pub struct WindowBuilder {
     pub rows: usize,
     pub(super) kept: KeptColumns,
     pub(super) sampler: TraceSampler,
+    /// Whether the share was narrowed while the window was built: its spans are then filtered
+    /// to the narrowest share when it closes, so the window is one consistent sample.
+    pub(super) narrowed: bool,
     /// Whether fleetpipe's own anomaly records go into `logs`: the archive keeps them (the
     /// report's anomaly timeline), analytics leaves them out (detectors would read their own
     /// findings).
@@ -79,6 +82,7 @@ impl WindowBuilder {
             rows: 0,
             kept: KeptColumns::ALL,
             sampler: TraceSampler::ALL,
+            narrowed: false,
             with_findings: false,
             tags: Arc::default(),
         };
@@ -119,6 +123,18 @@ impl WindowBuilder {
 
     pub fn window_start(&self) -> i64 {
         self.window_start
+    }
+
+    /// Span rows the window holds so far.
+    pub fn span_rows(&self) -> usize {
+        self.chunks[0].iter().map(RecordBatch::num_rows).sum::<usize>() + self.pending[0]
+    }
+
+    /// Keeps a smaller share of traces from now on, in the window being built: when it closes,
+    /// the spans kept before under the larger share are filtered to this one.
+    pub fn narrow(&mut self, sampler: TraceSampler) {
+        self.sampler = sampler;
+        self.narrowed = true;
     }
 
     /// Adds every span, data point or log record of an enriched request, read from its
@@ -248,7 +264,11 @@ impl WindowBuilder {
         self.window_start = next_start;
         self.rows = 0;
         self.pending = [0; 3];
-        let chunks = std::mem::take(&mut self.chunks);
-        finished.map(|()| chunks)
+        let mut chunks = std::mem::take(&mut self.chunks);
+        finished?;
+        if std::mem::take(&mut self.narrowed) {
+            chunks[0] = sampling::retain_kept(std::mem::take(&mut chunks[0]), self.sampler)?;
+        }
+        Ok(chunks)
     }
 }

@@ -9,6 +9,10 @@
 
 use std::time::Duration;
 
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::error::ArrowError;
+
 use crate::otlp::wire::trace_randomness;
 
 /// Values of a trace id's 56 random bits.
@@ -51,6 +55,31 @@ impl TraceSampler {
 /// `sampling_percentage`), and low enough that the spans the last window was offered
 /// (`offered_spans` over `window`) would have been kept at about `max_spans_per_second`.
 /// Without a cap (0) or without spans to go by, `ceiling`.
+/// The rows of `batches` (of the `spans` table) whose traces `sampler` keeps, by their
+/// `trace_id` in hex; a row whose id carries no randomness is kept.
+pub fn retain_kept(batches: Vec<RecordBatch>, sampler: TraceSampler) -> Result<Vec<RecordBatch>, ArrowError> {
+    batches
+        .into_iter()
+        .map(|batch| {
+            let Some(ids) = batch.column_by_name("trace_id").and_then(|c| c.as_string_opt::<i32>()) else {
+                return Ok(batch);
+            };
+            let kept: BooleanArray = (0..ids.len())
+                .map(|row| Some(ids.is_null(row) || sampler.keeps_randomness(hex_randomness(ids.value(row)))))
+                .collect();
+            filter_record_batch(&batch, &kept)
+        })
+        .collect()
+}
+
+/// The randomness of a trace id in hex: its last 14 digits; `u64::MAX` (kept) when it has none.
+fn hex_randomness(trace_id: &str) -> u64 {
+    match trace_id.get(18..) {
+        Some(digits) if trace_id.len() == 32 => u64::from_str_radix(digits, 16).unwrap_or(u64::MAX),
+        _ => u64::MAX,
+    }
+}
+
 pub fn percentage_within(ceiling: f64, max_spans_per_second: u64, offered_spans: usize, window: Duration) -> f64 {
     if max_spans_per_second == 0 || offered_spans == 0 {
         return ceiling;
