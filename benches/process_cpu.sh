@@ -27,6 +27,10 @@
 #   benches/process_cpu.sh
 #   ROUNDS=8 RUN=60 COMPARISONS="plain:forwarding" benches/process_cpu.sh
 #   SHAPE=semconv COMPARISONS="plain:forwarding" benches/process_cpu.sh
+#   BASELINE_BIN=/tmp/fleetpipe-before COMPARISONS="forwarding:forwarding" benches/process_cpu.sh
+#
+# BASELINE_BIN runs the baseline side of each comparison with another build of fleetpipe (one
+# from before a change), so a change is measured against the code it replaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -72,14 +76,14 @@ warn_if_threads_ended() {
   if [ "$ended" -gt 0 ]; then echo "warning: $ended thread(s) ended while counting; this run's CPU is too low" >&2; fi
 }
 
-# start SIDE SETTING: the sink, then fleetpipe, of one side.
+# start SIDE SETTING BINARY: the sink, then fleetpipe, of one side.
 sinks=() pids=()
 start() {
-  local side=$1 setting=$2
+  local side=$1 setting=$2 binary=$3
   taskset -c 1 target/release/fleetpipe-sink --listen "127.0.0.1:$((SINK_PORT + side))" > /dev/null &
   sinks[side]=$!
   wait_for_port $((SINK_PORT + side))
-  taskset -c 0 target/release/fleetpipe run --config "$work/$setting-$side.yaml" > "$work/$setting-$side.log" 2>&1 &
+  taskset -c 0 "$binary" run --config "$work/$setting-$side.yaml" > "$work/$setting-$side.log" 2>&1 &
   pids[side]=$!
   wait_for_port $((IN_PORT + side))
 }
@@ -104,8 +108,8 @@ accepted() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ac
 pair() {
   local round=$1 baseline=$2 setting=$3
   local b=$((round % 2)) s=$(((round + 1) % 2))
-  start "$b" "$baseline"
-  start "$s" "$setting"
+  start "$b" "$baseline" "${BASELINE_BIN:-target/release/fleetpipe}"
+  start "$s" "$setting" target/release/fleetpipe
   load_both "$WARM"
   local threads=() before=() after=()
   for side in 0 1; do

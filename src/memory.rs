@@ -68,6 +68,8 @@ pub struct MemoryBudget {
     soft: usize,
     held: AtomicUsize,
     parts: Family<Vec<(String, String)>, Gauge>,
+    /// Each part's gauge in `parts`, in [`Part::ALL`]'s order: looked up once, not per charge.
+    part_gauges: [Gauge; 4],
     /// `None` where only charges count (tests of one component in a shared process).
     rss: Option<RssSampler>,
 }
@@ -83,11 +85,18 @@ impl MemoryBudget {
 
     /// A budget of `limit_bytes` that counts charges only, not the process's resident size.
     pub fn counting(limit_bytes: usize) -> MemoryBudget {
+        let parts = Family::<Vec<(String, String)>, Gauge>::default();
+        let part_gauges = Part::ALL.map(|part| {
+            parts
+                .get_or_create(&vec![("part".to_owned(), part.as_str().to_owned())])
+                .clone()
+        });
         MemoryBudget {
             limit: limit_bytes,
             soft: limit_bytes / 100 * SOFT_SHARE_PERCENT,
             held: AtomicUsize::new(0),
-            parts: Family::default(),
+            parts,
+            part_gauges,
             rss: None,
         }
     }
@@ -162,9 +171,6 @@ impl MemoryBudget {
             "Bytes held for clients' data, by part (requests, queues, analytics, archive)",
             self.parts.clone(),
         );
-        for part in Part::ALL {
-            self.add(part, 0);
-        }
         registry.register_collector(Box::new(RssCollector));
     }
 
@@ -178,10 +184,8 @@ impl MemoryBudget {
         self.part_gauge(part).dec_by(bytes as i64);
     }
 
-    fn part_gauge(&self, part: Part) -> Gauge {
-        self.parts
-            .get_or_create(&vec![("part".to_owned(), part.as_str().to_owned())])
-            .clone()
+    fn part_gauge(&self, part: Part) -> &Gauge {
+        &self.part_gauges[part as usize]
     }
 }
 
