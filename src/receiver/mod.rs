@@ -182,28 +182,18 @@ impl Ingest {
         encoding: Encoding,
         body: HeldBody,
     ) -> Result<Accepted, ReceiveError> {
-        if format == Format::Protobuf && body.bytes.len() <= DECODED_APART_ABOVE {
-            return self.accept_now(transport, signal, format, encoding, body);
-        }
-        let ingest = Arc::clone(self);
-        let decoding =
-            tokio::task::spawn_blocking(move || ingest.accept_now(transport, signal, format, encoding, body));
-        match decoding.await {
-            Ok(result) => result,
-            Err(failed) => std::panic::resume_unwind(failed.into_panic()),
-        }
-    }
-
-    fn accept_now(
-        &self,
-        transport: &'static str,
-        signal: Signal,
-        format: Format,
-        encoding: Encoding,
-        body: HeldBody,
-    ) -> Result<Accepted, ReceiveError> {
-        self.try_accept(transport, signal, format, encoding, body)
-            .map_err(|error| self.refused(transport, signal, error))
+        let result = if format == Format::Protobuf && body.bytes.len() <= DECODED_APART_ABOVE {
+            self.try_accept(transport, signal, format, encoding, body)
+        } else {
+            let ingest = Arc::clone(self);
+            let decoding =
+                tokio::task::spawn_blocking(move || ingest.try_accept(transport, signal, format, encoding, body));
+            match decoding.await {
+                Ok(result) => result,
+                Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+            }
+        };
+        result.map_err(|error| self.refused(transport, signal, error))
     }
 
     /// Counts and logs a refusal, and gives it back.
