@@ -260,10 +260,14 @@ async fn sigterm_drains_everything_acknowledged() {
 /// the sink, fleetpipe and what was sent.
 async fn send_eight_large_requests(byte_cap: &str) -> (Sink, Fleetpipe, Vec<Payload>) {
     let sink = Sink::start().await;
-    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true).replace(
-        "batch: {send_batch_size: 500, timeout: 50ms}",
-        &format!("batch: {{send_batch_size: 500, timeout: 3s{byte_cap}}}"),
-    );
+    // A 20 MiB export can take longer than the usual 2 s on a busy machine; one that times out
+    // is sent again (at least once), which would show here as a span arriving twice.
+    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)
+        .replace(
+            "batch: {send_batch_size: 500, timeout: 50ms}",
+            &format!("batch: {{send_batch_size: 500, timeout: 3s{byte_cap}}}"),
+        )
+        .replace("timeout: 2s", "timeout: 60s");
     let fleetpipe = Fleetpipe::start(&config).await;
     let blob = "x".repeat(20 << 20);
     let mut sent = Vec::new();
