@@ -28,7 +28,9 @@ GROUP BY trace_id
 -- Calls to integrations, registered or shadow. A call is one tool invocation: the MCP or HTTP
 -- client span under an attributed `execute_tool` span is the same call as its parent, so a
 -- span counts only when no such parent covers it. The parent is found by its span id alone
--- (64 random bits: unique in practice), which is three times faster than by trace and span.
+-- (64 random bits: unique in practice), which is three times faster than by trace and span;
+-- as NOT EXISTS rather than NOT IN, whose null-aware anti join was a third slower and held a
+-- quarter more memory over 10 million spans (benches/report.sh).
 CREATE TABLE calls AS
 SELECT c.trace_id, c.start_time, c.duration_ms, c.status_code, c.operation, c.tool_name,
        c.mcp_method, c.server_address, c.error_type, c.http_status_code, c.grpc_status_code,
@@ -36,10 +38,10 @@ SELECT c.trace_id, c.start_time, c.duration_ms, c.status_code, c.operation, c.to
        c.integration_registered, c.integration_target
 FROM spans c
 WHERE (c.integration_id IS NOT NULL OR c.integration_target IS NOT NULL)
-  AND coalesce(c.parent_span_id, '') NOT IN (
-        SELECT span_id FROM spans
-        WHERE operation = 'execute_tool' AND span_id IS NOT NULL
-          AND (integration_id IS NOT NULL OR integration_target IS NOT NULL))
+  AND NOT EXISTS (
+        SELECT 1 FROM spans p
+        WHERE p.span_id = c.parent_span_id AND p.operation = 'execute_tool'
+          AND (p.integration_id IS NOT NULL OR p.integration_target IS NOT NULL))
 ;
 -- The anomaly findings fleetpipe's analytics emitted (`fleetpipe.anomaly` log records).
 CREATE VIEW findings AS

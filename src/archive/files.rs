@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use datafusion::arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::{ArchiveConfig, ArchiveError};
 use crate::rows::RECORD_TABLES;
@@ -19,6 +20,39 @@ pub(super) const TABLES: [&str; 3] = RECORD_TABLES;
 
 /// Rows of a Parquet row group at most: a row group is held in memory until it is written.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Columns whose values are mostly distinct: a dictionary would cost a hash and a compare per
+/// value, and the writer drops it anyway once it outgrows its page (`benches/process_cpu.sh`,
+/// `forwarding:archive`).
+const MOSTLY_DISTINCT: [&str; 8] = [
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "start_time",
+    "end_time",
+    "time",
+    "duration_ms",
+    "value",
+];
+
+/// Random ids: their minimum and maximum in a page let a reader skip nothing.
+const RANDOM_IDS: [&str; 3] = ["trace_id", "span_id", "parent_span_id"];
+
+/// zstd, row groups bounded in rows (a row group is held in memory until it is full, so the
+/// writer's memory does not grow with the file), no dictionary where values are mostly distinct
+/// and no statistics of random ids.
+fn writer_properties() -> WriterProperties {
+    let mut properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for column in MOSTLY_DISTINCT {
+        properties = properties.set_column_dictionary_enabled(ColumnPath::from(column), false);
+    }
+    for column in RANDOM_IDS {
+        properties = properties.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
+    }
+    properties.build()
+}
 
 /// What a closed file is named after; the temporary name adds a leading dot (readers such as
 /// pyarrow and Spark pass over hidden files) and this suffix.
@@ -144,12 +178,7 @@ impl Files {
         let done = folder.join(&name);
         let temporary = folder.join(format!(".{name}{TEMPORARY_SUFFIX}"));
         let file = File::create(&temporary).map_err(io(&temporary))?;
-        // A row group is held in memory until it is full: bounded in rows, so the writer's
-        // memory does not grow with the file.
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
+        let properties = writer_properties();
         let writer =
             ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(|source| ArchiveError::Parquet {
                 path: temporary.clone(),
