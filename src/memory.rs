@@ -220,6 +220,11 @@ impl Charge {
     pub fn bytes(&self) -> usize {
         self.bytes
     }
+
+    /// The budget's limit in bytes.
+    pub fn limit(&self) -> usize {
+        self.budget.limit
+    }
 }
 
 impl Drop for Charge {

@@ -146,11 +146,44 @@ impl Windowing {
             store.evict(
                 end - self.config.retention.as_nanos() as i64,
                 end - self.config.history_retention.as_nanos() as i64,
-                self.config.max_windows_mib.saturating_mul(1024 * 1024),
+                max_window_bytes(self.config.max_windows_mib, self.held.limit()),
             );
             self.metrics.analytics_memory_bytes.set(store.memory_bytes() as i64);
             self.held.set(store.memory_bytes());
         }
         let _ = self.closed.send(end);
+    }
+}
+
+/// Percentage of the memory budget closed windows may hold at most, whatever `max_windows_mib`
+/// says. Windows are kept for minutes: holding more, they would leave the receivers no room,
+/// and every client would be refused until they aged out (`max_windows_mib` defaults to the
+/// budget's default limit). The rest is for requests, queues, the archive and the window being
+/// built.
+const WINDOWS_SHARE_PERCENT: usize = 40;
+
+/// Bytes the closed windows may hold: `max_windows_mib`, within their share of the budget.
+fn max_window_bytes(max_windows_mib: usize, budget_limit: usize) -> usize {
+    max_windows_mib
+        .saturating_mul(1 << 20)
+        .min(budget_limit / 100 * WINDOWS_SHARE_PERCENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::DEFAULT_LIMIT_MIB;
+
+    /// Guarantees: with the defaults, closed windows leave most of the budget to the rest of
+    /// the process (they would otherwise be allowed all of it); a `max_windows_mib` below their
+    /// share still binds.
+    #[test]
+    fn closed_windows_hold_at_most_their_share_of_the_budget() {
+        let limit = DEFAULT_LIMIT_MIB << 20;
+        let defaults = AnalyticsConfig::default().max_windows_mib;
+        assert!(defaults << 20 >= limit, "the case this bound is for");
+        assert_eq!(max_window_bytes(defaults, limit), limit / 100 * 40);
+        assert_eq!(max_window_bytes(64, limit), 64 << 20);
+        assert_eq!(max_window_bytes(defaults, usize::MAX), defaults << 20);
     }
 }
