@@ -176,12 +176,17 @@ impl Report {
             .chain([("shadow", Cow::Borrowed(shadow::REGISTERED))])
             .map(|(section, sql)| {
                 let context = context.clone();
-                (section, tokio::spawn(async move { run_section(&context, section, &sql).await }))
+                (
+                    section,
+                    tokio::spawn(async move { run_section(&context, section, &sql).await }),
+                )
             })
             .collect();
         let mut tables = Vec::new();
         for (section, running) in running {
-            let table = running.await.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))?;
+            let table = running
+                .await
+                .unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))?;
             tables.push((section, table));
         }
         let (_, registered) = tables.pop().expect("the registered integrations' query ran last");
