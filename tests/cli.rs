@@ -12,9 +12,9 @@ fn fleetpipe(args: &[&str], dir: &std::path::Path) -> Output {
         .expect("run fleetpipe")
 }
 
-/// Scenario: a config with three mistakes: a misspelt key, a URL that is not one, and a
-/// pipeline naming an exporter that does not exist.
-/// Guarantees: exit code 1 and all three reported by key path and line.
+/// Scenario: a config with four mistakes: a misspelt key, a URL that is not one, a memory
+/// queue told to drop its oldest batches, and a pipeline naming an exporter that does not exist.
+/// Guarantees: exit code 1 and all four reported by key path and line.
 #[test]
 fn validate_reports_every_mistake() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -27,6 +27,9 @@ receivers:
 exporters:
   otlp/datadog:
     endpoint: datadog intake
+  otlp/vendor:
+    endpoint: http://127.0.0.1:4317
+    sending_queue: {when_full: drop_oldest}
 service:
   pipelines:
     traces:
@@ -37,7 +40,7 @@ service:
     let output = fleetpipe(&["validate", "--config", "bad.yaml"], dir.path());
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("bad.yaml has 3 problem(s)"), "{stderr}");
+    assert!(stderr.contains("bad.yaml has 4 problem(s)"), "{stderr}");
     assert!(
         stderr.contains("receivers.otlp.protocols.grpc.endpiont (line 5): unknown field `endpiont`"),
         "{stderr}"
@@ -48,8 +51,12 @@ service:
     );
     assert!(
         stderr.contains(
-            "service.pipelines.traces.exporters (line 13): `otlp/honeycomb` is not defined under `exporters:`"
+            "service.pipelines.traces.exporters (line 16): `otlp/honeycomb` is not defined under `exporters:`"
         ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("exporters.otlp/vendor.sending_queue.when_full (line 11): drop_oldest needs `storage: disk`"),
         "{stderr}"
     );
 }

@@ -86,6 +86,12 @@ impl OtlpExporterConfig {
                 "queue_size, num_consumers and max_megabytes must be at least 1",
             ));
         }
+        if queue.when_full == WhenFull::DropOldest && queue.storage != Storage::Disk {
+            problems.push(Problem::new(
+                "sending_queue.when_full",
+                "drop_oldest needs `storage: disk` (a memory queue drops the new batch: `drop`)",
+            ));
+        }
         if queue.storage == Storage::Disk && queue.fsync == FsyncPolicy::Interval && queue.fsync_interval.is_zero() {
             problems.push(Problem::new(
                 "sending_queue.fsync_interval",
@@ -209,7 +215,8 @@ pub struct QueueConfig {
     /// When the queue is full: `block` waits, pushing back to clients (UNAVAILABLE / 503 with
     /// a retry hint), so nothing acknowledged is dropped; `drop` drops the new batch for this
     /// exporter only (counted in `fleetpipe_exporter_dropped_items_total`), so a dead vendor
-    /// never stalls the others.
+    /// never stalls the others; `drop_oldest` (disk queues) drops the oldest batches waiting
+    /// instead, counted as `oldest_dropped`.
     pub when_full: WhenFull,
     /// `memory`, or `disk`: batches are appended to segment files in `directory` and survive a
     /// crash or restart.
@@ -274,11 +281,16 @@ const SEGMENT_BYTES: u64 = 16 << 20;
 
 /// What a full queue does with a new batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum WhenFull {
+    /// Waits for room, pushing back to clients.
     #[default]
     Block,
+    /// Drops the new batch.
     Drop,
+    /// Drops the oldest batches waiting in a disk queue to take the new one (a live view of
+    /// an outage rather than its beginning).
+    DropOldest,
 }
 
 /// Where an exporter's queue holds its batches.

@@ -27,7 +27,7 @@ use crate::compression::{self, Encoding};
 use crate::memory::Part;
 use crate::otlp::{Rejected, Request};
 use crate::pipeline::component::{ExporterContext, StartError, StartedExporter};
-use crate::pipeline::queue::{ConsumerQueue, Queued};
+use crate::pipeline::queue::{ConsumerQueue, DiskFull, Queued};
 use crate::spool::queue::DiskQueue;
 use crate::telemetry::metrics::{Metrics, QueueLabels};
 use config::{QueueConfig, RetryConfig};
@@ -194,7 +194,12 @@ fn start(
             context
                 .workers
                 .spawn(disk::run_worker(exporter, Arc::clone(&disk), queue.num_consumers));
-            ConsumerQueue::on_disk(context.name, &disk, block, context.memory, context.metrics)
+            let when_full = match queue.when_full {
+                config::WhenFull::Block => DiskFull::Wait,
+                config::WhenFull::Drop => DiskFull::DropNew,
+                config::WhenFull::DropOldest => DiskFull::DropOldest,
+            };
+            ConsumerQueue::on_disk(context.name, &disk, when_full, context.memory, context.metrics)
         }
     };
     Ok(StartedExporter {

@@ -2,7 +2,7 @@
 //! exporter, analytics or any other consumer takes them from. In memory it is bounded in
 //! batches and, optionally, in bytes; on disk (an exporter's `storage: disk`) by the bytes of
 //! its segment files. Full, it either waits (pushing back towards the receivers) or drops the
-//! batch for this consumer only, counted.
+//! batch for this consumer only, counted; a disk queue may drop its oldest batches instead.
 //!
 //! Cancellation: `enqueue` may be dropped while it waits; the batch is then not queued.
 
@@ -21,6 +21,18 @@ pub struct Queued {
     pub request: Arc<Request>,
     _budget: Option<OwnedSemaphorePermit>,
     _held: Charge,
+}
+
+/// What a full disk queue does with a new batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFull {
+    /// Waits for room, pushing back to clients.
+    Wait,
+    /// Drops the new batch, counted as `queue_full`.
+    DropNew,
+    /// Drops the oldest batches waiting, counted as `oldest_dropped`, and takes the new one
+    /// (waiting when the oldest are being sent and free no room yet).
+    DropOldest,
 }
 
 /// The pipelines' side of a consumer (an exporter, analytics): puts batches on its queue.
@@ -74,7 +86,7 @@ impl ConsumerQueue {
     pub fn on_disk(
         name: &str,
         disk: &Arc<DiskQueue>,
-        block_on_overflow: bool,
+        when_full: DiskFull,
         memory: &Arc<MemoryBudget>,
         metrics: &Arc<Metrics>,
     ) -> ConsumerQueue {
@@ -83,8 +95,8 @@ impl ConsumerQueue {
         ConsumerQueue {
             name: name.into(),
             queue,
-            disk: Some(Arc::new(Appender(Arc::clone(disk)))),
-            block_on_overflow,
+            disk: Some(Arc::new(Appender(Arc::clone(disk), when_full))),
+            block_on_overflow: when_full == DiskFull::Wait,
             budget: None,
             memory: (Arc::clone(memory), Part::Queues),
             metrics: Arc::clone(metrics),
@@ -100,7 +112,7 @@ impl ConsumerQueue {
     /// is dropped for this exporter only, counted and logged.
     pub async fn enqueue(&self, request: Arc<Request>) {
         if let Some(disk) = &self.disk {
-            return self.append(&disk.0, request).await;
+            return self.append(disk, request).await;
         }
         let queued = match self.reserve_bytes(&request).await {
             Some(budget) => {
@@ -127,10 +139,16 @@ impl ConsumerQueue {
             .set(self.depth());
     }
 
-    /// Appends a batch to the disk queue; full, it waits or drops as for memory, and a batch
-    /// the disk cannot take (an I/O error) is dropped, counted and logged.
-    async fn append(&self, disk: &Arc<DiskQueue>, request: Arc<Request>) {
-        match disk.append(&request, self.block_on_overflow).await {
+    /// Appends a batch to the disk queue; full, it waits or drops as `DiskFull` says, and a
+    /// batch the disk cannot take (an I/O error) is dropped, counted and logged.
+    async fn append(&self, appender: &Appender, request: Arc<Request>) {
+        let Appender(disk, when_full) = appender;
+        let mut appended = disk.append(&request, self.block_on_overflow).await;
+        if *when_full == DiskFull::DropOldest && matches!(appended, Err(crate::spool::SpoolError::Full { .. })) {
+            self.drop_oldest(disk, &request).await;
+            appended = disk.append(&request, true).await;
+        }
+        match appended {
             Ok(()) => {}
             Err(crate::spool::SpoolError::Full { .. }) => self.count_dropped(&request, "queue_full"),
             Err(error @ crate::spool::SpoolError::TooLarge { .. }) => {
@@ -149,14 +167,32 @@ impl ConsumerQueue {
             .set(records as i64);
     }
 
+    /// Drops the oldest batches waiting on `disk` to make room for `request`, counted.
+    async fn drop_oldest(&self, disk: &Arc<DiskQueue>, request: &Request) {
+        let bytes = request.encoded_len() as u64 + 1;
+        match disk.drop_oldest(bytes).await {
+            Ok(dropped) => {
+                for record in dropped {
+                    let items = Request::from_protobuf(record.signal, record.bytes, None)
+                        .map_or(0, |(batch, _)| batch.item_count());
+                    self.count_loss(record.signal, items, "oldest_dropped");
+                }
+            }
+            Err(error) => tracing::error!(exporter = %self.name, %error, "Disk queue cannot drop its oldest batches."),
+        }
+    }
+
     fn count_dropped(&self, request: &Request, reason: &'static str) {
-        let signal = request.signal();
-        let items = request.item_count() as u64;
+        self.count_loss(request.signal(), request.item_count(), reason);
+    }
+
+    fn count_loss(&self, signal: crate::otlp::Signal, items: usize, reason: &'static str) {
+        let items = items as u64;
         self.metrics
             .exporter_dropped
             .get_or_create(&self.metrics.exporter_loss(&self.name, signal, reason))
             .inc_by(items);
-        tracing::warn!(exporter = %self.name, %signal, items, reason, "Exporter queue could not take a batch; dropped for this exporter.");
+        tracing::warn!(exporter = %self.name, %signal, items, reason, "Exporter queue dropped a batch for this exporter.");
     }
 
     /// Takes the batch's bytes from the budget: waits for them when `block_on_overflow` is
@@ -189,7 +225,7 @@ impl ConsumerQueue {
 
 /// Closes a disk queue when the last sender is gone, as dropping the last `mpsc::Sender`
 /// closes a channel.
-struct Appender(Arc<DiskQueue>);
+struct Appender(Arc<DiskQueue>, DiskFull);
 
 impl Drop for Appender {
     fn drop(&mut self) {

@@ -221,6 +221,38 @@ impl Spool {
         Ok(())
     }
 
+    /// Makes room for a record of `bytes` by dropping the oldest records waiting, each marked
+    /// done as if delivered; returns them, for counting. Segments are deleted whole, so this
+    /// drops up to a segment's worth. A segment holding a record in flight (being sent, or
+    /// retried) stays until that record is done; dropped records in it may be sent again
+    /// after a restart, never lost.
+    pub fn drop_oldest(&mut self, bytes: u64) -> Result<Vec<Record>, SpoolError> {
+        let mut dropped = Vec::new();
+        while self.segments.bytes_held() + segment::HEADER as u64 + bytes > self.config.max_bytes
+            && let Some(segment) = self.waiting.front().map(|p| p.position.segment)
+            && let Some(record) = self.take()?
+        {
+            self.done(record.sequence)?;
+            dropped.push(record);
+            let segment_passed = self.waiting.front().is_none_or(|p| p.position.segment != segment);
+            if segment_passed && self.all_done_in(segment) {
+                self.segments
+                    .delete(segment)
+                    .map_err(io_error(&self.config.directory))?;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Whether every record of `segment` is done, though an older one may still be in flight
+    /// (a record being sent when its batch's turn to be dropped came).
+    fn all_done_in(&self, segment: u64) -> bool {
+        self.undone
+            .iter()
+            .take_while(|p| p.position.segment <= segment)
+            .all(|p| p.position.segment != segment || self.done_early.contains(&p.sequence))
+    }
+
     /// Records not yet done (waiting or handed out).
     pub fn len(&self) -> usize {
         self.undone.len()

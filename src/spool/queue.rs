@@ -78,6 +78,16 @@ impl DiskQueue {
         }
     }
 
+    /// Drops the oldest records waiting to make room for `bytes` (see [`Spool::drop_oldest`]).
+    pub async fn drop_oldest(self: &Arc<Self>, bytes: u64) -> Result<Vec<Record>, SpoolError> {
+        let queue = Arc::clone(self);
+        let dropped = self.run(move || queue.spool().drop_oldest(bytes)).await?;
+        if !dropped.is_empty() {
+            self.full.store(false, Ordering::Release);
+        }
+        Ok(dropped)
+    }
+
     /// The next record to deliver; `None` once the queue is closed and nothing waits.
     pub async fn next(self: &Arc<Self>) -> Result<Option<Record>, SpoolError> {
         loop {

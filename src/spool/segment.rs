@@ -148,11 +148,17 @@ impl Segments {
             .range(..position.segment.min(self.writing))
             .map(|(s, _)| *s)
             .collect();
-        for sequence in done {
-            self.readers.remove(&sequence);
-            if let Some(size) = self.sizes.remove(&sequence) {
-                self.held -= size;
-            }
+        done.into_iter().try_for_each(|sequence| self.delete(sequence))
+    }
+
+    /// Deletes segment `sequence`, every record in it done; never the one being written.
+    pub(super) fn delete(&mut self, sequence: u64) -> io::Result<()> {
+        if sequence == self.writing {
+            return Ok(());
+        }
+        self.readers.remove(&sequence);
+        if let Some(size) = self.sizes.remove(&sequence) {
+            self.held -= size;
             std::fs::remove_file(self.directory.join(segment_name(sequence)))?;
         }
         Ok(())

@@ -55,6 +55,40 @@ fn replays_what_was_not_done() {
     assert_eq!(again, expected);
 }
 
+/// Guarantees: `drop_oldest` makes room by dropping the oldest records waiting, never the one
+/// in flight, freeing their segments even while that one holds an older segment; what stays is
+/// handed out in order, newest last, and the in-flight record is still done normally.
+#[test]
+fn dropping_the_oldest_makes_room_around_a_record_in_flight() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = config(dir.path());
+    settings.max_bytes = 2048;
+    let (mut spool, _) = Spool::open(settings).expect("open");
+    let record = Bytes::from(vec![b'x'; 100]);
+    let mut appended = 0u64;
+    while spool.append(Signal::Traces, std::slice::from_ref(&record)).is_ok() {
+        appended += 1;
+    }
+    let in_flight = spool.take().expect("read").expect("a record");
+    assert_eq!(in_flight.sequence, 0);
+    let dropped = spool.drop_oldest(101).expect("drop");
+    assert!(!dropped.is_empty());
+    let dropped_sequences: Vec<u64> = dropped.iter().map(|r| r.sequence).collect();
+    assert_eq!(dropped_sequences, (1..=dropped.len() as u64).collect::<Vec<_>>());
+    let newest = spool
+        .append(Signal::Traces, std::slice::from_ref(&record))
+        .expect("room was made");
+    assert_eq!(newest, appended);
+    let left: Vec<u64> = drain(&mut spool).iter().map(|r| r.sequence).collect();
+    let first_kept = dropped.len() as u64 + 1;
+    assert_eq!(left, (first_kept..=appended).collect::<Vec<_>>());
+    spool.done(in_flight.sequence).expect("done");
+    for sequence in left {
+        spool.done(sequence).expect("done");
+    }
+    assert!(spool.is_empty());
+}
+
 /// Guarantees: past `max_bytes` an append is refused as full, and taken again once delivered
 /// records free their segments; a record larger than the whole queue is refused as too large.
 #[test]

@@ -204,6 +204,21 @@ async fn a_stalled_destination_pushes_back_by_default() {
     assert_eq!(received_ids(&sink).1, 0, "each span once");
 }
 
+/// A stalled destination, and fleetpipe sending to it through a disk queue of 1 MB (in the
+/// returned folder's `queue/`) with one consumer and `settings` more.
+async fn stalled_behind_a_one_megabyte_disk_queue(settings: &str) -> (Sink, tempfile::TempDir, Fleetpipe) {
+    let sink = Sink::start().await;
+    sink.set(Behaviour::Stall);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exporter = format!(
+        "{}  sending_queue: {{storage: disk, directory: '{}', max_megabytes: 1, num_consumers: 1{settings}}}\n",
+        otlp_exporter("otlp", &sink.endpoint()),
+        dir.path().join("queue").display()
+    );
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp"], false)).await;
+    (sink, dir, fleetpipe)
+}
+
 /// Scenario: a disk queue capped at 1 MB, a destination that stalls while a client sends
 /// about 3 MB, then recovers.
 /// Guarantees: the full disk queue pushes back (clients are told to retry) instead of failing
@@ -211,15 +226,7 @@ async fn a_stalled_destination_pushes_back_by_default() {
 /// whose client was told to retry while it waited for room may arrive twice).
 #[tokio::test]
 async fn a_full_disk_queue_pushes_back_and_recovers() {
-    let sink = Sink::start().await;
-    sink.set(Behaviour::Stall);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let exporter = format!(
-        "{}  sending_queue: {{storage: disk, directory: '{}', max_megabytes: 1, num_consumers: 1}}\n",
-        otlp_exporter("otlp", &sink.endpoint()),
-        dir.path().join("queue").display()
-    );
-    let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp"], false)).await;
+    let (sink, dir, fleetpipe) = stalled_behind_a_one_megabyte_disk_queue("").await;
     let sending = send_while_pushed_back(&fleetpipe, 300, 40);
     assert!(refusals(&fleetpipe, "overloaded").await > 0.0);
     let on_disk: u64 = std::fs::read_dir(dir.path().join("queue"))
@@ -239,4 +246,38 @@ async fn a_full_disk_queue_pushes_back_and_recovers() {
     // A client told to retry while its request waited for room sends it again: spans may
     // arrive twice.
     assert_every_span_arrives(&sink, &fleetpipe, &sent).await;
+}
+
+/// Scenario: a disk queue capped at 1 MB with `when_full: drop_oldest`, a destination that
+/// stalls while a client sends about 3 MB, then recovers.
+/// Guarantees: no client is pushed back; the oldest batches waiting are dropped and counted as
+/// `oldest_dropped`; once the destination recovers the newest batch arrives, and every span
+/// sent either arrived (once) or was counted as dropped.
+#[tokio::test]
+async fn a_full_disk_queue_told_to_drop_the_oldest_keeps_the_newest() {
+    let (sink, _dir, fleetpipe) = stalled_behind_a_one_megabyte_disk_queue(", when_full: drop_oldest").await;
+    let sent = send_while_pushed_back(&fleetpipe, 300, 40).await.expect("sender");
+    assert_eq!(
+        fleetpipe.metric("fleetpipe_receiver_refused_requests_total", &[]).await,
+        0.0,
+        "nobody is pushed back"
+    );
+    let dropped = fleetpipe
+        .metric("fleetpipe_exporter_dropped_items_total", &["reason=\"oldest_dropped\""])
+        .await as usize;
+    assert!(dropped > 0, "the oldest batches were dropped");
+    sink.set(Behaviour::Accept);
+    let all: BTreeSet<Vec<u8>> = spans_of(&sent).into_keys().collect();
+    for _ in 0..600 {
+        if received_ids(&sink).0.len() + dropped >= all.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (received, duplicates) = received_ids(&sink);
+    assert_eq!(duplicates, 0);
+    assert!(received.is_subset(&all));
+    assert_eq!(received.len() + dropped, all.len(), "each span arrived or was counted");
+    let newest: BTreeSet<Vec<u8>> = spans_of(&sent[sent.len() - 1..]).into_keys().collect();
+    assert!(newest.is_subset(&received), "the newest batch arrived");
 }
