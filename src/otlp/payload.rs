@@ -290,6 +290,23 @@ pub struct Rejected {
     pub message: String,
 }
 
+impl Rejected {
+    /// `count` records of `signal` left out for ids of the wrong length; none when 0.
+    pub fn of_invalid_ids(signal: Signal, count: usize) -> Rejected {
+        if count == 0 {
+            return Rejected::default();
+        }
+        let what = match signal {
+            Signal::Logs => "log records with a trace_id other than 16 bytes or a span_id other than 8 bytes",
+            _ => "spans with a trace_id other than 16 bytes or a span_id other than 8 bytes",
+        };
+        Rejected {
+            count: count as i64,
+            message: format!("rejected {count} {what}"),
+        }
+    }
+}
+
 impl Payload {
     /// Removes items that no backend can store: spans whose trace or span id is not 16/8 bytes,
     /// log records whose trace id or span id is present with the wrong length. The rest of the
@@ -314,17 +331,7 @@ impl Payload {
             }
             Payload::Metrics(_) => {}
         }
-        if count == 0 {
-            return Rejected::default();
-        }
-        let what = match self.signal() {
-            Signal::Logs => "log records with a trace_id other than 16 bytes or a span_id other than 8 bytes",
-            _ => "spans with a trace_id other than 16 bytes or a span_id other than 8 bytes",
-        };
-        Rejected {
-            count: count as i64,
-            message: format!("rejected {count} {what}"),
-        }
+        Rejected::of_invalid_ids(self.signal(), count)
     }
 }
 

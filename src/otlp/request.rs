@@ -29,28 +29,27 @@ impl Request {
         visitor: Option<&mut dyn Visitor>,
     ) -> Result<(Request, Rejected), DecodeError> {
         let malformed = |source| DecodeError::Wire { signal, source };
+        // Records with invalid ids are left out in the walk that checks the request.
         let (body, scan) = match visitor {
             Some(visitor) => {
                 let (rewritten, scan) = wire::rewrite(signal, &body, visitor).map_err(malformed)?;
                 (rewritten.map_or(body, Bytes::from), scan)
             }
-            None => {
-                let scan = wire::scan(signal, &body).map_err(malformed)?;
-                (body, scan)
-            }
+            None => match wire::scan(signal, &body).map_err(malformed)? {
+                scan if scan.invalid_ids == 0 => (body, scan),
+                _ => {
+                    let (rewritten, scan) = wire::without_invalid_records(signal, &body).map_err(malformed)?;
+                    (Bytes::from(rewritten), scan)
+                }
+            },
         };
-        if scan.invalid_ids == 0 {
-            let request = Request {
-                signal,
-                parts: vec![body],
-                highest_trace_randomness: vec![scan.highest_trace_randomness],
-                items: scan.items,
-            };
-            return Ok((request, Rejected::default()));
-        }
-        let mut payload = Payload::decode_protobuf(signal, &body)?;
-        let rejected = payload.reject_invalid();
-        Ok((Request::from_payload(&payload), rejected))
+        let request = Request {
+            signal,
+            parts: vec![body],
+            highest_trace_randomness: vec![scan.highest_trace_randomness],
+            items: scan.items - scan.invalid_ids,
+        };
+        Ok((request, Rejected::of_invalid_ids(signal, scan.invalid_ids)))
     }
 
     /// Encodes a decoded request, e.g. one received as OTLP/JSON. Its traces' randomness is

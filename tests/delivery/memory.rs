@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 
 use futures::future::join_all;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic_types::StatusExt;
 
@@ -207,22 +209,33 @@ async fn queued_small_requests_hold_only_their_own_bytes() {
     );
 }
 
+/// A sink, and fleetpipe forwarding to it with `memory_limit_mib: 256` and requests up to 64 MiB.
+async fn within_256_mib() -> (Sink, Fleetpipe) {
+    let sink = Sink::start().await;
+    let config = budgeted(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false, 256, 64);
+    let fleetpipe = Fleetpipe::start(&config).await;
+    (sink, fleetpipe)
+}
+
+/// Adds `count` string attributes to `span`; returns how many it had before.
+fn add_attributes(span: &mut opentelemetry_proto::tonic::trace::v1::Span, count: usize) -> usize {
+    let base = span.attributes.len();
+    for i in 0..count {
+        span.attributes
+            .push(fixtures::string(&format!("attribute.{i}"), "a value of some length"));
+    }
+    base
+}
+
 /// Scenario (found on main: a 38 MiB OTLP/JSON body took 1.5 GiB to decode, on the async
 /// threads): `memory_limit_mib: 256`, a 24 MiB JSON body of 400,000 attributes.
 /// Guarantees: it is taken and its attributes arrive, and the resident size stays under the
 /// limit while it is decoded.
 #[tokio::test]
 async fn a_large_json_body_is_decoded_within_the_memory_limit() {
-    let sink = Sink::start().await;
-    let config = budgeted(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false, 256, 64);
-    let fleetpipe = Fleetpipe::start(&config).await;
+    let (sink, fleetpipe) = within_256_mib().await;
     let mut request = fixtures::agent_trace("json-agent", 1);
-    let span = &mut request.resource_spans[0].scope_spans[0].spans[0];
-    let base = span.attributes.len();
-    for i in 0..400_000 {
-        span.attributes
-            .push(fixtures::string(&format!("attribute.{i}"), "a value of some length"));
-    }
+    let base = add_attributes(&mut request.resource_spans[0].scope_spans[0].spans[0], 400_000);
     let payload = Payload::Traces(request);
     let body = payload.encode_json();
     assert!(body.len() > 20 * MIB, "{} bytes", body.len());
@@ -236,5 +249,36 @@ async fn a_large_json_body_is_decoded_within_the_memory_limit() {
     };
     let attributes = received.resource_spans[0].scope_spans[0].spans[0].attributes.len();
     assert!(attributes >= base + 400_000, "{attributes} attributes arrived");
+    assert!(peak < 256 * MIB, "peak resident size {} MiB", peak / MIB);
+}
+
+/// Scenario (found on main: a protobuf request with a few spans of wrong-length ids was decoded
+/// whole into objects to leave them out, 821 MiB for one request): `memory_limit_mib: 256`, a
+/// 46 MiB protobuf request of one span with 1,000,000 attributes and one span whose trace id
+/// is 8 bytes.
+/// Guarantees: the bad span is rejected through partial success, the other arrives with every
+/// attribute, and the resident size stays under the limit while the request is checked.
+#[tokio::test]
+async fn a_large_request_with_a_bad_id_is_checked_within_the_memory_limit() {
+    let (sink, fleetpipe) = within_256_mib().await;
+    let mut request = fixtures::agent_trace("bad-id-agent", 2);
+    let spans = &mut request.resource_spans[0].scope_spans[0].spans;
+    spans[1].trace_id.truncate(8);
+    let base = add_attributes(&mut spans[0], 1_000_000);
+    let payload = Payload::Traces(request);
+    assert!(payload.encode_protobuf().len() > 40 * MIB);
+    let watch = fleetpipe.watch_rss();
+    let response = http_send(fleetpipe.http, &payload, Body::Protobuf, false).await;
+    assert_eq!(response.status().as_u16(), 200);
+    let answer = ExportTraceServiceResponse::decode(response.bytes().await.expect("body")).expect("response");
+    assert_eq!(answer.partial_success.expect("partial success").rejected_spans, 1);
+    sink.wait_for(Signal::Traces, 1, Duration::from_secs(30)).await;
+    let peak = watch.peak();
+    let Payload::Traces(received) = &sink.received()[0] else {
+        panic!("traces")
+    };
+    let spans = &received.resource_spans[0].scope_spans[0].spans;
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].attributes.len(), base + 1_000_000);
     assert!(peak < 256 * MIB, "peak resident size {} MiB", peak / MIB);
 }

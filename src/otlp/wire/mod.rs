@@ -137,9 +137,10 @@ pub fn scan(signal: Signal, request: &[u8]) -> Result<Scan, WireError> {
     Ok(walk.scan)
 }
 
-/// Checks the request as [`scan`] does and applies `visitor` to every resource and to every
-/// record with valid ids. Returns the new request bytes, or `None` when the visitor changed
-/// nothing (the original bytes stand), and what the walk found.
+/// Checks the request as [`scan`] does, applies `visitor` to every resource and to every
+/// record with valid ids, and leaves out the records with invalid ids (counted in
+/// `Scan::invalid_ids`). Returns the new request bytes, or `None` when nothing changed (the
+/// original bytes stand), and what the walk found.
 pub fn rewrite(
     signal: Signal,
     request: &[u8],
@@ -155,6 +156,19 @@ pub fn rewrite(
     let scan = walk.scan;
     SPARE_PLAN.set(walk.into_spare());
     Ok((out, scan))
+}
+
+/// The request without its records with invalid ids (see [`rewrite`]), in one walk that
+/// copies the rest as it is: no record is decoded into objects, so a large request with a few
+/// bad ids takes no more memory than its own bytes twice.
+pub fn without_invalid_records(signal: Signal, request: &[u8]) -> Result<(Vec<u8>, Scan), WireError> {
+    struct Unchanged;
+    impl Visitor for Unchanged {
+        fn resource(&mut self, _: &[Attribute<'_>], _: &mut Edit<'_>) {}
+        fn record(&mut self, _: &Record<'_, '_>, _: &mut Edit<'_>) {}
+    }
+    let (rewritten, scan) = rewrite(signal, request, &mut Unchanged)?;
+    Ok((rewritten.unwrap_or_else(|| request.to_vec()), scan))
 }
 
 /// The plan of a rewrite (what to write, and the bytes the visitor added), in buffers that
@@ -200,8 +214,10 @@ struct Walk<'v, 'a> {
     visitor: Option<&'v mut dyn Visitor>,
     request: &'a [u8],
     scan: Scan,
-    /// Whether the visitor changed any resource or record.
+    /// Whether the visitor changed any resource or record, or a record was left out.
     changed: bool,
+    /// The record just measured has invalid ids and is left out (rewrites only).
+    left_out: bool,
     /// The attributes of the resource or record being visited, reused from one to the next.
     attributes: Vec<Attribute<'a>>,
     plan: Plan,
@@ -219,6 +235,7 @@ impl<'v, 'a> Walk<'v, 'a> {
             request,
             scan: Scan::default(),
             changed: false,
+            left_out: false,
             attributes: Vec::new(),
             plan,
         }
@@ -261,6 +278,9 @@ impl<'v, 'a> Walk<'v, 'a> {
                 let bytes = field.bytes().map_err(|e| at(e.into()))?;
                 let slot = self.open_container(child, field.number);
                 let inner = self.measure(child, bytes, field.number, field.raw).map_err(at)?;
+                if std::mem::take(&mut self.left_out) {
+                    continue;
+                }
                 if let Some(slot) = slot {
                     self.plan.lengths[slot] = inner;
                 }
@@ -306,11 +326,14 @@ impl<'v, 'a> Walk<'v, 'a> {
                 let valid = schema::ids_valid(kind, ids);
                 self.scan.invalid_ids += usize::from(!valid);
                 self.scan.highest_trace_randomness = self.scan.highest_trace_randomness.max(randomness);
-                // A record with invalid ids is removed later; it is not visited.
+                if !valid && visited {
+                    // Left out of the rewrite: neither visited nor laid out.
+                    self.changed = true;
+                    self.left_out = true;
+                    self.attributes = attributes;
+                    return Ok(0);
+                }
                 length = self.visit(level, message, number, raw, length, |visitor, edit| {
-                    if !valid {
-                        return;
-                    }
                     let record = Record {
                         kind,
                         span_kind,
