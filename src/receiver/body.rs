@@ -41,7 +41,10 @@ pub async fn read(
     memory: &Arc<MemoryBudget>,
     timeout: Duration,
 ) -> Result<HeldBody, BodyError> {
-    if declared.is_some_and(|len| len > limit) {
+    if let Some(declared) = declared.filter(|len| *len > limit) {
+        if declared <= DRAINED_AT_MOST {
+            let _ = tokio::time::timeout(timeout, drain(body)).await;
+        }
         return Err(BodyError::TooLarge { limit });
     }
     let expected = declared.unwrap_or(0);
@@ -50,6 +53,17 @@ pub async fn read(
         Ok(read) => read,
         Err(_) => Err(BodyError::Timeout),
     }
+}
+
+/// A body declared over the limit by at most this much is read and thrown away before it is
+/// refused: an HTTP/1.1 client writing its whole body before it reads the answer would
+/// otherwise see the connection closed under it (a broken pipe) instead of the 413. A larger
+/// one is refused at once, so that nobody can make fleetpipe read gigabytes.
+const DRAINED_AT_MOST: usize = 8 << 20;
+
+/// Reads `body` to its end, keeping nothing.
+async fn drain(mut body: Body) {
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 async fn collect(mut body: Body, expected: usize, limit: usize, mut charge: Charge) -> Result<HeldBody, BodyError> {
