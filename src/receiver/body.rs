@@ -55,7 +55,7 @@ pub async fn read(
     }
 }
 
-/// A body declared over the limit by at most this much is read and thrown away before it is
+/// A body declared over the limit but at most this large is read and thrown away before it is
 /// refused: an HTTP/1.1 client writing its whole body before it reads the answer would
 /// otherwise see the connection closed under it (a broken pipe) instead of the 413. A larger
 /// one is refused at once, so that nobody can make fleetpipe read gigabytes.
