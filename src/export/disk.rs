@@ -59,23 +59,8 @@ pub(super) async fn run_worker(exporter: Arc<Exporter>, queue: Arc<DiskQueue>, c
     }
 }
 
-/// Sends one record; a record that is not a valid batch (it checked on disk, so a bug or a
-/// change of format) is refused for good, logged and counted.
+/// Sends one record, as it was checked when received.
 async fn send(exporter: &Exporter, record: &Record) -> Outcome {
-    match Request::from_protobuf(record.signal, record.bytes.clone(), None) {
-        Ok((request, _)) => exporter.deliver(&Arc::new(request)).await,
-        Err(error) => {
-            tracing::error!(exporter = %exporter.name, %error, "A disk queue record is not a valid batch; dropped.");
-            exporter
-                .metrics
-                .exporter_failed
-                .get_or_create(
-                    &exporter
-                        .metrics
-                        .exporter_loss(&exporter.name, record.signal, "invalid_record"),
-                )
-                .inc();
-            Outcome::Settled
-        }
-    }
+    let request = Request::from_checked(record.signal, record.bytes.clone(), record.items as usize);
+    exporter.deliver(&Arc::new(request)).await
 }

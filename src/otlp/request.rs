@@ -52,6 +52,17 @@ impl Request {
         Ok((request, Rejected::of_invalid_ids(signal, scan.invalid_ids)))
     }
 
+    /// A request this fleetpipe checked before and kept (a disk queue's record, whose CRC
+    /// shows it is what was written): not walked again. Its traces' randomness is not known.
+    pub fn from_checked(signal: Signal, body: Bytes, items: usize) -> Request {
+        Request {
+            signal,
+            parts: vec![body],
+            highest_trace_randomness: vec![u64::MAX],
+            items,
+        }
+    }
+
     /// Encodes a decoded request, e.g. one received as OTLP/JSON. Its traces' randomness is
     /// not looked at: sampling consumers read it whole.
     pub fn from_payload(payload: &Payload) -> Request {

@@ -173,9 +173,7 @@ impl ConsumerQueue {
         match disk.drop_oldest(bytes).await {
             Ok(dropped) => {
                 for record in dropped {
-                    let items = Request::from_protobuf(record.signal, record.bytes, None)
-                        .map_or(0, |(batch, _)| batch.item_count());
-                    self.count_loss(record.signal, items, "oldest_dropped");
+                    self.count_loss(record.signal, record.items as usize, "oldest_dropped");
                 }
             }
             Err(error) => tracing::error!(exporter = %self.name, %error, "Disk queue cannot drop its oldest batches."),

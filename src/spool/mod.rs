@@ -2,7 +2,10 @@
 //! back in order, deleted once every record in them is done (delivered or refused for good).
 //!
 //! A record is `length (u32 LE) | CRC-32C of the payload (u32 LE) | payload`, the payload the
-//! signal (one byte) and the batch's protobuf bytes. Segments are named by a sequence number
+//! signal (one byte), the batch's item count (u32 LE) and its protobuf bytes. The bytes were
+//! checked when received, and the CRC shows they are what was written, so the worker sends
+//! them without walking them again (the walk cost more than the file work:
+//! `COMPARISONS="memory-direct:disk-interval" benches/process_cpu.sh`). Segments are named by a sequence number
 //! and rolled at `segment_bytes`. A small progress file (written to a temporary name, fsynced,
 //! renamed) holds where the first record not yet done is; records after it that were done
 //! before a crash are delivered again (duplicates are possible, loss is not).
@@ -10,6 +13,11 @@
 //! On open, the segments from the progress point on are read and checked: a record whose CRC
 //! does not match, or a torn one at a segment's end, is moved to `quarantine/`, logged and
 //! counted; the intact records around it are kept.
+//!
+//! The newest records appended while the queue is short are also kept in memory (at most
+//! [`KEPT_BYTES`]), so a worker that keeps up hands them out without reading them back (a
+//! read is an allocation, zeroing and a `pread` per record:
+//! `COMPARISONS="memory-direct:disk-interval" benches/process_cpu.sh`).
 //!
 //! All I/O here is blocking: callers run it off the async runtime.
 
@@ -64,13 +72,17 @@ pub enum SpoolError {
     TooLarge { directory: String, bytes: u64, max: u64 },
 }
 
-/// One record handed out: its place in the queue, its signal and its bytes.
+/// One record handed out: its place in the queue, its signal, its item count and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub sequence: u64,
     pub signal: Signal,
+    pub items: u32,
     pub bytes: Bytes,
 }
+
+/// Bytes of a record's payload before the batch: the signal and the item count.
+const RECORD_HEAD: usize = 5;
 
 /// What opening found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,6 +101,14 @@ struct Pending {
     length: u32,
 }
 
+/// A waiting record kept in memory too.
+#[derive(Debug)]
+struct Kept {
+    sequence: u64,
+    head: [u8; RECORD_HEAD],
+    batch: Bytes,
+}
+
 /// The disk queue of one exporter.
 #[derive(Debug)]
 pub struct Spool {
@@ -101,6 +121,9 @@ pub struct Spool {
     /// Sequences done out of order, above the first undone one.
     done_early: BTreeSet<u64>,
     next_sequence: u64,
+    /// The newest records waiting, by sequence, while they fit in [`KEPT_BYTES`].
+    kept: VecDeque<Kept>,
+    kept_bytes: usize,
     /// Records were appended since the data was last synced.
     data_dirty: bool,
     /// The progress point moved since it was last written, and when that was.
@@ -109,6 +132,9 @@ pub struct Spool {
 }
 
 const PROGRESS: &str = "progress";
+
+/// Bytes of waiting records kept in memory at most, besides their copy on disk.
+pub const KEPT_BYTES: usize = 4 << 20;
 
 /// How often the progress point is written at most: writing it is a file, a rename and two
 /// fsyncs, and a progress point behind only means records sent again after a crash (at most
@@ -128,6 +154,8 @@ impl Spool {
             undone: VecDeque::new(),
             done_early: BTreeSet::new(),
             next_sequence: 0,
+            kept: VecDeque::new(),
+            kept_bytes: 0,
             data_dirty: false,
             progress_dirty: false,
             progress_at: Instant::now(),
@@ -158,9 +186,9 @@ impl Spool {
         self.undone.push_back(pending);
     }
 
-    /// Appends a record; with `Fsync::Always` it is on disk when this returns.
-    pub fn append(&mut self, signal: Signal, parts: &[Bytes]) -> Result<u64, SpoolError> {
-        let length: usize = 1 + parts.iter().map(Bytes::len).sum::<usize>();
+    /// Appends a batch of `items` items; with `Fsync::Always` it is on disk when this returns.
+    pub fn append(&mut self, signal: Signal, items: u32, parts: &[Bytes]) -> Result<u64, SpoolError> {
+        let length: usize = RECORD_HEAD + parts.iter().map(Bytes::len).sum::<usize>();
         let held = self.segments.bytes_held();
         let record_bytes = segment::HEADER as u64 + length as u64;
         if record_bytes > self.config.max_bytes {
@@ -178,8 +206,12 @@ impl Spool {
             });
         }
         let io = io_error(&self.config.directory);
-        let (position, length) = self.segments.append(signal_byte(signal), parts).map_err(io)?;
+        let mut head = [0; RECORD_HEAD];
+        head[0] = signal_byte(signal);
+        head[1..].copy_from_slice(&items.to_le_bytes());
+        let (position, length) = self.segments.append(&head, parts).map_err(io)?;
         self.push(position, length);
+        self.keep(head, parts);
         match self.config.fsync {
             Fsync::Always => self.segments.sync().map_err(io_error(&self.config.directory))?,
             Fsync::Interval(_) => self.data_dirty = true,
@@ -187,18 +219,57 @@ impl Spool {
         Ok(self.next_sequence - 1)
     }
 
+    /// Keeps the record just appended, when there is room for it: one part is kept as it is,
+    /// several (a batch) joined.
+    fn keep(&mut self, head: [u8; RECORD_HEAD], parts: &[Bytes]) {
+        let length = parts.iter().map(Bytes::len).sum::<usize>();
+        if self.kept_bytes + length > KEPT_BYTES {
+            return;
+        }
+        let batch = match parts {
+            [part] => part.clone(),
+            _ => Bytes::from(parts.concat()),
+        };
+        self.kept.push_back(Kept {
+            sequence: self.next_sequence - 1,
+            head,
+            batch,
+        });
+        self.kept_bytes += length;
+    }
+
+    /// The head and batch of a waiting record: kept in memory, else read back.
+    fn read(&mut self, pending: Pending) -> Result<([u8; RECORD_HEAD], Bytes), SpoolError> {
+        while let Some(kept) = self.kept.pop_front() {
+            if kept.sequence > pending.sequence {
+                self.kept.push_front(kept);
+                break;
+            }
+            self.kept_bytes -= kept.batch.len();
+            if kept.sequence == pending.sequence {
+                return Ok((kept.head, kept.batch));
+            }
+        }
+        let io = io_error(&self.config.directory);
+        let payload = self.segments.read(pending.position, pending.length).map_err(io)?;
+        let mut head = [0; RECORD_HEAD];
+        if let Some(read) = payload.get(..RECORD_HEAD) {
+            head.copy_from_slice(read);
+        }
+        Ok((head, payload.slice(RECORD_HEAD.min(payload.len())..)))
+    }
+
     /// The next record to deliver, if one is waiting.
     pub fn take(&mut self) -> Result<Option<Record>, SpoolError> {
         let Some(pending) = self.waiting.pop_front() else {
             return Ok(None);
         };
-        let io = io_error(&self.config.directory);
-        let payload = self.segments.read(pending.position, pending.length).map_err(io)?;
-        let signal = payload.first().and_then(|b| signal_of(*b)).unwrap_or(Signal::Traces);
+        let ([kind, items @ ..], bytes) = self.read(pending)?;
         Ok(Some(Record {
             sequence: pending.sequence,
-            signal,
-            bytes: payload.slice(1..),
+            signal: signal_of(kind).unwrap_or(Signal::Traces),
+            items: u32::from_le_bytes(items),
+            bytes,
         }))
     }
 

@@ -61,7 +61,10 @@ impl DiskQueue {
             let queue = Arc::clone(self);
             let batch = Arc::clone(request);
             let appended = self
-                .run(move || queue.spool().append(batch.signal(), batch.parts()))
+                .run(move || {
+                    let items = u32::try_from(batch.item_count()).unwrap_or(u32::MAX);
+                    queue.spool().append(batch.signal(), items, batch.parts())
+                })
                 .await;
             match appended {
                 Ok(_) => {

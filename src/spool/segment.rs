@@ -92,10 +92,9 @@ impl Segments {
         Ok((segments, scans))
     }
 
-    /// Appends one record of `kind` (one byte) and `parts`; returns where it is and its payload
-    /// length.
-    pub(super) fn append(&mut self, kind: u8, parts: &[Bytes]) -> io::Result<(Position, u32)> {
-        let length = 1 + parts.iter().map(Bytes::len).sum::<usize>();
+    /// Appends one record of `head` and `parts`; returns where it is and its payload length.
+    pub(super) fn append(&mut self, head: &[u8], parts: &[Bytes]) -> io::Result<(Position, u32)> {
+        let length = head.len() + parts.iter().map(Bytes::len).sum::<usize>();
         let length = u32::try_from(length).map_err(|_| io::Error::other("a record over 4 GiB"))?;
         let size = self.sizes.get(&self.writing).copied().unwrap_or(0);
         if size > 0 && size + HEADER as u64 + u64::from(length) > self.segment_bytes {
@@ -106,11 +105,11 @@ impl Segments {
         }
         let crc = parts
             .iter()
-            .fold(crc32c::crc32c(&[kind]), |crc, part| crc32c::crc32c_append(crc, part));
+            .fold(crc32c::crc32c(head), |crc, part| crc32c::crc32c_append(crc, part));
         self.buffer.clear();
         self.buffer.extend_from_slice(&length.to_le_bytes());
         self.buffer.extend_from_slice(&crc.to_le_bytes());
-        self.buffer.push(kind);
+        self.buffer.extend_from_slice(head);
         for part in parts {
             self.buffer.extend_from_slice(part);
         }

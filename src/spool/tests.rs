@@ -22,7 +22,7 @@ fn drain(spool: &mut Spool) -> Vec<Record> {
     std::iter::from_fn(|| spool.take().expect("read")).collect()
 }
 
-/// Guarantees: records come back in order with their signal and bytes; a reopened spool hands
+/// Guarantees: records come back in order with their signal, item count and bytes; a reopened spool hands
 /// out again exactly the records not done (done ones, synced, are not), and deletes segments
 /// whose records are all done.
 #[test]
@@ -33,12 +33,13 @@ fn replays_what_was_not_done() {
     for n in 0..20 {
         let signal = [Signal::Traces, Signal::Metrics, Signal::Logs][n as usize % 3];
         spool
-            .append(signal, &[payload(n), Bytes::from_static(b"!")])
+            .append(signal, n as u32, &[payload(n), Bytes::from_static(b"!")])
             .expect("append");
     }
     let taken = drain(&mut spool);
     assert_eq!(taken.len(), 20);
     assert_eq!(taken[4].signal, Signal::Metrics);
+    assert_eq!(taken[4].items, 4);
     assert_eq!(taken[4].bytes, [payload(4), Bytes::from_static(b"!")].concat());
     let segments = || std::fs::read_dir(dir.path()).expect("dir").count();
     let segments_before = segments();
@@ -66,7 +67,7 @@ fn dropping_the_oldest_makes_room_around_a_record_in_flight() {
     let (mut spool, _) = Spool::open(settings).expect("open");
     let record = Bytes::from(vec![b'x'; 100]);
     let mut appended = 0u64;
-    while spool.append(Signal::Traces, std::slice::from_ref(&record)).is_ok() {
+    while spool.append(Signal::Traces, 1, std::slice::from_ref(&record)).is_ok() {
         appended += 1;
     }
     let in_flight = spool.take().expect("read").expect("a record");
@@ -76,7 +77,7 @@ fn dropping_the_oldest_makes_room_around_a_record_in_flight() {
     let dropped_sequences: Vec<u64> = dropped.iter().map(|r| r.sequence).collect();
     assert_eq!(dropped_sequences, (1..=dropped.len() as u64).collect::<Vec<_>>());
     let newest = spool
-        .append(Signal::Traces, std::slice::from_ref(&record))
+        .append(Signal::Traces, 1, std::slice::from_ref(&record))
         .expect("room was made");
     assert_eq!(newest, appended);
     let left: Vec<u64> = drain(&mut spool).iter().map(|r| r.sequence).collect();
@@ -101,11 +102,11 @@ fn full_until_segments_are_freed() {
     .expect("open");
     let record = Bytes::from(vec![7u8; 100]);
     let mut appended = 0;
-    while spool.append(Signal::Logs, std::slice::from_ref(&record)).is_ok() {
+    while spool.append(Signal::Logs, 1, std::slice::from_ref(&record)).is_ok() {
         appended += 1;
     }
     assert!(matches!(
-        spool.append(Signal::Logs, std::slice::from_ref(&record)),
+        spool.append(Signal::Logs, 1, std::slice::from_ref(&record)),
         Err(SpoolError::Full { .. })
     ));
     assert!(appended >= 8, "{appended}");
@@ -113,13 +114,41 @@ fn full_until_segments_are_freed() {
         spool.done(record.sequence).expect("done");
     }
     spool
-        .append(Signal::Logs, std::slice::from_ref(&record))
+        .append(Signal::Logs, 1, std::slice::from_ref(&record))
         .expect("room again");
     let larger_than_the_queue = Bytes::from(vec![7u8; 2048]);
     assert!(matches!(
-        spool.append(Signal::Logs, &[larger_than_the_queue]),
+        spool.append(Signal::Logs, 1, &[larger_than_the_queue]),
         Err(SpoolError::TooLarge { .. })
     ));
+}
+
+/// Guarantees: records past what is kept in memory are read back from disk, in order, with
+/// their signal and item count, and room kept frees as records are taken.
+#[test]
+fn records_beyond_the_kept_ones_are_read_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut spool, _) = Spool::open(SpoolConfig {
+        segment_bytes: 16 << 20,
+        ..config(dir.path())
+    })
+    .expect("open");
+    let large = |n: u8| Bytes::from(vec![n; KEPT_BYTES / 3]);
+    for n in 0..5 {
+        spool
+            .append(Signal::Logs, u32::from(n) + 10, &[large(n)])
+            .expect("append");
+    }
+    assert_eq!(spool.kept.len(), 3);
+    for n in 0..5 {
+        let record = spool.take().expect("read").expect("a record");
+        assert_eq!((record.signal, record.items), (Signal::Logs, u32::from(n) + 10));
+        assert_eq!(record.bytes, large(n), "record {n}");
+    }
+    assert_eq!((spool.kept.len(), spool.kept_bytes), (0, 0));
+    spool.append(Signal::Metrics, 1, &[large(9), large(8)]).expect("append");
+    let joined = spool.take().expect("read").expect("a record");
+    assert_eq!(joined.bytes, [large(9), large(8)].concat());
 }
 
 /// Guarantees: a segment cut mid-record and one with a flipped byte in a record: reopening
@@ -133,7 +162,7 @@ fn quarantines_torn_and_corrupt_records() {
     })
     .expect("open");
     for n in 0..10 {
-        spool.append(Signal::Traces, &[payload(n)]).expect("append");
+        spool.append(Signal::Traces, 1, &[payload(n)]).expect("append");
     }
     drop(spool);
     let segment = dir.path().join(segment_name_of(0));
@@ -214,7 +243,7 @@ proptest! {
             match step {
                 Step::Append => {
                     let bytes = payload(appended);
-                    spool.append(Signal::Traces, std::slice::from_ref(&bytes)).expect("append");
+                    spool.append(Signal::Traces, 1, std::slice::from_ref(&bytes)).expect("append");
                     not_done.push(bytes);
                     appended += 1;
                 }
