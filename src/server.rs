@@ -1,6 +1,9 @@
-//! Serving an axum `Router` over HTTP/1.1 and HTTP/2 (h2c, for gRPC) with a connection limit,
-//! a header read timeout and graceful shutdown. Used by the OTLP receivers and by fleetpipe's
-//! health and metrics endpoints.
+//! Serving an axum `Router` over HTTP/1.1 and HTTP/2 (h2c, or over TLS) with a connection
+//! limit, a header read timeout and graceful shutdown. Used by the OTLP receivers and by
+//! fleetpipe's health and metrics endpoints.
+//!
+//! With TLS, each connection's handshake runs on its own task, bounded in time and in how many
+//! run at once, so half-open connections cannot keep real clients from being served.
 //!
 //! Cancellation: when `shutdown` fires the listener closes at once; open connections finish the
 //! requests they are serving and are then closed.
@@ -12,6 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -20,7 +24,17 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+/// TLS for a listener: the configuration new connections take (swapped when certificates are
+/// reloaded) and the handshake's bounds.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub config: Arc<ArcSwap<rustls::ServerConfig>>,
+    pub handshake_timeout: Duration,
+    pub max_concurrent_handshakes: usize,
+}
 
 /// Limits applied to every connection of one listener.
 #[derive(Debug, Clone, Copy)]
@@ -47,8 +61,17 @@ pub async fn bind(endpoint: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets open requests finish.
-pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    tls: Option<ServerTls>,
+    shutdown: CancellationToken,
+) {
     let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let handshakes = tls
+        .as_ref()
+        .map(|tls| Arc::new(Semaphore::new(tls.max_concurrent_handshakes.max(1))));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -82,34 +105,81 @@ pub async fn serve(listener: TcpListener, router: Router, limits: ServerLimits, 
             },
         };
         let _ = stream.set_nodelay(true);
-        let io = TokioIo::new(LimitedStream {
-            inner: stream,
-            _permit: permit,
-        });
         let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        match (&tls, &handshakes) {
+            (Some(tls), Some(handshakes)) => {
+                let (tls, handshakes) = (tls.clone(), Arc::clone(handshakes));
+                tokio::spawn(async move {
+                    let Some(stream) = handshake(stream, &tls, handshakes).await else {
+                        return;
+                    };
+                    let io = TokioIo::new(LimitedStream {
+                        inner: stream,
+                        _permit: permit,
+                    });
+                    let _ = watcher
+                        .watch(builder.serve_connection_with_upgrades(io, service).into_owned())
+                        .await;
+                });
+            }
+            _ => {
+                let io = TokioIo::new(LimitedStream {
+                    inner: stream,
+                    _permit: permit,
+                });
+                tokio::spawn(async move {
+                    let _ = watcher
+                        .watch(builder.serve_connection_with_upgrades(io, service).into_owned())
+                        .await;
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;
 }
 
+/// The TLS handshake of one connection, within the handshake timeout and its turn among the
+/// handshakes allowed at once; `None` when it failed or took too long (the client sees the
+/// connection close).
+async fn handshake(
+    stream: TcpStream,
+    tls: &ServerTls,
+    handshakes: Arc<Semaphore>,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let acceptor = TlsAcceptor::from(tls.config.load_full());
+    let shaking = async {
+        let _turn = handshakes.acquire_owned().await.ok()?;
+        acceptor.accept(stream).await.ok()
+    };
+    match tokio::time::timeout(tls.handshake_timeout, shaking).await {
+        Ok(stream) => {
+            if stream.is_none() {
+                tracing::debug!("A TLS handshake failed.");
+            }
+            stream
+        }
+        Err(_) => {
+            tracing::debug!("A TLS handshake took too long; connection closed.");
+            None
+        }
+    }
+}
+
 /// A connection that holds its place in the connection limit until it is dropped.
-struct LimitedStream {
-    inner: TcpStream,
+struct LimitedStream<S> {
+    inner: S,
     _permit: OwnedSemaphorePermit,
 }
 
-impl AsyncRead for LimitedStream {
+impl<S: AsyncRead + Unpin> AsyncRead for LimitedStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for LimitedStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for LimitedStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

@@ -306,3 +306,49 @@ service:
         "{stderr}"
     );
 }
+
+/// Scenario: one receiver listening on every interface without TLS or tokens, and one whose
+/// certificate file is missing and whose token file holds no token.
+/// Guarantees: the first is valid with a warning naming the listener and what it lacks; the
+/// second is refused, each problem at its key path.
+#[test]
+fn validate_warns_of_open_listeners_and_refuses_unusable_security() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pipelines = "
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [debug]}
+";
+    let open = format!("receivers:\n  otlp:\n    protocols:\n      grpc: {{endpoint: 0.0.0.0:4317}}\n{pipelines}");
+    std::fs::write(dir.path().join("open.yaml"), open).expect("write");
+    let output = fleetpipe(&["validate", "--config", "open.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: receivers.otlp.protocols.grpc.endpoint: 0.0.0.0:4317 is reachable beyond this host without TLS or auth"),
+        "{stderr}"
+    );
+    std::fs::write(dir.path().join("tokens"), "# none yet\n").expect("tokens");
+    let broken = format!(
+        "receivers:
+  otlp:
+    auth: {{bearer_token_file: tokens}}
+    protocols:
+      grpc: {{tls: {{cert_file: missing.pem, key_file: missing.key}}}}
+{pipelines}"
+    );
+    std::fs::write(dir.path().join("broken.yaml"), broken).expect("write");
+    let output = fleetpipe(&["validate", "--config", "broken.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("receivers.otlp.protocols.grpc.tls (line 5): missing.pem:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("receivers.otlp.auth.bearer_token_file (line 3): tokens: no token in the file"),
+        "{stderr}"
+    );
+}

@@ -151,6 +151,19 @@ impl Config {
         }
     }
 
+    /// What works but exposes something, as `key: message` lines (see [`Settings::warnings`]).
+    pub fn warnings(&self) -> Vec<String> {
+        self.receivers
+            .iter()
+            .flat_map(|(name, receiver)| {
+                receiver
+                    .warnings()
+                    .into_iter()
+                    .map(move |warning| format!("receivers.{name}.{}: {}", warning.key, warning.message))
+            })
+            .collect()
+    }
+
     /// Cross-section checks, then each component's own.
     fn validate(&self, issues: &mut Issues<'_>) {
         config::check_pipelines(&self.service, issues);
@@ -166,6 +179,9 @@ impl Config {
                 );
             }
             issues.push_problems(&path, processor.problems());
+        }
+        for (name, receiver) in &self.receivers {
+            issues.push_problems(&["receivers", name.as_str()], receiver.problems());
         }
         issues.push_problems(&["report"], self.report.problems());
         if let Some(registry) = &self.registry {

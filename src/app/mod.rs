@@ -187,6 +187,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             registry::check(&loaded)?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(query::check_exporters(&loaded))?;
+            for warning in loaded.warnings() {
+                eprintln!("warning: {warning}");
+            }
             println!("{source}: configuration is valid");
             Ok(())
         }

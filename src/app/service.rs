@@ -110,12 +110,14 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
         health_listener,
         telemetry::health_router(Arc::clone(&health)),
         limits,
+        None,
         endpoints_shutdown.clone(),
     ));
     endpoints.spawn(server::serve(
         metrics_listener,
         telemetry::metrics_router(Arc::clone(&metrics), routes),
         limits,
+        None,
         endpoints_shutdown.clone(),
     ));
     health.set_ready(true);

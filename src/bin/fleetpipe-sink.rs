@@ -77,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         router,
         Default::default(),
+        None,
         shutdown.clone(),
     ));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -48,6 +48,12 @@ pub trait Settings: fmt::Debug + Send + Sync {
         Vec::new()
     }
 
+    /// Settings that work but expose something (`fleetpipe validate` prints them, `run` logs
+    /// them at every start), each at its key below the component.
+    fn warnings(&self) -> Vec<Problem> {
+        Vec::new()
+    }
+
     /// The settings as their own type, for the commands that read one type's settings
     /// (`registry explain` reads the enrich processor's tag names).
     fn as_any(&self) -> &dyn Any;

@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::auth::AuthSettings;
+use super::tls::TlsSettings;
+use crate::config::Problem;
+
 /// The OTLP receiver: gRPC and HTTP listeners sharing limits.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -14,6 +18,9 @@ pub struct OtlpReceiverConfig {
     /// Largest request accepted, in MiB, measured after decompression (default 64, as the
     /// OTLP specification recommends). Larger requests get RESOURCE_EXHAUSTED / 413.
     pub max_request_size_mib: usize,
+    /// Bearer tokens clients must present (on both transports); without it, anyone who can
+    /// reach the port may send.
+    pub auth: Option<AuthSettings>,
 }
 
 impl Default for OtlpReceiverConfig {
@@ -21,6 +28,7 @@ impl Default for OtlpReceiverConfig {
         OtlpReceiverConfig {
             protocols: Protocols::default(),
             max_request_size_mib: 64,
+            auth: None,
         }
     }
 }
@@ -28,6 +36,61 @@ impl Default for OtlpReceiverConfig {
 impl OtlpReceiverConfig {
     pub fn max_request_bytes(&self) -> usize {
         self.max_request_size_mib.saturating_mul(1024 * 1024)
+    }
+
+    /// The listeners: key, address and TLS settings.
+    fn listeners(&self) -> impl Iterator<Item = (&'static str, SocketAddr, Option<&TlsSettings>)> {
+        let grpc = self
+            .protocols
+            .grpc
+            .as_ref()
+            .map(|c| ("grpc", c.endpoint, c.tls.as_ref()));
+        let http = self
+            .protocols
+            .http
+            .as_ref()
+            .map(|c| ("http", c.endpoint, c.tls.as_ref()));
+        grpc.into_iter().chain(http)
+    }
+
+    /// Certificates that do not load and tokens that cannot be used.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (protocol, _, tls) in self.listeners() {
+            if let Some(Err(error)) = tls.map(TlsSettings::check) {
+                problems.push(Problem::new(&format!("protocols.{protocol}.tls"), error.to_string()));
+            }
+        }
+        if let Some(auth) = &self.auth {
+            problems.extend(auth.problems().into_iter().map(|problem| Problem {
+                key: match problem.key.as_str() {
+                    "" => "auth".to_owned(),
+                    key => format!("auth.{key}"),
+                },
+                message: problem.message,
+            }));
+        }
+        problems
+    }
+
+    /// Listeners any host can reach without TLS or without tokens: whoever reaches the port
+    /// can read what agents send, or send as them.
+    pub fn warnings(&self) -> Vec<Problem> {
+        self.listeners()
+            .filter(|(_, endpoint, _)| !endpoint.ip().is_loopback())
+            .filter_map(|(protocol, endpoint, tls)| {
+                let missing = match (tls.is_some(), self.auth.is_some()) {
+                    (true, true) => return None,
+                    (false, true) => "without TLS: tokens and telemetry cross the network in the clear",
+                    (true, false) => "without auth: any host that reaches it can send telemetry",
+                    (false, false) => "without TLS or auth: any host that reaches it can send telemetry, in the clear",
+                };
+                Some(Problem::new(
+                    &format!("protocols.{protocol}.endpoint"),
+                    format!("{endpoint} is reachable beyond this host {missing}"),
+                ))
+            })
+            .collect()
     }
 }
 
@@ -54,6 +117,8 @@ pub struct GrpcConfig {
     /// Time a request may take to arrive and be answered before it is cancelled.
     #[serde(with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// TLS (and mutual TLS with `client_ca_file`); without it, h2c in the clear.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for GrpcConfig {
@@ -63,6 +128,7 @@ impl Default for GrpcConfig {
             max_connections: 1024,
             max_concurrent_streams: 128,
             read_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -78,6 +144,8 @@ pub struct HttpConfig {
     /// Time allowed to receive a request's headers and body; a slower client gets 408.
     #[serde(with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// TLS (and mutual TLS with `client_ca_file`); without it, plain HTTP.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for HttpConfig {
@@ -86,6 +154,7 @@ impl Default for HttpConfig {
             endpoint: SocketAddr::from(([127, 0, 0, 1], 4318)),
             max_connections: 1024,
             read_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }

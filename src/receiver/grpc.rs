@@ -80,6 +80,10 @@ impl ExportMethod {
     /// message once the request is taken (and, for a durable pipeline, queued).
     async fn export(&self, request: Request<Body>) -> Result<Bytes, Status> {
         let (head, body) = request.into_parts();
+        let _client = self
+            .ingest
+            .authenticate("grpc", self.signal, &head.headers)
+            .map_err(|error| status_of(&error))?;
         let encoding = encoding_of(&head.headers)?;
         let declared = head
             .headers
@@ -180,5 +184,6 @@ fn status_of(error: &ReceiveError) -> Status {
             ErrorDetails::with_retry_info(Some(RETRY_DELAY)),
         ),
         ReceiveError::NoPipeline(_) => Status::unimplemented(message),
+        ReceiveError::Unauthenticated(_) => Status::unauthenticated(message),
     }
 }

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use prost::Message;
 
@@ -55,6 +55,13 @@ pub(super) fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
 }
 
 async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderMap, body: Body) -> Response {
+    if let Err(error) = state.ingest.authenticate("http", signal, &headers) {
+        let mut response = error_response(format_of_accept(&headers), StatusCode::UNAUTHORIZED, &error.to_string());
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(format) = format_of(content_type) else {
         let message = format!("unsupported content type {content_type:?}; use {PROTOBUF} or {JSON}");
@@ -94,6 +101,13 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
     }
 }
 
+/// The format of an answer given before the body is looked at: the request's content type
+/// when fleetpipe knows it, else protobuf.
+fn format_of_accept(headers: &HeaderMap) -> Format {
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    format_of(content_type).unwrap_or(Format::Protobuf)
+}
+
 fn format_of(content_type: &str) -> Option<Format> {
     let media_type = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match media_type.as_str() {
@@ -118,6 +132,7 @@ fn status_of(error: &ReceiveError) -> StatusCode {
         | ReceiveError::Decompress(DecompressError::Memory(_))
         | ReceiveError::Body(BodyError::Memory(_)) => StatusCode::SERVICE_UNAVAILABLE,
         ReceiveError::NoPipeline(_) => StatusCode::NOT_FOUND,
+        ReceiveError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
     }
 }
 
@@ -146,6 +161,7 @@ fn grpc_code_for(status: StatusCode) -> tonic::Code {
         }
         StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
         StatusCode::REQUEST_TIMEOUT => tonic::Code::DeadlineExceeded,
+        StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
         _ => tonic::Code::Unavailable,
     }
 }

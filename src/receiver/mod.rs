@@ -1,10 +1,12 @@
 //! The OTLP receiver: gRPC and HTTP listeners that decode requests, refuse bad ones with the
 //! status the OTLP specification prescribes, and hand good ones to the pipelines.
 
+pub mod auth;
 pub mod body;
 pub mod config;
 mod grpc;
 mod http;
+pub mod tls;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -20,8 +22,9 @@ use crate::memory::{MemoryBudget, OverBudget};
 use crate::otlp::{DecodeError, ExportResponse, Payload, Rejected, Signal};
 use crate::pipeline::component::{ReceiverContext, ReceiverSettings, Settings, StartError};
 use crate::pipeline::{self, Overloaded, PipelineInput, SubmitError};
-use crate::server::{self, ServerLimits};
+use crate::server::{self, ServerLimits, ServerTls};
 use crate::telemetry::metrics::{Metrics, ReceiverLabels, RefusalLabels};
+use auth::{AuthFailure, Authenticator, Client};
 use body::HeldBody;
 use config::OtlpReceiverConfig;
 
@@ -54,6 +57,9 @@ pub enum ReceiveError {
     /// No pipeline of this signal is configured.
     #[error("this fleetpipe has no {0} pipeline")]
     NoPipeline(Signal),
+    /// No bearer token, or not a known one: the message does not say which.
+    #[error("unauthenticated: this receiver needs a valid bearer token")]
+    Unauthenticated(AuthFailure),
     /// The request was taken, but it is not in every destination queue a durable pipeline
     /// requires within [`QUEUED_WITHIN`] (a disk queue is full), or fleetpipe stopped first;
     /// the client should retry (fleetpipe may deliver it too: a duplicate, never a loss).
@@ -144,6 +150,7 @@ impl ReceiveError {
             ReceiveError::NoPipeline(_) => "unsupported",
             ReceiveError::NotQueued => "not_queued",
             ReceiveError::Memory(_) | ReceiveError::Decompress(DecompressError::Memory(_)) => "memory",
+            ReceiveError::Unauthenticated(failure) => failure.reason(),
         }
     }
 }
@@ -170,9 +177,27 @@ pub struct Ingest {
     metrics: Arc<Metrics>,
     max_request_bytes: usize,
     memory: Arc<MemoryBudget>,
+    /// The tokens clients must present, when the receiver has `auth`.
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl Ingest {
+    /// Lets a request in when the receiver needs no token or it presents a known one;
+    /// otherwise counts the refusal.
+    pub(super) fn authenticate(
+        &self,
+        transport: &'static str,
+        signal: Signal,
+        headers: &::http::HeaderMap,
+    ) -> Result<Client, ReceiveError> {
+        match &self.auth {
+            None => Ok(Client::default()),
+            Some(auth) => auth
+                .check(headers)
+                .map_err(|failure| self.refused(transport, signal, ReceiveError::Unauthenticated(failure))),
+        }
+    }
+
     /// Takes a request read whole; large and JSON ones are decoded off the runtime.
     pub(super) async fn accept(
         self: &Arc<Self>,
@@ -279,70 +304,129 @@ impl Ingest {
 
 /// A receiver whose ports are bound, ready to serve.
 pub struct BoundReceiver {
-    grpc: Option<(TcpListener, ServerLimits, Duration)>,
-    http: Option<(TcpListener, ServerLimits, Duration)>,
+    grpc: Option<Listener>,
+    http: Option<Listener>,
     ingest: Arc<Ingest>,
 }
 
-/// Binds the receiver's ports. Binding is separate from serving so that a taken port stops
-/// start-up before any data is acknowledged.
+/// One bound port and how it serves.
+struct Listener {
+    listener: TcpListener,
+    limits: ServerLimits,
+    read_timeout: Duration,
+    tls: Option<ServerTls>,
+}
+
+/// Binds the receiver's ports and loads its certificates and tokens (watched for changes until
+/// `shutdown`). Binding is separate from serving so that a taken port stops start-up before
+/// any data is acknowledged.
 pub async fn bind(
     name: &str,
     config: &OtlpReceiverConfig,
     pipelines: BTreeMap<Signal, Vec<PipelineInput>>,
     metrics: &Arc<Metrics>,
     memory: &Arc<MemoryBudget>,
-) -> std::io::Result<BoundReceiver> {
-    let named = |e: std::io::Error, addr| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}"));
+    shutdown: &CancellationToken,
+) -> Result<BoundReceiver, StartError> {
+    let key = |rest: &str| format!("receivers.{name}.{rest}");
     let grpc = match &config.protocols.grpc {
         Some(c) => {
-            let listener = server::bind(c.endpoint).await.map_err(|e| named(e, c.endpoint))?;
             let limits = ServerLimits {
                 max_connections: c.max_connections,
                 header_read_timeout: c.read_timeout,
                 max_concurrent_streams: c.max_concurrent_streams,
             };
-            Some((listener, limits, c.read_timeout))
+            Some(listen(name, "grpc", c.endpoint, limits, c.tls.as_ref(), shutdown).await?)
         }
         None => None,
     };
     let http = match &config.protocols.http {
         Some(c) => {
-            let listener = server::bind(c.endpoint).await.map_err(|e| named(e, c.endpoint))?;
             let limits = ServerLimits {
                 max_connections: c.max_connections,
                 header_read_timeout: c.read_timeout,
                 ..ServerLimits::default()
             };
-            Some((listener, limits, c.read_timeout))
+            Some(listen(name, "http", c.endpoint, limits, c.tls.as_ref(), shutdown).await?)
         }
         None => None,
     };
+    let auth = match &config.auth {
+        Some(settings) => Some(
+            settings
+                .authenticator(name, shutdown)
+                .map_err(|e| StartError::new(key("auth"), e))?,
+        ),
+        None => None,
+    };
+    for warning in config.warnings() {
+        tracing::warn!(receiver = name, key = %warning.key, "{}", warning.message);
+    }
     let ingest = Arc::new(Ingest {
         receiver: name.to_owned(),
         pipelines,
         metrics: Arc::clone(metrics),
         max_request_bytes: config.max_request_bytes(),
         memory: Arc::clone(memory),
+        auth,
     });
     Ok(BoundReceiver { grpc, http, ingest })
+}
+
+/// Binds one listener and loads its certificate.
+async fn listen(
+    name: &str,
+    protocol: &str,
+    endpoint: std::net::SocketAddr,
+    limits: ServerLimits,
+    tls: Option<&tls::TlsSettings>,
+    shutdown: &CancellationToken,
+) -> Result<Listener, StartError> {
+    let key = |rest: &str| format!("receivers.{name}.protocols.{protocol}.{rest}");
+    let listener = server::bind(endpoint)
+        .await
+        .map_err(|e| StartError::new(key("endpoint"), format!("cannot listen on {endpoint}: {e}")))?;
+    let tls = match tls {
+        Some(settings) => Some(ServerTls {
+            config: settings
+                .load(&format!("{name}/{protocol}"), shutdown)
+                .map_err(|e| StartError::new(key("tls"), e))?,
+            handshake_timeout: settings.handshake_timeout,
+            max_concurrent_handshakes: settings.max_concurrent_handshakes,
+        }),
+        None => None,
+    };
+    Ok(Listener {
+        listener,
+        read_timeout: limits.header_read_timeout,
+        limits,
+        tls,
+    })
 }
 
 impl BoundReceiver {
     /// Serves until `shutdown`; the tasks end once in-flight requests are answered.
     pub fn serve(self, shutdown: &CancellationToken, tasks: &mut JoinSet<()>) {
-        if let Some((listener, limits, timeout)) = self.grpc {
-            let router = grpc::router(Arc::clone(&self.ingest), timeout);
-            tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
+        if let Some(l) = self.grpc {
+            let router = grpc::router(Arc::clone(&self.ingest), l.read_timeout);
+            tasks.spawn(server::serve(l.listener, router, l.limits, l.tls, shutdown.clone()));
         }
-        if let Some((listener, limits, timeout)) = self.http {
-            let router = http::router(Arc::clone(&self.ingest), timeout);
-            tasks.spawn(server::serve(listener, router, limits, shutdown.clone()));
+        if let Some(l) = self.http {
+            let router = http::router(Arc::clone(&self.ingest), l.read_timeout);
+            tasks.spawn(server::serve(l.listener, router, l.limits, l.tls, shutdown.clone()));
         }
     }
 }
 
 impl Settings for OtlpReceiverConfig {
+    fn problems(&self) -> Vec<crate::config::Problem> {
+        OtlpReceiverConfig::problems(self)
+    }
+
+    fn warnings(&self) -> Vec<crate::config::Problem> {
+        OtlpReceiverConfig::warnings(self)
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -351,9 +435,15 @@ impl Settings for OtlpReceiverConfig {
 #[async_trait::async_trait]
 impl ReceiverSettings for OtlpReceiverConfig {
     async fn start(&self, context: ReceiverContext<'_>) -> Result<(), StartError> {
-        let bound = bind(context.name, self, context.feeds, context.metrics, context.memory)
-            .await
-            .map_err(|e| StartError::new(format!("receivers.{}", context.name), e))?;
+        let bound = bind(
+            context.name,
+            self,
+            context.feeds,
+            context.metrics,
+            context.memory,
+            context.shutdown,
+        )
+        .await?;
         bound.serve(context.shutdown, context.tasks);
         Ok(())
     }

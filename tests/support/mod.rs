@@ -131,7 +131,8 @@ impl Fleetpipe {
             .args(["run", "--config"])
             .arg(&config_path)
             .current_dir(dir.path())
-            .env("RUST_LOG", "info")
+            // The config's level (`info` unless the test sets `service.telemetry.logs`).
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()

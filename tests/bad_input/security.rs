@@ -1,0 +1,437 @@
+//! Receiver security (issue 28, acceptance 1–4): TLS and mutual TLS with certificates the test
+//! makes with `openssl`, bearer tokens on both transports, certificate and token rotation
+//! without a restart, and no token in anything fleetpipe writes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fleetpipe::otlp::{Payload, Signal};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+use crate::support::sink::Sink;
+use crate::support::{Fleetpipe, fixtures, otlp_exporter, pipeline_config};
+
+/// A certificate authority made for the test, and certificates it signs.
+struct Authority {
+    dir: PathBuf,
+    name: String,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt install openssl)");
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl Authority {
+    fn new(dir: &Path, name: &str) -> Authority {
+        let key = format!("{name}.key");
+        let pem = format!("{name}.pem");
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        Authority {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn pem(&self) -> PathBuf {
+        self.dir.join(format!("{}.pem", self.name))
+    }
+
+    /// Signs a new key as `leaf` (`server` for localhost and 127.0.0.1, or a client); returns
+    /// the paths of its certificate and key.
+    fn sign(&self, leaf: &str, server: bool) -> (PathBuf, PathBuf) {
+        let (key, csr, pem, ext) = (
+            format!("{leaf}.key"),
+            format!("{leaf}.csr"),
+            format!("{leaf}.pem"),
+            format!("{leaf}.ext"),
+        );
+        let extensions = if server {
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+        } else {
+            "extendedKeyUsage=clientAuth\n"
+        };
+        std::fs::write(self.dir.join(&ext), format!("basicConstraints=CA:FALSE\n{extensions}")).expect("ext");
+        openssl(
+            &self.dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+                "-subj",
+                &format!("/CN={leaf}"),
+            ],
+        );
+        openssl(
+            &self.dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &format!("{}.pem", self.name),
+                "-CAkey",
+                &format!("{}.key", self.name),
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+            ],
+        );
+        (self.dir.join(pem), self.dir.join(key))
+    }
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("read pem")
+}
+
+/// What a gRPC client presents.
+struct GrpcClient<'a> {
+    trusted: &'a Path,
+    identity: Option<(&'a Path, &'a Path)>,
+    token: Option<&'a str>,
+}
+
+impl GrpcClient<'_> {
+    async fn channel(&self, addr: std::net::SocketAddr) -> Result<Channel, tonic::transport::Error> {
+        fleetpipe::export::install_crypto_provider();
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(self.trusted)))
+            .domain_name("localhost");
+        if let Some((cert, key)) = self.identity {
+            tls = tls.identity(Identity::from_pem(read(cert), read(key)));
+        }
+        Channel::from_shared(format!("https://{addr}"))
+            .expect("uri")
+            .tls_config(tls)?
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+    }
+
+    /// Sends a few spans on `channel`.
+    async fn export_on(&self, channel: Channel) -> Result<(), tonic::Status> {
+        let mut request = tonic::Request::new(fixtures::agent_trace("secured", 2));
+        if let Some(token) = self.token {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().expect("metadata"));
+        }
+        TraceServiceClient::new(channel).export(request).await.map(drop)
+    }
+
+    /// Connects and sends; a refused handshake is UNAVAILABLE.
+    async fn export(&self, addr: std::net::SocketAddr) -> Result<(), tonic::Status> {
+        match self.channel(addr).await {
+            Ok(channel) => self.export_on(channel).await,
+            Err(error) => Err(tonic::Status::unavailable(format!("connect: {error:?}"))),
+        }
+    }
+}
+
+/// Posts spans over OTLP/HTTP with TLS; the status, or `None` when no answer came.
+async fn https_post(
+    addr: std::net::SocketAddr,
+    trusted: &Path,
+    identity: Option<(&Path, &Path)>,
+    token: Option<&str>,
+) -> Option<u16> {
+    fleetpipe::export::install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&read(trusted)).expect("ca"))
+        .timeout(Duration::from_secs(5));
+    if let Some((cert, key)) = identity {
+        let pem = [read(cert), read(key)].concat();
+        builder = builder.identity(reqwest::Identity::from_pem(&pem).expect("identity"));
+    }
+    let client = builder.build().expect("client");
+    let body = Payload::Traces(fixtures::agent_trace("secured", 2))
+        .encode_protobuf()
+        .to_vec();
+    let mut request = client
+        .post(format!(
+            "https://localhost:{}{}",
+            addr.port(),
+            Signal::Traces.http_path()
+        ))
+        .header("content-type", "application/x-protobuf")
+        .body(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.ok().map(|response| response.status().as_u16())
+}
+
+const TOKEN: &str = "tok-5f2e9a1c7d3b48e6a0c4";
+const TOKEN_B: &str = "tok-b71c0e93d4a2f6581e3d";
+
+/// Both receivers with TLS (`tls` YAML) and the token file `tokens`, logging at debug.
+fn secured_config(sink: &Sink, tls: &str, tokens: &Path) -> String {
+    pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false)
+        .replace(
+            "grpc: {endpoint: '@GRPC@'}",
+            &format!("grpc: {{endpoint: '@GRPC@', tls: {tls}}}"),
+        )
+        .replace(
+            "http: {endpoint: '@HTTP@'}",
+            &format!("http: {{endpoint: '@HTTP@', tls: {tls}}}"),
+        )
+        .replace(
+            "    protocols:\n",
+            &format!(
+                "    auth: {{bearer_token_file: '{}', reload_interval: 200ms}}\n    protocols:\n",
+                tokens.display()
+            ),
+        )
+        .replace("  telemetry:\n", "  telemetry:\n    logs: {level: debug}\n")
+}
+
+#[tokio::test]
+async fn tls_and_tokens_keep_out_who_has_neither() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let ca = Authority::new(certs.path(), "ca");
+    let other = Authority::new(certs.path(), "other-ca");
+    let (server_cert, server_key) = ca.sign("server", true);
+    let (client_cert, client_key) = ca.sign("client", false);
+    let (stranger_cert, stranger_key) = other.sign("stranger", false);
+    let tokens = certs.path().join("tokens");
+    std::fs::write(&tokens, format!("# rotated monthly\n{TOKEN}\n")).expect("tokens");
+    let sink = Sink::start().await;
+    let tls = format!(
+        "{{cert_file: '{}', key_file: '{}', client_ca_file: '{}'}}",
+        server_cert.display(),
+        server_key.display(),
+        ca.pem().display()
+    );
+    let fleetpipe = Fleetpipe::start(&secured_config(&sink, &tls, &tokens)).await;
+    let ca_pem = ca.pem();
+    let client = |identity, token| GrpcClient {
+        trusted: &ca_pem,
+        identity,
+        token,
+    };
+    let ours = Some((client_cert.as_path(), client_key.as_path()));
+    let stranger = Some((stranger_cert.as_path(), stranger_key.as_path()));
+
+    // gRPC: the right certificate and token get in; without a token or with a wrong one,
+    // UNAUTHENTICATED, with the same message.
+    client(ours, Some(TOKEN))
+        .export(fleetpipe.grpc)
+        .await
+        .expect("accepted");
+    let missing = client(ours, None).export(fleetpipe.grpc).await.expect_err("no token");
+    let wrong = client(ours, Some("tok-wrong"))
+        .export(fleetpipe.grpc)
+        .await
+        .expect_err("wrong token");
+    assert_eq!(
+        (missing.code(), wrong.code()),
+        (Code::Unauthenticated, Code::Unauthenticated)
+    );
+    assert_eq!(
+        missing.message(),
+        wrong.message(),
+        "a refusal does not say what was wrong"
+    );
+    // A client certificate from another CA, or none, is refused by TLS (with TLS 1.3 the
+    // client learns it at its first request): a transport error, not a gRPC status.
+    for identity in [stranger, None] {
+        let refused = client(identity, Some(TOKEN))
+            .export(fleetpipe.grpc)
+            .await
+            .expect_err("no cert");
+        assert!(matches!(refused.code(), Code::Unavailable | Code::Unknown), "{refused}");
+    }
+    // Plain text on the TLS port is refused.
+    let spans = Payload::Traces(fixtures::agent_trace("plain", 1));
+    let plain = crate::support::grpc_send(&fleetpipe.grpc_endpoint(), spans.clone(), None).await;
+    assert!(plain.is_err(), "plain text was accepted on a TLS port");
+
+    // HTTP: the same rules.
+    assert_eq!(https_post(fleetpipe.http, &ca_pem, ours, Some(TOKEN)).await, Some(200));
+    assert_eq!(https_post(fleetpipe.http, &ca_pem, ours, None).await, Some(401));
+    assert_eq!(
+        https_post(fleetpipe.http, &ca_pem, ours, Some("tok-wrong")).await,
+        Some(401)
+    );
+    assert_eq!(https_post(fleetpipe.http, &ca_pem, stranger, Some(TOKEN)).await, None);
+    let plain = crate::support::http_client()
+        .post(format!("http://{}/v1/traces", fleetpipe.http))
+        .header("content-type", "application/x-protobuf")
+        .body(spans.encode_protobuf().to_vec())
+        .send()
+        .await;
+    assert!(
+        plain.map_or(true, |r| !r.status().is_success()),
+        "plain HTTP was accepted on a TLS port"
+    );
+
+    // Only the two authenticated requests reached the sink; the refusals are counted by reason.
+    sink.wait_for(Signal::Traces, 4, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.item_count(Signal::Traces), 4);
+    let metrics = fleetpipe.metrics_text().await;
+    let refused = |reason: &str| {
+        let label = format!("reason=\"{reason}\"");
+        crate::support::metric_sum(&metrics, "fleetpipe_receiver_refused_requests_total", &[label.as_str()])
+    };
+    assert_eq!(refused("unauthenticated_missing"), 2.0, "{metrics}");
+    assert_eq!(refused("unauthenticated_wrong"), 2.0);
+    assert!(!metrics.contains(TOKEN) && !metrics.contains("tok-wrong"));
+
+    // Acceptance 4: no token in the log or the metrics.
+    let (_, log) = fleetpipe.terminate().await;
+    assert!(log.contains("unauthenticated"), "refusals are logged at debug:\n{log}");
+    for token in [TOKEN, "tok-wrong"] {
+        assert!(!log.contains(token), "a token is in the log:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn certificates_and_tokens_rotate_without_a_restart() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let first = Authority::new(certs.path(), "first-ca");
+    let second = Authority::new(certs.path(), "second-ca");
+    let (old_cert, old_key) = first.sign("old", true);
+    let (new_cert, new_key) = second.sign("new", true);
+    let served_cert = certs.path().join("served.pem");
+    let served_key = certs.path().join("served.key");
+    let replace = |cert: &Path, key: &Path| {
+        for (from, to) in [(key, &served_key), (cert, &served_cert)] {
+            let staging = to.with_extension("staging");
+            std::fs::copy(from, &staging).expect("copy");
+            std::fs::rename(&staging, to).expect("rename");
+        }
+    };
+    replace(&old_cert, &old_key);
+    let tokens = certs.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).expect("tokens");
+    let sink = Sink::start().await;
+    let tls = format!(
+        "{{cert_file: '{}', key_file: '{}', reload_interval: 200ms}}",
+        served_cert.display(),
+        served_key.display()
+    );
+    let fleetpipe = Fleetpipe::start(&secured_config(&sink, &tls, &tokens)).await;
+    let (first_pem, second_pem) = (first.pem(), second.pem());
+    let trusting = |ca, token| GrpcClient {
+        trusted: ca,
+        identity: None,
+        token: Some(token),
+    };
+    let connected = trusting(&first_pem, TOKEN)
+        .channel(fleetpipe.grpc)
+        .await
+        .expect("connect");
+    trusting(&first_pem, TOKEN)
+        .export_on(connected.clone())
+        .await
+        .expect("first export");
+
+    // The certificate is replaced: new connections see the new one, the open one stays.
+    replace(&new_cert, &new_key);
+    let mut rotated = false;
+    for _ in 0..100 {
+        if trusting(&second_pem, TOKEN).export(fleetpipe.grpc).await.is_ok() {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rotated, "the new certificate was never served:\n{}", fleetpipe.log());
+    assert!(
+        trusting(&first_pem, TOKEN).export(fleetpipe.grpc).await.is_err(),
+        "the old certificate is still served"
+    );
+    trusting(&first_pem, TOKEN)
+        .export_on(connected.clone())
+        .await
+        .expect("the connection opened before the rotation still serves");
+
+    // A broken replacement is refused, logged, and the certificate before it keeps serving.
+    std::fs::write(
+        &served_cert,
+        "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n",
+    )
+    .expect("break");
+    let mut logged = false;
+    for _ in 0..100 {
+        if fleetpipe.log().contains("do not load") {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged, "a broken certificate was not reported:\n{}", fleetpipe.log());
+    trusting(&second_pem, TOKEN)
+        .export(fleetpipe.grpc)
+        .await
+        .expect("the last good certificate still serves");
+
+    // Acceptance 3: a token rotated in the file takes effect without a restart.
+    std::fs::write(&tokens, format!("{TOKEN_B}\n")).expect("rotate tokens");
+    let mut swapped = false;
+    for _ in 0..100 {
+        if trusting(&second_pem, TOKEN_B).export(fleetpipe.grpc).await.is_ok() {
+            swapped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(swapped, "the new token was never accepted:\n{}", fleetpipe.log());
+    let old = trusting(&second_pem, TOKEN)
+        .export(fleetpipe.grpc)
+        .await
+        .expect_err("old token");
+    assert_eq!(old.code(), Code::Unauthenticated);
+    let (_, log) = fleetpipe.terminate().await;
+    for token in [TOKEN, TOKEN_B] {
+        assert!(!log.contains(token), "a token is in the log:\n{log}");
+    }
+}
