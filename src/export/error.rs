@@ -9,9 +9,9 @@ use tonic_types::StatusExt;
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     /// The destination answered with a gRPC error status; retryable or not by its code.
-    #[error("destination answered {}: {}", .0.code(), .0.message())]
+    #[error("destination answered {}: {}", .0.code(), printable(.0.message().as_bytes()))]
     Grpc(tonic::Status),
-    /// The destination answered an HTTP error status; `message` is its body, shortened.
+    /// The destination answered an HTTP error status; `message` is its body, made printable.
     #[error("destination answered HTTP {status}: {message}")]
     Http {
         status: http::StatusCode,
@@ -33,6 +33,28 @@ pub enum ExportError {
     /// the user's configuration.
     #[error("invalid exporter settings: {0}")]
     Setup(String),
+}
+
+/// Most bytes of a destination's message kept in an error.
+const MESSAGE_LIMIT: usize = 512;
+
+/// A destination's message as it may go into a log line: at most [`MESSAGE_LIMIT`] bytes,
+/// invalid UTF-8 replaced and control characters (newlines, NUL, terminal escapes) escaped, so a
+/// destination cannot write lines of its own into fleetpipe's log.
+pub(super) fn printable(message: &[u8]) -> String {
+    let shortened = &message[..message.len().min(MESSAGE_LIMIT)];
+    let mut text = String::with_capacity(shortened.len());
+    for c in String::from_utf8_lossy(shortened).chars() {
+        if c.is_control() {
+            text.extend(c.escape_default());
+        } else {
+            text.push(c);
+        }
+    }
+    if message.len() > MESSAGE_LIMIT {
+        text.push('…');
+    }
+    text
 }
 
 impl ExportError {

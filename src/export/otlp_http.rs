@@ -2,18 +2,19 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use super::BodyFormat;
 use super::config::OtlpExporterConfig;
-use super::error::ExportError;
+use super::error::{ExportError, printable};
 use crate::otlp::{ExportResponse, Rejected, Signal};
 
-/// Longest part of an error body kept in logs.
-const ERROR_BODY_LIMIT: usize = 512;
+/// Most bytes of a destination's answer read: an OTLP response is a few bytes, an error's
+/// `google.rpc.Status` at most a few KiB.
+const RESPONSE_LIMIT: usize = 1 << 20;
 
 pub(super) struct OtlpHttpSender {
     client: reqwest::Client,
@@ -87,22 +88,36 @@ impl OtlpHttpSender {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response
-            .bytes()
+        let bytes = read_capped(response)
             .await
             .map_err(|e| ExportError::Transport(Box::new(e)))?;
         if !status.is_success() {
-            let mut message = String::from_utf8_lossy(&bytes).into_owned();
-            message.truncate(ERROR_BODY_LIMIT);
             return Err(ExportError::Http {
                 status,
-                message,
+                message: printable(&bytes),
                 retry_after,
             });
         }
         let decoded = ExportResponse::decode_protobuf(signal, &bytes);
         Ok(decoded.ok().and_then(|r| r.rejected()))
     }
+}
+
+/// The destination's answer, read up to [`RESPONSE_LIMIT`]: an endpoint answering with an
+/// endless or huge body cannot grow fleetpipe's memory (the OTel Go exporters had this flaw,
+/// CVE-2026-39882); the rest is left unread and the connection closed. A body that never ends
+/// runs into the attempt's timeout.
+async fn read_capped(mut response: reqwest::Response) -> Result<Bytes, reqwest::Error> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = RESPONSE_LIMIT - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// `endpoint` + `/v1/<signal>`, keeping any path prefix of the endpoint.

@@ -435,3 +435,56 @@ async fn certificates_and_tokens_rotate_without_a_restart() {
         assert!(!log.contains(token), "a token is in the log:\n{log}");
     }
 }
+
+/// Scenario: an `otlp_http` destination that answers 503 with a 256 MiB body starting with a
+/// line break, a NUL and a forged log line.
+/// Guarantees: fleetpipe reads at most 1 MiB of each answer (RSS stays far below the body; an
+/// unbounded read reached 2.2 GiB), keeps retrying, and logs the message escaped on one line.
+#[tokio::test]
+async fn a_hostile_destination_cannot_grow_memory_or_forge_log_lines() {
+    use axum::body::Body;
+    const FORGED: &str = "\n\0ERROR forged line from the destination";
+    let chunk = bytes::Bytes::from(vec![b'x'; 1 << 20]);
+    let router = axum::Router::new().fallback(move || {
+        let chunks = std::iter::once(bytes::Bytes::from(FORGED)).chain(std::iter::repeat_n(chunk.clone(), 256));
+        async move {
+            let stream = futures::stream::iter(chunks.map(Ok::<_, std::io::Error>));
+            (http::StatusCode::SERVICE_UNAVAILABLE, Body::from_stream(stream))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let destination = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let exporter = format!(
+        "otlp_http:\n  endpoint: http://{destination}\n  timeout: 20s\n  retry_on_failure: {{initial_interval: 50ms, max_interval: 100ms}}\n"
+    );
+    let fleetpipe = Fleetpipe::start(&pipeline_config(&exporter, &["otlp_http"], false)).await;
+    let watch = fleetpipe.watch_rss();
+    crate::support::grpc_send(
+        &fleetpipe.grpc_endpoint(),
+        Payload::Traces(fixtures::agent_trace("hostile", 2)),
+        None,
+    )
+    .await
+    .expect("accepted");
+    let mut retried = false;
+    for _ in 0..200 {
+        if fleetpipe.log().matches("Export failed; retrying.").count() >= 5 {
+            retried = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let peak = watch.peak();
+    let log = fleetpipe.log();
+    assert!(retried, "the destination's answers were not read and retried:\n{log}");
+    assert!(peak < 200 << 20, "peak RSS {} MiB while answers were read", peak >> 20);
+    assert!(
+        log.contains(r"\n\u{0}ERROR forged line"),
+        "the message is escaped:\n{log}"
+    );
+    assert!(
+        !log.contains(FORGED),
+        "a raw line break from the destination is in the log"
+    );
+}
