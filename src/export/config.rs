@@ -65,6 +65,9 @@ impl OtlpExporterConfig {
         if !matches!(self.endpoint.scheme(), "http" | "https") {
             problems.push(Problem::new("endpoint", "not an http:// or https:// URL"));
         }
+        if let Err(message) = self.tls.identity() {
+            problems.push(Problem::new("tls", message));
+        }
         if let Some(level) = self.compression_params.level
             && !self.compression.levels().contains(&level)
         {
@@ -165,6 +168,25 @@ pub struct TlsConfig {
     /// PEM file of the certificate authority to trust instead of the system roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate, for destinations that require mutual TLS (with
+    /// `key_file`).
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The client certificate and key, read, when both are set.
+    pub fn identity(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+        let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Ok(Some((read(cert)?, read(key)?))),
+            (None, None) => Ok(None),
+            _ => Err("tls.cert_file and tls.key_file go together".to_owned()),
+        }
+    }
 }
 
 /// Exponential backoff with jitter between attempts, as the Collector's `retry_on_failure`.

@@ -11,7 +11,7 @@ use bytes::{Buf, Bytes};
 use http::header::{CONTENT_TYPE, TE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use http_body_util::BodyExt;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 use tower::ServiceExt;
 
@@ -40,6 +40,9 @@ impl OtlpGrpcSender {
                 let pem =
                     std::fs::read(ca_file).map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            if let Some((cert, key)) = config.tls.identity().map_err(ExportError::Setup)? {
+                tls = tls.identity(Identity::from_pem(cert, key));
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| setup(&e))?;
         }

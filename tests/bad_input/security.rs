@@ -488,3 +488,48 @@ async fn a_hostile_destination_cannot_grow_memory_or_forge_log_lines() {
         "a raw line break from the destination is in the log"
     );
 }
+
+/// Scenario: fleetpipe in a collector chain: one instance forwards over OTLP/gRPC and
+/// OTLP/HTTP to another that requires a client certificate and a token.
+/// Guarantees: with `tls.cert_file`/`key_file` and the token as a header, every span arrives
+/// through both exporters.
+#[tokio::test]
+async fn exporters_present_client_certificates_to_a_mutual_tls_destination() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let ca = Authority::new(certs.path(), "chain-ca");
+    let (server_cert, server_key) = ca.sign("gateway", true);
+    let (client_cert, client_key) = ca.sign("edge", false);
+    let tokens = certs.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).expect("tokens");
+    let sink = Sink::start().await;
+    let tls = format!(
+        "{{cert_file: '{}', key_file: '{}', client_ca_file: '{}'}}",
+        server_cert.display(),
+        server_key.display(),
+        ca.pem().display()
+    );
+    let gateway = Fleetpipe::start(&secured_config(&sink, &tls, &tokens)).await;
+    let client_tls = format!(
+        "{{ca_file: '{}', cert_file: '{}', key_file: '{}'}}",
+        ca.pem().display(),
+        client_cert.display(),
+        client_key.display()
+    );
+    let exporters = format!(
+        "otlp:\n  endpoint: https://localhost:{}\n  tls: {client_tls}\n  headers: {{authorization: 'Bearer {TOKEN}'}}\n\
+         otlp_http:\n  endpoint: https://localhost:{}\n  tls: {client_tls}\n  headers: {{authorization: 'Bearer {TOKEN}'}}\n",
+        gateway.grpc.port(),
+        gateway.http.port()
+    );
+    let edge = Fleetpipe::start(&pipeline_config(&exporters, &["otlp", "otlp_http"], false)).await;
+    crate::support::grpc_send(
+        &edge.grpc_endpoint(),
+        Payload::Traces(fixtures::agent_trace("chain", 3)),
+        None,
+    )
+    .await
+    .expect("accepted");
+    sink.wait_for(Signal::Traces, 6, Duration::from_secs(20)).await;
+    let refused = gateway.metric("fleetpipe_receiver_refused_requests_total", &[]).await;
+    assert_eq!(refused, 0.0, "{}", gateway.log());
+}
