@@ -177,12 +177,21 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
 }
 
+/// A client certificate and its key, as PEM.
+pub struct ClientIdentity {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
 impl TlsConfig {
     /// The client certificate and key, read, when both are set.
-    pub fn identity(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, String> {
+    pub fn identity(&self) -> Result<Option<ClientIdentity>, String> {
         let read = |path: &PathBuf| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
         match (&self.cert_file, &self.key_file) {
-            (Some(cert), Some(key)) => Ok(Some((read(cert)?, read(key)?))),
+            (Some(cert), Some(key)) => Ok(Some(ClientIdentity {
+                cert: read(cert)?,
+                key: read(key)?,
+            })),
             (None, None) => Ok(None),
             _ => Err("tls.cert_file and tls.key_file go together".to_owned()),
         }

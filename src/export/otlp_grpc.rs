@@ -41,8 +41,8 @@ impl OtlpGrpcSender {
                     std::fs::read(ca_file).map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
                 tls = tls.ca_certificate(Certificate::from_pem(pem));
             }
-            if let Some((cert, key)) = config.tls.identity().map_err(ExportError::Setup)? {
-                tls = tls.identity(Identity::from_pem(cert, key));
+            if let Some(client) = config.tls.identity().map_err(ExportError::Setup)? {
+                tls = tls.identity(Identity::from_pem(client.cert, client.key));
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| setup(&e))?;
         }

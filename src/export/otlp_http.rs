@@ -34,8 +34,8 @@ impl OtlpHttpSender {
                 .map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
             builder = builder.add_root_certificate(cert);
         }
-        if let Some((cert, key)) = config.tls.identity().map_err(ExportError::Setup)? {
-            let identity = reqwest::Identity::from_pem(&[cert, key].concat())
+        if let Some(client) = config.tls.identity().map_err(ExportError::Setup)? {
+            let identity = reqwest::Identity::from_pem(&[client.cert, client.key].concat())
                 .map_err(|e| ExportError::Setup(format!("tls.cert_file and tls.key_file: {e}")))?;
             builder = builder.identity(identity);
         }
