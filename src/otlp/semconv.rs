@@ -5,6 +5,10 @@
 /// The event name of the log records that carry anomaly findings.
 pub const ANOMALY_EVENT: &str = "fleetpipe.anomaly";
 
+/// Resource attribute naming the client whose token sent the data (`tokens:` of a receiver's
+/// `auth`).
+pub const CLIENT: &str = "fleetpipe.client";
+
 /// An attribute key fleetpipe reads: the OpenTelemetry semantic conventions' (GenAI, MCP,
 /// HTTP, RPC, messaging, database) and the other spellings of GenAI names that enrichment
 /// maps to them (deprecated names, OpenInference, OpenLLMetry).

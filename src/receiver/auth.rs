@@ -17,6 +17,8 @@ use subtle::ConstantTimeEq as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Problem;
+use crate::otlp::semconv::CLIENT;
+use crate::otlp::wire::{Attribute, Edit, NewValue, Record, Visitor};
 
 /// `receivers.otlp.auth`.
 #[derive(Debug, Clone, Deserialize)]
@@ -91,12 +93,32 @@ struct KnownToken {
 #[derive(Debug)]
 pub struct Authenticator {
     tokens: ArcSwap<Vec<KnownToken>>,
+    /// Some tokens have names: every request's resources get `fleetpipe.client` written (or
+    /// removed, for an unnamed token), so a client cannot pass as another.
+    names_clients: bool,
 }
 
 /// An authenticated client: the name of its token, when it has one.
 #[derive(Debug, Clone, Default)]
 pub struct Client {
     pub name: Option<Arc<str>>,
+}
+
+/// Writes the client's name as `fleetpipe.client` on every resource, in place of any the
+/// client wrote itself; for a client without a name, removes it.
+pub struct ClientName<'a>(pub Option<&'a str>);
+
+impl Visitor for ClientName<'_> {
+    fn resource(&mut self, attributes: &[Attribute<'_>], edit: &mut Edit<'_>) {
+        for attribute in attributes.iter().filter(|a| a.key == CLIENT.as_bytes()) {
+            edit.drop(attribute);
+        }
+        if let Some(name) = self.0 {
+            edit.add(CLIENT, NewValue::String(name));
+        }
+    }
+
+    fn record(&mut self, _: &Record<'_, '_>, _: &mut Edit<'_>) {}
 }
 
 fn digest(token: &[u8]) -> [u8; 32] {
@@ -158,6 +180,7 @@ impl AuthSettings {
     pub fn authenticator(&self, receiver: &str, shutdown: &CancellationToken) -> Result<Arc<Authenticator>, String> {
         let authenticator = Arc::new(Authenticator {
             tokens: ArcSwap::from_pointee(self.known()?),
+            names_clients: !self.tokens.is_empty(),
         });
         if let Some(path) = self.bearer_token_file.clone() {
             let (settings, watched, receiver) = (self.clone(), Arc::clone(&authenticator), receiver.to_owned());
@@ -214,6 +237,11 @@ fn read_token_file(path: &Path) -> Result<Vec<String>, String> {
 }
 
 impl Authenticator {
+    /// Whether requests' resources are to carry `fleetpipe.client` (see the field).
+    pub fn names_clients(&self) -> bool {
+        self.names_clients
+    }
+
     /// Checks the request's bearer token against every known one, all of them each time.
     pub fn check(&self, headers: &HeaderMap) -> Result<Client, AuthFailure> {
         let presented = headers

@@ -80,7 +80,7 @@ impl ExportMethod {
     /// message once the request is taken (and, for a durable pipeline, queued).
     async fn export(&self, request: Request<Body>) -> Result<Bytes, Status> {
         let (head, body) = request.into_parts();
-        let _client = self
+        let client = self
             .ingest
             .authenticate("grpc", self.signal, &head.headers)
             .map_err(|error| status_of(&error))?;
@@ -106,7 +106,7 @@ impl ExportMethod {
         held.bytes = message;
         let accepted = self
             .ingest
-            .accept("grpc", self.signal, Format::Protobuf, encoding, held)
+            .accept("grpc", self.signal, Format::Protobuf, encoding, held, client)
             .await
             .map_err(|error| status_of(&error))?;
         let response = accepted.queued().await.map_err(|error| status_of(&error))?;

@@ -55,13 +55,10 @@ pub(super) fn router(ingest: Arc<Ingest>, read_timeout: Duration) -> Router {
 }
 
 async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderMap, body: Body) -> Response {
-    if let Err(error) = state.ingest.authenticate("http", signal, &headers) {
-        let mut response = error_response(format_of_accept(&headers), StatusCode::UNAUTHORIZED, &error.to_string());
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return response;
-    }
+    let client = match state.ingest.authenticate("http", signal, &headers) {
+        Ok(client) => client,
+        Err(error) => return unauthorized(&headers, &error),
+    };
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(format) = format_of(content_type) else {
         let message = format!("unsupported content type {content_type:?}; use {PROTOBUF} or {JSON}");
@@ -75,7 +72,11 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
     let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
     let limit = state.ingest.max_request_bytes;
     let queued = match body::read(body, declared, limit, &state.ingest.memory, state.read_timeout).await {
-        Ok(held) => match state.ingest.accept("http", signal, format, encoding, held).await {
+        Ok(held) => match state
+            .ingest
+            .accept("http", signal, format, encoding, held, client)
+            .await
+        {
             Ok(accepted) => accepted.queued().await,
             Err(error) => Err(error),
         },
@@ -99,6 +100,15 @@ async fn export(State(state): State<HttpState>, signal: Signal, headers: HeaderM
             response
         }
     }
+}
+
+/// 401 with `WWW-Authenticate: Bearer`, as RFC 6750 asks.
+fn unauthorized(headers: &HeaderMap, error: &ReceiveError) -> Response {
+    let mut response = error_response(format_of_accept(headers), StatusCode::UNAUTHORIZED, &error.to_string());
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }
 
 /// The format of an answer given before the body is looked at: the request's content type

@@ -19,13 +19,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::compression::{self, DecompressError, Encoding};
 use crate::memory::{MemoryBudget, OverBudget};
-use crate::otlp::{DecodeError, ExportResponse, Payload, Rejected, Signal};
+use crate::otlp::{DecodeError, ExportResponse, Payload, Rejected, Signal, wire};
 use crate::pipeline::component::{ReceiverContext, ReceiverSettings, Settings, StartError};
 use crate::pipeline::{self, Overloaded, PipelineInput, SubmitError};
 use crate::server::{self, ServerLimits, ServerTls};
 use crate::telemetry::metrics::{Metrics, ReceiverLabels, RefusalLabels};
-use auth::{AuthFailure, Authenticator, Client};
+use auth::{AuthFailure, Authenticator, Client, ClientName};
 use body::HeldBody;
+use bytes::Bytes;
 use config::OtlpReceiverConfig;
 
 /// How long a client told to back off should wait before retrying.
@@ -206,13 +207,15 @@ impl Ingest {
         format: Format,
         encoding: Encoding,
         body: HeldBody,
+        client: Client,
     ) -> Result<Accepted, ReceiveError> {
         let result = if format == Format::Protobuf && body.bytes.len() <= DECODED_APART_ABOVE {
-            self.try_accept(transport, signal, format, encoding, body)
+            self.try_accept(transport, signal, format, encoding, body, &client)
         } else {
             let ingest = Arc::clone(self);
-            let decoding =
-                tokio::task::spawn_blocking(move || ingest.try_accept(transport, signal, format, encoding, body));
+            let decoding = tokio::task::spawn_blocking(move || {
+                ingest.try_accept(transport, signal, format, encoding, body, &client)
+            });
             match decoding.await {
                 Ok(result) => result,
                 Err(failed) => std::panic::resume_unwind(failed.into_panic()),
@@ -236,6 +239,7 @@ impl Ingest {
         format: Format,
         encoding: Encoding,
         body: HeldBody,
+        client: &Client,
     ) -> Result<Accepted, ReceiveError> {
         let pipelines = self.pipelines.get(&signal).ok_or(ReceiveError::NoPipeline(signal))?;
         let HeldBody { bytes, mut charge } = body;
@@ -250,6 +254,7 @@ impl Ingest {
                 (payload.encode_protobuf(), rejected)
             }
         };
+        let body = self.name_client(signal, body, client)?;
         let submitted = match pipeline::submit(pipelines, signal, body) {
             Ok(submitted) => submitted,
             Err(SubmitError::Malformed(error)) => return Err(error.into()),
@@ -290,6 +295,18 @@ impl Ingest {
             response: ExportResponse::new(signal, rejected),
             queued,
         })
+    }
+
+    /// With named tokens, writes the client's name on the request's resources (see
+    /// [`Authenticator::names_clients`]).
+    fn name_client(&self, signal: Signal, body: Bytes, client: &Client) -> Result<Bytes, ReceiveError> {
+        if !self.auth.as_ref().is_some_and(|auth| auth.names_clients()) {
+            return Ok(body);
+        }
+        let mut naming = ClientName(client.name.as_deref());
+        let (rewritten, _) =
+            wire::rewrite(signal, &body, &mut naming).map_err(|source| DecodeError::Wire { signal, source })?;
+        Ok(rewritten.map_or(body, Bytes::from))
     }
 
     fn refusal(&self, transport: &'static str, signal: Signal, reason: &'static str) -> RefusalLabels {

@@ -533,3 +533,55 @@ async fn exporters_present_client_certificates_to_a_mutual_tls_destination() {
     let refused = gateway.metric("fleetpipe_receiver_refused_requests_total", &[]).await;
     assert_eq!(refused, 0.0, "{}", gateway.log());
 }
+
+/// Scenario: a receiver with a named token (`team-a`) and an unnamed one; each client sends
+/// spans whose resource already says `fleetpipe.client: team-b`.
+/// Guarantees: the named token's spans arrive with `fleetpipe.client` = `team-a` only; the
+/// unnamed token's arrive without it: no client passes as another.
+#[tokio::test]
+async fn named_tokens_tell_clients_apart_and_cannot_be_spoofed() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    let sink = Sink::start().await;
+    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false).replace(
+        "    protocols:\n",
+        &format!("    auth:\n      bearer_tokens: ['{TOKEN_B}']\n      tokens: [{{name: team-a, token: '{TOKEN}'}}]\n    protocols:\n"),
+    );
+    let fleetpipe = Fleetpipe::start(&config).await;
+    for (token, span) in [(TOKEN, "named"), (TOKEN_B, "unnamed")] {
+        let spans = fixtures::traces(
+            &[("service.name", "agent"), ("fleetpipe.client", "team-b")],
+            vec![fixtures::span(span, SpanKind::Client, &[])],
+        );
+        let response = crate::support::http_client()
+            .post(format!("http://{}/v1/traces", fleetpipe.http))
+            .header("content-type", "application/x-protobuf")
+            .bearer_auth(token)
+            .body(Payload::Traces(spans).encode_protobuf().to_vec())
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), 200);
+    }
+    sink.wait_for(Signal::Traces, 2, Duration::from_secs(10)).await;
+    let mut clients = std::collections::BTreeMap::new();
+    for payload in sink.received() {
+        let Payload::Traces(request) = payload else { continue };
+        for resource_spans in request.resource_spans {
+            let named: Vec<String> = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .filter(|a| a.key == "fleetpipe.client")
+                .filter_map(|a| match a.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect();
+            let span = resource_spans.scope_spans[0].spans[0].name.clone();
+            clients.insert(span, named);
+        }
+    }
+    assert_eq!(clients["named"], ["team-a"]);
+    assert!(clients["unnamed"].is_empty(), "{clients:?}");
+}
