@@ -128,7 +128,76 @@ async fn grpc_bad_input_statuses() {
             .await,
         1.0
     );
+
+    // Two messages in a unary call, and a body that says it is not gRPC: both refused
+    // (neither half-taken nor guessed at).
+    let message = Payload::Traces(fixtures::agent_trace("one", 1)).encode_protobuf();
+    let one = [&[0][..], &(message.len() as u32).to_be_bytes(), &message].concat();
+    let two = [one.clone(), one.clone()].concat();
+    for (content_type, body, problem) in [
+        ("application/grpc", two, "a unary call carries one message"),
+        ("text/plain", one, "is not application/grpc"),
+    ] {
+        let (code, message) = h2_post(&fleetpipe, TRACE_EXPORT, content_type, body).await;
+        assert_eq!(code.as_deref(), Some("3"), "{content_type}: {message}");
+        assert!(message.contains(problem), "{message}");
+    }
+    assert_eq!(
+        sink.item_count(Signal::Traces),
+        0,
+        "nothing of a refused call is forwarded"
+    );
     good_request_still_works(&sink, &fleetpipe).await;
+}
+
+/// Posts `body` to fleetpipe's gRPC port over HTTP/2 as a client that frames the call
+/// itself; the `grpc-status` and `grpc-message` of the (trailers-only) answer.
+async fn h2_post(fleetpipe: &Fleetpipe, path: &str, content_type: &str, body: Vec<u8>) -> (Option<String>, String) {
+    fleetpipe::export::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let response = client
+        .post(format!("http://{}{path}", fleetpipe.grpc))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let message = header("grpc-message").unwrap_or_default();
+    (header("grpc-status"), percent_decoded(&message))
+}
+
+/// `grpc-message` is percent-encoded.
+fn percent_decoded(message: &str) -> String {
+    let mut bytes = Vec::new();
+    let mut rest = message.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        match (
+            first,
+            tail.get(..2)
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()),
+        ) {
+            (b'%', Some(byte)) => {
+                bytes.push(byte);
+                rest = &tail[2..];
+            }
+            _ => {
+                bytes.push(first);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 async fn post(

@@ -84,6 +84,7 @@ impl ExportMethod {
             .ingest
             .authenticate("grpc", self.signal, &head.headers)
             .map_err(|error| status_of(&error))?;
+        check_content_type(&head.headers)?;
         let encoding = encoding_of(&head.headers)?;
         let declared = head
             .headers
@@ -112,6 +113,19 @@ impl ExportMethod {
         let response = accepted.queued().await.map_err(|error| status_of(&error))?;
         Ok(response.encode_protobuf())
     }
+}
+
+/// A gRPC request says `application/grpc` (or `application/grpc+proto`); anything else is
+/// not a gRPC client and is refused rather than guessed at.
+fn check_content_type(headers: &HeaderMap) -> Result<(), Status> {
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if matches!(media_type, "application/grpc" | "application/grpc+proto") {
+        return Ok(());
+    }
+    Err(Status::invalid_argument(format!(
+        "content-type {content_type:?} is not application/grpc; OTLP/HTTP is served on its own port"
+    )))
 }
 
 /// The request's `grpc-encoding`; one fleetpipe does not accept is UNIMPLEMENTED, as the gRPC
