@@ -6,9 +6,11 @@
 //! again as queues drain. The parts already bounded by push-back (queues) are charged without
 //! being refused, so the receivers see them and stop taking more.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -72,6 +74,15 @@ pub struct MemoryBudget {
     part_gauges: [Gauge; 4],
     /// `None` where only charges count (tests of one component in a shared process).
     rss: Option<RssSampler>,
+    /// How many requests may grow large at once (see [`MemoryBudget::bound_large_requests`]).
+    large: OnceLock<LargeRequests>,
+}
+
+/// Turns for requests growing past `from` bytes.
+#[derive(Debug)]
+struct LargeRequests {
+    from: usize,
+    turns: Arc<Semaphore>,
 }
 
 impl MemoryBudget {
@@ -98,7 +109,20 @@ impl MemoryBudget {
             parts,
             part_gauges,
             rss: None,
+            large: OnceLock::new(),
         }
+    }
+
+    /// Lets only as many requests grow past an eighth of `max_request_bytes` at once as fit
+    /// twice over below the soft limit; others are refused (to retry) as they pass it. Without
+    /// turns, many large requests inflating together each get part of the way and are all
+    /// refused once memory runs short: none is taken. The first receiver's limit counts.
+    pub fn bound_large_requests(&self, max_request_bytes: usize) {
+        let largest = max_request_bytes.max(1);
+        let _ = self.large.set(LargeRequests {
+            from: (largest / 8).max(FRESH_RSS_FROM),
+            turns: Arc::new(Semaphore::new((self.soft / largest / 2).max(1))),
+        });
     }
 
     /// A budget that never refuses, for commands that only read (`report`, `query`) and tests
@@ -135,6 +159,7 @@ impl MemoryBudget {
             budget: Arc::clone(self),
             part,
             bytes,
+            turn: None,
         }
     }
 
@@ -148,11 +173,21 @@ impl MemoryBudget {
         if held.saturating_add(more) <= self.soft && rss <= self.soft {
             return Ok(());
         }
-        Err(OverBudget {
+        Err(self.over(held, rss))
+    }
+
+    /// The refusal, with what is held and resident now.
+    fn over_now(&self) -> OverBudget {
+        let rss = self.rss.as_ref().map_or(0, |sampler| sampler.current(false));
+        self.over(self.held.load(Ordering::Relaxed), rss)
+    }
+
+    fn over(&self, held: usize, rss: usize) -> OverBudget {
+        OverBudget {
             held_mib: held >> 20,
             rss_mib: rss >> 20,
             soft_mib: self.soft >> 20,
-        })
+        }
     }
 
     /// Bytes held now, by every part.
@@ -198,12 +233,21 @@ pub struct Charge {
     budget: Arc<MemoryBudget>,
     part: Part,
     bytes: usize,
+    /// The turn of a request grown large.
+    turn: Option<OwnedSemaphorePermit>,
 }
 
 impl Charge {
     /// Takes `more` bytes for the same data as it grows (a body inflating), or refuses when
     /// memory is short.
     pub fn grow(&mut self, more: usize) -> Result<(), OverBudget> {
+        if self.turn.is_none()
+            && let Some(large) = self.budget.large.get()
+            && self.bytes + more >= large.from
+        {
+            let turn = Arc::clone(&large.turns).try_acquire_owned();
+            self.turn = Some(turn.map_err(|_| self.budget.over_now())?);
+        }
         self.budget.check(more)?;
         self.budget.add(self.part, more);
         self.bytes += more;

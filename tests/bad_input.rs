@@ -1,6 +1,8 @@
 //! Acceptance 3: every kind of bad input gets the status the OTLP specification prescribes,
 //! with a message naming the problem, and the next good request still succeeds.
 
+#[path = "bad_input/connections.rs"]
+mod connections;
 #[path = "bad_input/security.rs"]
 mod security;
 mod support;

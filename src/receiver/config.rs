@@ -94,6 +94,10 @@ impl OtlpReceiverConfig {
     }
 }
 
+/// How long a silent connection stays open: well above the SDKs' export intervals (5 s for
+/// spans, 60 s for metrics), so clients keep their connections between exports.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Which listeners the receiver opens.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +121,11 @@ pub struct GrpcConfig {
     /// Time a request may take to arrive and be answered before it is cancelled.
     #[serde(with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// A connection that starts no request for this long, with none being answered, is closed
+    /// (clients reconnect when they next export); when every connection place is taken, the
+    /// connection idle longest (at least 1 s) makes room for a new one.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// TLS (and mutual TLS with `client_ca_file`); without it, h2c in the clear.
     pub tls: Option<TlsSettings>,
 }
@@ -128,6 +137,7 @@ impl Default for GrpcConfig {
             max_connections: 1024,
             max_concurrent_streams: 128,
             read_timeout: Duration::from_secs(30),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             tls: None,
         }
     }
@@ -144,6 +154,10 @@ pub struct HttpConfig {
     /// Time allowed to receive a request's headers and body; a slower client gets 408.
     #[serde(with = "humantime_serde")]
     pub read_timeout: Duration,
+    /// A connection that starts no request for this long, with none being answered, is closed;
+    /// when every place is taken, the one idle longest (at least 1 s) makes room.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
     /// TLS (and mutual TLS with `client_ca_file`); without it, plain HTTP.
     pub tls: Option<TlsSettings>,
 }
@@ -154,6 +168,7 @@ impl Default for HttpConfig {
             endpoint: SocketAddr::from(([127, 0, 0, 1], 4318)),
             max_connections: 1024,
             read_timeout: Duration::from_secs(30),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             tls: None,
         }
     }

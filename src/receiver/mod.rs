@@ -352,6 +352,7 @@ pub async fn bind(
                 max_connections: c.max_connections,
                 header_read_timeout: c.read_timeout,
                 max_concurrent_streams: c.max_concurrent_streams,
+                idle_timeout: c.idle_timeout,
             };
             Some(listen(name, "grpc", c.endpoint, limits, c.tls.as_ref(), shutdown).await?)
         }
@@ -362,6 +363,7 @@ pub async fn bind(
             let limits = ServerLimits {
                 max_connections: c.max_connections,
                 header_read_timeout: c.read_timeout,
+                idle_timeout: c.idle_timeout,
                 ..ServerLimits::default()
             };
             Some(listen(name, "http", c.endpoint, limits, c.tls.as_ref(), shutdown).await?)
@@ -376,6 +378,7 @@ pub async fn bind(
         ),
         None => None,
     };
+    memory.bound_large_requests(config.max_request_bytes());
     for warning in config.warnings() {
         tracing::warn!(receiver = name, key = %warning.key, "{}", warning.message);
     }

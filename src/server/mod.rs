@@ -2,17 +2,21 @@
 //! limit, a header read timeout and graceful shutdown. Used by the OTLP receivers and by
 //! fleetpipe's health and metrics endpoints.
 //!
+//! Connections that send no request cannot lock real clients out (`connections`): when every
+//! place is taken, the connection idle longest makes room, and a connection idle for the idle
+//! timeout is closed. HTTP/2 connections are pinged, so dead peers are closed too.
+//!
 //! With TLS, each connection's handshake runs on its own task, bounded in time and in how many
 //! run at once, so half-open connections cannot keep real clients from being served.
 //!
 //! Cancellation: when `shutdown` fires the listener closes at once; open connections finish the
 //! requests they are serving and are then closed.
 
+mod connections;
+
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -21,11 +25,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use connections::{Connections, Counted, PlacedStream};
 
 /// TLS for a listener: the configuration new connections take (swapped when certificates are
 /// reloaded) and the handshake's bounds.
@@ -42,6 +48,9 @@ pub struct ServerLimits {
     pub max_connections: usize,
     pub header_read_timeout: Duration,
     pub max_concurrent_streams: u32,
+    /// A connection that starts no request for this long, with none being answered, is
+    /// closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -50,6 +59,7 @@ impl Default for ServerLimits {
             max_connections: 256,
             header_read_timeout: Duration::from_secs(30),
             max_concurrent_streams: 128,
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -68,10 +78,10 @@ pub async fn serve(
     tls: Option<ServerTls>,
     shutdown: CancellationToken,
 ) {
-    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let handshakes = tls
-        .as_ref()
-        .map(|tls| Arc::new(Semaphore::new(tls.max_concurrent_handshakes.max(1))));
+    let connections = Connections::new(limits.max_connections);
+    let handshakes = Arc::new(Semaphore::new(
+        tls.as_ref().map_or(1, |tls| tls.max_concurrent_handshakes.max(1)),
+    ));
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -80,17 +90,11 @@ pub async fn serve(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     let graceful = GracefulShutdown::new();
     loop {
-        let permit = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => break,
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let stream = tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -104,40 +108,71 @@ pub async fn serve(
                 }
             },
         };
+        let Some(place) = connections.admit(&shutdown).await else {
+            break;
+        };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let (builder, watcher) = (builder.clone(), graceful.watcher());
-        match (&tls, &handshakes) {
-            (Some(tls), Some(handshakes)) => {
-                let (tls, handshakes) = (tls.clone(), Arc::clone(handshakes));
+        let connection = Connection {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            service: Counted {
+                router: router.clone(),
+                activity: Arc::clone(&place.activity),
+            },
+            idle_timeout: limits.idle_timeout,
+        };
+        match &tls {
+            Some(tls) => {
+                let (tls, handshakes) = (tls.clone(), Arc::clone(&handshakes));
                 tokio::spawn(async move {
-                    let Some(stream) = handshake(stream, &tls, handshakes).await else {
-                        return;
-                    };
-                    let io = TokioIo::new(LimitedStream {
-                        inner: stream,
-                        _permit: permit,
-                    });
-                    let _ = watcher
-                        .watch(builder.serve_connection_with_upgrades(io, service).into_owned())
-                        .await;
+                    if let Some(stream) = handshake(stream, &tls, handshakes).await {
+                        connection.serve(PlacedStream { inner: stream, place }).await;
+                    }
                 });
             }
-            _ => {
-                let io = TokioIo::new(LimitedStream {
-                    inner: stream,
-                    _permit: permit,
-                });
-                tokio::spawn(async move {
-                    let _ = watcher
-                        .watch(builder.serve_connection_with_upgrades(io, service).into_owned())
-                        .await;
-                });
+            None => {
+                tokio::spawn(connection.serve(PlacedStream { inner: stream, place }));
             }
         }
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// How often an HTTP/2 connection is pinged, and how long its answer may take before the
+/// connection is closed as dead (a peer that vanished without closing its socket).
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What serving one connection takes.
+struct Connection {
+    builder: Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    service: Counted,
+    idle_timeout: Duration,
+}
+
+impl Connection {
+    /// Serves until the client closes, the connection is idle for the idle timeout, or its
+    /// place is given to a new connection.
+    async fn serve<S>(self, stream: PlacedStream<S>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let activity = Arc::clone(&stream.place.activity);
+        let io = TokioIo::new(stream);
+        let service = TowerToHyperService::new(self.service);
+        let serving = self
+            .watcher
+            .watch(self.builder.serve_connection_with_upgrades(io, service).into_owned());
+        tokio::select! {
+            _ = serving => {}
+            _ = activity.close.cancelled() => {}
+            _ = activity.idle_for(self.idle_timeout) => {
+                tracing::debug!("A connection without a request for the idle timeout was closed.");
+            }
+        }
+    }
 }
 
 /// The TLS handshake of one connection, within the handshake timeout and its turn among the
@@ -164,43 +199,5 @@ async fn handshake(
             tracing::debug!("A TLS handshake took too long; connection closed.");
             None
         }
-    }
-}
-
-/// A connection that holds its place in the connection limit until it is dropped.
-struct LimitedStream<S> {
-    inner: S,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for LimitedStream<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for LimitedStream<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
