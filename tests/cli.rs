@@ -352,3 +352,27 @@ service:
         "{stderr}"
     );
 }
+
+/// Scenario: `--config /dev/zero` (endless), and a YAML alias bomb (nine levels of nine
+/// aliases: 387 million strings if expanded).
+/// Guarantees: both refused at once with exit code 1 and a message saying why; neither reads
+/// or expands without bound.
+#[test]
+fn endless_and_exploding_configs_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = fleetpipe(&["validate", "--config", "/dev/zero"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot read /dev/zero: larger than 16 MiB"), "{stderr}");
+    let mut bomb = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    for (level, below) in ('b'..='i').zip('a'..) {
+        let aliases = vec![format!("*{below}"); 9].join(",");
+        bomb.push_str(&format!("{level}: &{level} [{aliases}]\n"));
+    }
+    bomb.push_str("receivers: *i\n");
+    std::fs::write(dir.path().join("bomb.yaml"), bomb).expect("write");
+    let output = fleetpipe(&["validate", "--config", "bomb.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("repetition limit exceeded"), "{stderr}");
+}

@@ -127,12 +127,31 @@ fn list(issues: &[ConfigIssue]) -> String {
     issues.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n")
 }
 
+/// Largest configuration file read: far above any real one, and a bound on what a wrong path
+/// (`/dev/zero`, a log file) can make fleetpipe read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Reads a text file of at most `max` bytes; a larger one (or an endless one) is an error
+/// saying so, after reading `max` bytes and one more.
+pub fn read_capped(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(max + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB; is this the right file?",
+            max >> 20
+        )));
+    }
+    Ok(text)
+}
+
 /// Reads a configuration file; `None` reads the embedded defaults. Returns the text and the
 /// name that errors give it.
 pub fn read(path: Option<&Path>) -> Result<(String, String), ConfigError> {
     match path {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            let text = read_capped(path, MAX_CONFIG_BYTES).map_err(|source| ConfigError::Read {
                 path: path.display().to_string(),
                 source,
             })?;

@@ -156,8 +156,11 @@ impl Registry {
 /// The version of the registry of a missing optional file.
 const MISSING: &str = "none";
 
+/// Largest registry file read: a hundred thousand integrations take about 15 MiB.
+const MAX_REGISTRY_BYTES: u64 = 64 << 20;
+
 fn read(path: &Path) -> Result<String, RegistryError> {
-    std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+    crate::config::read_capped(path, MAX_REGISTRY_BYTES).map_err(|source| RegistryError::Read {
         path: path.display().to_string(),
         source,
     })
