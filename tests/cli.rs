@@ -376,3 +376,46 @@ fn endless_and_exploding_configs_are_refused() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("repetition limit exceeded"), "{stderr}");
 }
+
+/// Scenario: a registry of 100,000 integrations, and one of 100,000 entries sharing one id.
+/// Guarantees: the first is read whole (`registry show` counts them all); the second is
+/// refused with every duplicate listed, the first hundred with their lines. Both finish
+/// (finding each entry's line by reading the file again took minutes at this size).
+#[test]
+fn registries_of_a_hundred_thousand_integrations_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = |id: &dyn Fn(usize) -> String| {
+        let mut text = String::from("integrations:\n  tools:\n    mcp:\n");
+        for n in 0..100_000 {
+            text.push_str(&format!(
+                "      - id: \"{}\"\n        name: \"Tool {n}\"\n        connection: \"mcp\"\n",
+                id(n)
+            ));
+        }
+        text
+    };
+    std::fs::write(dir.path().join("large.yaml"), registry(&|n| format!("tool-{n}"))).expect("write");
+    let output = fleetpipe(&["registry", "--registry", "large.yaml", "show"], dir.path());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        stdout.contains("100000 integrations"),
+        "{}",
+        &stdout[stdout.len().saturating_sub(300)..]
+    );
+    std::fs::write(dir.path().join("same.yaml"), registry(&|_| "tool".to_owned())).expect("write");
+    let output = fleetpipe(&["registry", "--registry", "same.yaml", "show"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("has 99999 problem(s)"),
+        "{}",
+        &stderr[..stderr.len().min(300)]
+    );
+    assert!(
+        stderr.contains("integrations.tools.mcp[1].id (line 7): duplicate id `tool`"),
+        "{}",
+        &stderr[..300]
+    );
+    assert!(stderr.contains("integrations.tools.mcp[99999].id: duplicate id `tool`"));
+}

@@ -77,23 +77,41 @@ impl ConfigIssue {
     /// An issue at `path` in `text`, its line looked up; numeric segments are list indexes and
     /// are shown as `[n]`.
     pub fn at(text: &str, path: &[&str], message: &str) -> ConfigIssue {
-        let mut shown = String::new();
-        for segment in path {
-            if segment.parse::<usize>().is_ok() {
-                shown.push_str(&format!("[{segment}]"));
-            } else {
-                if !shown.is_empty() {
-                    shown.push('.');
-                }
-                shown.push_str(segment);
-            }
-        }
         ConfigIssue {
-            path: shown,
             line: locate::line_of(text, path),
+            ..ConfigIssue::unlocated(path, message)
+        }
+    }
+
+    /// An issue at `path` without its line: looking a line up reads the file, so past
+    /// [`LOCATED_ISSUES`] issues lines are left out and a file with very many problems is still
+    /// checked in linear time.
+    pub fn unlocated(path: &[&str], message: &str) -> ConfigIssue {
+        ConfigIssue {
+            path: shown_path(path),
+            line: None,
             message: message.to_owned(),
         }
     }
+}
+
+/// Issues of one file whose lines are looked up; the rest are listed without.
+pub const LOCATED_ISSUES: usize = 100;
+
+/// A key path as issues show it: `a.b[2].c`.
+pub fn shown_path(path: &[&str]) -> String {
+    let mut shown = String::new();
+    for segment in path {
+        if segment.parse::<usize>().is_ok() {
+            shown.push_str(&format!("[{segment}]"));
+        } else {
+            if !shown.is_empty() {
+                shown.push('.');
+            }
+            shown.push_str(segment);
+        }
+    }
+    shown
 }
 
 impl fmt::Display for ConfigIssue {
@@ -245,7 +263,12 @@ impl<'a> Issues<'a> {
 
     /// Records a problem at `path`.
     pub fn push(&mut self, path: &[&str], message: &str) {
-        self.found.push(ConfigIssue::at(self.text, path, message));
+        let issue = if self.found.len() < LOCATED_ISSUES {
+            ConfigIssue::at(self.text, path, message)
+        } else {
+            ConfigIssue::unlocated(path, message)
+        };
+        self.found.push(issue);
     }
 
     /// Records a component's problems under its path `base`.

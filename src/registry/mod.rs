@@ -287,8 +287,15 @@ impl RegistryHandle {
                     true
                 }
             };
-            if let Err(error) = self.reload(always) {
-                tracing::error!(%error, version = %self.current.load().version, "Registry change refused; the previous version stays in use.");
+            // Reading and compiling a large registry takes a while: off the runtime, so that
+            // ingestion does not stall meanwhile.
+            let handle = Arc::clone(&self);
+            match tokio::task::spawn_blocking(move || handle.reload(always)).await {
+                Ok(Err(error)) => {
+                    tracing::error!(%error, version = %self.current.load().version, "Registry change refused; the previous version stays in use.");
+                }
+                Ok(Ok(_)) => {}
+                Err(failed) => std::panic::resume_unwind(failed.into_panic()),
             }
         }
     }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::model::{AgentLayers, Connection, Integration, Layer};
-use crate::config::ConfigIssue;
+use crate::config::{ConfigIssue, LOCATED_ISSUES, shown_path};
 
 /// What a `CONFIG.yaml` gives fleetpipe.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +68,12 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn issue(&mut self, path: &[&str], message: &str) {
-        self.issues.push(ConfigIssue::at(self.text, path, message));
+        let issue = if self.issues.len() < LOCATED_ISSUES {
+            ConfigIssue::at(self.text, path, message)
+        } else {
+            ConfigIssue::unlocated(path, message)
+        };
+        self.issues.push(issue);
     }
 
     fn integrations(&mut self, categories: &Mapping) -> Vec<Integration> {
@@ -101,7 +106,7 @@ impl Parser<'_> {
                     let Some(integration) = self.integration(entry, &path, &category, &kind) else {
                         continue;
                     };
-                    let here = ConfigIssue::at(self.text, &path, "").path;
+                    let here = shown_path(&path);
                     if let Some(first) = first_seen.get(&integration.id) {
                         let message = format!("duplicate id `{}` (first registered at {first})", integration.id);
                         self.issue(&[&path[..], &["id"]].concat(), &message);
