@@ -370,3 +370,55 @@ async fn overload_pushes_back_with_retry_hints() {
             >= 4.0
     );
 }
+
+/// Scenario: two clients' requests are joined in one batch; one holds a span name that is not
+/// UTF-8 (fleetpipe forwards strings as received), and the destination, a strict decoder
+/// (tonic), refuses the joined batch.
+/// Guarantees: the batch is sent again in halves, so the good client's spans arrive; only the
+/// bad request is dropped, counted as refused for good.
+#[tokio::test]
+async fn one_clients_bad_bytes_do_not_cost_another_clients_spans() {
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    let sink = Sink::start().await;
+    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)
+        .replace("timeout: 50ms", "timeout: 1s");
+    let fleetpipe = Fleetpipe::start(&config).await;
+    let good = Payload::Traces(fixtures::agent_trace("good", 3));
+    let spans = fixtures::traces(
+        &[("service.name", "bad")],
+        vec![fixtures::span("poison-XY", SpanKind::Client, &[])],
+    );
+    let mut bad = Payload::Traces(spans).encode_protobuf().to_vec();
+    let at = bad.windows(2).position(|w| w == b"XY").expect("the name");
+    bad[at..at + 2].copy_from_slice(&[0xff, 0xfe]);
+    let endpoint = fleetpipe.grpc_endpoint();
+    let (sent_good, sent_bad) = tokio::join!(
+        grpc_send(&endpoint, good, None),
+        raw_grpc(&endpoint, TRACE_EXPORT, Bytes::from(bad), false)
+    );
+    sent_good.expect("good request");
+    sent_bad.expect("strings are forwarded as received");
+    sink.wait_for(Signal::Traces, 3, Duration::from_secs(20)).await;
+    let mut failed = 0.0;
+    for _ in 0..100 {
+        failed = fleetpipe
+            .metric("fleetpipe_exporter_send_failed_items_total", &["reason=\"permanent\""])
+            .await;
+        if failed > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        failed,
+        1.0,
+        "the bad request's one span is counted:\n{}",
+        fleetpipe.log()
+    );
+    assert_eq!(sink.item_count(Signal::Traces), 3);
+    assert!(
+        fleetpipe.log().contains("sending it in two halves"),
+        "{}",
+        fleetpipe.log()
+    );
+}

@@ -270,10 +270,12 @@ impl Exporter {
                 }
                 Err(error) => error,
             };
-            if error.is_too_large()
-                && let Some((first, second)) = request.split()
-            {
-                tracing::warn!(exporter = %self.name, %signal, items, error = %error, "Destination refused a batch as too large; sending it in two halves.");
+            // A batch refused for its size, or for what one client's request in it holds, is
+            // sent in halves of the requests it joined (and halves of those): only the request
+            // at fault is lost, not the other clients' data.
+            let whole_batch_refused = error.is_too_large() || error.may_be_one_requests_content();
+            if whole_batch_refused && let Some((first, second)) = request.split() {
+                tracing::warn!(exporter = %self.name, %signal, items, error = %error, "Destination refused a batch of several requests; sending it in two halves.");
                 let first = Box::pin(self.deliver(&Arc::new(first))).await;
                 let second = Box::pin(self.deliver(&Arc::new(second))).await;
                 return if first == Outcome::Kept || second == Outcome::Kept {
