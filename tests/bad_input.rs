@@ -372,16 +372,22 @@ async fn overload_pushes_back_with_retry_hints() {
 }
 
 /// Scenario: two clients' requests are joined in one batch; one holds a span name that is not
-/// UTF-8 (fleetpipe forwards strings as received), and the destination, a strict decoder
-/// (tonic), refuses the joined batch.
-/// Guarantees: the batch is sent again in halves, so the good client's spans arrive; only the
-/// bad request is dropped, counted as refused for good.
+/// UTF-8 (fleetpipe forwards strings as received). The batch goes to a strict decoder (tonic),
+/// which refuses it, and to the `file` exporter, which cannot decode it.
+/// Guarantees: the batch is sent again in halves, so the good client's spans arrive at both;
+/// only the bad request is dropped, counted as refused for good by each.
 #[tokio::test]
 async fn one_clients_bad_bytes_do_not_cost_another_clients_spans() {
     use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
     let sink = Sink::start().await;
-    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], true)
-        .replace("timeout: 50ms", "timeout: 1s");
+    let output = tempfile::tempdir().expect("tempdir");
+    let file = output.path().join("spans.jsonl");
+    let exporters = format!(
+        "{}file:\n  path: '{}'\n",
+        otlp_exporter("otlp", &sink.endpoint()),
+        file.display()
+    );
+    let config = pipeline_config(&exporters, &["otlp", "file"], true).replace("timeout: 50ms", "timeout: 1s");
     let fleetpipe = Fleetpipe::start(&config).await;
     let good = Payload::Traces(fixtures::agent_trace("good", 3));
     let spans = fixtures::traces(
@@ -404,17 +410,19 @@ async fn one_clients_bad_bytes_do_not_cost_another_clients_spans() {
         failed = fleetpipe
             .metric("fleetpipe_exporter_send_failed_items_total", &["reason=\"permanent\""])
             .await;
-        if failed > 0.0 {
+        if failed >= 2.0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
         failed,
-        1.0,
-        "the bad request's one span is counted:\n{}",
+        2.0,
+        "the bad span counted by each exporter:\n{}",
         fleetpipe.log()
     );
+    let written = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(written.contains("good") && !written.contains("poison"), "{written}");
     assert_eq!(sink.item_count(Signal::Traces), 3);
     assert!(
         fleetpipe.log().contains("sending it in two halves"),

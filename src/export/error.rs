@@ -99,11 +99,13 @@ impl ExportError {
 
     /// Whether the refusal may be about what one of the batch's requests holds (gRPC
     /// INVALID_ARGUMENT, or INTERNAL, which gRPC servers answer when a message does not decode,
-    /// e.g. a string that is not UTF-8; HTTP 400): sent in parts, the other requests may pass.
+    /// e.g. a string that is not UTF-8; HTTP 400; a local exporter that cannot decode the
+    /// batch): sent in parts, the other requests may pass.
     pub fn may_be_one_requests_content(&self) -> bool {
         match self {
             ExportError::Grpc(status) => matches!(status.code(), Code::InvalidArgument | Code::Internal),
             ExportError::Http { status, .. } => *status == http::StatusCode::BAD_REQUEST,
+            ExportError::Undecodable(_) => true,
             _ => false,
         }
     }
