@@ -6,8 +6,9 @@
 //! place is taken, the connection idle longest makes room, and a connection idle for the idle
 //! timeout is closed. HTTP/2 connections are pinged, so dead peers are closed too.
 //!
-//! With TLS, each connection's handshake runs on its own task, bounded in time and in how many
-//! run at once, so half-open connections cannot keep real clients from being served.
+//! With TLS, each connection's handshake runs on its own task, bounded in time, and the work of
+//! handshakes in how many run at once (counted from the client's hello), so half-open
+//! connections cannot keep real clients from being served.
 //!
 //! Cancellation: when `shutdown` fires the listener closes at once; open connections finish the
 //! requests they are serving and are then closed.
@@ -28,7 +29,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::LazyConfigAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use connections::{Connections, Counted, PlacedStream};
@@ -175,18 +176,21 @@ impl Connection {
     }
 }
 
-/// The TLS handshake of one connection, within the handshake timeout and its turn among the
-/// handshakes allowed at once; `None` when it failed or took too long (the client sees the
-/// connection close).
+/// The TLS handshake of one connection, within the handshake timeout; `None` when it failed
+/// or took too long (the client sees the connection close). A turn among the handshakes
+/// allowed at once is taken only once the client's hello has arrived: the work (the server's
+/// signature) starts there, so connections that never send one take no turn from real clients.
 async fn handshake(
     stream: TcpStream,
     tls: &ServerTls,
     handshakes: Arc<Semaphore>,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
-    let acceptor = TlsAcceptor::from(tls.config.load_full());
     let shaking = async {
+        let hello = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+            .await
+            .ok()?;
         let _turn = handshakes.acquire_owned().await.ok()?;
-        acceptor.accept(stream).await.ok()
+        hello.into_stream(tls.config.load_full()).await.ok()
     };
     match tokio::time::timeout(tls.handshake_timeout, shaking).await {
         Ok(stream) => {

@@ -585,3 +585,42 @@ async fn named_tokens_tell_clients_apart_and_cannot_be_spoofed() {
     assert_eq!(clients["named"], ["team-a"]);
     assert!(clients["unnamed"].is_empty(), "{clients:?}");
 }
+
+/// Scenario: a TLS listener allowing 4 handshakes at once; 60 connections open and send
+/// nothing, or the first bytes of a TLS record, then stall.
+/// Guarantees: a real client's handshake and export succeed at once (within 3 s): stalled
+/// connections take no handshake turn before their hello.
+#[tokio::test]
+async fn half_open_tls_connections_do_not_starve_handshakes() {
+    use tokio::io::AsyncWriteExt as _;
+    let certs = tempfile::tempdir().expect("tempdir");
+    let ca = Authority::new(certs.path(), "flood-ca");
+    let (server_cert, server_key) = ca.sign("server", true);
+    let tokens = certs.path().join("tokens");
+    std::fs::write(&tokens, format!("{TOKEN}\n")).expect("tokens");
+    let sink = Sink::start().await;
+    let tls = format!(
+        "{{cert_file: '{}', key_file: '{}', max_concurrent_handshakes: 4, handshake_timeout: 5s}}",
+        server_cert.display(),
+        server_key.display()
+    );
+    let fleetpipe = Fleetpipe::start(&secured_config(&sink, &tls, &tokens)).await;
+    let mut stalled = Vec::new();
+    for n in 0..60 {
+        let mut stream = tokio::net::TcpStream::connect(fleetpipe.grpc).await.expect("connect");
+        if n % 2 == 0 {
+            stream.write_all(&[0x16, 0x03, 0x01]).await.expect("record start");
+        }
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ca_pem = ca.pem();
+    let client = GrpcClient {
+        trusted: &ca_pem,
+        identity: None,
+        token: Some(TOKEN),
+    };
+    let exported = tokio::time::timeout(Duration::from_secs(3), client.export(fleetpipe.grpc)).await;
+    assert!(matches!(exported, Ok(Ok(()))), "{exported:?}");
+    drop(stalled);
+}
