@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::HeaderMap;
@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tokio_util::sync::CancellationToken;
 
+use super::watch;
 use crate::config::Problem;
 use crate::otlp::semconv::CLIENT;
 use crate::otlp::wire::{Attribute, Edit, NewValue, Record, Visitor};
@@ -184,40 +185,21 @@ impl AuthSettings {
         });
         if let Some(path) = self.bearer_token_file.clone() {
             let (settings, watched, receiver) = (self.clone(), Arc::clone(&authenticator), receiver.to_owned());
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let mut stamp = modified(&path);
-                let mut ticker = tokio::time::interval(settings.reload_interval);
-                ticker.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = ticker.tick() => {}
+            watch::on_change(vec![path], self.reload_interval, shutdown, move || {
+                match settings.known() {
+                    Ok(known) => {
+                        let count = known.len();
+                        watched.tokens.store(Arc::new(known));
+                        tracing::info!(receiver, tokens = count, "Bearer tokens reloaded.");
                     }
-                    let now = modified(&path);
-                    if now == stamp {
-                        continue;
-                    }
-                    stamp = now;
-                    match settings.known() {
-                        Ok(known) => {
-                            let count = known.len();
-                            watched.tokens.store(Arc::new(known));
-                            tracing::info!(receiver, tokens = count, "Bearer tokens reloaded.");
-                        }
-                        Err(error) => {
-                            tracing::error!(receiver, %error, "The bearer token file changed but cannot be used; the tokens before it stay.");
-                        }
+                    Err(error) => {
+                        tracing::error!(receiver, %error, "The bearer token file changed but cannot be used; the tokens before it stay.");
                     }
                 }
             });
         }
         Ok(authenticator)
     }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// The tokens of a token file; a file that cannot be read or holds none is an error, named

@@ -7,6 +7,7 @@ pub mod config;
 mod grpc;
 mod http;
 pub mod tls;
+mod watch;
 
 use std::any::Any;
 use std::collections::BTreeMap;

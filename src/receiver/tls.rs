@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::RootCertStore;
@@ -14,6 +14,8 @@ use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use serde::Deserialize;
+
+use super::watch;
 use tokio_util::sync::CancellationToken;
 
 /// `protocols.grpc.tls` / `protocols.http.tls`, as the Collector names them.
@@ -145,44 +147,21 @@ impl TlsSettings {
         .map(PathBuf::as_path)
     }
 
-    /// When each file was last changed, to see a replacement.
-    fn stamps(&self) -> Vec<Option<SystemTime>> {
-        self.files()
-            .map(|path| std::fs::metadata(path).and_then(|m| m.modified()).ok())
-            .collect()
-    }
-
     /// Loads the files and, with a reload interval, watches them until `shutdown`: a changed
     /// file is loaded for new connections; one that does not load is logged and left.
     pub fn load(&self, listener: &str, shutdown: &CancellationToken) -> Result<Arc<ArcSwap<ServerConfig>>, TlsError> {
         let current = Arc::new(ArcSwap::from_pointee(self.server_config()?));
         if !self.reload_interval.is_zero() {
             let (settings, watched, listener) = (self.clone(), Arc::clone(&current), listener.to_owned());
-            let shutdown = shutdown.clone();
-            tokio::spawn(async move {
-                let mut stamps = settings.stamps();
-                let mut ticker = tokio::time::interval(settings.reload_interval);
-                ticker.tick().await;
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = ticker.tick() => {}
+            let files = self.files().map(Path::to_path_buf).collect();
+            watch::on_change(files, self.reload_interval, shutdown, move || {
+                match settings.server_config() {
+                    Ok(config) => {
+                        watched.store(Arc::new(config));
+                        tracing::info!(listener, "TLS certificate reloaded; new connections use it.");
                     }
-                    let now = settings.stamps();
-                    if now == stamps {
-                        continue;
-                    }
-                    stamps = now;
-                    let reading = settings.clone();
-                    match tokio::task::spawn_blocking(move || reading.server_config()).await {
-                        Ok(Ok(config)) => {
-                            watched.store(Arc::new(config));
-                            tracing::info!(listener, "TLS certificate reloaded; new connections use it.");
-                        }
-                        Ok(Err(error)) => {
-                            tracing::error!(listener, %error, "TLS files changed but do not load; the certificate loaded before keeps serving.");
-                        }
-                        Err(_) => {}
+                    Err(error) => {
+                        tracing::error!(listener, %error, "TLS files changed but do not load; the certificate loaded before keeps serving.");
                     }
                 }
             });

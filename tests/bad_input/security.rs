@@ -33,22 +33,31 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` making a new P-256 key in `key`, with `more` arguments: a certificate request,
+/// or with `-x509` a self-signed certificate.
+fn new_key(dir: &Path, key: &str, more: &[&str]) {
+    let args = [
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key,
+    ];
+    openssl(dir, &[&args[..], more].concat());
+}
+
 impl Authority {
     fn new(dir: &Path, name: &str) -> Authority {
         let key = format!("{name}.key");
         let pem = format!("{name}.pem");
-        openssl(
+        new_key(
             dir,
+            &key,
             &[
-                "req",
                 "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
                 "-out",
                 &pem,
                 "-days",
@@ -86,23 +95,7 @@ impl Authority {
             "extendedKeyUsage=clientAuth\n"
         };
         std::fs::write(self.dir.join(&ext), format!("basicConstraints=CA:FALSE\n{extensions}")).expect("ext");
-        openssl(
-            &self.dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &format!("/CN={leaf}"),
-            ],
-        );
+        new_key(&self.dir, &key, &["-out", &csr, "-subj", &format!("/CN={leaf}")]);
         openssl(
             &self.dir,
             &[
@@ -208,6 +201,17 @@ async fn https_post(
     request.send().await.ok().map(|response| response.status().as_u16())
 }
 
+/// Whether `check` comes true within 10 s, asked every 100 ms.
+async fn within_10s<F: Future<Output = bool>>(check: impl Fn() -> F) -> bool {
+    for _ in 0..100 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 const TOKEN: &str = "tok-5f2e9a1c7d3b48e6a0c4";
 const TOKEN_B: &str = "tok-b71c0e93d4a2f6581e3d";
 
@@ -232,24 +236,54 @@ fn secured_config(sink: &Sink, tls: &str, tokens: &Path) -> String {
         .replace("  telemetry:\n", "  telemetry:\n    logs: {level: debug}\n")
 }
 
+/// What a secured fleetpipe starts from: a CA, a server certificate it signed (for localhost
+/// and 127.0.0.1), a token file holding [`TOKEN`], and a sink.
+struct Setup {
+    certs: tempfile::TempDir,
+    ca: Authority,
+    server: (PathBuf, PathBuf),
+    tokens: PathBuf,
+    sink: Sink,
+}
+
+impl Setup {
+    async fn new(ca: &str) -> Setup {
+        let certs = tempfile::tempdir().expect("tempdir");
+        let ca = Authority::new(certs.path(), ca);
+        let server = ca.sign("server", true);
+        let tokens = certs.path().join("tokens");
+        std::fs::write(&tokens, format!("# rotated monthly\n{TOKEN}\n")).expect("tokens");
+        Setup {
+            certs,
+            ca,
+            server,
+            tokens,
+            sink: Sink::start().await,
+        }
+    }
+
+    /// fleetpipe with TLS on both listeners (`more` settings added, e.g. `client_ca_file`)
+    /// and the token file.
+    async fn start(&self, more: &str) -> Fleetpipe {
+        let (cert, key) = (self.server.0.display(), self.server.1.display());
+        let tls = format!("{{cert_file: '{cert}', key_file: '{key}'{more}}}");
+        Fleetpipe::start(&secured_config(&self.sink, &tls, &self.tokens)).await
+    }
+
+    /// The setting that requires client certificates signed by the CA.
+    fn mutual(&self) -> String {
+        format!(", client_ca_file: '{}'", self.ca.pem().display())
+    }
+}
+
 #[tokio::test]
 async fn tls_and_tokens_keep_out_who_has_neither() {
-    let certs = tempfile::tempdir().expect("tempdir");
-    let ca = Authority::new(certs.path(), "ca");
-    let other = Authority::new(certs.path(), "other-ca");
-    let (server_cert, server_key) = ca.sign("server", true);
+    let setup = Setup::new("ca").await;
+    let (ca, sink) = (&setup.ca, &setup.sink);
+    let other = Authority::new(setup.certs.path(), "other-ca");
     let (client_cert, client_key) = ca.sign("client", false);
     let (stranger_cert, stranger_key) = other.sign("stranger", false);
-    let tokens = certs.path().join("tokens");
-    std::fs::write(&tokens, format!("# rotated monthly\n{TOKEN}\n")).expect("tokens");
-    let sink = Sink::start().await;
-    let tls = format!(
-        "{{cert_file: '{}', key_file: '{}', client_ca_file: '{}'}}",
-        server_cert.display(),
-        server_key.display(),
-        ca.pem().display()
-    );
-    let fleetpipe = Fleetpipe::start(&secured_config(&sink, &tls, &tokens)).await;
+    let fleetpipe = setup.start(&setup.mutual()).await;
     let ca_pem = ca.pem();
     let client = |identity, token| GrpcClient {
         trusted: &ca_pem,
@@ -376,14 +410,7 @@ async fn certificates_and_tokens_rotate_without_a_restart() {
 
     // The certificate is replaced: new connections see the new one, the open one stays.
     replace(&new_cert, &new_key);
-    let mut rotated = false;
-    for _ in 0..100 {
-        if trusting(&second_pem, TOKEN).export(fleetpipe.grpc).await.is_ok() {
-            rotated = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let rotated = within_10s(|| async { trusting(&second_pem, TOKEN).export(fleetpipe.grpc).await.is_ok() }).await;
     assert!(rotated, "the new certificate was never served:\n{}", fleetpipe.log());
     assert!(
         trusting(&first_pem, TOKEN).export(fleetpipe.grpc).await.is_err(),
@@ -400,14 +427,7 @@ async fn certificates_and_tokens_rotate_without_a_restart() {
         "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n",
     )
     .expect("break");
-    let mut logged = false;
-    for _ in 0..100 {
-        if fleetpipe.log().contains("do not load") {
-            logged = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let logged = within_10s(|| async { fleetpipe.log().contains("do not load") }).await;
     assert!(logged, "a broken certificate was not reported:\n{}", fleetpipe.log());
     trusting(&second_pem, TOKEN)
         .export(fleetpipe.grpc)
@@ -416,14 +436,7 @@ async fn certificates_and_tokens_rotate_without_a_restart() {
 
     // Acceptance 3: a token rotated in the file takes effect without a restart.
     std::fs::write(&tokens, format!("{TOKEN_B}\n")).expect("rotate tokens");
-    let mut swapped = false;
-    for _ in 0..100 {
-        if trusting(&second_pem, TOKEN_B).export(fleetpipe.grpc).await.is_ok() {
-            swapped = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let swapped = within_10s(|| async { trusting(&second_pem, TOKEN_B).export(fleetpipe.grpc).await.is_ok() }).await;
     assert!(swapped, "the new token was never accepted:\n{}", fleetpipe.log());
     let old = trusting(&second_pem, TOKEN)
         .export(fleetpipe.grpc)
@@ -495,20 +508,10 @@ async fn a_hostile_destination_cannot_grow_memory_or_forge_log_lines() {
 /// through both exporters.
 #[tokio::test]
 async fn exporters_present_client_certificates_to_a_mutual_tls_destination() {
-    let certs = tempfile::tempdir().expect("tempdir");
-    let ca = Authority::new(certs.path(), "chain-ca");
-    let (server_cert, server_key) = ca.sign("gateway", true);
+    let setup = Setup::new("chain-ca").await;
+    let (ca, sink) = (&setup.ca, &setup.sink);
     let (client_cert, client_key) = ca.sign("edge", false);
-    let tokens = certs.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN}\n")).expect("tokens");
-    let sink = Sink::start().await;
-    let tls = format!(
-        "{{cert_file: '{}', key_file: '{}', client_ca_file: '{}'}}",
-        server_cert.display(),
-        server_key.display(),
-        ca.pem().display()
-    );
-    let gateway = Fleetpipe::start(&secured_config(&sink, &tls, &tokens)).await;
+    let gateway = setup.start(&setup.mutual()).await;
     let client_tls = format!(
         "{{ca_file: '{}', cert_file: '{}', key_file: '{}'}}",
         ca.pem().display(),
@@ -593,18 +596,10 @@ async fn named_tokens_tell_clients_apart_and_cannot_be_spoofed() {
 #[tokio::test]
 async fn half_open_tls_connections_do_not_starve_handshakes() {
     use tokio::io::AsyncWriteExt as _;
-    let certs = tempfile::tempdir().expect("tempdir");
-    let ca = Authority::new(certs.path(), "flood-ca");
-    let (server_cert, server_key) = ca.sign("server", true);
-    let tokens = certs.path().join("tokens");
-    std::fs::write(&tokens, format!("{TOKEN}\n")).expect("tokens");
-    let sink = Sink::start().await;
-    let tls = format!(
-        "{{cert_file: '{}', key_file: '{}', max_concurrent_handshakes: 4, handshake_timeout: 5s}}",
-        server_cert.display(),
-        server_key.display()
-    );
-    let fleetpipe = Fleetpipe::start(&secured_config(&sink, &tls, &tokens)).await;
+    let setup = Setup::new("flood-ca").await;
+    let fleetpipe = setup
+        .start(", max_concurrent_handshakes: 4, handshake_timeout: 5s")
+        .await;
     let mut stalled = Vec::new();
     for n in 0..60 {
         let mut stream = tokio::net::TcpStream::connect(fleetpipe.grpc).await.expect("connect");
@@ -614,7 +609,7 @@ async fn half_open_tls_connections_do_not_starve_handshakes() {
         stalled.push(stream);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let ca_pem = ca.pem();
+    let ca_pem = setup.ca.pem();
     let client = GrpcClient {
         trusted: &ca_pem,
         identity: None,
