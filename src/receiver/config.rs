@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::auth::AuthSettings;
 use super::tls::TlsSettings;
 use crate::config::Problem;
+use crate::server::DEFAULT_IDLE_TIMEOUT;
 
 /// The OTLP receiver: gRPC and HTTP listeners sharing limits.
 #[derive(Debug, Clone, Deserialize)]
@@ -93,10 +94,6 @@ impl OtlpReceiverConfig {
             .collect()
     }
 }
-
-/// How long a silent connection stays open: well above the SDKs' export intervals (5 s for
-/// spans, 60 s for metrics), so clients keep their connections between exports.
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Which listeners the receiver opens.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -60,10 +60,14 @@ impl Default for ServerLimits {
             max_connections: 256,
             header_read_timeout: Duration::from_secs(30),
             max_concurrent_streams: 128,
-            idle_timeout: Duration::from_secs(120),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
 }
+
+/// How long a connection without requests stays open: well above the SDKs' export intervals
+/// (5 s for spans, 60 s for metrics), so clients keep their connections between exports.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Binds `endpoint`; a separate step so that start-up fails before anything is acknowledged
 /// when a port is taken.
