@@ -2,7 +2,8 @@
 //! network: receive (framing check and record count), enrichment, batch, encode for the
 //! destination; the whole path; and the "limit", a walk over the request's fields that
 //! allocates nothing, to show how far the path is from reading its input once; and the whole
-//! path on 1 and 2 threads (`cores`), to show how it scales with cores.
+//! path on 1 and 2 threads (`cores`), to show how it scales with cores; and OTLP/JSON decoding
+//! against the generated serde types (`json_100_spans`).
 //! Run with `cargo bench --bench pipeline`.
 
 #[path = "../tests/support/fixtures.rs"]
@@ -83,6 +84,26 @@ fn forward(c: &mut Criterion) {
     group.finish();
 }
 
+/// OTLP/JSON decoding of the same request: fleetpipe's (which first scans the text for
+/// snake_case keys, doubles in strings and metric oneofs) against the generated serde types
+/// alone, which accept less; the ratio is what the scan costs.
+fn json(c: &mut Criterion) {
+    let text = Payload::Traces(fixtures::agent_trace("bench-agent", 100)).encode_json();
+    let mut group = c.benchmark_group("json_100_spans");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("decode_json", |b| {
+        b.iter(|| black_box(Payload::decode_json(Signal::Traces, black_box(&text)).expect("decode")))
+    });
+    group.bench_function("serde_types_alone", |b| {
+        b.iter(|| {
+            let request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
+                serde_json::from_slice(black_box(&text)).expect("decode");
+            black_box(request)
+        })
+    });
+    group.finish();
+}
+
 /// Requests each thread forwards per iteration of the `cores` group.
 const REQUESTS_PER_THREAD: usize = 100;
 
@@ -119,5 +140,5 @@ fn cores(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, forward, cores);
+criterion_group!(benches, forward, json, cores);
 criterion_main!(benches);

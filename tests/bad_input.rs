@@ -3,6 +3,8 @@
 
 #[path = "bad_input/connections.rs"]
 mod connections;
+#[path = "bad_input/hostile.rs"]
+mod hostile;
 #[path = "bad_input/security.rs"]
 mod security;
 mod support;
@@ -258,6 +260,20 @@ async fn http_bad_input_statuses() {
         status["message"]
             .as_str()
             .is_some_and(|m| m.contains("malformed logs OTLP/JSON")),
+        "{status}"
+    );
+
+    // A metric whose data does not decode is refused naming it, not taken without its data.
+    let enum_name = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"h","histogram":
+        {"aggregationTemporality":"AGGREGATION_TEMPORALITY_DELTA","dataPoints":[{"count":"1"}]}}]}]}]}"#;
+    let response = post(&fleetpipe, "/v1/metrics", "application/json", None, enum_name.to_vec()).await;
+    assert_eq!(response.status(), 400);
+    let status: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON status");
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("at resourceMetrics[0].scopeMetrics[0].metrics[0].histogram: ")
+            && message.contains("AGGREGATION_TEMPORALITY_DELTA"),
         "{status}"
     );
 

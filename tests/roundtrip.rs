@@ -219,3 +219,76 @@ async fn file_exporter_writes_json_lines_and_rotates() {
     sent.sort_by_key(first_span);
     assert_eq!(written, sent);
 }
+
+/// Scenario: OTLP/JSON metrics whose doubles are written as the proto3 JSON mapping allows:
+/// `"NaN"`, `"Infinity"`, `"-Infinity"` and numbers in strings, in every double field.
+/// Guarantees: each arrives with its value; none is dropped with its metric.
+#[tokio::test]
+async fn json_doubles_in_strings_keep_their_values() {
+    let (sink, fleetpipe) = start().await;
+    let body = r#"{"resourceMetrics":[{"scopeMetrics":[{
+        "scope":{"name":"s","attributes":[{"key":"ratio","value":{"doubleValue":"-Infinity"}}]},
+        "metrics":[
+          {"name":"g","gauge":{"dataPoints":[{"timeUnixNano":"1","asDouble":"NaN"},{"timeUnixNano":"2","asDouble":"2.5"}]}},
+          {"name":"h","histogram":{"aggregationTemporality":2,"dataPoints":[{"count":"3","sum":"Infinity",
+            "min":"-Infinity","max":"1e3","bucketCounts":["1","2"],"explicitBounds":["1.5"],
+            "exemplars":[{"asDouble":"NaN"}]}]}},
+          {"name":"q","summary":{"dataPoints":[{"count":"1","sum":"7","quantileValues":[{"quantile":"0.5","value":"NaN"}]}]}}
+        ]}]}]}"#;
+    let response = support::http_client()
+        .post(format!("http://{}/v1/metrics", fleetpipe.http))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+    sink.wait_for(Signal::Metrics, 4, Duration::from_secs(10)).await;
+    let Payload::Metrics(request) = &sink.received()[0] else {
+        panic!("metrics")
+    };
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+    use opentelemetry_proto::tonic::metrics::v1::{exemplar, metric::Data, number_data_point::Value};
+    let scope = &request.resource_metrics[0].scope_metrics[0];
+    let ratio = scope
+        .scope
+        .as_ref()
+        .and_then(|s| s.attributes[0].value.as_ref())
+        .and_then(|v| v.value.clone());
+    assert_eq!(ratio, Some(AnyValue::DoubleValue(f64::NEG_INFINITY)));
+    let [gauge, histogram, summary] = &scope.metrics[..] else {
+        panic!("three metrics: {:?}", scope.metrics)
+    };
+    let Some(Data::Gauge(gauge)) = &gauge.data else {
+        panic!("the gauge kept its data: {gauge:?}")
+    };
+    assert!(matches!(gauge.data_points[0].value, Some(Value::AsDouble(v)) if v.is_nan()));
+    assert_eq!(gauge.data_points[1].value, Some(Value::AsDouble(2.5)));
+    let Some(Data::Histogram(histogram)) = &histogram.data else {
+        panic!("the histogram kept its data: {histogram:?}")
+    };
+    let point = &histogram.data_points[0];
+    assert_eq!(
+        (
+            point.sum,
+            point.min,
+            point.max,
+            &point.explicit_bounds[..],
+            &point.bucket_counts[..]
+        ),
+        (
+            Some(f64::INFINITY),
+            Some(f64::NEG_INFINITY),
+            Some(1000.0),
+            &[1.5][..],
+            &[1, 2][..]
+        )
+    );
+    assert!(matches!(point.exemplars[0].value, Some(exemplar::Value::AsDouble(v)) if v.is_nan()));
+    let Some(Data::Summary(summary)) = &summary.data else {
+        panic!("the summary kept its data: {summary:?}")
+    };
+    let point = &summary.data_points[0];
+    assert_eq!((point.sum, point.quantile_values[0].quantile), (7.0, 0.5));
+    assert!(point.quantile_values[0].value.is_nan());
+}

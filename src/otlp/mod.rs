@@ -4,6 +4,7 @@
 //! semantic-convention keys we recognise. It imports nothing else of fleetpipe's.
 
 pub mod fields;
+mod json;
 mod payload;
 mod request;
 pub mod semconv;

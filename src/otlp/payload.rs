@@ -90,6 +90,13 @@ pub enum DecodeError {
         #[source]
         source: serde_json::Error,
     },
+    /// A metric's data or a point's value that the JSON has but that does not decode.
+    #[error("malformed {signal} OTLP/JSON at {path}: {problem}")]
+    JsonOneof {
+        signal: Signal,
+        path: String,
+        problem: String,
+    },
 }
 
 /// One decoded OTLP export request.
@@ -166,26 +173,9 @@ impl Payload {
         })
     }
 
-    /// Decodes OTLP/JSON. Field names are accepted in lowerCamelCase and in the proto's
-    /// snake_case, as the OTLP specification requires of receivers.
+    /// Decodes OTLP/JSON: see [`super::json`] for what it accepts beyond the generated types.
     pub fn decode_json(signal: Signal, bytes: &[u8]) -> Result<Payload, DecodeError> {
-        let wrap = |source| DecodeError::Json { signal, source };
-        if !has_snake_case_key(bytes) {
-            // The usual case, decoded straight into the types: through `serde_json::Value`
-            // a body takes about 40 times its size in memory.
-            return Ok(match signal {
-                Signal::Traces => Payload::Traces(serde_json::from_slice(bytes).map_err(wrap)?),
-                Signal::Metrics => Payload::Metrics(serde_json::from_slice(bytes).map_err(wrap)?),
-                Signal::Logs => Payload::Logs(serde_json::from_slice(bytes).map_err(wrap)?),
-            });
-        }
-        let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(wrap)?;
-        camel_case_keys(&mut value);
-        Ok(match signal {
-            Signal::Traces => Payload::Traces(serde_json::from_value(value).map_err(wrap)?),
-            Signal::Metrics => Payload::Metrics(serde_json::from_value(value).map_err(wrap)?),
-            Signal::Logs => Payload::Logs(serde_json::from_value(value).map_err(wrap)?),
-        })
+        super::json::decode(signal, bytes)
     }
 
     pub fn encode_protobuf(&self) -> Bytes {
@@ -196,14 +186,9 @@ impl Payload {
         })
     }
 
+    /// Encodes OTLP/JSON, NaN and the infinities as the proto3 JSON mapping spells them.
     pub fn encode_json(&self) -> Vec<u8> {
-        let encoded = match self {
-            Payload::Traces(r) => serde_json::to_vec(r),
-            Payload::Metrics(r) => serde_json::to_vec(r),
-            Payload::Logs(r) => serde_json::to_vec(r),
-        };
-        // The OTLP types serialise infallibly: keys are strings and NaN is written as a string.
-        encoded.unwrap_or_default()
+        super::json::encode(self)
     }
 }
 
@@ -216,71 +201,6 @@ fn data_point_count(data: Option<&Data>) -> usize {
         Some(Data::Summary(s)) => s.data_points.len(),
         None => 0,
     }
-}
-
-/// Rewrites `snake_case` object keys to `lowerCamelCase`. In OTLP/JSON every object key is a
-/// field name (attribute keys are values of `key` fields), so the rewrite cannot touch data.
-/// Whether any object key of the JSON text has an underscore: the proto's snake_case field
-/// names, which the types do not accept. In OTLP/JSON every object key is a field name
-/// (attributes are `{"key": …, "value": …}` objects), and a string followed by `:` is a key.
-fn has_snake_case_key(json: &[u8]) -> bool {
-    let mut index = 0;
-    while let Some(offset) = json[index..].iter().position(|&b| b == b'"') {
-        let start = index + offset + 1;
-        let mut end = start;
-        let mut underscore = false;
-        while end < json.len() && json[end] != b'"' {
-            underscore |= json[end] == b'_';
-            end += if json[end] == b'\\' { 2 } else { 1 };
-        }
-        index = end + 1;
-        if underscore {
-            let next = json
-                .get(index..)
-                .unwrap_or_default()
-                .iter()
-                .find(|b| !b.is_ascii_whitespace());
-            if next == Some(&b':') {
-                return true;
-            }
-        }
-        if index >= json.len() {
-            return false;
-        }
-    }
-    false
-}
-
-fn camel_case_keys(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            if map.keys().any(|k| k.contains('_')) {
-                let entries = std::mem::take(map);
-                for (key, value) in entries {
-                    map.insert(to_lower_camel(&key), value);
-                }
-            }
-            map.values_mut().for_each(camel_case_keys);
-        }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(camel_case_keys),
-        _ => {}
-    }
-}
-
-fn to_lower_camel(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    let mut upper_next = false;
-    for c in key.chars() {
-        if c == '_' {
-            upper_next = true;
-        } else if upper_next {
-            out.extend(c.to_uppercase());
-            upper_next = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Items removed by [`Payload::reject_invalid`], reported to the sender via `partial_success`.

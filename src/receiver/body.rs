@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -20,6 +22,8 @@ pub enum BodyError {
     TooLarge { limit: usize },
     #[error("request body not received within the read timeout")]
     Timeout,
+    #[error("request body arriving slower than {MIN_BODY_RATE} bytes a second")]
+    TooSlow,
     #[error("request body could not be read: {0}")]
     Read(String),
     #[error(transparent)]
@@ -66,9 +70,22 @@ async fn drain(mut body: Body) {
     while let Some(Ok(_)) = body.frame().await {}
 }
 
+/// After [`BODY_GRACE`], a body must have arrived at this rate at least, on average. A request
+/// being answered holds its connection's place (see `server::connections`), so a client that
+/// trickles bodies on many connections would otherwise hold the listener for the whole read
+/// timeout; a real client, even on a slow link, sends far faster.
+pub const MIN_BODY_RATE: u32 = 1024;
+const BODY_GRACE: Duration = Duration::from_secs(2);
+
 async fn collect(mut body: Body, expected: usize, limit: usize, mut charge: Charge) -> Result<HeldBody, BodyError> {
     let mut buffer = BytesMut::with_capacity(expected);
-    while let Some(frame) = body.frame().await {
+    let started = Instant::now();
+    loop {
+        let due = started + BODY_GRACE + Duration::from_secs(buffer.len() as u64) / MIN_BODY_RATE;
+        let Ok(frame) = tokio::time::timeout_at(due, body.frame()).await else {
+            return Err(BodyError::TooSlow);
+        };
+        let Some(frame) = frame else { break };
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
         let Ok(data) = frame.into_data() else { continue };
         let len = buffer.len() + data.len();

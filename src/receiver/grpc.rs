@@ -187,7 +187,7 @@ fn status_of(error: &ReceiveError) -> Status {
         ReceiveError::Decompress(DecompressError::TooLarge { .. }) | ReceiveError::Body(BodyError::TooLarge { .. }) => {
             Status::resource_exhausted(message)
         }
-        ReceiveError::Body(BodyError::Timeout) => Status::deadline_exceeded(message),
+        ReceiveError::Body(BodyError::Timeout | BodyError::TooSlow) => Status::deadline_exceeded(message),
         ReceiveError::Overloaded(_)
         | ReceiveError::NotQueued
         | ReceiveError::Memory(_)

@@ -135,7 +135,7 @@ fn status_of(error: &ReceiveError) -> StatusCode {
         ReceiveError::Decompress(DecompressError::TooLarge { .. }) | ReceiveError::Body(BodyError::TooLarge { .. }) => {
             StatusCode::PAYLOAD_TOO_LARGE
         }
-        ReceiveError::Body(BodyError::Timeout) => StatusCode::REQUEST_TIMEOUT,
+        ReceiveError::Body(BodyError::Timeout | BodyError::TooSlow) => StatusCode::REQUEST_TIMEOUT,
         ReceiveError::Overloaded(_)
         | ReceiveError::NotQueued
         | ReceiveError::Memory(_)

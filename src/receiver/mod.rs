@@ -147,6 +147,7 @@ impl ReceiveError {
             ReceiveError::Decompress(DecompressError::TooLarge { .. })
             | ReceiveError::Body(body::BodyError::TooLarge { .. }) => "too_large",
             ReceiveError::Body(body::BodyError::Timeout) => "timeout",
+            ReceiveError::Body(body::BodyError::TooSlow) => "too_slow",
             ReceiveError::Body(_) => "invalid",
             ReceiveError::Overloaded(_) => "overloaded",
             ReceiveError::NoPipeline(_) => "unsupported",
