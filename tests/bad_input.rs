@@ -3,6 +3,8 @@
 
 #[path = "bad_input/connections.rs"]
 mod connections;
+#[path = "bad_input/fuzz.rs"]
+mod fuzz;
 #[path = "bad_input/hostile.rs"]
 mod hostile;
 #[path = "bad_input/security.rs"]

@@ -15,7 +15,7 @@ use crate::support::{Fleetpipe, http_client, otlp_exporter, pipeline_config};
 use crate::{TRACE_EXPORT, good_request_still_works, raw_grpc};
 
 /// The resident size fleetpipe stays under through each attack here.
-const RSS_BOUND: usize = 256 << 20;
+pub(crate) const RSS_BOUND: usize = 256 << 20;
 
 async fn start() -> (Sink, Fleetpipe) {
     let sink = Sink::start().await;

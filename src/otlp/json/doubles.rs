@@ -134,7 +134,11 @@ pub(super) fn rewrite(json: &[u8], direction: Direction) -> (Scan, Option<Vec<u8
         match json[index] {
             b'"' => {
                 let end = string_end(json, index + 1);
-                let content = &json[index + 1..end.min(json.len())];
+                if end >= json.len() {
+                    // Unterminated: the decoder names the error.
+                    break;
+                }
+                let content = &json[index + 1..end];
                 let after = skip_whitespace(json, end + 1);
                 if json.get(after) == Some(&b':') {
                     scan.snake_case_key |= content.contains(&b'_');

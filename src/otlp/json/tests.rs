@@ -90,3 +90,11 @@ fn snake_case_oneofs_are_checked_too() {
         "{error}"
     );
 }
+
+/// Found by `fuzz_otlp_json`: a string left open at the end of the text.
+#[test]
+fn an_unterminated_string_is_an_error_not_a_panic() {
+    for text in [&br#"{"resourceMetrics":[{"sum":"NaN"#[..], br#"{"min":""#, br#"{""#] {
+        assert!(decode(Signal::Metrics, text).is_err());
+    }
+}
