@@ -153,13 +153,14 @@ impl Config {
 
     /// What works but exposes something, as `key: message` lines (see [`Settings::warnings`]).
     pub fn warnings(&self) -> Vec<String> {
-        self.receivers
-            .iter()
-            .flat_map(|(name, receiver)| {
-                receiver
-                    .warnings()
+        let receivers = self.receivers.iter().map(|(name, r)| ("receivers", name, r.warnings()));
+        let exporters = self.exporters.iter().map(|(name, e)| ("exporters", name, e.warnings()));
+        receivers
+            .chain(exporters)
+            .flat_map(|(section, name, warnings)| {
+                warnings
                     .into_iter()
-                    .map(move |warning| format!("receivers.{name}.{}: {}", warning.key, warning.message))
+                    .map(move |warning| format!("{section}.{name}.{}: {}", warning.key, warning.message))
             })
             .collect()
     }

@@ -34,6 +34,10 @@ impl Settings for OtlpGrpcExporterConfig {
         problems
     }
 
+    fn warnings(&self) -> Vec<Problem> {
+        self.0.warnings()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -45,6 +49,9 @@ fn start_otlp(
     destination: Destination,
     config: &OtlpExporterConfig,
 ) -> Result<StartedExporter, StartError> {
+    for warning in config.warnings() {
+        tracing::warn!(exporter = context.name, key = %warning.key, "{}", warning.message);
+    }
     start(
         context,
         destination,
@@ -63,6 +70,10 @@ impl ExporterSettings for OtlpGrpcExporterConfig {
 impl Settings for OtlpHttpExporterConfig {
     fn problems(&self) -> Vec<Problem> {
         self.0.problems()
+    }
+
+    fn warnings(&self) -> Vec<Problem> {
+        self.0.warnings()
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -59,6 +59,18 @@ pub struct OtlpGrpcExporterConfig(pub OtlpExporterConfig);
 pub struct OtlpHttpExporterConfig(pub OtlpExporterConfig);
 
 impl OtlpExporterConfig {
+    /// The settings that work but expose the data.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut warnings = Vec::new();
+        if self.tls.insecure_skip_verify {
+            warnings.push(Problem::new(
+                "tls.insecure_skip_verify",
+                "the destination's certificate is not checked: whoever is on the network path can read and change the data",
+            ));
+        }
+        warnings
+    }
+
     /// The settings that cannot work.
     pub fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -175,6 +187,10 @@ pub struct TlsConfig {
     /// PEM file of the client certificate's private key.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// Accept any certificate from the destination: for a test destination with a
+    /// self-signed certificate only. Warned about at every start and by `validate`.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
 }
 
 /// A client certificate and its key, as PEM.

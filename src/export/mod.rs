@@ -9,6 +9,7 @@ mod component;
 pub mod config;
 mod disk;
 mod error;
+mod insecure;
 mod local;
 mod otlp_grpc;
 mod otlp_http;

@@ -30,11 +30,23 @@ pub(super) struct OtlpGrpcSender {
 impl OtlpGrpcSender {
     pub(super) fn new(config: &OtlpExporterConfig) -> Result<OtlpGrpcSender, ExportError> {
         let setup = |e: &dyn std::fmt::Display| ExportError::Setup(e.to_string());
-        let mut endpoint = Endpoint::from_shared(config.endpoint.to_string())
+        let insecure = config.endpoint.scheme() == "https" && config.tls.insecure_skip_verify;
+        let mut url = config.endpoint.clone();
+        let tls_address = (
+            url.host_str().unwrap_or_default().to_owned(),
+            url.port_or_known_default(),
+        );
+        if insecure {
+            // tonic refuses an https:// endpoint it makes no TLS for; the connection made by
+            // `insecure::channel` is TLS to the same host and port.
+            let _ = url.set_scheme("http");
+            let _ = url.set_port(tls_address.1);
+        }
+        let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| setup(&e))?
             .connect_timeout(config.timeout)
             .tcp_nodelay(true);
-        if config.endpoint.scheme() == "https" {
+        if config.endpoint.scheme() == "https" && !insecure {
             let mut tls = ClientTlsConfig::new().with_native_roots();
             if let Some(ca_file) = &config.tls.ca_file {
                 let pem =
@@ -61,8 +73,15 @@ impl OtlpGrpcSender {
         let millis = config.timeout.as_millis().clamp(1, 99_999_999);
         let timeout = HeaderValue::from_str(&format!("{millis}m")).map_err(|e| ExportError::Setup(e.to_string()))?;
         headers.insert("grpc-timeout", timeout);
+        let channel = if insecure {
+            let identity = config.tls.identity().map_err(ExportError::Setup)?;
+            let (host, port) = tls_address;
+            super::insecure::channel(&endpoint, host, port.unwrap_or(443), identity).map_err(ExportError::Setup)?
+        } else {
+            endpoint.connect_lazy()
+        };
         Ok(OtlpGrpcSender {
-            channel: endpoint.connect_lazy(),
+            channel,
             headers,
             body_format,
             timeout: config.timeout,

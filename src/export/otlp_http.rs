@@ -27,7 +27,9 @@ pub(super) struct OtlpHttpSender {
 
 impl OtlpHttpSender {
     pub(super) fn new(config: &OtlpExporterConfig) -> Result<OtlpHttpSender, ExportError> {
-        let mut builder = reqwest::Client::builder().timeout(config.timeout);
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .danger_accept_invalid_certs(config.tls.insecure_skip_verify);
         if let Some(ca_file) = &config.tls.ca_file {
             let pem = std::fs::read(ca_file).map_err(|e| ExportError::Setup(format!("{}: {e}", ca_file.display())))?;
             let cert = reqwest::Certificate::from_pem(&pem)

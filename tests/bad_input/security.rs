@@ -541,6 +541,45 @@ async fn exporters_present_client_certificates_to_a_mutual_tls_destination() {
     assert_eq!(refused, 0.0, "{}", gateway.log());
 }
 
+/// Scenario: both OTLP exporters to a destination whose certificate no trusted CA signed,
+/// with `tls.insecure_skip_verify` and a client certificate.
+/// Guarantees: every span arrives through both; the warning is logged at start and printed by
+/// `fleetpipe validate`.
+#[tokio::test]
+async fn insecure_skip_verify_reaches_an_untrusted_destination_with_a_warning() {
+    let setup = Setup::new("untrusted-ca").await;
+    let (client_cert, client_key) = setup.ca.sign("edge", false);
+    let gateway = setup.start(&setup.mutual()).await;
+    let tls = format!(
+        "{{insecure_skip_verify: true, cert_file: '{}', key_file: '{}'}}",
+        client_cert.display(),
+        client_key.display()
+    );
+    let exporters = format!(
+        "otlp:\n  endpoint: https://localhost:{}\n  tls: {tls}\n  headers: {{authorization: 'Bearer {TOKEN}'}}\n\
+         otlp_http:\n  endpoint: https://localhost:{}\n  tls: {tls}\n  headers: {{authorization: 'Bearer {TOKEN}'}}\n",
+        gateway.grpc.port(),
+        gateway.http.port()
+    );
+    let config = pipeline_config(&exporters, &["otlp", "otlp_http"], false);
+    let edge = Fleetpipe::start(&config).await;
+    let spans = Payload::Traces(fixtures::agent_trace("untrusted", 3));
+    crate::support::grpc_send(&edge.grpc_endpoint(), spans, None)
+        .await
+        .expect("accepted");
+    setup.sink.wait_for(Signal::Traces, 6, Duration::from_secs(20)).await;
+    let warning = "tls.insecure_skip_verify";
+    assert_eq!(edge.log().matches(warning).count(), 2, "{}", edge.log());
+    let validate = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpipe"))
+        .args(["validate", "--config"])
+        .arg(edge.dir.path().join("fleetpipe.yaml"))
+        .output()
+        .expect("validate");
+    let stderr = String::from_utf8_lossy(&validate.stderr);
+    let expected = format!("warning: exporters.otlp.{warning}: the destination's certificate is not checked");
+    assert!(validate.status.success() && stderr.contains(&expected), "{stderr}");
+}
+
 /// Scenario: a receiver with a named token (`team-a`) and an unnamed one; each client sends
 /// spans whose resource already says `fleetpipe.client: team-b`.
 /// Guarantees: the named token's spans arrive with `fleetpipe.client` = `team-a` only; the
