@@ -7,6 +7,7 @@ pub mod compression;
 pub mod config;
 pub mod enrich;
 pub mod export;
+pub mod govern;
 pub mod grpc_codec;
 pub mod memory;
 pub mod otlp;

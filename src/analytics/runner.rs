@@ -289,7 +289,7 @@ impl Detectors {
         let request = findings::log_records(&detector, &announced, now_nanos() as u64);
         let request = Arc::new(Request::from_payload(&Payload::Logs(request)));
         for output in &self.outputs {
-            output.enqueue(Arc::clone(&request)).await;
+            output.enqueue_findings(Arc::clone(&request)).await;
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::archive::ArchiveConfig;
 use crate::config::{self, ConfigError, Issues, ServiceConfig, component_type};
 use crate::enrich::EnrichConfig;
 use crate::export::config::{DebugExporterConfig, FileExporterConfig, OtlpGrpcExporterConfig, OtlpHttpExporterConfig};
+use crate::govern::{self, FlowSettings, GovernanceConfig};
 use crate::otlp::semconv::TagNames;
 use crate::pipeline::batch::BatchConfig;
 use crate::pipeline::component::{ExporterSettings, ProcessorSettings, ReceiverSettings};
@@ -77,6 +78,9 @@ pub struct Config {
     /// `fleetpipe report`'s settings.
     pub report: ReportConfig,
     pub service: ServiceConfig,
+    /// Each exporter's data flow (`data_flow`, `redaction`, `integration`), by exporter name.
+    pub flows: BTreeMap<String, FlowSettings>,
+    pub governance: GovernanceConfig,
 }
 
 impl Config {
@@ -120,7 +124,12 @@ impl Config {
         let config = config::parse_document(text, lookup, &mut issues).and_then(|document| {
             let receivers = typed(&mut issues, "receivers", document.receivers, RECEIVERS);
             let processors = typed(&mut issues, "processors", document.processors, PROCESSORS);
-            let exporters = typed(&mut issues, "exporters", document.exporters, EXPORTERS);
+            let (exporter_sections, flows) = split_flows(&mut issues, document.exporters);
+            let exporters = typed(&mut issues, "exporters", exporter_sections, EXPORTERS);
+            let governance = match document.governance {
+                Some(value) => issues.section::<GovernanceConfig>(&["governance"], value)?,
+                None => GovernanceConfig::default(),
+            };
             let registry = document
                 .registry
                 .and_then(|value| issues.section::<RegistryConfig>(&["registry"], value));
@@ -135,6 +144,8 @@ impl Config {
                 registry,
                 report,
                 service: config::parse_service(document.service, &mut issues)?,
+                flows,
+                governance,
             })
         });
         if let Some(config) = &config {
@@ -193,6 +204,15 @@ impl Config {
         for (name, exporter) in &self.exporters {
             let path = ["exporters", name.as_str()];
             issues.push_problems(&path, exporter.problems());
+            if let Some(flow) = self.flows.get(name) {
+                issues.push_problems(&path, flow.problems());
+                if flow.integration.is_some() && self.registry.is_none() {
+                    issues.push(
+                        &["exporters", name.as_str(), "integration"],
+                        "names a registry entry, but there is no `registry:` section",
+                    );
+                }
+            }
             if let Err(message) = self.tag_names_for(name) {
                 issues.push(&path, &message);
             }
@@ -253,6 +273,25 @@ impl Config {
     pub fn processor_of<T: 'static>(&self) -> Option<&T> {
         self.processors.values().find_map(|p| p.as_any().downcast_ref::<T>())
     }
+}
+
+/// Takes each exporter's governance keys out of its settings and reads them, recording what
+/// is wrong at their key paths.
+fn split_flows(
+    issues: &mut Issues<'_>,
+    exporters: Vec<(String, Value)>,
+) -> (Vec<(String, Value)>, BTreeMap<String, FlowSettings>) {
+    let mut flows = BTreeMap::new();
+    let sections = exporters
+        .into_iter()
+        .map(|(key, mut settings)| {
+            let governance = govern::settings::split(&mut settings);
+            let flow = issues.section::<FlowSettings>(&["exporters", key.as_str()], governance);
+            flows.insert(key.clone(), flow.unwrap_or_default());
+            (key, settings)
+        })
+        .collect();
+    (sections, flows)
 }
 
 /// Parses each component of a section by the row of its type.

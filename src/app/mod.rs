@@ -4,6 +4,7 @@
 pub mod components;
 #[cfg(test)]
 mod config_tests;
+mod flows;
 mod query;
 mod registry;
 mod service;
@@ -36,6 +37,10 @@ pub enum Command {
     Validate {
         #[arg(long, short, env = "FLEETPIPE_CONFIG")]
         config: Option<PathBuf>,
+        /// Also print, per exporter, what it gets: signals, layers, integrations, and what is
+        /// removed or hashed first.
+        #[arg(long)]
+        explain: bool,
     },
     /// Configuration helpers.
     Config {
@@ -179,16 +184,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(service::run(config))
         }
-        Command::Validate { config } => {
+        Command::Validate { config, explain } => {
             let source = config
                 .as_ref()
                 .map_or("built-in default config".into(), |p| p.display().to_string());
             let loaded = Config::load(config.as_deref())?;
-            registry::check(&loaded)?;
+            let registry = registry::check(&loaded)?;
+            let (allowed, entry_warnings) = flows::entries(&loaded, registry.as_ref())?;
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(query::check_exporters(&loaded))?;
-            for warning in loaded.warnings() {
+            for warning in loaded.warnings().into_iter().chain(entry_warnings) {
                 eprintln!("warning: {warning}");
+            }
+            if explain {
+                for line in flows::explain(&loaded, &allowed)? {
+                    println!("{line}");
+                }
             }
             println!("{source}: configuration is valid");
             Ok(())

@@ -324,9 +324,9 @@ async fn shadow_of(endpoint: &str) -> anyhow::Result<ShadowReport> {
 }
 
 /// Loads the registry of a configuration the way `run` does, for `validate`.
-pub(super) fn check(config: &Config) -> anyhow::Result<()> {
-    if let Some(registry) = &config.registry {
-        Registry::load_config(registry)?;
-    }
-    Ok(())
+pub(super) fn check(config: &Config) -> anyhow::Result<Option<Registry>> {
+    Ok(match &config.registry {
+        Some(registry) => Some(Registry::load_config(registry)?),
+        None => None,
+    })
 }

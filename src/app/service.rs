@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::components::Config;
 use crate::config::component_type;
 use crate::export;
+use crate::govern::Flow;
 use crate::memory::MemoryBudget;
 use crate::otlp::Signal;
 use crate::pipeline::batch::{self, BatchConfig};
@@ -54,6 +55,15 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
 
+    let current = registry.as_ref().map(|handle| handle.current());
+    let (allowed, warnings) = super::flows::entries(&config, current.as_deref())?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    for line in super::flows::explain(&config, &allowed)? {
+        tracing::info!("Data flow of {line}");
+    }
+    let flows = super::flows::build(&config, &allowed)?;
     let mut exporter_workers = JoinSet::new();
     let Exporters {
         queues: exporters,
@@ -62,7 +72,7 @@ pub(super) async fn run(config: Config) -> anyhow::Result<()> {
         &config,
         registry.as_ref(),
         (&metrics, &memory),
-        &give_up,
+        (&give_up, &flows),
         &mut exporter_workers,
     )?;
     routes.extend(
@@ -161,7 +171,7 @@ fn start_exporters(
     config: &Config,
     registry: Option<&Arc<RegistryHandle>>,
     (metrics, memory): (&Arc<Metrics>, &Arc<MemoryBudget>),
-    give_up: &CancellationToken,
+    (give_up, flows): (&CancellationToken, &BTreeMap<String, Arc<Flow>>),
     workers: &mut JoinSet<()>,
 ) -> anyhow::Result<Exporters> {
     let used: BTreeSet<&String> = config.service.pipelines.values().flat_map(|p| &p.exporters).collect();
@@ -189,7 +199,8 @@ fn start_exporters(
             workers,
         };
         let exporter = exporter.start(context)?;
-        started.queues.insert(name.clone(), exporter.queue);
+        let queue = exporter.queue.governed_by(flows.get(name).cloned());
+        started.queues.insert(name.clone(), queue);
         started.routes.extend(exporter.routes);
     }
     Ok(started)

@@ -32,6 +32,8 @@ pub struct Document {
     pub processors: Vec<(String, Value)>,
     pub exporters: Vec<(String, Value)>,
     pub registry: Option<Value>,
+    /// Rules over every exporter's data flow.
+    pub governance: Option<Value>,
     /// `fleetpipe report`'s settings (the price table's overrides).
     pub report: Option<Value>,
     /// Read by [`parse_service`] after the components, so that problems are listed in the
@@ -346,12 +348,16 @@ pub fn parse_document(
         Value::Null => None,
         value => Some(value),
     };
+    let governance = match take("governance") {
+        Value::Null => None,
+        value => Some(value),
+    };
     let service = take("service");
     for (key, _) in sections {
         let key = key.as_str().unwrap_or("?").to_owned();
         issues.push(
             &[key.as_str()],
-            "unknown section (expected receivers, processors, exporters, registry, report, service)",
+            "unknown section (expected receivers, processors, exporters, registry, governance, report, service)",
         );
     }
     Some(Document {
@@ -359,6 +365,7 @@ pub fn parse_document(
         processors,
         exporters,
         registry,
+        governance,
         report,
         service,
     })

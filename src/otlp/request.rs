@@ -63,6 +63,19 @@ impl Request {
         }
     }
 
+    /// A request made of `parts` (each a whole export request, with the highest randomness of
+    /// its traces, `u64::MAX` when not known) holding `items` records: a request governed for
+    /// one exporter, some of its parts rewritten.
+    pub fn from_parts(signal: Signal, parts: Vec<(Bytes, u64)>, items: usize) -> Request {
+        let (parts, highest_trace_randomness) = parts.into_iter().unzip();
+        Request {
+            signal,
+            parts,
+            highest_trace_randomness,
+            items,
+        }
+    }
+
     /// Encodes a decoded request, e.g. one received as OTLP/JSON. Its traces' randomness is
     /// not looked at: sampling consumers read it whole.
     pub fn from_payload(payload: &Payload) -> Request {

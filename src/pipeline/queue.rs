@@ -10,10 +10,11 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::govern::{Flow, Origin};
 use crate::memory::{Charge, MemoryBudget, Part};
 use crate::otlp::Request;
 use crate::spool::queue::DiskQueue;
-use crate::telemetry::metrics::{Metrics, QueueLabels};
+use crate::telemetry::metrics::{Metrics, QueueLabels, RedactionLabels};
 
 /// A batch in a consumer's queue, holding its share of the queue's byte budget and its
 /// charge to the process's memory budget until it has been sent or given up.
@@ -48,9 +49,56 @@ pub struct ConsumerQueue {
     /// The process's memory budget, and the part its batches are charged to.
     memory: (Arc<MemoryBudget>, Part),
     metrics: Arc<Metrics>,
+    /// What the exporter may get of each batch, when it may not get everything.
+    flow: Option<Arc<Flow>>,
 }
 
 impl ConsumerQueue {
+    /// The same queue, with what is queued governed by `flow`.
+    pub fn governed_by(self, flow: Option<Arc<Flow>>) -> ConsumerQueue {
+        ConsumerQueue { flow, ..self }
+    }
+
+    /// Queues a batch of a pipeline, as much of it as the exporter may get.
+    pub async fn enqueue(&self, request: Arc<Request>) {
+        self.enqueue_from(request, Origin::Pipeline).await;
+    }
+
+    /// Queues analytics' findings, if the exporter may get findings.
+    pub async fn enqueue_findings(&self, request: Arc<Request>) {
+        self.enqueue_from(request, Origin::Findings).await;
+    }
+
+    async fn enqueue_from(&self, request: Arc<Request>, origin: Origin) {
+        let Some(flow) = &self.flow else {
+            return self.enqueue_governed(request).await;
+        };
+        let signal = request.signal();
+        let governed = flow.govern(&request, origin);
+        for (reason, items) in &governed.withheld {
+            let labels = self.metrics.exporter_loss(&self.name, signal, reason);
+            self.metrics
+                .exporter_withheld
+                .get_or_create(&labels)
+                .inc_by(*items as u64);
+        }
+        for (action, count) in [("removed", governed.removed), ("hashed", governed.hashed)] {
+            if count > 0 {
+                let labels = RedactionLabels {
+                    exporter: self.name.to_string(),
+                    action,
+                };
+                self.metrics
+                    .exporter_redacted
+                    .get_or_create(&labels)
+                    .inc_by(count as u64);
+            }
+        }
+        if let Some(request) = governed.request {
+            self.enqueue_governed(request).await;
+        }
+    }
+
     /// The sending side of `queue`, named `name` in metrics and logs, whose batches are
     /// charged to `memory` as `part`.
     pub fn new(
@@ -79,6 +127,7 @@ impl ConsumerQueue {
             budget,
             memory: (Arc::clone(memory.0), memory.1),
             metrics: Arc::clone(metrics),
+            flow: None,
         }
     }
 
@@ -100,6 +149,7 @@ impl ConsumerQueue {
             budget: None,
             memory: (Arc::clone(memory), Part::Queues),
             metrics: Arc::clone(metrics),
+            flow: None,
         }
     }
 
@@ -108,9 +158,9 @@ impl ConsumerQueue {
         self.disk.as_ref().map(|appender| &appender.0)
     }
 
-    /// Queues a batch. A full queue waits when `block_on_overflow` is set; otherwise the batch
-    /// is dropped for this exporter only, counted and logged.
-    pub async fn enqueue(&self, request: Arc<Request>) {
+    /// Queues a batch the exporter may get. A full queue waits when `block_on_overflow` is
+    /// set; otherwise the batch is dropped for this exporter only, counted and logged.
+    async fn enqueue_governed(&self, request: Arc<Request>) {
         if let Some(disk) = &self.disk {
             return self.append(disk, request).await;
         }

@@ -41,6 +41,13 @@ pub struct QueueLabels {
     pub exporter: String,
 }
 
+/// Attributes redacted for one exporter: `removed` or `hashed`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedactionLabels {
+    pub exporter: String,
+    pub action: &'static str,
+}
+
 /// Every counter fleetpipe keeps about itself. Cheap to share: families are `Arc`s inside.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -58,6 +65,11 @@ pub struct Metrics {
     pub exporter_failed: Family<ExporterLossLabels, Counter>,
     /// Items not queued for one exporter because its queue was full.
     pub exporter_dropped: Family<ExporterLossLabels, Counter>,
+    /// Items an exporter's data flow does not allow, by reason (`signal`, `layer`,
+    /// `integration`, `unregistered`, `malformed`).
+    pub exporter_withheld: Family<ExporterLossLabels, Counter>,
+    /// Attributes removed or hashed by an exporter's redaction.
+    pub exporter_redacted: Family<RedactionLabels, Counter>,
     /// Items rejected by the destination through `partial_success`.
     pub exporter_rejected: Family<ExporterLabels, Counter>,
     /// Retried attempts.
@@ -126,6 +138,16 @@ impl Metrics {
             format!("{p}_exporter_dropped_items"),
             "Items not queued because the queue was full",
             m.exporter_dropped.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_withheld_items"),
+            "Items the exporter's data flow does not allow, by reason",
+            m.exporter_withheld.clone(),
+        );
+        r.register(
+            format!("{p}_exporter_redacted_attributes"),
+            "Attributes removed or hashed before queuing for the exporter",
+            m.exporter_redacted.clone(),
         );
         r.register(
             format!("{p}_exporter_rejected_items"),

@@ -1,0 +1,161 @@
+//! What is removed or hashed: attribute key globs, the GenAI content keys, keyed hashing, and
+//! the quick look that lets a request without any of those keys through untouched.
+
+use aho_corasick::AhoCorasick;
+use sha2::{Digest, Sha256};
+
+use super::settings::{ContentPolicy, Redaction};
+
+/// GenAI content: prompts, completions, system instructions, tool arguments, results and
+/// definitions, in the current conventions' names and the older, OpenInference and
+/// OpenLLMetry spellings.
+pub const GENAI_CONTENT: &[&str] = &[
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.tool.definitions",
+    "gen_ai.prompt",
+    "gen_ai.prompt.*",
+    "gen_ai.completion",
+    "gen_ai.completion.*",
+    "llm.input_messages*",
+    "llm.output_messages*",
+    "llm.prompts*",
+    "input.value",
+    "output.value",
+    "traceloop.entity.input",
+    "traceloop.entity.output",
+];
+
+/// What becomes of one attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Action {
+    Keep,
+    Remove,
+    Hash,
+}
+
+/// The compiled redaction of one exporter.
+#[derive(Debug)]
+pub(super) struct Redactor {
+    remove: Vec<String>,
+    hash: Vec<String>,
+    key: Vec<u8>,
+    /// Finds, in one pass over a request's bytes, any piece of text a matching key must
+    /// contain: a request without one needs no rewrite.
+    quick_look: AhoCorasick,
+}
+
+impl Redactor {
+    /// `None` when the settings remove and hash nothing. `content_by_default` is whether the
+    /// exporter's kind removes GenAI content unless told to keep it.
+    pub(super) fn new(settings: &Redaction, content_by_default: ContentPolicy) -> Option<Redactor> {
+        let mut remove = settings.remove.clone();
+        if settings.genai_content.unwrap_or(content_by_default) == ContentPolicy::Remove {
+            remove.extend(GENAI_CONTENT.iter().map(|k| (*k).to_owned()));
+        }
+        let hash = settings.hash.clone();
+        if remove.is_empty() && hash.is_empty() {
+            return None;
+        }
+        let needles: Vec<&str> = remove.iter().chain(&hash).map(|glob| needle(glob)).collect();
+        // Patterns of text are always buildable; the fallback finds every position.
+        let quick_look = AhoCorasick::new(&needles).unwrap_or_else(|_| AhoCorasick::new([""]).expect("empty pattern"));
+        Some(Redactor {
+            remove,
+            hash,
+            key: settings.hash_key.clone().unwrap_or_default().into_bytes(),
+            quick_look,
+        })
+    }
+
+    /// Whether a request's bytes may hold a key this removes or hashes.
+    pub(super) fn may_apply(&self, request: &[u8]) -> bool {
+        self.quick_look.is_match(request)
+    }
+
+    /// What becomes of the attribute `key`, whose dotted path from the outermost attribute
+    /// is `path` (the key itself at the top).
+    pub(super) fn action(&self, key: &[u8], path: &[u8]) -> Action {
+        let matches = |globs: &[String]| {
+            globs
+                .iter()
+                .any(|g| glob(g.as_bytes(), key) || glob(g.as_bytes(), path))
+        };
+        if matches(&self.remove) {
+            Action::Remove
+        } else if matches(&self.hash) {
+            Action::Hash
+        } else {
+            Action::Keep
+        }
+    }
+
+    /// The keyed hash of a value, in hex.
+    pub(super) fn hash(&self, value: &[u8]) -> String {
+        hmac_sha256(&self.key, value)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The globs removed and hashed, for the start-up log and `validate --explain`.
+    pub(super) fn globs(&self) -> (&[String], &[String]) {
+        (&self.remove, &self.hash)
+    }
+}
+
+/// The longest run of a glob without `*` or `.`: text every matching key, or every dotted
+/// path of nested keys that matches, holds somewhere in the request's bytes.
+fn needle(glob: &str) -> &str {
+    glob.split(['*', '.']).max_by_key(|piece| piece.len()).unwrap_or(glob)
+}
+
+/// `*` matches any run of bytes (dots included); everything else itself.
+pub(super) fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((at, matched)) => {
+                    p = at + 1;
+                    t = matched + 1;
+                    star = Some((at, matched + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// HMAC-SHA256 (RFC 2104).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    const BLOCK: usize = 64;
+    let mut block = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let inner = Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(block.map(|b| b ^ 0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
