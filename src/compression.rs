@@ -79,8 +79,11 @@ pub fn decompress(
     let mut out = Vec::new();
     let mut more = body.len().saturating_mul(4).clamp(1, limit.saturating_add(1));
     loop {
-        charge.grow(more)?;
+        // While the buffer moves to a larger one, both are held: charge both for that time.
+        let old = out.capacity();
+        charge.grow(more + old)?;
         out.reserve_exact(more);
+        charge.set(charge.bytes() - old);
         let room = out.capacity() - out.len();
         let read = (&mut reader).take(room as u64).read_to_end(&mut out).map_err(corrupt)?;
         if out.len() > limit {

@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use support::sink::Sink;
-use support::{Fleetpipe, fixtures, grpc_send, grpc_send_retrying, otlp_exporter, pipeline_config};
+use support::{Fleetpipe, fixtures, grpc_send, grpc_send_retrying, pipeline_config, registered_otlp_exporter};
 
 const FIXTURE: &str = include_str!("fixtures/operating-model/CONFIG.yaml");
 
@@ -63,7 +63,7 @@ async fn start_enriched(extra_detectors: &[(&str, &str)], analytics_extra: &str,
     let signals = dir.path().join("work/signals");
     let exporters = format!(
         "{}analytics:\n  queries: '{}'\n  window: 1s\n  retention: 30s\n  signals_path: '{}'\n{analytics_extra}",
-        otlp_exporter("otlp", &sink.endpoint()),
+        registered_otlp_exporter("otlp", &sink.endpoint()),
         queries.display(),
         signals.display()
     );

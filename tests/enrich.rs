@@ -16,13 +16,13 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use support::sink::Sink;
-use support::{Fleetpipe, fixtures, grpc_send, otlp_exporter, pipeline_config};
+use support::{Fleetpipe, fixtures, grpc_send, pipeline_config, registered_otlp_exporter};
 
 const FIXTURE: &str = include_str!("fixtures/operating-model/CONFIG.yaml");
 
 /// fleetpipe with `enrich` in front of `sink`, the registry at `registry`, and agent globs.
 async fn start(sink: &Sink, registry: &Path, batch: bool) -> Fleetpipe {
-    let base = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], batch);
+    let base = pipeline_config(&registered_otlp_exporter("otlp", &sink.endpoint()), &["otlp"], batch);
     let processors = if batch { "[enrich, batch]" } else { "[enrich]" };
     let config = base.replace("processors: [batch]", &format!("processors: {processors}")).replace("processors: []", &format!("processors: {processors}")).replace(
         "processors:\n",

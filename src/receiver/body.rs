@@ -93,10 +93,12 @@ async fn collect(mut body: Body, expected: usize, limit: usize, mut charge: Char
             return Err(BodyError::TooLarge { limit });
         }
         if len > buffer.capacity() {
-            // Grow by doubling, as `Vec` would, charging the new capacity first.
+            // Grow by doubling, as `Vec` would, charging the new capacity first, and the old
+            // one too while the bytes move to the new.
             let capacity = len.max(buffer.capacity() * 2).min(limit);
-            charge.grow(capacity.saturating_sub(charge.bytes()))?;
+            charge.grow((capacity + buffer.capacity()).saturating_sub(charge.bytes()))?;
             buffer.reserve(capacity - buffer.len());
+            charge.set(buffer.capacity());
         }
         buffer.extend_from_slice(&data);
     }

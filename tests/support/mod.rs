@@ -82,6 +82,12 @@ pub(crate) fn otlp_exporter(name: &str, endpoint: &str) -> String {
     )
 }
 
+/// [`otlp_exporter`] naming the test registry's telemetry destination, `fleet-telemetry`:
+/// with a registry, a vendor connection is an integration like any other.
+pub(crate) fn registered_otlp_exporter(name: &str, endpoint: &str) -> String {
+    format!("{}  integration: fleet-telemetry\n", otlp_exporter(name, endpoint))
+}
+
 fn indent(text: &str, spaces: usize) -> String {
     let pad = " ".repeat(spaces);
     text.lines().map(|l| format!("{pad}{l}\n")).collect()
