@@ -419,3 +419,81 @@ fn registries_of_a_hundred_thousand_integrations_load() {
     );
     assert!(stderr.contains("integrations.tools.mcp[99999].id: duplicate id `tool`"));
 }
+
+/// Issue 29, acceptance 5: with a registry, an `otlp` exporter is a vendor connection and
+/// names its `observability` entry.
+/// Guarantees: `validate` refuses one naming none, an unknown id, or a non-observability
+/// entry, each at its key path; accepts it with `governance.allow_unregistered_exporters`
+/// (with a warning) or when it names `apm-secondary`; without a registry the same exporter is
+/// valid. `--explain` prints what each exporter gets.
+#[test]
+fn validate_governs_vendor_connections_by_the_registry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_registry(dir.path(), FIXTURE);
+    let config = |registry: bool, otlp_extra: &str, top: &str| {
+        format!(
+            "{}{top}receivers:\n  otlp:\nexporters:\n  otlp:\n    endpoint: http://127.0.0.1:4317\n{otlp_extra}  debug:\n\
+             service:\n  pipelines:\n    traces: {{receivers: [otlp], exporters: [otlp, debug]}}\n",
+            if registry { "registry:\n  path: .\n" } else { "" }
+        )
+    };
+    let validate = |text: String, extra: &[&str]| {
+        std::fs::write(dir.path().join("fleetpipe.yaml"), text).expect("write");
+        let mut args = vec!["validate", "--config", "fleetpipe.yaml"];
+        args.extend_from_slice(extra);
+        let output = fleetpipe(&args, dir.path());
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    };
+    let (code, text) = validate(config(true, "", ""), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("exporters.otlp: a vendor connection is an integration: name its registry entry (registered `observability` integrations: fleet-telemetry, apm-primary, apm-secondary, dashboards)"),
+        "{text}"
+    );
+    // `run` refuses it at start the same way.
+    let output = fleetpipe(&["run", "--config", "fleetpipe.yaml"], dir.path());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("exporters.otlp: a vendor connection is an integration"),
+        "{stderr}"
+    );
+    let (code, text) = validate(config(true, "    integration: nope\n", ""), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("exporters.otlp.integration: `nope` is not a registered integration"),
+        "{text}"
+    );
+    let (code, text) = validate(config(true, "    integration: incident-management\n", ""), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("exporters.otlp.integration: `incident-management` is registered under `enterprise_toolchain`, not `observability`"), "{text}");
+    let (code, text) = validate(
+        config(true, "", "governance: {allow_unregistered_exporters: true}\n"),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("warning: exporters.otlp: a vendor connection is an integration"),
+        "{text}"
+    );
+    let (code, text) = validate(config(false, "", ""), &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = validate(
+        config(
+            true,
+            "    integration: apm-secondary\n    data_flow: {unregistered: exclude}\n",
+            "",
+        ),
+        &["--explain"],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("exporters.otlp: signals: all; layers: all; integrations: all; unregistered calls: withheld; GenAI content: removed; removed: nothing else; hashed: nothing"),
+        "{text}"
+    );
+    assert!(text.contains("exporters.debug: everything, unchanged"), "{text}");
+}

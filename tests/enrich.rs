@@ -1,9 +1,12 @@
 //! Issue 3 acceptance over the running binary: spans of a simulated fleet arrive tagged with
 //! the shared fixture registry's metadata, layers resolve, shadow calls are counted, other
 //! SDKs' spellings attribute alike, and registry edits take effect without losing a span.
+//! `governance`: issue 29, each exporter's governed data flow.
 
 #[path = "enrich/catalog.rs"]
 mod catalog;
+#[path = "enrich/governance.rs"]
+mod governance;
 mod support;
 
 use std::collections::BTreeMap;

@@ -17,6 +17,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::window::{Table, WindowSource, WindowStore, WindowTable};
+use crate::govern::GENAI_CONTENT;
 use crate::rows::KeptColumns;
 
 /// How serious a detector's findings are; mapped to OTLP log severity.
@@ -134,6 +135,12 @@ impl Detector {
         if sql.trim().is_empty() {
             return Err(error(header_lines.max(1), "no query after the header".into()));
         }
+        if let Some((line, key)) = names_content(&sql) {
+            return Err(error(
+                header_lines + line,
+                format!("reads GenAI content (`{key}`): findings go to every logs exporter and never carry content"),
+            ));
+        }
         let get = |key: &str| fields.get(key).map(|(line, value)| (*line, value.as_str()));
         let duration = |key: &str, default: Duration| match get(key) {
             Some((line, value)) => parse_duration(value, analytics_window).ok_or_else(|| {
@@ -190,6 +197,17 @@ impl Detector {
             header_lines,
         })
     }
+}
+
+/// The first line of a query (from 1) that names a GenAI content key, and the key.
+fn names_content(sql: &str) -> Option<(usize, &'static str)> {
+    sql.lines().enumerate().find_map(|(index, line)| {
+        GENAI_CONTENT
+            .iter()
+            .map(|key| key.trim_end_matches(['*', '.']))
+            .find(|key| line.contains(key))
+            .map(|key| (index + 1, key))
+    })
 }
 
 /// `30s`, `5m`, or a count of analytics windows: `1 window`, `3 windows`.
@@ -365,6 +383,19 @@ mod tests {
         .expect_err("bad every");
         assert_eq!(error.line, 2);
         assert!(error.message.contains("not a duration"), "{}", error.message);
+    }
+
+    /// Guarantees: a detector reading GenAI content is refused at the line that names it.
+    #[test]
+    fn a_detector_reading_content_is_refused_at_its_line() {
+        let error = Detector::parse(
+            Path::new("leak.sql"),
+            "-- name: leak\nSELECT service_name,\n  attributes['gen_ai.input.messages'] AS prompt\nFROM spans",
+            Duration::from_secs(1),
+        )
+        .expect_err("content");
+        assert_eq!((error.file.as_str(), error.line), ("leak.sql", 3));
+        assert!(error.message.contains("`gen_ai.input.messages`"), "{}", error.message);
     }
 
     /// Guarantees: a syntax error in the query is reported at its line in the file.
