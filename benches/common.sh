@@ -8,8 +8,8 @@ METRICS_PORT=28888
 # How the load generator's spans look: "minimal" (the default, as in every earlier figure) or
 # "semconv" (the attributes the GenAI and MCP conventions recommend); see `fleetpipe-load --help`.
 SHAPE=${SHAPE:-minimal}
-if [[ ! $SHAPE =~ ^(minimal|semconv)$ ]]; then
-  echo "SHAPE must be minimal or semconv (got $SHAPE)" >&2
+if [[ ! $SHAPE =~ ^(minimal|semconv|content)$ ]]; then
+  echo "SHAPE must be minimal, semconv or content (got $SHAPE)" >&2
   exit 2
 fi
 
@@ -27,7 +27,7 @@ start_bench() {
 # settings $2, and when $3 is given the archive exporter with the settings $3; health and
 # metrics on HEALTH_PORT and METRICS_PORT.
 bench_config() {
-  local exporters="otlp" otlp="  otlp: {endpoint: \"http://127.0.0.1:$SINK_PORT\", $1}" analytics=""
+  local exporters="otlp" otlp="  otlp: {endpoint: \"http://127.0.0.1:$SINK_PORT\", integration: fleet-telemetry, $1}" analytics=""
   if [ "$1" = "-" ]; then
     exporters="" otlp=""
   fi

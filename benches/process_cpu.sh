@@ -16,7 +16,10 @@
 # cap); the archive, "forwarding" against "archive" (every span to Parquet in a scratch
 # folder; `COMPARISONS="forwarding:archive"`); the disk queue, "memory-direct" (forwarding
 # without the batch step) against "disk-interval" and "disk-always" (the exporter's queue on
-# disk, `fsync: interval` and `always`; `COMPARISONS="memory-direct:disk-interval"`). Each pair warms up for WARM seconds (closed windows fill
+# disk, `fsync: interval` and `always`; `COMPARISONS="memory-direct:disk-interval"`); content
+# redaction, "content-kept" (`redaction: {genai_content: keep}`) against "forwarding" (an otlp
+# exporter's default: GenAI content removed; `SHAPE=content` puts 2 KiB of messages on every
+# model span). Each pair warms up for WARM seconds (closed windows fill
 # `max_windows_mib`, as in a long-running instance), then measures RUN seconds of load: the CPU
 # time of each process's threads per accepted span, from the scheduler's own count in
 # nanoseconds (/proc/<pid>/task/*/schedstat), whose user/kernel split in ticks
@@ -48,6 +51,8 @@ write_configs() {
   local IN_PORT=$((IN_PORT + side)) SINK_PORT=$((SINK_PORT + side))
   local HEALTH_PORT=$((HEALTH_PORT + side)) METRICS_PORT=$((METRICS_PORT + side))
   bench_config "compression: gzip" > "$work/forwarding-$side.yaml"
+  # GenAI content kept: no redaction before the exporter, what the default is measured against.
+  bench_config "compression: gzip, redaction: {genai_content: keep}" > "$work/content-kept-$side.yaml"
   without_enrichment < "$work/forwarding-$side.yaml" > "$work/plain-$side.yaml"
   bench_config "compression: gzip" "queries: queries, window: 10s" > "$work/defaults-$side.yaml"
   bench_config "compression: gzip" "queries: queries, window: 10s, max_spans_per_second: 0, sampling_percentage: 10" > "$work/sampling-$side.yaml"
@@ -63,7 +68,7 @@ write_configs 0
 write_configs 1
 for comparison in $COMPARISONS; do
   for setting in ${comparison%%:*} ${comparison##*:}; do
-    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, defaults, sampling, every-span, archive, memory-direct, disk-interval, disk-always)" >&2; exit 2; }
+    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, content-kept, defaults, sampling, every-span, archive, memory-direct, disk-interval, disk-always)" >&2; exit 2; }
   done
 done
 

@@ -2,7 +2,7 @@
 //! MCP attributes, 100 spans a request) over N connections, at a fixed rate or flat out, and
 //! reports accepted spans/s and request latency percentiles.
 //!
-//! `fleetpipe-load --endpoint http://127.0.0.1:4317 --connections 4 --seconds 20 [--rate 500] [--shape semconv]`
+//! `fleetpipe-load --endpoint http://127.0.0.1:4317 --connections 4 --seconds 20 [--rate 500] [--shape semconv|content]`
 
 #[path = "../../tests/support/fixtures.rs"]
 #[allow(dead_code)]
@@ -52,6 +52,9 @@ enum Shape {
     Minimal,
     /// The attributes the GenAI and MCP conventions recommend, two tool calls in three.
     Semconv,
+    /// `minimal`, with 2 KiB of messages (`gen_ai.input.messages`, `gen_ai.output.messages`)
+    /// on every model span: what content redaction has to take out.
+    Content,
 }
 
 impl Shape {
@@ -59,8 +62,22 @@ impl Shape {
         Payload::Traces(match self {
             Shape::Minimal => fixtures::agent_trace(service, spans),
             Shape::Semconv => fixtures::semconv_agent_trace(service, spans),
+            Shape::Content => with_messages(fixtures::agent_trace(service, spans)),
         })
     }
+}
+
+/// The request with 1 KiB of input and 1 KiB of output messages on each model (`chat`) span.
+fn with_messages(
+    mut request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+    let message = |role: &str| format!("[{{\"role\":\"{role}\",\"content\":\"{}\"}}]", "x".repeat(990));
+    let spans = request.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans).flat_map(|s| &mut s.spans);
+    for span in spans.filter(|span| span.name.starts_with("chat")) {
+        span.attributes.push(fixtures::string("gen_ai.input.messages", &message("user")));
+        span.attributes.push(fixtures::string("gen_ai.output.messages", &message("assistant")));
+    }
+    request
 }
 
 /// What one connection saw.
