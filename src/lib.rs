@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod receiver;
 pub mod registry;
 pub mod report;
+pub mod route;
 pub mod rows;
 pub mod server;
 pub mod spool;

@@ -6,6 +6,8 @@
 mod disk;
 #[path = "delivery/memory.rs"]
 mod memory;
+#[path = "delivery/routing.rs"]
+mod routing;
 mod support;
 
 use std::collections::BTreeMap;

@@ -20,6 +20,7 @@ use crate::pipeline::component::{ExporterSettings, ProcessorSettings, ReceiverSe
 use crate::receiver::config::OtlpReceiverConfig;
 use crate::registry::RegistryConfig;
 use crate::report::ReportConfig;
+use crate::route::LoadBalancingConfig;
 
 /// Parses one component's settings, recording what is wrong at its key path.
 type Parse<T> = fn(&mut Issues<'_>, &[&str], Value) -> Option<Box<T>>;
@@ -41,6 +42,7 @@ const EXPORTERS: &[(&str, Parse<dyn ExporterSettings>)] = &[
     ("file", exporter::<FileExporterConfig>),
     ("analytics", exporter::<AnalyticsConfig>),
     ("archive", exporter::<ArchiveConfig>),
+    ("loadbalancing", exporter::<LoadBalancingConfig>),
 ];
 
 fn receiver<T: ReceiverSettings + DeserializeOwned + 'static>(

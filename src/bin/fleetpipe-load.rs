@@ -72,10 +72,16 @@ fn with_messages(
     mut request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
 ) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
     let message = |role: &str| format!("[{{\"role\":\"{role}\",\"content\":\"{}\"}}]", "x".repeat(990));
-    let spans = request.resource_spans.iter_mut().flat_map(|r| &mut r.scope_spans).flat_map(|s| &mut s.spans);
+    let spans = request
+        .resource_spans
+        .iter_mut()
+        .flat_map(|r| &mut r.scope_spans)
+        .flat_map(|s| &mut s.spans);
     for span in spans.filter(|span| span.name.starts_with("chat")) {
-        span.attributes.push(fixtures::string("gen_ai.input.messages", &message("user")));
-        span.attributes.push(fixtures::string("gen_ai.output.messages", &message("assistant")));
+        span.attributes
+            .push(fixtures::string("gen_ai.input.messages", &message("user")));
+        span.attributes
+            .push(fixtures::string("gen_ai.output.messages", &message("assistant")));
     }
     request
 }

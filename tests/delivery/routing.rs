@@ -1,0 +1,101 @@
+//! Issue 30, the routing tier: a fleetpipe with the `loadbalancing` exporter in front of
+//! three replicas keeps every trace on one replica.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use fleetpipe::otlp::{Payload, Signal};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
+use crate::support::sink::Sink;
+use crate::support::{Fleetpipe, fixtures, grpc_send, hex, otlp_exporter, pipeline_config};
+
+/// The trace ids of the spans a sink received, with their span counts.
+fn traces_at(sink: &Sink) -> BTreeMap<String, usize> {
+    let mut traces = BTreeMap::new();
+    for payload in sink.received() {
+        if let Payload::Traces(request) = payload {
+            for span in request
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+            {
+                *traces.entry(hex(&span.trace_id)).or_default() += 1;
+            }
+        }
+    }
+    traces
+}
+
+/// Requests whose spans belong to traces spread over many of them: span `i` of request `r`
+/// belongs to trace `(r + i) % traces`, so every trace has spans in many requests.
+fn interleaved(requests: usize, spans: usize, traces: usize) -> Vec<ExportTraceServiceRequest> {
+    let ids: Vec<Vec<u8>> = (0..traces).map(|t| format!("{t:016}").into_bytes()).collect();
+    (0..requests)
+        .map(|r| {
+            let mut request = fixtures::agent_trace(&format!("agent-{}", r % 5), spans);
+            let all = request
+                .resource_spans
+                .iter_mut()
+                .flat_map(|rs| &mut rs.scope_spans)
+                .flat_map(|s| &mut s.spans);
+            for (i, span) in all.enumerate() {
+                span.trace_id = ids[(r + i) % traces].clone();
+                span.parent_span_id.clear();
+            }
+            request
+        })
+        .collect()
+}
+
+/// Scenario: three replicas, each forwarding to a sink of its own, behind a router with
+/// `routing_key: traceID` and a static list of them; 60 requests of 20 spans from 5 agents,
+/// whose 40 traces each have spans in many requests.
+/// Guarantees: every span arrives once; every trace's spans are all at one replica; each
+/// replica gets some traces.
+#[tokio::test]
+async fn every_trace_lands_on_one_replica() {
+    let mut sinks = Vec::new();
+    let mut replicas = Vec::new();
+    for n in 0..3 {
+        let sink = Sink::start().await;
+        let config = pipeline_config(
+            &otlp_exporter(&format!("otlp/{n}"), &sink.endpoint()),
+            &[&format!("otlp/{n}")],
+            true,
+        );
+        replicas.push(Fleetpipe::start(&config).await);
+        sinks.push(sink);
+    }
+    let hostnames: Vec<String> = replicas.iter().map(|r| format!("'{}'", r.grpc)).collect();
+    let router_exporter = format!(
+        "loadbalancing:\n  routing_key: traceID\n  protocol:\n    otlp: {{timeout: 2s, compression: gzip}}\n  resolver:\n    static: {{hostnames: [{}]}}\n",
+        hostnames.join(", ")
+    );
+    let router = Fleetpipe::start(&pipeline_config(&router_exporter, &["loadbalancing"], true)).await;
+    let requests = interleaved(60, 20, 40);
+    for request in &requests {
+        grpc_send(&router.grpc_endpoint(), Payload::Traces(request.clone()), None)
+            .await
+            .expect("accepted");
+    }
+    let total: usize = requests.iter().map(|r| Payload::Traces(r.clone()).item_count()).sum();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while sinks.iter().map(|s| s.item_count(Signal::Traces)).sum::<usize>() < total
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let per_replica: Vec<BTreeMap<String, usize>> = sinks.iter().map(traces_at).collect();
+    let arrived: usize = per_replica.iter().flat_map(|t| t.values()).sum();
+    assert_eq!(arrived, total, "every span once");
+    let mut seen = BTreeSet::new();
+    for traces in &per_replica {
+        assert!(!traces.is_empty(), "a replica got no trace: {per_replica:?}");
+        for trace in traces.keys() {
+            assert!(seen.insert(trace.clone()), "trace {trace} is on two replicas");
+        }
+    }
+    assert_eq!(seen.len(), 40);
+}
