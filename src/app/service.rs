@@ -197,6 +197,7 @@ fn start_exporters(
             logs_outputs,
             give_up,
             workers,
+            hand_back: None,
         };
         let exporter = exporter.start(context)?;
         let queue = exporter.queue.governed_by(flows.get(name).cloned());

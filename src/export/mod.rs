@@ -27,7 +27,7 @@ pub use error::ExportError;
 use crate::compression::{self, Encoding};
 use crate::memory::Part;
 use crate::otlp::{Rejected, Request};
-use crate::pipeline::component::{ExporterContext, StartError, StartedExporter};
+use crate::pipeline::component::{ExporterContext, HandBack, StartError, StartedExporter};
 use crate::pipeline::queue::{ConsumerQueue, DiskFull, Queued};
 use crate::spool::queue::DiskQueue;
 use crate::telemetry::metrics::{Metrics, QueueLabels};
@@ -133,6 +133,7 @@ struct Exporter {
     /// Whether a batch the shutdown deadline interrupts stays queued (on disk) rather than
     /// counting as failed.
     kept_at_shutdown: bool,
+    hand_back: Option<HandBack>,
 }
 
 /// How one batch's delivery ended.
@@ -161,6 +162,7 @@ fn start(
         metrics: Arc::clone(context.metrics),
         give_up: context.give_up.clone(),
         kept_at_shutdown: queue.storage == config::Storage::Disk,
+        hand_back: context.hand_back.clone(),
     });
     let handle = match queue.storage {
         config::Storage::Memory => {
@@ -255,6 +257,7 @@ impl Exporter {
             None => Bytes::new(),
         };
         let mut backoff = retry::Backoff::new(&self.retry);
+        let first_attempt = tokio::time::Instant::now();
         loop {
             if self.give_up.is_cancelled() {
                 return self.interrupted(request);
@@ -284,6 +287,14 @@ impl Exporter {
                 } else {
                     Outcome::Settled
                 };
+            }
+            if let Some(hand_back) = &self.hand_back
+                && error.is_retryable()
+                && first_attempt.elapsed() >= hand_back.after
+                && hand_back.to.send((Arc::clone(&self.name), Arc::clone(request))).is_ok()
+            {
+                tracing::warn!(exporter = %self.name, %signal, items, error = %error, "Backend unreachable; its batch goes to another.");
+                return Outcome::Settled;
             }
             let wait = if error.is_retryable() {
                 backoff.next_wait(error.retry_after())

@@ -127,6 +127,17 @@ pub struct ExporterContext<'a> {
     pub give_up: &'a CancellationToken,
     /// Where its worker tasks go; they end once its queue is closed and drained.
     pub workers: &'a mut JoinSet<()>,
+    /// For a backend of the `loadbalancing` exporter: where a batch goes back, to be routed
+    /// to another backend, once its destination has been unreachable this long.
+    pub hand_back: Option<HandBack>,
+}
+
+/// See [`ExporterContext::hand_back`].
+#[derive(Debug, Clone)]
+pub struct HandBack {
+    pub after: std::time::Duration,
+    /// The exporter's name and the batch.
+    pub to: tokio::sync::mpsc::UnboundedSender<(Arc<str>, Arc<crate::otlp::Request>)>,
 }
 
 /// A started exporter: the queue the fan-out feeds, and any HTTP routes it serves on the

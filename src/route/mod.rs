@@ -23,7 +23,7 @@ use crate::export::config::OtlpGrpcExporterConfig;
 use crate::memory::{MemoryBudget, Part};
 use crate::otlp::Request;
 use crate::otlp::semconv::TagNames;
-use crate::pipeline::component::{ExporterContext, ExporterSettings, Settings, StartError, StartedExporter};
+use crate::pipeline::component::{ExporterContext, ExporterSettings, HandBack, Settings, StartError, StartedExporter};
 use crate::pipeline::queue::{ConsumerQueue, Queued};
 use crate::telemetry::metrics::Metrics;
 use ring::Ring;
@@ -41,6 +41,14 @@ pub struct LoadBalancingConfig {
     /// Batches waiting to be routed; full, the pipelines wait.
     #[serde(default = "default_queue_size")]
     pub queue_size: usize,
+    /// A backend unreachable this long hands its batches back to be routed to the next
+    /// backend on the ring, and leaves the ring until it is tried again this long after.
+    #[serde(default = "default_reroute_after", with = "humantime_serde")]
+    pub reroute_after: Duration,
+}
+
+fn default_reroute_after() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_queue_size() -> usize {
@@ -166,7 +174,14 @@ impl ExporterSettings for LoadBalancingConfig {
             (context.memory, Part::Queues),
             context.metrics,
         );
+        let (hand_back, handed_back) = mpsc::unbounded_channel();
         let mut router = Router {
+            hand_back: HandBack {
+                after: self.reroute_after,
+                to: hand_back,
+            },
+            down: BTreeMap::new(),
+            live: Vec::new(),
             name: context.name.to_owned(),
             config: self.clone(),
             metrics: Arc::clone(context.metrics),
@@ -183,7 +198,7 @@ impl ExporterSettings for LoadBalancingConfig {
                 .set_backends(addresses)
                 .map_err(|e| StartError::new(format!("exporters.{}.protocol.otlp", context.name), e))?;
         }
-        context.workers.spawn(router.run(rx));
+        context.workers.spawn(router.run(rx, handed_back));
         Ok(StartedExporter { queue, routes: None })
     }
 }
@@ -195,29 +210,78 @@ struct Router {
     metrics: Arc<Metrics>,
     memory: Arc<MemoryBudget>,
     give_up: CancellationToken,
-    /// The backends' addresses, sorted: the ring's indexes.
+    /// The backends' addresses, sorted.
     names: Vec<String>,
     backends: BTreeMap<String, ConsumerQueue>,
+    /// Backends that handed a batch back, and since when.
+    down: BTreeMap<String, tokio::time::Instant>,
+    /// The backends on the ring, sorted: the ring's indexes. All of them when all are down.
+    live: Vec<String>,
     ring: Ring,
+    hand_back: HandBack,
     /// The backends' exporter workers; each ends once its queue is dropped and drained.
     workers: JoinSet<()>,
 }
 
 impl Router {
-    async fn run(mut self, mut queue: mpsc::Receiver<Queued>) {
+    async fn run(
+        mut self,
+        mut queue: mpsc::Receiver<Queued>,
+        mut handed_back: mpsc::UnboundedReceiver<(Arc<str>, Arc<Request>)>,
+    ) {
         let every = self.config.resolver.dns.as_ref().map(|dns| dns.interval);
         let mut resolve = tokio::time::interval(every.unwrap_or(Duration::from_secs(86_400)));
+        let mut revisit = tokio::time::interval(self.config.reroute_after);
         loop {
             tokio::select! {
                 queued = queue.recv() => match queued {
                     Some(queued) => self.route(&queued.request).await,
                     None => break,
                 },
+                Some((exporter, request)) = handed_back.recv() => {
+                    let prefix = format!("{}/", self.name);
+                    let address = exporter.strip_prefix(prefix.as_str()).unwrap_or(&exporter).to_owned();
+                    self.mark_down(address);
+                    self.route(&request).await;
+                }
                 _ = resolve.tick(), if every.is_some() => self.resolve().await,
+                _ = revisit.tick() => self.revisit(),
             }
         }
+        // Batches handed back from now on stay with their backend's own retries.
+        drop(handed_back);
         self.backends.clear();
         while self.workers.join_next().await.is_some() {}
+    }
+
+    /// Takes a backend that handed a batch back off the ring: its keys go to the next
+    /// backends until it is tried again.
+    fn mark_down(&mut self, address: String) {
+        if self.down.insert(address.clone(), tokio::time::Instant::now()).is_none() {
+            tracing::warn!(exporter = %self.name, backend = %address, "Load balancing: backend unreachable; its keys go to the next backends for now.");
+            self.rebuild_ring();
+        }
+    }
+
+    /// Puts backends down for `reroute_after` back on the ring, to be tried again.
+    fn revisit(&mut self) {
+        let before = self.down.len();
+        let after = self.config.reroute_after;
+        self.down.retain(|_, since| since.elapsed() < after);
+        if self.down.len() != before {
+            self.rebuild_ring();
+        }
+    }
+
+    fn rebuild_ring(&mut self) {
+        let live: Vec<String> = self
+            .names
+            .iter()
+            .filter(|name| !self.down.contains_key(*name))
+            .cloned()
+            .collect();
+        self.live = if live.is_empty() { self.names.clone() } else { live };
+        self.ring = Ring::new(&self.live);
     }
 
     /// Looks the DNS name up again; a failed lookup keeps the backends there are.
@@ -261,14 +325,16 @@ impl Router {
                 logs_outputs: Vec::new(),
                 give_up: &self.give_up,
                 workers: &mut self.workers,
+                hand_back: Some(self.hand_back.clone()),
             };
             let started = settings.start(context).map_err(|e| e.to_string())?;
             self.backends.insert(address.clone(), started.queue);
         }
         self.backends.retain(|address, _| addresses.contains(address));
+        self.down.retain(|address, _| addresses.contains(address));
         tracing::info!(exporter = %self.name, backends = ?addresses, "Load balancing: backends set.");
-        self.ring = Ring::new(&addresses);
         self.names = addresses;
+        self.rebuild_ring();
         Ok(())
     }
 
@@ -299,7 +365,7 @@ impl Router {
             return;
         }
         for (backend, (parts, items)) in shares {
-            let queue = &self.backends[&self.names[backend]];
+            let queue = &self.backends[&self.live[backend]];
             queue.enqueue(Arc::new(Request::from_parts(signal, parts, items))).await;
         }
     }

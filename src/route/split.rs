@@ -202,7 +202,9 @@ mod tests {
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-    use opentelemetry_proto::tonic::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    };
     use opentelemetry_proto::tonic::resource::v1::Resource;
 
     fn resource(service: &str) -> Option<Resource> {
@@ -248,7 +250,11 @@ mod tests {
             };
             let logs = &part.resource_logs[0];
             assert_eq!(logs.resource, resource("a"));
-            let texts: Vec<&str> = logs.scope_logs[0].log_records.iter().map(|r| r.severity_text.as_str()).collect();
+            let texts: Vec<&str> = logs.scope_logs[0]
+                .log_records
+                .iter()
+                .map(|r| r.severity_text.as_str())
+                .collect();
             let expected: Vec<String> = (0..6).filter(|i| i % 2 == backend).map(|i| format!("r{i}")).collect();
             assert_eq!(texts, expected);
             assert_eq!(share.items, 3);
@@ -276,7 +282,10 @@ mod tests {
             resource_metrics: vec![metrics("a", 2), metrics("b", 3), metrics("a", 1)],
         };
         let bytes = Payload::Metrics(request).encode_protobuf();
-        let shares = split(Signal::Metrics, &bytes, RoutingKey::TraceId, |key| usize::from(key == b"b")).expect("splits");
+        let shares = split(Signal::Metrics, &bytes, RoutingKey::TraceId, |key| {
+            usize::from(key == b"b")
+        })
+        .expect("splits");
         assert_eq!((shares[&0].items, shares[&1].items), (3, 3));
     }
 }

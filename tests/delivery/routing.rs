@@ -49,6 +49,69 @@ fn interleaved(requests: usize, spans: usize, traces: usize) -> Vec<ExportTraceS
         .collect()
 }
 
+/// Three replicas, each forwarding to a sink of its own, and a router in front of them with
+/// `extra` settings of its `loadbalancing` exporter.
+async fn three_replicas_and_a_router(extra: &str) -> (Vec<Sink>, Vec<Fleetpipe>, Fleetpipe) {
+    let mut sinks = Vec::new();
+    let mut replicas = Vec::new();
+    for n in 0..3 {
+        let sink = Sink::start().await;
+        let name = format!("otlp/{n}");
+        let config = pipeline_config(&otlp_exporter(&name, &sink.endpoint()), &[&name], false);
+        replicas.push(Fleetpipe::start(&config).await);
+        sinks.push(sink);
+    }
+    let hostnames: Vec<String> = replicas.iter().map(|r| format!("'{}'", r.grpc)).collect();
+    let router_exporter = format!(
+        "loadbalancing:\n  routing_key: traceID\n{extra}  protocol:\n    otlp: {{timeout: 2s, compression: gzip, \
+         retry_on_failure: {{initial_interval: 100ms, max_interval: 200ms, max_elapsed_time: 60s}}}}\n  \
+         resolver:\n    static: {{hostnames: [{}]}}\n",
+        hostnames.join(", ")
+    );
+    let router = Fleetpipe::start(&pipeline_config(&router_exporter, &["loadbalancing"], true)).await;
+    (sinks, replicas, router)
+}
+
+async fn send(router: &Fleetpipe, requests: &[ExportTraceServiceRequest]) -> usize {
+    for request in requests {
+        grpc_send(&router.grpc_endpoint(), Payload::Traces(request.clone()), None)
+            .await
+            .expect("accepted");
+    }
+    requests.iter().map(|r| Payload::Traces(r.clone()).item_count()).sum()
+}
+
+/// Waits up to `seconds` until the sinks hold `total` spans between them; how many they hold.
+async fn arrived(sinks: &[Sink], total: usize, seconds: u64) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    let count = || sinks.iter().map(|s| s.item_count(Signal::Traces)).sum::<usize>();
+    while count() < total && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    count()
+}
+
+/// Scenario: the router of three replicas (`reroute_after: 1s`); 30 requests, then one
+/// replica is killed (SIGKILL), then 30 more.
+/// Guarantees: every span the router acknowledged arrives: those whose keys the dead replica
+/// owned go to the others once it has been unreachable for a second.
+#[tokio::test]
+async fn a_replica_killed_mid_run_loses_no_acknowledged_span() {
+    let (sinks, mut replicas, router) = three_replicas_and_a_router("  reroute_after: 1s\n").await;
+    let requests = interleaved(60, 20, 40);
+    let first = send(&router, &requests[..30]).await;
+    assert_eq!(arrived(&sinks, first, 20).await, first);
+    drop(replicas.remove(1));
+    let second = send(&router, &requests[30..]).await;
+    assert_eq!(
+        arrived(&sinks, first + second, 30).await,
+        first + second,
+        "{}",
+        router.log()
+    );
+    assert!(router.log().contains("backend unreachable"), "{}", router.log());
+}
+
 /// Scenario: three replicas, each forwarding to a sink of its own, behind a router with
 /// `routing_key: traceID` and a static list of them; 60 requests of 20 spans from 5 agents,
 /// whose 40 traces each have spans in many requests.
@@ -56,37 +119,9 @@ fn interleaved(requests: usize, spans: usize, traces: usize) -> Vec<ExportTraceS
 /// replica gets some traces.
 #[tokio::test]
 async fn every_trace_lands_on_one_replica() {
-    let mut sinks = Vec::new();
-    let mut replicas = Vec::new();
-    for n in 0..3 {
-        let sink = Sink::start().await;
-        let config = pipeline_config(
-            &otlp_exporter(&format!("otlp/{n}"), &sink.endpoint()),
-            &[&format!("otlp/{n}")],
-            true,
-        );
-        replicas.push(Fleetpipe::start(&config).await);
-        sinks.push(sink);
-    }
-    let hostnames: Vec<String> = replicas.iter().map(|r| format!("'{}'", r.grpc)).collect();
-    let router_exporter = format!(
-        "loadbalancing:\n  routing_key: traceID\n  protocol:\n    otlp: {{timeout: 2s, compression: gzip}}\n  resolver:\n    static: {{hostnames: [{}]}}\n",
-        hostnames.join(", ")
-    );
-    let router = Fleetpipe::start(&pipeline_config(&router_exporter, &["loadbalancing"], true)).await;
-    let requests = interleaved(60, 20, 40);
-    for request in &requests {
-        grpc_send(&router.grpc_endpoint(), Payload::Traces(request.clone()), None)
-            .await
-            .expect("accepted");
-    }
-    let total: usize = requests.iter().map(|r| Payload::Traces(r.clone()).item_count()).sum();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while sinks.iter().map(|s| s.item_count(Signal::Traces)).sum::<usize>() < total
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (sinks, _replicas, router) = three_replicas_and_a_router("").await;
+    let total = send(&router, &interleaved(60, 20, 40)).await;
+    arrived(&sinks, total, 20).await;
     let per_replica: Vec<BTreeMap<String, usize>> = sinks.iter().map(traces_at).collect();
     let arrived: usize = per_replica.iter().flat_map(|t| t.values()).sum();
     assert_eq!(arrived, total, "every span once");
