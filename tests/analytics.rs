@@ -147,6 +147,11 @@ fn anomalies(sink: &Sink) -> Vec<(String, BTreeMap<String, String>)> {
     let mut found = Vec::new();
     for payload in sink.received() {
         let Payload::Logs(request) = payload else { continue };
+        for resource in &request.resource_logs {
+            let attributes = &resource.resource.as_ref().expect("a resource").attributes;
+            let instance = attributes.iter().find(|kv| kv.key == "service.instance.id");
+            assert!(instance.is_some(), "findings say which instance: {attributes:?}");
+        }
         for record in request
             .resource_logs
             .iter()

@@ -166,7 +166,10 @@ pub fn log_records(detector: &Detector, announced: &[Tracked], now_nanos: u64) -
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(Resource {
-                attributes: vec![string("service.name", "fleetpipe")],
+                attributes: vec![
+                    string("service.name", "fleetpipe"),
+                    string("service.instance.id", crate::telemetry::instance_id()),
+                ],
                 ..Default::default()
             }),
             scope_logs: vec![ScopeLogs {

@@ -3,8 +3,8 @@
 
 pub mod metrics;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::State;
@@ -84,4 +84,20 @@ pub fn metrics_router(metrics: Arc<Metrics>, routes: Vec<Router>) -> Router {
             let body = serde_json::json!({"error": format!("nothing is served at {}", uri.path())});
             (StatusCode::NOT_FOUND, axum::Json(body))
         })
+}
+
+/// This process's `service.instance.id`: the host's name (a pod's name in Kubernetes) and the
+/// process id. Findings carry it, so that replicas tell where a finding comes from, while its
+/// `fleetpipe.finding.id` (the detector and key) stays the same on every replica.
+pub fn instance_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "fleetpipe".to_owned());
+        format!("{host}-{}", std::process::id())
+    })
 }
