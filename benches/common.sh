@@ -69,6 +69,14 @@ without_enrichment() {
   sed -e '/^registry:/,/^receivers:/{/^receivers:/!d}' -e 's/\[enrich, batch\]/[batch]/' -e '/^  enrich:/d'
 }
 
+# Reads a configuration of bench_config on stdin and prints it with the otlp exporter made a
+# loadbalancing exporter (routing by trace id) whose one backend is the same sink: the routing
+# tier's own work, the split on the wire and a queue per backend, against plain forwarding.
+as_routing() {
+  sed -E -e 's|^  otlp: \{endpoint: "http://([0-9.:]+)", integration: fleet-telemetry, (.*)\}$|  loadbalancing: {routing_key: traceID, protocol: {otlp: {\2}}, resolver: {static: {hostnames: ["\1"]}}}|' \
+    -e 's/exporters: \[otlp/exporters: [loadbalancing/'
+}
+
 # Reads a configuration of bench_config on stdin and prints it without the batch step.
 without_batch() {
   sed -e 's/\[enrich, batch\]/[enrich]/' -e '/^  batch:/d'

@@ -19,7 +19,8 @@
 # disk, `fsync: interval` and `always`; `COMPARISONS="memory-direct:disk-interval"`); content
 # redaction, "content-kept" (`redaction: {genai_content: keep}`) against "forwarding" (an otlp
 # exporter's default: GenAI content removed; `SHAPE=content` puts 2 KiB of messages on every
-# model span). Each pair warms up for WARM seconds (closed windows fill
+# model span); the routing tier, "forwarding" against "routing" (a loadbalancing exporter by
+# trace id, its one backend the same sink). Each pair warms up for WARM seconds (closed windows fill
 # `max_windows_mib`, as in a long-running instance), then measures RUN seconds of load: the CPU
 # time of each process's threads per accepted span, from the scheduler's own count in
 # nanoseconds (/proc/<pid>/task/*/schedstat), whose user/kernel split in ticks
@@ -53,6 +54,7 @@ write_configs() {
   bench_config "compression: gzip" > "$work/forwarding-$side.yaml"
   # GenAI content kept: no redaction before the exporter, what the default is measured against.
   bench_config "compression: gzip, redaction: {genai_content: keep}" > "$work/content-kept-$side.yaml"
+  bench_config "compression: gzip" | as_routing > "$work/routing-$side.yaml"
   without_enrichment < "$work/forwarding-$side.yaml" > "$work/plain-$side.yaml"
   bench_config "compression: gzip" "queries: queries, window: 10s" > "$work/defaults-$side.yaml"
   bench_config "compression: gzip" "queries: queries, window: 10s, max_spans_per_second: 0, sampling_percentage: 10" > "$work/sampling-$side.yaml"
@@ -68,7 +70,7 @@ write_configs 0
 write_configs 1
 for comparison in $COMPARISONS; do
   for setting in ${comparison%%:*} ${comparison##*:}; do
-    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, content-kept, defaults, sampling, every-span, archive, memory-direct, disk-interval, disk-always)" >&2; exit 2; }
+    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, content-kept, routing, defaults, sampling, every-span, archive, memory-direct, disk-interval, disk-always)" >&2; exit 2; }
   done
 done
 
