@@ -23,7 +23,7 @@ use fleetpipe::registry::Registry;
 use fleetpipe::spool::{Fsync, Spool, SpoolConfig};
 
 use crate::support::sink::Sink;
-use crate::support::{Fleetpipe, fixtures, http_client, otlp_exporter, pipeline_config};
+use crate::support::{fixtures, forwarding_to, http_client, otlp_exporter, pipeline_config};
 use crate::{good_request_still_works, hostile::RSS_BOUND};
 
 fn budget() -> Duration {
@@ -276,12 +276,7 @@ fn fuzz_disk_queue_records() {
 #[tokio::test]
 async fn fuzz_http_handler_and_grpc_framing() {
     let sink = Sink::start().await;
-    let fleetpipe = Fleetpipe::start(&pipeline_config(
-        &otlp_exporter("otlp", &sink.endpoint()),
-        &["otlp"],
-        false,
-    ))
-    .await;
+    let fleetpipe = forwarding_to(&sink, false).await;
     let watch = fleetpipe.watch_rss();
     let mut seeds = Vec::new();
     for payload in requests() {

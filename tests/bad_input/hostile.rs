@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::support::sink::Sink;
-use crate::support::{Fleetpipe, http_client, otlp_exporter, pipeline_config};
+use crate::support::{Fleetpipe, forwarding_to, http_client};
 use crate::{TRACE_EXPORT, good_request_still_works, raw_grpc};
 
 /// The resident size fleetpipe stays under through each attack here.
@@ -20,8 +20,8 @@ pub(crate) const RSS_BOUND: usize = 256 << 20;
 
 async fn start() -> (Sink, Fleetpipe) {
     let sink = Sink::start().await;
-    let config = pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false);
-    (sink.clone(), Fleetpipe::start(&config).await)
+    let fleetpipe = forwarding_to(&sink, false).await;
+    (sink, fleetpipe)
 }
 
 fn assert_bounded(peak: usize, attack: &str) {
