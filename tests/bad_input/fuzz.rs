@@ -149,6 +149,45 @@ fn fuzz_wire_walker() {
     });
 }
 
+/// Scenario: mutated export requests through a data flow that withholds by layer and
+/// integration and removes and hashes attributes, and through the routing split; both read
+/// below the records, where the receiver's check does not reach.
+/// Guarantees: no panic; a governed request decodes when the input did; the routing shares
+/// hold as many records as the input.
+#[test]
+fn fuzz_governance_and_routing() {
+    let settings: fleetpipe::govern::FlowSettings = serde_yaml::from_str(
+        "data_flow: {layers: [execution, unknown], unregistered: exclude}\n\
+         redaction: {remove: ['gen_ai.*', '*.id'], hash: ['service.*'], hash_key: '0123456789abcdef'}",
+    )
+    .expect("settings");
+    let flow = fleetpipe::govern::Flow::new(&settings, "otlp", &Default::default(), None);
+    let seeds: Vec<_> = requests()
+        .iter()
+        .map(|p| with_signal(p, &p.encode_protobuf()))
+        .collect();
+    fuzz("governance_and_routing", &seeds, |input| {
+        let (signal, body) = signal_of(input);
+        let request = std::sync::Arc::new(Request::from_checked(signal, Bytes::copy_from_slice(body), 1));
+        let governed = flow.govern(&request, fleetpipe::govern::Origin::Pipeline);
+        if let Some(out) = governed.request
+            && Payload::decode_protobuf(signal, body).is_ok()
+        {
+            assert!(out.decode().is_ok(), "a governed request does not decode");
+        }
+        for key in [
+            fleetpipe::route::split::RoutingKey::TraceId,
+            fleetpipe::route::split::RoutingKey::Agent,
+        ] {
+            let shares = fleetpipe::route::split::split(signal, body, key, |k| k.len() % 3);
+            if let (Ok(shares), Ok(payload)) = (shares, Payload::decode_protobuf(signal, body)) {
+                let items: usize = shares.values().map(|s| s.items).sum();
+                assert_eq!(items, payload.item_count());
+            }
+        }
+    });
+}
+
 /// Scenario: mutated OTLP/JSON of each signal, with snake_case keys and doubles in strings
 /// among the seeds.
 /// Guarantees: no panic; what is decoded is written and read back with the same items.
