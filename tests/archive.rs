@@ -268,6 +268,60 @@ async fn kill_leaves_no_unreadable_file_and_restart_cleans_up() {
     }
 }
 
+/// Scenario (issue 30): two fleetpipes archive into one root, the second started while the
+/// first has a file open; each gets traces of its own; both stop.
+/// Guarantees: the second does not remove the first's unfinished file at its start; every
+/// file name carries its writer's instance; `fleetpipe report` counts every span once.
+#[tokio::test]
+async fn two_replicas_archive_into_one_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = dir.path().join("archive");
+    let first = archiving(dir.path(), "    max_file_age: 1h").await;
+    let traces = [
+        fixtures::agent_trace("planner-1", 30),
+        fixtures::agent_trace("planner-2", 20),
+    ];
+    grpc_send(&first.grpc_endpoint(), Payload::Traces(traces[0].clone()), None)
+        .await
+        .expect("accepted");
+    for _ in 0..100 {
+        if !read_hidden(&archive).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open = read_hidden(&archive);
+    assert!(!open.is_empty(), "the first has a file open");
+    let second = archiving(dir.path(), "    max_file_age: 1h").await;
+    assert_eq!(
+        read_hidden(&archive),
+        open,
+        "the second left the first's open file alone"
+    );
+    grpc_send(&second.grpc_endpoint(), Payload::Traces(traces[1].clone()), None)
+        .await
+        .expect("accepted");
+    for fleetpipe in [first, second] {
+        let (status, log) = fleetpipe.terminate().await;
+        assert!(status.success(), "{log}");
+    }
+    let read = read_archive(&archive);
+    let files: Vec<&str> = read["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    let writers: std::collections::BTreeSet<&str> = files
+        .iter()
+        .filter(|f| f.starts_with("table=spans/"))
+        .filter_map(|f| f.rsplit('/').next()?.rsplitn(3, '-').nth(1))
+        .collect();
+    assert_eq!(writers.len(), 2, "one writer (process) per file name: {files:?}");
+    let report = report::report_json(&archive, &[]);
+    assert_eq!(report["summary"]["spans"], 50, "{report:#}");
+}
+
 /// Checks `fleetpipe report` against what the test computes from `sent`: the summary's
 /// counts and inference tokens, the Markdown scorecard; `--from`, `--to` and `--since` select
 /// the spans of a period. The report's figures are checked in depth over a known fleet

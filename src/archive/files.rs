@@ -89,7 +89,13 @@ impl Files {
             source,
         };
         std::fs::create_dir_all(&config.path).map_err(io)?;
-        let left = parquet_files(&config.path, true);
+        // Other replicas may be writing into the same root: only files no writer is at are
+        // removed (see `abandoned`).
+        let quiet_for = config.max_file_age.saturating_mul(2).max(Duration::from_secs(3600));
+        let left: Vec<_> = parquet_files(&config.path, true)
+            .into_iter()
+            .filter(|(path, modified, _)| abandoned(path, *modified, quiet_for))
+            .collect();
         for (path, _, _) in &left {
             std::fs::remove_file(path).map_err(|source| ArchiveError::Io {
                 path: path.clone(),
@@ -174,7 +180,9 @@ impl Files {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let name = format!("part-{millis}-{}-{}.parquet", std::process::id(), self.sequence);
+        // The instance (host and process) in the name: replicas writing into one root never
+        // collide, containers whose processes all have pid 1 included.
+        let name = format!("part-{millis}-{}-{}.parquet", instance(), self.sequence);
         let done = folder.join(&name);
         let temporary = folder.join(format!(".{name}{TEMPORARY_SUFFIX}"));
         let file = File::create(&temporary).map_err(io(&temporary))?;
@@ -289,6 +297,37 @@ pub(super) fn finished_files(root: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// The instance part of this process's file names.
+fn instance() -> String {
+    crate::telemetry::instance_id()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect()
+}
+
+/// Whether an unfinished file has no writer any more: one of this host's whose process is
+/// gone, or anyone's untouched for `quiet_for` (a replica elsewhere that died).
+fn abandoned(path: &Path, modified: SystemTime, quiet_for: Duration) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // `.part-{millis}-{host}-{pid}-{sequence}.parquet.tmp`
+    let mut parts = name.trim_end_matches(".parquet.tmp").rsplitn(3, '-');
+    let (_, pid, rest) = (parts.next(), parts.next(), parts.next().unwrap_or_default());
+    let this_host = instance()
+        .rsplit_once('-')
+        .map(|(host, _)| host.to_owned())
+        .unwrap_or_default();
+    let ours = rest
+        .trim_start_matches(".part-")
+        .split_once('-')
+        .is_some_and(|(_, host)| host == this_host);
+    let pid_gone = pid.is_none_or(|pid| !Path::new("/proc").join(pid).exists());
+    let quiet = modified.elapsed().unwrap_or_default() >= quiet_for;
+    (ours && pid_gone) || quiet
 }
 
 /// The Parquet files under `root` (the temporary ones when `temporary`), with their
