@@ -232,6 +232,10 @@ impl Router {
         let every = self.config.resolver.dns.as_ref().map(|dns| dns.interval);
         let mut resolve = tokio::time::interval(every.unwrap_or(Duration::from_secs(86_400)));
         let mut revisit = tokio::time::interval(self.config.reroute_after);
+        if every.is_some() {
+            // Backends before the first batch; the interval's first tick looks again at once.
+            self.resolve().await;
+        }
         loop {
             tokio::select! {
                 queued = queue.recv() => match queued {

@@ -134,3 +134,31 @@ async fn every_trace_lands_on_one_replica() {
     }
     assert_eq!(seen.len(), 40);
 }
+
+/// Scenario: a router whose backends come from DNS (`resolver.dns`, `localhost` at a replica's
+/// port), looked up every 200 ms.
+/// Guarantees: the spans arrive at the replica (an address of the name nobody listens at, such
+/// as `::1`, hands its batches on after `reroute_after`).
+#[tokio::test]
+async fn backends_come_from_dns() {
+    let sink = Sink::start().await;
+    let replica = Fleetpipe::start(&pipeline_config(
+        &otlp_exporter("otlp", &sink.endpoint()),
+        &["otlp"],
+        false,
+    ))
+    .await;
+    let exporter = format!(
+        "loadbalancing:\n  reroute_after: 500ms\n  protocol:\n    otlp: {{timeout: 1s, retry_on_failure: {{initial_interval: 100ms, max_interval: 200ms}}}}\n  \
+         resolver:\n    dns: {{hostname: localhost, port: {}, interval: 200ms}}\n",
+        replica.grpc.port()
+    );
+    let router = Fleetpipe::start(&pipeline_config(&exporter, &["loadbalancing"], false)).await;
+    let total = send(&router, &interleaved(10, 10, 7)).await;
+    assert_eq!(
+        arrived(std::slice::from_ref(&sink), total, 20).await,
+        total,
+        "{}",
+        router.log()
+    );
+}
