@@ -120,12 +120,14 @@ impl Flow {
         let mut parts = Vec::with_capacity(request.parts().len());
         let mut tally = rewrite::Tally::default();
         for (part, randomness) in request.parts_with_trace_randomness() {
-            let redactor = self.redactor.as_ref().filter(|r| r.may_apply(part));
+            let places = self.redactor.as_ref().map(|r| r.places(part)).unwrap_or_default();
+            let redactor = self.redactor.as_ref().filter(|_| !places.is_empty());
             if redactor.is_none() && self.filter.is_open() {
                 parts.push((part.clone(), randomness));
                 continue;
             }
-            match rewrite::rewrite(request.signal(), part, &self.filter, redactor, &mut tally) {
+            let redaction = redactor.map(|redactor| (redactor, places));
+            match rewrite::rewrite(request.signal(), part, &self.filter, redaction, &mut tally) {
                 Ok(Outcome::Same) => parts.push((part.clone(), randomness)),
                 // Records left out can only lower the part's highest randomness; not known.
                 Ok(Outcome::Changed(body)) => parts.push((body.into(), u64::MAX)),

@@ -43,8 +43,9 @@ pub(super) struct Redactor {
     remove: Vec<String>,
     hash: Vec<String>,
     key: Vec<u8>,
-    /// Finds, in one pass over a request's bytes, any piece of text a matching key must
-    /// contain: a request without one needs no rewrite.
+    /// Finds, in one pass over a request's bytes, the places of the text a matching key must
+    /// contain: a request without any needs no rewrite, and the rewrite goes down only into
+    /// the messages that hold one.
     quick_look: AhoCorasick,
 }
 
@@ -71,19 +72,19 @@ impl Redactor {
         })
     }
 
-    /// Whether a request's bytes may hold a key this removes or hashes.
-    pub(super) fn may_apply(&self, request: &[u8]) -> bool {
-        self.quick_look.is_match(request)
+    /// Where in `request` a key this removes or hashes may be: the offsets of the text such a
+    /// key must hold, in order; none when the request needs no rewrite.
+    pub(super) fn places(&self, request: &[u8]) -> Vec<usize> {
+        self.quick_look
+            .find_overlapping_iter(request)
+            .map(|m| m.start())
+            .collect()
     }
 
-    /// What becomes of the attribute `key`, whose dotted path from the outermost attribute
-    /// is `path` (the key itself at the top).
-    pub(super) fn action(&self, key: &[u8], path: &[u8]) -> Action {
-        let matches = |globs: &[String]| {
-            globs
-                .iter()
-                .any(|g| glob(g.as_bytes(), key) || glob(g.as_bytes(), path))
-        };
+    /// What becomes of the attribute `key` (at any level: nested keys are matched by
+    /// themselves).
+    pub(super) fn action(&self, key: &[u8]) -> Action {
+        let matches = |globs: &[String]| globs.iter().any(|g| glob(g.as_bytes(), key));
         if matches(&self.remove) {
             Action::Remove
         } else if matches(&self.hash) {
@@ -107,10 +108,9 @@ impl Redactor {
     }
 }
 
-/// The longest run of a glob without `*` or `.`: text every matching key, or every dotted
-/// path of nested keys that matches, holds somewhere in the request's bytes.
+/// The longest run of a glob without `*`: text every key it matches holds.
 fn needle(glob: &str) -> &str {
-    glob.split(['*', '.']).max_by_key(|piece| piece.len()).unwrap_or(glob)
+    glob.split('*').max_by_key(|piece| piece.len()).unwrap_or(glob)
 }
 
 /// `*` matches any run of bytes (dots included); everything else itself.

@@ -232,18 +232,21 @@ fn bool_of(any: &[u8]) -> Option<bool> {
 }
 
 /// Governs one export request of `signal`, adding what it did to `tally`: the new bytes
-/// when anything changed.
+/// when anything changed. `redaction` is the redactor with its places in the request.
 pub(super) fn rewrite(
     signal: Signal,
     request: &[u8],
     filter: &RecordFilter,
-    redactor: Option<&Redactor>,
+    redaction: Option<(&Redactor, Vec<usize>)>,
     tally: &mut Tally,
 ) -> Result<Outcome, Malformed> {
+    let (redactor, places) = redaction.unzip();
     let mut governing = Governing {
         filter,
         redactor,
         tally,
+        base: request.as_ptr() as usize,
+        places: places.unwrap_or_default(),
     };
     governing.message(Kind::Request(signal), request)
 }
@@ -257,6 +260,10 @@ struct Governing<'g> {
     filter: &'g RecordFilter,
     redactor: Option<&'g Redactor>,
     tally: &'g mut Tally,
+    /// The address of the request's first byte, and the offsets in it of the redactor's
+    /// places (see [`Redactor::places`]).
+    base: usize,
+    places: Vec<usize>,
 }
 
 impl Governing<'_> {
@@ -277,29 +284,28 @@ impl Governing<'_> {
                 return Ok(Outcome::Same);
             }
         }
-        if self.redactor.is_none() && matches!(kind, Kind::Resource | Kind::Scope) {
+        // Below the records nothing is withheld: without a place of the redactor's there is
+        // nothing to do.
+        let filters_below =
+            !self.filter.is_open() && !kind.is_record() && !matches!(kind, Kind::Resource | Kind::Scope);
+        if !filters_below && !self.holds_a_place(bytes) {
             return Ok(Outcome::Same);
         }
         each_field(bytes, |field| match role(kind, field.number) {
             Role::Child(child) => self.message(child, field.bytes()?),
-            Role::Attributes => self.key_value(field.bytes()?, &[], 0),
-            Role::Body => self.any_value(field.bytes()?, &[], 0),
+            Role::Attributes => self.key_value(field.bytes()?, 0),
+            Role::Body => self.any_value(field.bytes()?, 0),
             Role::Other => Ok(Outcome::Same),
         })
     }
 
-    /// One attribute, whose enclosing attributes' dotted path is `parent`.
-    fn key_value(&mut self, bytes: &[u8], parent: &[u8], depth: usize) -> Result<Outcome, Malformed> {
-        let Some(redactor) = self.redactor else {
+    /// One attribute, at any depth.
+    fn key_value(&mut self, bytes: &[u8], depth: usize) -> Result<Outcome, Malformed> {
+        let Some(redactor) = self.redactor.filter(|_| self.holds_a_place(bytes)) else {
             return Ok(Outcome::Same);
         };
         let (key, value) = key_and_value(bytes)?;
-        let path = if parent.is_empty() {
-            key.to_vec()
-        } else {
-            [parent, b".", key].concat()
-        };
-        match redactor.action(key, &path) {
+        match redactor.action(key) {
             Action::Remove => {
                 self.tally.removed += 1;
                 Ok(Outcome::Dropped)
@@ -312,7 +318,7 @@ impl Governing<'_> {
                 any.extend_from_slice(hashed.as_bytes());
                 Ok(Outcome::Changed(key_value_bytes(key, &any)))
             }
-            Action::Keep => Ok(match self.any_value(value, &path, depth + 1)? {
+            Action::Keep => Ok(match self.any_value(value, depth + 1)? {
                 Outcome::Same => Outcome::Same,
                 Outcome::Changed(any) => Outcome::Changed(key_value_bytes(key, &any)),
                 Outcome::Dropped => Outcome::Dropped,
@@ -321,11 +327,11 @@ impl Governing<'_> {
     }
 
     /// An `AnyValue`: the attributes of its maps, at any depth within arrays and maps.
-    fn any_value(&mut self, bytes: &[u8], path: &[u8], depth: usize) -> Result<Outcome, Malformed> {
+    fn any_value(&mut self, bytes: &[u8], depth: usize) -> Result<Outcome, Malformed> {
         let nested = fields(bytes)
             .filter_map(Result::ok)
             .any(|f| matches!(f.number, any_value::ARRAY | any_value::KVLIST));
-        if !nested {
+        if !nested || !self.holds_a_place(bytes) {
             return Ok(Outcome::Same);
         }
         if depth >= MAX_DEPTH {
@@ -334,10 +340,17 @@ impl Governing<'_> {
         }
         each_field(bytes, |field| match field.number {
             // `ArrayValue.values` and `KeyValueList.values` are both field 1.
-            any_value::ARRAY => each_field(field.bytes()?, |item| self.any_value(item.bytes()?, path, depth + 1)),
-            any_value::KVLIST => each_field(field.bytes()?, |item| self.key_value(item.bytes()?, path, depth + 1)),
+            any_value::ARRAY => each_field(field.bytes()?, |item| self.any_value(item.bytes()?, depth + 1)),
+            any_value::KVLIST => each_field(field.bytes()?, |item| self.key_value(item.bytes()?, depth + 1)),
             _ => Ok(Outcome::Same),
         })
+    }
+
+    /// Whether `bytes` (a slice of the request) hold one of the redactor's places.
+    fn holds_a_place(&self, bytes: &[u8]) -> bool {
+        let start = bytes.as_ptr() as usize - self.base;
+        let at = self.places.partition_point(|place| *place < start);
+        self.places.get(at).is_some_and(|place| *place < start + bytes.len())
     }
 }
 

@@ -94,30 +94,25 @@ fn decoded(request: &Request) -> ExportTraceServiceRequest {
     }
 }
 
-/// Every key anywhere in the request, nested ones as dotted paths.
+/// Every attribute key anywhere in the request, nested ones included.
 fn keys_of(request: &ExportTraceServiceRequest) -> Vec<String> {
-    fn walk(attributes: &[KeyValue], parent: &str, out: &mut Vec<String>) {
+    fn walk(attributes: &[KeyValue], out: &mut Vec<String>) {
         for kv in attributes {
-            let path = if parent.is_empty() {
-                kv.key.clone()
-            } else {
-                format!("{parent}.{}", kv.key)
-            };
-            out.push(path.clone());
+            out.push(kv.key.clone());
             if let Some(any_value::Value::KvlistValue(list)) = kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-                walk(&list.values, &path, out);
+                walk(&list.values, out);
             }
         }
     }
     let mut out = Vec::new();
     for rs in &request.resource_spans {
-        walk(&rs.resource.clone().unwrap_or_default().attributes, "", &mut out);
+        walk(&rs.resource.clone().unwrap_or_default().attributes, &mut out);
         for ss in &rs.scope_spans {
-            walk(&ss.scope.clone().unwrap_or_default().attributes, "", &mut out);
+            walk(&ss.scope.clone().unwrap_or_default().attributes, &mut out);
             for span in &ss.spans {
-                walk(&span.attributes, "", &mut out);
-                span.events.iter().for_each(|e| walk(&e.attributes, "", &mut out));
-                span.links.iter().for_each(|l| walk(&l.attributes, "", &mut out));
+                walk(&span.attributes, &mut out);
+                span.events.iter().for_each(|e| walk(&e.attributes, &mut out));
+                span.links.iter().for_each(|l| walk(&l.attributes, &mut out));
             }
         }
     }
@@ -311,21 +306,13 @@ fn attributes() -> impl Strategy<Value = Vec<KeyValue>> {
 }
 
 /// The reference: the request with every matching attribute taken out, on the decoded types.
-fn strip(attributes: &mut Vec<KeyValue>, parent: &str, globs: &[String]) {
+fn strip(attributes: &mut Vec<KeyValue>, globs: &[String]) {
     attributes.retain_mut(|kv| {
-        let path = if parent.is_empty() {
-            kv.key.clone()
-        } else {
-            format!("{parent}.{}", kv.key)
-        };
-        if globs
-            .iter()
-            .any(|g| glob(g.as_bytes(), kv.key.as_bytes()) || glob(g.as_bytes(), path.as_bytes()))
-        {
+        if globs.iter().any(|g| glob(g.as_bytes(), kv.key.as_bytes())) {
             return false;
         }
         if let Some(any_value::Value::KvlistValue(list)) = kv.value.as_mut().and_then(|v| v.value.as_mut()) {
-            strip(&mut list.values, &path, globs);
+            strip(&mut list.values, globs);
         }
         true
     });
@@ -351,13 +338,13 @@ proptest! {
         }
         let mut expected = decoded(&request);
         for rs in &mut expected.resource_spans {
-            if let Some(resource) = &mut rs.resource { strip(&mut resource.attributes, "", &globs); }
+            if let Some(resource) = &mut rs.resource { strip(&mut resource.attributes, &globs); }
             for ss in &mut rs.scope_spans {
-                if let Some(scope) = &mut ss.scope { strip(&mut scope.attributes, "", &globs); }
+                if let Some(scope) = &mut ss.scope { strip(&mut scope.attributes, &globs); }
                 for span in &mut ss.spans {
-                    strip(&mut span.attributes, "", &globs);
-                    span.events.iter_mut().for_each(|e| strip(&mut e.attributes, "", &globs));
-                    span.links.iter_mut().for_each(|l| strip(&mut l.attributes, "", &globs));
+                    strip(&mut span.attributes, &globs);
+                    span.events.iter_mut().for_each(|e| strip(&mut e.attributes, &globs));
+                    span.links.iter_mut().for_each(|l| strip(&mut l.attributes, &globs));
                 }
             }
         }
