@@ -5,6 +5,10 @@
 mod connections;
 #[path = "bad_input/fuzz.rs"]
 mod fuzz;
+// The libFuzzer targets' library (fuzz/Cargo.toml), whose items are public there.
+#[allow(unreachable_pub)]
+#[path = "../fuzz/checks.rs"]
+mod fuzz_checks;
 #[path = "bad_input/hostile.rs"]
 mod hostile;
 #[path = "bad_input/security.rs"]

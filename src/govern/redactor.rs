@@ -138,13 +138,16 @@ impl Redactor {
     }
 }
 
-/// Text every key a glob matches holds: its longest run without `*`, less a first dotted
-/// segment when six bytes or more remain (`gen_ai.input.messages` → `input.messages`), so that
-/// a prefix every GenAI attribute has does not make every request a candidate.
+/// Text every key a glob matches holds: its longest run without `*`, from the last byte of its
+/// first dotted segment on when six bytes or more remain (`gen_ai.prompt` → `i.prompt`). The
+/// searcher tells needles apart by their first bytes: a prefix every GenAI attribute has
+/// (`gen_ai.`) would make every attribute a candidate to check, and a needle cut at the dot
+/// (`prompt`) would find `gen_ai.usage.prompt_tokens` and the event `gen_ai.content.prompt`, and
+/// send every span through the rewrite (`benches/process_cpu.sh`, `content-kept:forwarding`).
 fn needle(glob: &str) -> &str {
     let run = glob.split('*').max_by_key(|piece| piece.len()).unwrap_or(glob);
-    match run.split_once('.') {
-        Some((_, rest)) if rest.len() >= 6 => rest,
+    match run.find('.') {
+        Some(dot) if dot >= 1 && run.len() - dot >= 5 => &run[dot - 1..],
         _ => run,
     }
 }

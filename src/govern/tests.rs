@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 use proptest::prelude::*;
 
-use super::redactor::{glob, hmac_sha256};
+use super::redactor::{GENAI_CONTENT, Redactor, glob, hmac_sha256};
 use super::settings::{FlowSettings, Redaction};
 use super::{Flow, Origin};
 use crate::otlp::semconv::TagNames;
@@ -164,6 +164,34 @@ fn content_leaves_for_vendors_and_stays_for_files() {
         Arc::ptr_eq(file.request.as_ref().expect("sent"), &request),
         "unchanged and not copied"
     );
+}
+
+/// The quick look passes over what only resembles content, so that such requests are not
+/// walked, and finds every content key in any of its spellings.
+#[test]
+fn the_quick_look_finds_content_keys_and_not_their_neighbours() {
+    let redactor = Redactor::new(&Redaction::default(), super::ContentPolicy::Remove).expect("removes content");
+    let encoded = |request: &Request| request.parts().iter().flat_map(|p| p.to_vec()).collect::<Vec<u8>>();
+    let neighbours = vec![
+        string("gen_ai.usage.prompt_tokens", "1"),
+        string("gen_ai.usage.completion_tokens", "1"),
+        string("llm.token_count.prompt", "1"),
+        string("gen_ai.input.tokens", "1"),
+        string("gen_ai.tool.call.id", "1"),
+    ];
+    let mut span = span_with(neighbours);
+    span.events[0].name = "gen_ai.content.prompt".into();
+    let request = traces(vec![], vec![], vec![span]);
+    assert_eq!(redactor.places(&encoded(&request)), Vec::<usize>::new());
+    for content in GENAI_CONTENT {
+        let key = content.replace('*', "0");
+        let request = traces(vec![], vec![], vec![span_with(vec![string(&key, "secret")])]);
+        assert_ne!(
+            redactor.places(&encoded(&request)),
+            Vec::<usize>::new(),
+            "{key} not seen"
+        );
+    }
 }
 
 #[test]
@@ -326,7 +354,7 @@ proptest! {
         resource in attributes(),
         scope in attributes(),
         spans in prop::collection::vec(attributes(), 1..4),
-        globs in prop::collection::vec(prop::sample::select(vec!["a", "*.b", "gen_ai.*", "*prompt*", "x.y", "*_key", "b.a.*"]), 0..3),
+        globs in prop::collection::vec(prop::sample::select(vec!["a", "*.b", "gen_ai.*", "*prompt*", "x.y", "*_key", "b.a.*", "gen_ai.prompt", "gen_ai.prompt.*", "a.gen_ai.prompt"]), 0..3),
     ) {
         let globs: Vec<String> = globs.into_iter().map(str::to_owned).collect();
         let request = traces(resource, scope, spans.into_iter().map(span_with).collect());

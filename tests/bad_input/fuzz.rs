@@ -7,21 +7,19 @@
 //! interesting bytes, inserted, deleted, repeated and spliced ranges) for `FUZZ_SECONDS`
 //! (default 2) with the seed `FUZZ_SEED` (default random, printed). A panic saves the input
 //! under `target/fuzz-crashes/` and fails the test naming it; a crash found becomes a
-//! regression test. `fuzz/run.sh 60` runs every target for 60 s. This is not coverage-guided
-//! (libFuzzer is not available in this build environment): see docs/fuzzing.md.
+//! regression test. What each target checks is in fuzz/checks.rs, shared with the
+//! coverage-guided libFuzzer targets that `fuzz/run.sh 60` runs from these seeds (written to
+//! `FUZZ_CORPUS` when it is set): see docs/fuzzing.md.
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use fleetpipe::app::components::Config;
 use fleetpipe::compression::{self, Encoding};
-use fleetpipe::memory::{MemoryBudget, Part};
-use fleetpipe::otlp::{Payload, Request, Signal};
-use fleetpipe::registry::Registry;
-use fleetpipe::spool::{Fsync, Spool, SpoolConfig};
+use fleetpipe::memory::MemoryBudget;
+use fleetpipe::otlp::{Payload, Signal};
 
+use crate::fuzz_checks::{self as checks, DiskQueue, Governance, RegistryFile, with_signal};
 use crate::support::sink::Sink;
 use crate::support::{fixtures, forwarding_to, http_client, otlp_exporter, pipeline_config};
 use crate::{good_request_still_works, hostile::RSS_BOUND};
@@ -93,6 +91,7 @@ fn next_input(rng: &mut fastrand::Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 /// Runs `target` on mutations of `seeds` for the time budget; a panic saves the input and
 /// fails naming it. How many inputs ran.
 fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> usize {
+    write_corpus(name, seeds);
     let mut rng = rng(name);
     let deadline = Instant::now() + budget();
     let mut runs = 0;
@@ -111,6 +110,19 @@ fn fuzz(name: &str, seeds: &[Vec<u8>], mut target: impl FnMut(&[u8])) -> usize {
     runs
 }
 
+/// Writes the seeds of target `name` into `FUZZ_CORPUS/name/`, when it is set: the libFuzzer
+/// targets start from them.
+fn write_corpus(name: &str, seeds: &[Vec<u8>]) {
+    let Ok(corpus) = std::env::var("FUZZ_CORPUS") else {
+        return;
+    };
+    let folder = PathBuf::from(corpus).join(name);
+    std::fs::create_dir_all(&folder).expect("corpus folder");
+    for (i, seed) in seeds.iter().enumerate() {
+        std::fs::write(folder.join(format!("seed-{i}")), seed).expect("seed");
+    }
+}
+
 fn requests() -> Vec<Payload> {
     vec![
         Payload::Traces(fixtures::agent_trace("fuzz-agent", 5)),
@@ -119,16 +131,12 @@ fn requests() -> Vec<Payload> {
     ]
 }
 
-/// A seed's first byte picks the signal, so one corpus serves all three.
-fn with_signal(payload: &Payload, body: &[u8]) -> Vec<u8> {
-    let mut seed = vec![payload.signal() as u8];
-    seed.extend_from_slice(body);
-    seed
-}
-
-fn signal_of(input: &[u8]) -> (Signal, &[u8]) {
-    let (first, rest) = input.split_first().unwrap_or((&0, &[]));
-    (Signal::ALL[usize::from(*first) % 3], rest)
+/// Each signal's export request in protobuf.
+fn protobuf_seeds() -> Vec<Vec<u8>> {
+    requests()
+        .iter()
+        .map(|p| with_signal(p.signal(), &p.encode_protobuf()))
+        .collect()
 }
 
 /// Scenario: mutated protobuf export requests of each signal through the wire walker.
@@ -136,17 +144,7 @@ fn signal_of(input: &[u8]) -> (Signal, &[u8]) {
 /// are as many as prost decodes.
 #[test]
 fn fuzz_wire_walker() {
-    let seeds: Vec<_> = requests()
-        .iter()
-        .map(|p| with_signal(p, &p.encode_protobuf()))
-        .collect();
-    fuzz("wire_walker", &seeds, |input| {
-        let (signal, body) = signal_of(input);
-        let walked = Request::from_protobuf(signal, Bytes::copy_from_slice(body), None);
-        if let (Ok((request, rejected)), Ok(payload)) = (walked, Payload::decode_protobuf(signal, body)) {
-            assert_eq!(request.item_count() + rejected.count as usize, payload.item_count());
-        }
-    });
+    fuzz("wire_walker", &protobuf_seeds(), checks::wire_walker);
 }
 
 /// Scenario: mutated export requests through a data flow that withholds by layer and
@@ -156,35 +154,9 @@ fn fuzz_wire_walker() {
 /// hold as many records as the input.
 #[test]
 fn fuzz_governance_and_routing() {
-    let settings: fleetpipe::govern::FlowSettings = serde_yaml::from_str(
-        "data_flow: {layers: [execution, unknown], unregistered: exclude}\n\
-         redaction: {remove: ['gen_ai.*', '*.id'], hash: ['service.*'], hash_key: '0123456789abcdef'}",
-    )
-    .expect("settings");
-    let flow = fleetpipe::govern::Flow::new(&settings, "otlp", &Default::default(), None);
-    let seeds: Vec<_> = requests()
-        .iter()
-        .map(|p| with_signal(p, &p.encode_protobuf()))
-        .collect();
-    fuzz("governance_and_routing", &seeds, |input| {
-        let (signal, body) = signal_of(input);
-        let request = std::sync::Arc::new(Request::from_checked(signal, Bytes::copy_from_slice(body), 1));
-        let governed = flow.govern(&request, fleetpipe::govern::Origin::Pipeline);
-        if let Some(out) = governed.request
-            && Payload::decode_protobuf(signal, body).is_ok()
-        {
-            assert!(out.decode().is_ok(), "a governed request does not decode");
-        }
-        for key in [
-            fleetpipe::route::split::RoutingKey::TraceId,
-            fleetpipe::route::split::RoutingKey::Agent,
-        ] {
-            let shares = fleetpipe::route::split::split(signal, body, key, |k| k.len() % 3);
-            if let (Ok(shares), Ok(payload)) = (shares, Payload::decode_protobuf(signal, body)) {
-                let items: usize = shares.values().map(|s| s.items).sum();
-                assert_eq!(items, payload.item_count());
-            }
-        }
+    let governance = Governance::default();
+    fuzz("governance_and_routing", &protobuf_seeds(), |input| {
+        governance.check(input)
     });
 }
 
@@ -193,20 +165,17 @@ fn fuzz_governance_and_routing() {
 /// Guarantees: no panic; what is decoded is written and read back with the same items.
 #[test]
 fn fuzz_otlp_json() {
-    let mut seeds: Vec<_> = requests().iter().map(|p| with_signal(p, &p.encode_json())).collect();
+    let mut seeds: Vec<_> = requests()
+        .iter()
+        .map(|p| with_signal(p.signal(), &p.encode_json()))
+        .collect();
     seeds.push(with_signal(
-        &Payload::empty(Signal::Metrics),
+        Signal::Metrics,
         br#"{"resource_metrics":[{"scope_metrics":[{"metrics":[{"name":"h","histogram":{"data_points":
         [{"sum":"NaN","min":"-Infinity","explicit_bounds":["1.5"],"bucket_counts":["1","2"],
         "exemplars":[{"as_double":"Infinity"}]}]}}]}]}]}"#,
     ));
-    fuzz("otlp_json", &seeds, |input| {
-        let (signal, body) = signal_of(input);
-        if let Ok(payload) = Payload::decode_json(signal, body) {
-            let again = Payload::decode_json(signal, &payload.encode_json()).expect("fleetpipe reads what it writes");
-            assert_eq!(again.item_count(), payload.item_count());
-        }
-    });
+    fuzz("otlp_json", &seeds, checks::otlp_json);
 }
 
 /// Scenario: mutated gzip and zstd bodies.
@@ -219,15 +188,7 @@ fn fuzz_decompression() {
     compression::compress(Encoding::Zstd, 3, &[&body], &mut zstd).expect("zstd");
     let seeds = vec![[&[0u8][..], &gzip].concat(), [&[1u8][..], &zstd].concat()];
     let memory = MemoryBudget::unlimited();
-    fuzz("decompression", &seeds, |input| {
-        let (first, rest) = input.split_first().unwrap_or((&0, &[]));
-        let encoding = if first % 2 == 0 { Encoding::Gzip } else { Encoding::Zstd };
-        let mut charge = memory.admit(Part::Requests, 0).expect("unlimited");
-        let limit = 1 << 20;
-        if let Ok(out) = compression::decompress(encoding, Bytes::copy_from_slice(rest), limit, &mut charge) {
-            assert!(out.len() <= limit);
-        }
-    });
+    fuzz("decompression", &seeds, |input| checks::decompression(&memory, input));
 }
 
 /// Scenario: mutated configurations (the built-in default and a test pipeline).
@@ -238,12 +199,7 @@ fn fuzz_config_loader() {
         fleetpipe::config::DEFAULT_CONFIG.as_bytes().to_vec(),
         pipeline_config(&otlp_exporter("otlp", "http://127.0.0.1:1"), &["otlp"], true).into_bytes(),
     ];
-    fuzz("config", &seeds, |input| {
-        let text = String::from_utf8_lossy(input);
-        if let Err(error) = Config::parse(&text, "fuzz.yaml", &|_| None) {
-            assert!(!error.to_string().is_empty());
-        }
-    });
+    fuzz("config", &seeds, checks::config);
 }
 
 /// Scenario: mutated registries (the operating model's `CONFIG.yaml`).
@@ -251,12 +207,8 @@ fn fuzz_config_loader() {
 #[test]
 fn fuzz_registry_loader() {
     let seed = include_bytes!("../fixtures/operating-model/CONFIG.yaml").to_vec();
-    let folder = tempfile::tempdir().expect("tempdir");
-    let path = folder.path().join("CONFIG.yaml");
-    fuzz("registry", &[seed], |input| {
-        std::fs::write(&path, input).expect("write");
-        let _ = Registry::load(&path, &Default::default());
-    });
+    let registry = RegistryFile::default();
+    fuzz("registry", &[seed], |input| registry.check(input));
 }
 
 /// Scenario: a disk queue segment holding three records, mutated, then opened and drained.
@@ -265,47 +217,19 @@ fn fuzz_registry_loader() {
 #[test]
 fn fuzz_disk_queue_records() {
     let folder = tempfile::tempdir().expect("tempdir");
-    let config = |directory: PathBuf| SpoolConfig {
-        directory,
-        max_bytes: 64 << 20,
-        segment_bytes: 16 << 20,
-        fsync: Fsync::Interval(Duration::from_secs(60)),
-    };
-    let written = folder.path().join("written");
-    let bodies: Vec<Bytes> = requests().iter().map(Payload::encode_protobuf).collect();
     {
-        let (mut spool, _) = Spool::open(config(written.clone())).expect("open");
-        for (payload, body) in requests().iter().zip(&bodies) {
+        let mut spool = DiskQueue::open(folder.path().to_owned()).expect("open");
+        for payload in requests() {
+            let body = payload.encode_protobuf();
             spool
-                .append(
-                    payload.signal(),
-                    payload.item_count() as u32,
-                    std::slice::from_ref(body),
-                )
+                .append(payload.signal(), payload.item_count() as u32, &[body])
                 .expect("append");
         }
         spool.sync().expect("sync");
     }
-    let segment_name = std::fs::read_dir(&written)
-        .expect("listing")
-        .filter_map(Result::ok)
-        .map(|entry| entry.file_name())
-        .find(|name| name.to_string_lossy().ends_with(".seg"))
-        .expect("a segment");
-    let seed = std::fs::read(written.join(&segment_name)).expect("segment");
-    let mut round = 0;
-    fuzz("disk_queue", &[seed], |input| {
-        round += 1;
-        let directory = folder.path().join(format!("round-{round}"));
-        std::fs::create_dir_all(&directory).expect("folder");
-        std::fs::write(directory.join(&segment_name), input).expect("write");
-        if let Ok((mut spool, _)) = Spool::open(config(directory.clone())) {
-            while let Ok(Some(record)) = spool.take() {
-                let _ = spool.done(record.sequence);
-            }
-        }
-        let _ = std::fs::remove_dir_all(&directory);
-    });
+    let seed = std::fs::read(folder.path().join(DiskQueue::SEGMENT)).expect("the queue's first segment");
+    let mut queue = DiskQueue::default();
+    fuzz("disk_queue", &[seed], |input| queue.check(input));
 }
 
 /// Scenario: mutated OTLP/HTTP bodies (protobuf and JSON, plain and gzip) and mutated gRPC
@@ -339,37 +263,14 @@ async fn fuzz_http_handler_and_grpc_framing() {
         .http2_prior_knowledge()
         .build()
         .expect("client");
+    write_corpus("http_and_grpc", &seeds);
     let mut rng = rng("http_and_grpc");
     let deadline = Instant::now() + budget();
     let mut runs = 0;
     while Instant::now() < deadline {
         let input = next_input(&mut rng, &seeds);
-        let (first, body) = input.split_first().unwrap_or((&0, &[]));
-        let signal = Signal::ALL[usize::from(first / 4) % 3];
-        let request = match first % 4 {
-            3 => grpc
-                .post(format!("http://{}/{}/Export", fleetpipe.grpc, signal.grpc_service()))
-                .header("content-type", "application/grpc")
-                .header("te", "trailers"),
-            form => {
-                let request = http
-                    .post(format!("http://{}{}", fleetpipe.http, signal.http_path()))
-                    .header(
-                        "content-type",
-                        if form == 1 {
-                            "application/json"
-                        } else {
-                            "application/x-protobuf"
-                        },
-                    );
-                if form == 2 {
-                    request.header("content-encoding", "gzip")
-                } else {
-                    request
-                }
-            }
-        };
-        let answer = tokio::time::timeout(Duration::from_secs(10), request.body(body.to_vec()).send()).await;
+        let request = checks::network_request(&http, &grpc, (fleetpipe.grpc, fleetpipe.http), &input);
+        let answer = tokio::time::timeout(Duration::from_secs(10), request.send()).await;
         assert!(matches!(answer, Ok(Ok(_))), "input {runs} was not answered: {answer:?}");
         runs += 1;
     }

@@ -2,10 +2,13 @@
 //! three replicas keeps every trace on one replica.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use fleetpipe::otlp::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 use crate::support::sink::Sink;
 use crate::support::{Fleetpipe, fixtures, grpc_send, hex, otlp_exporter, pipeline_config};
@@ -49,15 +52,18 @@ fn interleaved(requests: usize, spans: usize, traces: usize) -> Vec<ExportTraceS
         .collect()
 }
 
-/// Three replicas, each forwarding to a sink of its own, and a router in front of them with
-/// `extra` settings of its `loadbalancing` exporter.
-async fn three_replicas_and_a_router(extra: &str) -> (Vec<Sink>, Vec<Fleetpipe>, Fleetpipe) {
+/// Three replicas, each forwarding to a sink of its own with the exporters `replica(n, sink)`
+/// gives (YAML and their names; a plain `otlp` exporter when `None`), and a router in front
+/// of them with `extra` settings of its `loadbalancing` exporter.
+async fn three_replicas_and_a_router(
+    extra: &str,
+    replica: impl Fn(usize, &Sink) -> Option<String>,
+) -> (Vec<Sink>, Vec<Fleetpipe>, Fleetpipe) {
     let mut sinks = Vec::new();
     let mut replicas = Vec::new();
     for n in 0..3 {
         let sink = Sink::start().await;
-        let name = format!("otlp/{n}");
-        let config = pipeline_config(&otlp_exporter(&name, &sink.endpoint()), &[&name], false);
+        let config = replica(n, &sink).unwrap_or_else(|| plain_replica(&sink));
         replicas.push(Fleetpipe::start(&config).await);
         sinks.push(sink);
     }
@@ -70,6 +76,10 @@ async fn three_replicas_and_a_router(extra: &str) -> (Vec<Sink>, Vec<Fleetpipe>,
     );
     let router = Fleetpipe::start(&pipeline_config(&router_exporter, &["loadbalancing"], true)).await;
     (sinks, replicas, router)
+}
+
+fn plain_replica(sink: &Sink) -> String {
+    pipeline_config(&otlp_exporter("otlp", &sink.endpoint()), &["otlp"], false)
 }
 
 async fn send(router: &Fleetpipe, requests: &[ExportTraceServiceRequest]) -> usize {
@@ -91,25 +101,156 @@ async fn arrived(sinks: &[Sink], total: usize, seconds: u64) -> usize {
     count()
 }
 
-/// Scenario: the router of three replicas (`reroute_after: 1s`); 30 requests, then one
-/// replica is killed (SIGKILL), then 30 more.
-/// Guarantees: every span the router acknowledged arrives: those whose keys the dead replica
-/// owned go to the others once it has been unreachable for a second.
+/// Spans the replicas have accepted between them.
+async fn accepted(replicas: &[Fleetpipe]) -> usize {
+    let mut total = 0.0;
+    for replica in replicas {
+        total += replica
+            .metric("fleetpipe_receiver_accepted_items_total", &["signal=\"traces\""])
+            .await;
+    }
+    total as usize
+}
+
+/// Scenario: the router of three replicas (`reroute_after: 1s`), each with a disk queue
+/// (`fsync: always`) in front of its sink; replica 1's sink is down. 30 requests, taken by the
+/// replicas; replica 1 is killed (SIGKILL) with its share in its queue; 30 more requests;
+/// replica 1 starts again from its configuration and its sink comes up.
+/// Guarantees: every span the router acknowledged arrives once: the keys of the dead replica
+/// go to the others once it has been unreachable for a second, and what it had queued is
+/// delivered after its restart.
 #[tokio::test]
 async fn a_replica_killed_mid_run_loses_no_acknowledged_span() {
-    let (sinks, mut replicas, router) = three_replicas_and_a_router("  reroute_after: 1s\n").await;
+    let queues = tempfile::tempdir().expect("tempdir");
+    let replica_config = |n: usize, sink: &Sink| {
+        let exporter = format!(
+            "{}  sending_queue: {{storage: disk, fsync: always, directory: '{}'}}\n",
+            otlp_exporter("otlp", &sink.endpoint()),
+            queues.path().join(format!("replica-{n}")).display()
+        );
+        Some(pipeline_config(&exporter, &["otlp"], false))
+    };
+    let (sinks, mut replicas, router) = three_replicas_and_a_router("  reroute_after: 1s\n", replica_config).await;
+    sinks[1].stop();
     let requests = interleaved(60, 20, 40);
     let first = send(&router, &requests[..30]).await;
-    assert_eq!(arrived(&sinks, first, 20).await, first);
-    drop(replicas.remove(1));
+    for _ in 0..400 {
+        if accepted(&replicas).await >= first {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(accepted(&replicas).await, first, "the replicas took the first half");
+    let queued_at_1 = first - arrived(&sinks, first, 5).await;
+    assert!(queued_at_1 > 0, "replica 1 got a share to hold");
+    drop(replicas.remove(1)); // SIGKILL, its share in its disk queue.
     let second = send(&router, &requests[30..]).await;
     assert_eq!(
-        arrived(&sinks, first + second, 30).await,
-        first + second,
+        arrived(&sinks, first + second - queued_at_1, 30).await,
+        first + second - queued_at_1,
         "{}",
         router.log()
     );
     assert!(router.log().contains("backend unreachable"), "{}", router.log());
+    sinks[1].serve().await;
+    let restarted = Fleetpipe::start(&replica_config(1, &sinks[1]).expect("config")).await;
+    assert_eq!(
+        arrived(&sinks, first + second, 30).await,
+        first + second,
+        "{}",
+        restarted.log()
+    );
+}
+
+/// Scenario: three replicas, each running the tool-call-loop detector (5 s windows) and
+/// forwarding spans and findings to a sink of its own, behind a router by trace id. 15
+/// requests, sent just after a window opens, each with three normal calls of a trace of its
+/// own and one call of a trace that loops over `jira_search` 15 times.
+/// Guarantees: the loop is found exactly once among the replicas, for its trace; no normal
+/// trace is reported (split over replicas, the loop's calls would not add up on any of them).
+#[tokio::test]
+async fn a_loop_spread_over_requests_is_found_once() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let queries = folder.path().join("queries");
+    std::fs::create_dir_all(&queries).expect("queries folder");
+    let detector = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/tool_call_loop.sql");
+    std::fs::copy(detector, queries.join("tool_call_loop.sql")).expect("detector");
+    let replica_config = |n: usize, sink: &Sink| {
+        let exporters = format!(
+            "{}analytics:\n  queries: '{}'\n  window: 5s\n  signals_path: '{}'\n",
+            otlp_exporter("otlp", &sink.endpoint()),
+            queries.display(),
+            folder.path().join(format!("signals-{n}")).display()
+        );
+        Some(pipeline_config(&exporters, &["otlp"], false).replace(
+            "traces: {receivers: [otlp], processors: [], exporters: [otlp]}",
+            "traces: {receivers: [otlp], processors: [], exporters: [otlp, analytics]}",
+        ))
+    };
+    let (sinks, _replicas, router) = three_replicas_and_a_router("", replica_config).await;
+    let looping = fixtures::span("x", SpanKind::Internal, &[]).trace_id;
+    let call = |trace: &[u8]| {
+        let mut span = fixtures::span(
+            "execute_tool jira_search",
+            SpanKind::Client,
+            &[
+                ("gen_ai.operation.name", "execute_tool"),
+                ("gen_ai.tool.name", "jira_search"),
+            ],
+        );
+        span.trace_id = trace.to_vec();
+        span
+    };
+    // Windows start at multiples of 5 s: begin half a second into one, so that every call
+    // reaches its replica in the same window.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    let into_window = (now.as_millis() % 5_000) as u64;
+    tokio::time::sleep(Duration::from_millis((5_500 - into_window) % 5_000)).await;
+    for _ in 0..15 {
+        let normal = fixtures::span("x", SpanKind::Internal, &[]).trace_id;
+        let mut spans: Vec<_> = (0..3).map(|_| call(&normal)).collect();
+        spans.push(call(&looping));
+        let request = fixtures::traces(&[("service.name", "planner-1")], spans);
+        grpc_send(&router.grpc_endpoint(), Payload::Traces(request), None)
+            .await
+            .expect("accepted");
+    }
+    let found = || -> Vec<String> {
+        sinks
+            .iter()
+            .flat_map(|sink| sink.received())
+            .filter_map(|payload| match payload {
+                Payload::Logs(request) => Some(request),
+                _ => None,
+            })
+            .flat_map(|request| request.resource_logs)
+            .flat_map(|r| r.scope_logs)
+            .flat_map(|s| s.log_records)
+            .filter_map(|record| {
+                let attribute = |key: &str| {
+                    record.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+                        match kv.value.as_ref()?.value.as_ref()? {
+                            Value::StringValue(s) => Some(s.clone()),
+                            _ => None,
+                        }
+                    })
+                };
+                (attribute("fleetpipe.detector")? == "tool-call-loop")
+                    .then(|| attribute("trace_id").unwrap_or_default())
+            })
+            .collect()
+    };
+    for _ in 0..150 {
+        if !found().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A second window's run would repeat a finding still open: wait past it.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(found(), [hex(&looping)], "one finding, for the looping trace");
 }
 
 /// Scenario: three replicas, each forwarding to a sink of its own, behind a router with
@@ -119,7 +260,7 @@ async fn a_replica_killed_mid_run_loses_no_acknowledged_span() {
 /// replica gets some traces.
 #[tokio::test]
 async fn every_trace_lands_on_one_replica() {
-    let (sinks, _replicas, router) = three_replicas_and_a_router("").await;
+    let (sinks, _replicas, router) = three_replicas_and_a_router("", |_, _| None).await;
     let total = send(&router, &interleaved(60, 20, 40)).await;
     arrived(&sinks, total, 20).await;
     let per_replica: Vec<BTreeMap<String, usize>> = sinks.iter().map(traces_at).collect();
