@@ -8,8 +8,11 @@ use fleetpipe::otlp::{Payload, Signal};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use crate::hostile::RSS_BOUND;
 use crate::support::sink::Sink;
-use crate::support::{Body, Fleetpipe, fixtures, forwarding_to, grpc_send, http_send, otlp_exporter, pipeline_config};
+use crate::support::{
+    Body, Fleetpipe, RssWatch, fixtures, forwarding_to, grpc_send, http_send, otlp_exporter, pipeline_config,
+};
 
 /// HTTP/2's connection preface and an empty SETTINGS frame: what a client sends first.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
@@ -51,8 +54,7 @@ async fn two_thousand_idle_connections_at_the_default_limit() {
     let watch = fleetpipe.watch_rss();
     let idle = open_idle(fleetpipe.grpc, 2000).await;
     real_client_gets_in(&sink, &fleetpipe).await;
-    let peak = watch.peak();
-    assert!(peak < 256 << 20, "resident size reached {} MiB", peak >> 20);
+    assert_resident_size_bounded(watch);
     drop(idle);
 }
 
@@ -88,10 +90,11 @@ async fn real_client_gets_in(sink: &Sink, fleetpipe: &Fleetpipe) {
 
 /// Scenario: 40 connections to the HTTP port trickle a request's header, a byte every 2 s,
 /// reconnecting when closed.
-/// Guarantees: a real client's POST succeeds within 10 s while they do.
+/// Guarantees: a real client's POST succeeds within 10 s while they do; resident size under 256 MiB.
 #[tokio::test]
 async fn slowloris_headers_do_not_hold_the_http_port() {
     let (sink, fleetpipe) = start_with_twenty_places().await;
+    let watch = fleetpipe.watch_rss();
     let address = fleetpipe.http;
     let attack = tokio::spawn(async move {
         let header = b"POST /v1/traces HTTP/1.1\r\nHost: fleetpipe\r\nContent-Type: application/x-protobuf\r\n";
@@ -115,16 +118,18 @@ async fn slowloris_headers_do_not_hold_the_http_port() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     real_http_client_gets_in(&sink, address).await;
     attack.abort();
+    assert_resident_size_bounded(watch);
 }
 
 /// Scenario: 40 connections to the HTTP port each send a whole header declaring a 100 kB body,
 /// then trickle the body a byte a second, reconnecting when closed.
 /// Guarantees: each is answered 408 within a few seconds (a body must arrive at 1 KiB/s on
 /// average after 2 s), so a real client's POST succeeds within 10 s while they do (before,
-/// each held its place for the 30 s read timeout).
+/// each held its place for the 30 s read timeout); resident size under 256 MiB.
 #[tokio::test]
 async fn slowloris_bodies_do_not_hold_the_http_port() {
     let (sink, fleetpipe) = start_with_twenty_places().await;
+    let watch = fleetpipe.watch_rss();
     let address = fleetpipe.http;
     let header = b"POST /v1/traces HTTP/1.1\r\nHost: fleetpipe\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n\r\n";
     let connect = move || async move {
@@ -172,6 +177,14 @@ async fn slowloris_bodies_do_not_hold_the_http_port() {
     assert!(answer.contains("slower than 1024 bytes a second"), "{answer}");
     real_http_client_gets_in(&sink, address).await;
     attack.abort();
+    assert_resident_size_bounded(watch);
+}
+
+/// The resident size stayed under the bound of every hostile input while `watch` watched.
+fn assert_resident_size_bounded(watch: RssWatch) {
+    let peak = watch.peak();
+    eprintln!("peak resident size: {} MiB", peak >> 20);
+    assert!(peak < RSS_BOUND, "resident size reached {} MiB", peak >> 20);
 }
 
 /// A real client POSTs twice over HTTP, each answered 200 within 10 s, and both arrive.
