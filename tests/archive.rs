@@ -5,6 +5,8 @@
 
 #[path = "archive/report.rs"]
 mod report;
+#[path = "archive/spark.rs"]
+mod spark;
 mod support;
 
 use std::collections::BTreeMap;
@@ -452,7 +454,9 @@ async fn built_in_defaults_enrich_detect_and_archive_for_the_report() {
 /// per-call integration figures (p95 between the ranks around it), agents, shadow tools with
 /// registry snippets, waste and anomalies the test computes; a configured price re-prices
 /// only the spans from its day on; `--compare previous` sets the summary against the period
-/// before; the HTML page renders in headless Chromium without a console message.
+/// before; the report's SQL on Spark (`tools/spark_summary.py`) gives the same summary, with
+/// and without the configured price; the HTML page renders in headless Chromium without a
+/// console message.
 #[tokio::test]
 async fn report_of_a_known_fleet_matches_what_the_test_computes() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -461,6 +465,7 @@ async fn report_of_a_known_fleet_matches_what_the_test_computes() {
     let archive = dir.path().join("archive");
     report::assert_report_of(&archive, &spans);
     report::assert_prices_and_comparison(&archive, dir.path(), &spans);
+    spark::assert_spark_agrees(&archive, &dir.path().join("prices.yaml"));
     report::assert_html_renders(&archive, dir.path(), &spans);
 }
 

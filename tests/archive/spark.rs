@@ -1,0 +1,53 @@
+//! Issue 30: the report's SQL on Apache Spark (`pyspark` from PyPI) over the same archive, run
+//! as the documented command `python tools/spark_summary.py ARCHIVE`, gives the summary
+//! `fleetpipe report` gives.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::report::report_json;
+use super::support::python::python;
+
+/// What the Spark command prints for `archive`, with `args`.
+fn spark_summary(archive: &Path, args: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/spark_summary.py");
+    let output = Command::new(python())
+        .arg(script)
+        .arg(archive)
+        .args(["--master", "local[2]"])
+        .args(args)
+        .output()
+        .expect("run tools/spark_summary.py");
+    assert!(
+        output.status.success(),
+        "spark_summary.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("spark_summary.py prints JSON")
+}
+
+/// Checks every figure of the summary, with the built-in prices and with the configuration
+/// `config` (a price change on a day within the archive): counts equal, money to 1e-9.
+pub(super) fn assert_spark_agrees(archive: &Path, config: &Path) {
+    let config = config.to_str().expect("utf-8 path");
+    for args in [&[][..], &["--config", config][..]] {
+        let ours = report_json(archive, args)["summary"].clone();
+        let spark = spark_summary(archive, args)["summary"].clone();
+        let ours = ours.as_object().expect("a summary");
+        assert!(ours.len() >= 15, "the summary's figures: {ours:?}");
+        for (figure, value) in ours {
+            let theirs = &spark[figure];
+            match (value.as_i64(), value.as_f64()) {
+                (Some(count), _) => assert_eq!(theirs.as_i64(), Some(count), "{figure} ({args:?})"),
+                (None, Some(number)) => {
+                    let spark_number = theirs.as_f64().unwrap_or_else(|| panic!("{figure}: {theirs}"));
+                    assert!(
+                        (spark_number - number).abs() <= 1e-9 * number.abs().max(1.0),
+                        "{figure} ({args:?}): Spark {spark_number}, fleetpipe {number}"
+                    );
+                }
+                _ => assert_eq!(theirs, value, "{figure} ({args:?})"),
+            }
+        }
+    }
+}
