@@ -3,6 +3,8 @@
 //! and values, `fleetpipe query --archive` answers SQL over it, and a killed process leaves no
 //! unreadable file behind; `fleetpipe report` computes the fleet's numbers from it.
 
+#[path = "archive/objects.rs"]
+mod objects;
 #[path = "archive/report.rs"]
 mod report;
 #[path = "archive/spark.rs"]
@@ -25,8 +27,13 @@ const FIXTURE: &str = include_str!("fixtures/operating-model/CONFIG.yaml");
 
 /// A fleetpipe enriching every signal into an archive in `dir`, with `archive` settings.
 async fn archiving(dir: &Path, archive: &str) -> Fleetpipe {
+    Fleetpipe::start(&archiving_config(dir, archive)).await
+}
+
+/// The configuration of [`archiving`]; its archive's `path` is `'{dir}/archive'`.
+fn archiving_config(dir: &Path, archive: &str) -> String {
     std::fs::write(dir.join("CONFIG.yaml"), FIXTURE).expect("registry");
-    let config = format!(
+    format!(
         "\
 registry:
   path: '{dir}'
@@ -51,8 +58,7 @@ service:
     logs: {{receivers: [otlp], processors: [enrich], exporters: [archive]}}
 ",
         dir = dir.display()
-    );
-    Fleetpipe::start(&config).await
+    )
 }
 
 /// What pyarrow reads from the archive (see `tests/python/read_archive.py`).

@@ -81,18 +81,19 @@ pub(super) struct Files {
 }
 
 impl Files {
-    /// The archive at `config.path`, created when missing, without the temporary files a
-    /// killed process left.
-    pub(super) fn open(config: &ArchiveConfig) -> Result<Files, ArchiveError> {
+    /// The archive's files in `root` (`config.path`, or the staging folder of an archive in
+    /// object storage), created when missing, without the temporary files a killed process
+    /// left.
+    pub(super) fn open(config: &ArchiveConfig, root: &Path) -> Result<Files, ArchiveError> {
         let io = |source| ArchiveError::Io {
-            path: config.path.clone(),
+            path: root.to_owned(),
             source,
         };
-        std::fs::create_dir_all(&config.path).map_err(io)?;
+        std::fs::create_dir_all(root).map_err(io)?;
         // Other replicas may be writing into the same root: only files no writer is at are
         // removed (see `abandoned`).
         let quiet_for = config.max_file_age.saturating_mul(2).max(Duration::from_secs(3600));
-        let left: Vec<_> = parquet_files(&config.path, true)
+        let left: Vec<_> = parquet_files(root, true)
             .into_iter()
             .filter(|(path, modified, _)| abandoned(path, *modified, quiet_for))
             .collect();
@@ -103,10 +104,10 @@ impl Files {
             })?;
         }
         if !left.is_empty() {
-            tracing::warn!(path = %config.path.display(), files = left.len(), "Removed the archive's unfinished files of an earlier run.");
+            tracing::warn!(path = %root.display(), files = left.len(), "Removed the archive's unfinished files of an earlier run.");
         }
         Ok(Files {
-            root: config.path.clone(),
+            root: root.to_owned(),
             max_file_bytes: usize::try_from(config.max_file_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
             max_file_age: config.max_file_age,
             retention: config.retention,

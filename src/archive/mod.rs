@@ -12,6 +12,7 @@
 
 mod files;
 mod read;
+mod remote;
 
 use std::any::Any;
 use std::path::PathBuf;
@@ -30,6 +31,8 @@ use crate::rows::{KeptColumns, WindowBuilder};
 use crate::telemetry::metrics::Metrics;
 use files::{Files, TABLES};
 pub use read::{Columns, Period, session};
+pub use remote::ObjectStoreSettings;
+use remote::Uploader;
 
 /// Why the archive could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,14 @@ pub enum ArchiveError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    /// The object store refused or could not be reached: its address, the credentials, the
+    /// network.
+    #[error("{location}: {source}")]
+    ObjectStore {
+        location: String,
+        #[source]
+        source: object_store::Error,
+    },
     /// A query over the archive failed: the user's SQL, or our bug.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
@@ -59,8 +70,11 @@ pub enum ArchiveError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveConfig {
-    /// Folder of the archive; created when missing.
+    /// Folder of the archive, created when missing; or `s3://bucket/prefix` in object
+    /// storage (see `object_store`).
     pub path: PathBuf,
+    /// How the object store of an `s3://` path is reached, and where files wait to go.
+    pub object_store: ObjectStoreSettings,
     /// A file is closed, and becomes visible, once it holds this many MiB…
     pub max_file_mib: u64,
     /// …or once it has been open this long.
@@ -82,6 +96,7 @@ impl Default for ArchiveConfig {
     fn default() -> Self {
         ArchiveConfig {
             path: PathBuf::from("fleetpipe-data/archive"),
+            object_store: ObjectStoreSettings::default(),
             max_file_mib: 64,
             max_file_age: Duration::from_secs(60),
             retention: Duration::from_secs(7 * 24 * 3600),
@@ -99,11 +114,13 @@ impl Settings for ArchiveConfig {
             (self.max_file_age.is_zero(), "max_file_age", "must be longer than 0s"),
             (self.queue_size == 0, "queue_size", "must be at least 1"),
         ];
-        checks
+        let mut problems: Vec<Problem> = checks
             .into_iter()
             .filter(|(failed, _, _)| *failed)
             .map(|(_, key, why)| Problem::new(key, why))
-            .collect()
+            .collect();
+        problems.extend(remote::problems(&self.path, &self.object_store));
+        problems
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -113,7 +130,10 @@ impl Settings for ArchiveConfig {
 
 impl ExporterSettings for ArchiveConfig {
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
-        let files = Files::open(self).map_err(|e| StartError::new(format!("exporters.{}", context.name), e))?;
+        let key = || format!("exporters.{}", context.name);
+        let uploader = Uploader::new(&self.path, &self.object_store).map_err(|e| StartError::new(key(), e))?;
+        let root = uploader.as_ref().map_or(self.path.as_path(), Uploader::staging);
+        let files = Files::open(self, root).map_err(|e| StartError::new(key(), e))?;
         let (tx, rx) = mpsc::channel(self.queue_size);
         let writer = Writer {
             name: context.name.to_owned(),
@@ -121,6 +141,8 @@ impl ExporterSettings for ArchiveConfig {
                 .tagged(Arc::new(context.tags.clone()))
                 .with_findings(),
             files: Some(files),
+            uploader,
+            upload_failing: false,
             metrics: Arc::clone(context.metrics),
             flush_every: (self.max_file_age / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
         };
@@ -149,6 +171,10 @@ struct Writer {
     builder: WindowBuilder,
     /// Away while a blocking task writes them; gone if that task panicked (logged).
     files: Option<Files>,
+    /// Where finished files go when the archive is in object storage.
+    uploader: Option<Uploader>,
+    /// Whether the last upload failed: said once, not at every try.
+    upload_failing: bool,
     metrics: Arc<Metrics>,
     flush_every: Duration,
 }
@@ -169,16 +195,39 @@ impl Writer {
                     }
                     None => break,
                 },
-                _ = ticker.tick() => self.flush().await,
+                _ = ticker.tick() => {
+                    self.flush().await;
+                    self.upload().await;
+                }
             }
         }
         self.flush().await;
-        let Some(files) = self.files.take() else { return };
-        let closed = tokio::task::spawn_blocking(move || files.close_all()).await;
-        match closed {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(exporter = %self.name, %error, "Could not close an archive file."),
-            Err(error) => tracing::error!(exporter = %self.name, %error, "The archive's writer failed."),
+        if let Some(files) = self.files.take() {
+            let closed = tokio::task::spawn_blocking(move || files.close_all()).await;
+            match closed {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(exporter = %self.name, %error, "Could not close an archive file."),
+                Err(error) => tracing::error!(exporter = %self.name, %error, "The archive's writer failed."),
+            }
+        }
+        self.upload().await;
+    }
+
+    /// Uploads the finished files waiting in staging, when the archive is in object storage.
+    async fn upload(&mut self) {
+        let Some(uploader) = &self.uploader else { return };
+        match uploader.upload_finished().await {
+            Ok(uploaded) if self.upload_failing && uploaded > 0 => {
+                self.upload_failing = false;
+                tracing::info!(exporter = %self.name, files = uploaded, "The archive's uploads go through again.");
+            }
+            Ok(_) => {}
+            Err(error) if !self.upload_failing => {
+                self.upload_failing = true;
+                tracing::warn!(exporter = %self.name, %error, staging = %uploader.staging().display(),
+                    "Could not upload to the archive's object store; files wait in staging and are tried again.");
+            }
+            Err(_) => {}
         }
     }
 

@@ -135,6 +135,7 @@ const TIME_COLUMNS: [&str; 2] = ["start_time", "time"];
 /// holding the rows of `period` and the `columns` of every finished file under
 /// `table=<name>/`; a table without files is empty.
 pub async fn session(archive: &Path, period: Period, columns: &Columns) -> Result<SessionContext, ArchiveError> {
+    let archive = &super::remote::local_copy(archive).await?;
     if !archive.is_dir() {
         return Err(ArchiveError::Io {
             path: archive.to_owned(),

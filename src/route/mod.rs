@@ -64,7 +64,7 @@ pub struct Protocol {
     pub otlp: serde_yaml::Mapping,
 }
 
-/// Where the backends come from: one of the two.
+/// Where the backends come from: one of the three.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resolver {
@@ -72,6 +72,15 @@ pub struct Resolver {
     pub static_list: Option<StaticResolver>,
     #[serde(default)]
     pub dns: Option<DnsResolver>,
+    #[serde(default)]
+    pub file: Option<FileResolver>,
+}
+
+impl Resolver {
+    /// How often the backends are looked up again, for the resolvers that do.
+    fn interval(&self) -> Option<Duration> {
+        (self.dns.as_ref().map(|dns| dns.interval)).or(self.file.as_ref().map(|file| file.interval))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,6 +98,18 @@ pub struct DnsResolver {
     #[serde(default = "default_port")]
     pub port: u16,
     /// How often the name is resolved again.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+/// Backends listed in a file that something else keeps (a service-discovery agent, a config
+/// management run): `host:port` (or `host`, port 4317) a line; blank lines and `#` comments
+/// are passed over.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileResolver {
+    pub path: std::path::PathBuf,
+    /// How often the file is read again.
     #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
 }
@@ -115,6 +136,15 @@ impl LoadBalancingConfig {
     }
 }
 
+/// The backends a resolver file lists.
+fn listed(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|line| line.split('#').next().unwrap_or_default().trim())
+        .filter(|line| !line.is_empty())
+        .map(with_port)
+        .collect()
+}
+
 /// `host:port`, the port 4317 when not given.
 fn with_port(hostname: &str) -> String {
     let bracketed_or_plain = !hostname.contains(':') || hostname.ends_with(']');
@@ -128,14 +158,21 @@ fn with_port(hostname: &str) -> String {
 impl Settings for LoadBalancingConfig {
     fn problems(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
-        match (&self.resolver.static_list, &self.resolver.dns) {
-            (Some(_), Some(_)) | (None, None) => {
-                problems.push(Problem::new("resolver", "give one of `static` and `dns`"));
-            }
-            (Some(list), None) if list.hostnames.is_empty() => {
-                problems.push(Problem::new("resolver.static.hostnames", "lists no backend"));
-            }
-            _ => {}
+        let resolvers = [
+            self.resolver.static_list.is_some(),
+            self.resolver.dns.is_some(),
+            self.resolver.file.is_some(),
+        ];
+        if resolvers.iter().filter(|given| **given).count() != 1 {
+            problems.push(Problem::new("resolver", "give one of `static`, `dns` and `file`"));
+        }
+        if self
+            .resolver
+            .static_list
+            .as_ref()
+            .is_some_and(|list| list.hostnames.is_empty())
+        {
+            problems.push(Problem::new("resolver.static.hostnames", "lists no backend"));
         }
         if self.protocol.otlp.contains_key("endpoint") {
             problems.push(Problem::new(
@@ -229,7 +266,7 @@ impl Router {
         mut queue: mpsc::Receiver<Queued>,
         mut handed_back: mpsc::UnboundedReceiver<(Arc<str>, Arc<Request>)>,
     ) {
-        let every = self.config.resolver.dns.as_ref().map(|dns| dns.interval);
+        let every = self.config.resolver.interval();
         let mut resolve = tokio::time::interval(every.unwrap_or(Duration::from_secs(86_400)));
         let mut revisit = tokio::time::interval(self.config.reroute_after);
         if every.is_some() {
@@ -288,20 +325,30 @@ impl Router {
         self.ring = Ring::new(&self.live);
     }
 
-    /// Looks the DNS name up again; a failed lookup keeps the backends there are.
+    /// Looks the DNS name up again, or reads the file again; a failed look-up keeps the
+    /// backends there are.
     async fn resolve(&mut self) {
-        let Some(dns) = self.config.resolver.dns.clone() else {
+        let (looked_up, source) = if let Some(dns) = &self.config.resolver.dns {
+            let found = tokio::net::lookup_host((dns.hostname.as_str(), dns.port)).await;
+            let addresses = found.map(|addresses| addresses.map(|a| a.to_string()).collect::<Vec<_>>());
+            (addresses, dns.hostname.clone())
+        } else if let Some(file) = &self.config.resolver.file {
+            let read = tokio::fs::read_to_string(&file.path).await;
+            (read.map(|text| listed(&text)), file.path.display().to_string())
+        } else {
             return;
         };
-        match tokio::net::lookup_host((dns.hostname.as_str(), dns.port)).await {
+        match looked_up {
+            Ok(addresses) if addresses.is_empty() => {
+                tracing::warn!(exporter = %self.name, %source, "Load balancing: no backend found; keeping the backends there are.");
+            }
             Ok(addresses) => {
-                let addresses = addresses.map(|a| a.to_string()).collect();
                 if let Err(error) = self.set_backends(addresses) {
                     tracing::error!(exporter = %self.name, %error, "Load balancing: a backend cannot be set up.");
                 }
             }
             Err(error) => {
-                tracing::warn!(exporter = %self.name, hostname = %dns.hostname, %error, "Load balancing: DNS lookup failed; keeping the backends there are.");
+                tracing::warn!(exporter = %self.name, %source, %error, "Load balancing: look-up failed; keeping the backends there are.");
             }
         }
     }

@@ -303,3 +303,74 @@ async fn backends_come_from_dns() {
         router.log()
     );
 }
+
+/// Scenario: a router whose backends come from a resolver file (read every 200 ms) listing
+/// three of four replicas; one span of each of 200 traces; then the fourth is added to the
+/// file, and one more span of each of the same traces is sent.
+/// Guarantees: about a quarter of the traces move (measured: between 10 % and 40 %), every one
+/// of them to the new replica; the others stay where they were.
+#[tokio::test]
+async fn a_fourth_replica_takes_about_a_quarter_of_the_traces() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let list = folder.path().join("backends");
+    let mut sinks = Vec::new();
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        let sink = Sink::start().await;
+        replicas.push(Fleetpipe::start(&plain_replica(&sink)).await);
+        sinks.push(sink);
+    }
+    let addresses: Vec<String> = replicas.iter().map(|r| r.grpc.to_string()).collect();
+    std::fs::write(&list, format!("# the replicas\n{}\n", addresses[..3].join("\n"))).expect("list");
+    let exporter = format!(
+        "loadbalancing:\n  protocol:\n    otlp: {{timeout: 2s}}\n  resolver:\n    file: {{path: '{}', interval: 200ms}}\n",
+        list.display()
+    );
+    let router = Fleetpipe::start(&pipeline_config(&exporter, &["loadbalancing"], true)).await;
+    // Ten requests of 20 spans, each span of a trace of its own.
+    let mut requests = interleaved(10, 20, 1);
+    let spans = requests
+        .iter_mut()
+        .flat_map(|r| &mut r.resource_spans)
+        .flat_map(|r| &mut r.scope_spans)
+        .flat_map(|s| &mut s.spans);
+    for (t, span) in spans.enumerate() {
+        span.trace_id = format!("{t:016}").into_bytes();
+    }
+    let placed = |sinks: &[Sink]| -> Vec<BTreeMap<String, usize>> { sinks.iter().map(traces_at).collect() };
+    let first = send(&router, &requests).await;
+    assert_eq!(arrived(&sinks, first, 20).await, first);
+    let before = placed(&sinks);
+    std::fs::write(&list, addresses.join("\n")).expect("list");
+    for _ in 0..100 {
+        if router.log().matches("backends set").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = send(&router, &requests).await;
+    assert_eq!(arrived(&sinks, first + second, 20).await, first + second);
+    let after = placed(&sinks);
+    let (mut moved, mut stayed) = (0, 0);
+    for (replica, traces) in before.iter().enumerate() {
+        for trace in traces.keys() {
+            let grown: Vec<usize> = (0..4)
+                .filter(|r| after[*r].get(trace).copied().unwrap_or(0) > before[*r].get(trace).copied().unwrap_or(0))
+                .collect();
+            assert_eq!(grown.len(), 1, "trace {trace} went to one replica: {grown:?}");
+            if grown[0] == replica {
+                stayed += 1;
+            } else {
+                assert_eq!(
+                    grown[0], 3,
+                    "trace {trace} moved to the new replica, not between the others"
+                );
+                moved += 1;
+            }
+        }
+    }
+    assert_eq!(moved + stayed, 200);
+    let share = f64::from(moved) / 200.0;
+    eprintln!("a fourth replica took {moved} of 200 traces ({:.1} %)", share * 100.0);
+    assert!((0.10..=0.40).contains(&share), "{moved} of 200 traces moved");
+}
