@@ -425,7 +425,8 @@ fn registries_of_a_hundred_thousand_integrations_load() {
 /// Guarantees: `validate` refuses one naming none, an unknown id, or a non-observability
 /// entry, each at its key path; accepts it with `governance.allow_unregistered_exporters`
 /// (with a warning) or when it names `apm-secondary`; without a registry the same exporter is
-/// valid. `--explain` prints what each exporter gets.
+/// valid. `--explain` prints what each exporter gets. An archive in object storage (`s3://`)
+/// is governed the same way, one in a folder is not.
 #[test]
 fn validate_governs_vendor_connections_by_the_registry() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -496,4 +497,26 @@ fn validate_governs_vendor_connections_by_the_registry() {
         "{text}"
     );
     assert!(text.contains("exporters.debug: everything, unchanged"), "{text}");
+    // An archive in object storage leaves the host as well; a local one does not.
+    let archive = |path: &str, extra: &str| {
+        config(true, "    integration: apm-secondary\n", "")
+            .replace(
+                "  debug:\n",
+                &format!("  debug:\n  archive:\n    path: '{path}'\n{extra}"),
+            )
+            .replace("[otlp, debug]", "[otlp, debug, archive]")
+    };
+    let (code, text) = validate(archive("s3://fleet-archive/spans", ""), &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("exporters.archive: a vendor connection is an integration: name its registry entry"),
+        "{text}"
+    );
+    let (code, text) = validate(
+        archive("s3://fleet-archive/spans", "    integration: dashboards\n"),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = validate(archive("archive", ""), &[]);
+    assert_eq!(code, Some(0), "{text}");
 }

@@ -21,13 +21,13 @@ pub(super) type Allowed = BTreeMap<String, Option<Vec<FlowSignal>>>;
 pub(super) fn entries(config: &Config, registry: Option<&Registry>) -> anyhow::Result<(Allowed, Vec<String>)> {
     let mut allowed = BTreeMap::new();
     let (mut refused, mut warnings) = (Vec::new(), Vec::new());
-    for name in config.exporters.keys() {
+    for (name, exporter) in &config.exporters {
         let flow = config.flows.get(name).cloned().unwrap_or_default();
         let Some(registry) = registry else {
             allowed.insert(name.clone(), None);
             continue;
         };
-        match signals_allowed(&flow, component_type(name), &registry.integrations) {
+        match signals_allowed(&flow, exporter.leaves_the_host(), &registry.integrations) {
             Ok(signals) => {
                 allowed.insert(name.clone(), signals);
             }

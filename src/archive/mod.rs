@@ -129,6 +129,10 @@ impl Settings for ArchiveConfig {
 }
 
 impl ExporterSettings for ArchiveConfig {
+    fn leaves_the_host(&self) -> bool {
+        remote::in_object_storage(&self.path)
+    }
+
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let key = || format!("exporters.{}", context.name);
         let uploader = Uploader::new(&self.path, &self.object_store).map_err(|e| StartError::new(key(), e))?;

@@ -61,6 +61,11 @@ impl Location {
     }
 }
 
+/// Whether `path` is in object storage: a data flow off this host.
+pub(super) fn in_object_storage(path: &Path) -> bool {
+    matches!(Location::of(path), Location::Bucket { .. })
+}
+
 /// Problems of an object-store location, at their keys.
 pub(super) fn problems(path: &Path, settings: &ObjectStoreSettings) -> Vec<Problem> {
     match Location::of(path) {

@@ -61,6 +61,10 @@ fn start_otlp(
 }
 
 impl ExporterSettings for OtlpGrpcExporterConfig {
+    fn leaves_the_host(&self) -> bool {
+        true
+    }
+
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let sender = OtlpGrpcSender::new(&self.0).map_err(|e| setup_error(&context, e))?;
         start_otlp(context, Destination::Grpc(sender), &self.0)
@@ -82,6 +86,10 @@ impl Settings for OtlpHttpExporterConfig {
 }
 
 impl ExporterSettings for OtlpHttpExporterConfig {
+    fn leaves_the_host(&self) -> bool {
+        true
+    }
+
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let sender = OtlpHttpSender::new(&self.0).map_err(|e| setup_error(&context, e))?;
         start_otlp(context, Destination::Http(Box::new(sender)), &self.0)

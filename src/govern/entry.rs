@@ -18,11 +18,11 @@ pub enum EntryProblem {
     Unregistered(String),
 }
 
-/// The signals the entry an exporter of type `kind` names allows (`None`: all), or why it
-/// does not do. `integrations` is the registry's.
+/// The signals the entry an exporter names allows (`None`: all), or why it does not do: an
+/// exporter that `leaves_the_host` must name one. `integrations` is the registry's.
 pub fn signals_allowed(
     settings: &FlowSettings,
-    kind: &str,
+    leaves_the_host: bool,
     integrations: &[Integration],
 ) -> Result<Option<Vec<FlowSignal>>, EntryProblem> {
     let registered = || {
@@ -38,7 +38,7 @@ pub fn signals_allowed(
         }
     };
     let Some(id) = &settings.integration else {
-        return if matches!(kind, "otlp" | "otlp_http") {
+        return if leaves_the_host {
             Err(EntryProblem::Unregistered(format!(
                 "a vendor connection is an integration: name its registry entry (registered `{OBSERVABILITY}` integrations: {}), or set `governance.allow_unregistered_exporters: true`",
                 registered()

@@ -156,6 +156,12 @@ pub trait ExporterSettings: Settings {
         false
     }
 
+    /// Whether it sends telemetry off this host to someone else's service (a vendor's OTLP
+    /// endpoint, an object store): with a registry, such a data flow names its integration.
+    fn leaves_the_host(&self) -> bool {
+        false
+    }
+
     /// Checks that read more than the settings (detector files), as `validate` runs them:
     /// what was checked, in a few words, or each problem as one line.
     async fn check(&self) -> Result<Option<String>, Vec<String>> {

@@ -106,8 +106,9 @@ async fn replicas_archive_into_object_storage_that_was_away() {
     let store = dir.path().join("store");
     std::fs::create_dir_all(store.join("archive")).expect("the bucket");
     let local_archive = format!("path: '{}/archive'", dir.path().display());
+    // A bucket is a data flow off the host: with a registry, it names its integration.
     let settings = format!(
-        "    max_file_age: 1s\n    object_store: {{endpoint: 'http://{address}', region: us-east-1, \
+        "    max_file_age: 1s\n    integration: fleet-telemetry\n    object_store: {{endpoint: 'http://{address}', region: us-east-1, \
          access_key_id: {ACCESS_KEY}, secret_access_key: {SECRET_KEY}, allow_http: true}}"
     );
     let config = archiving_config(dir.path(), &settings).replace(&local_archive, "path: 's3://archive/fleet'");
