@@ -63,18 +63,23 @@ service:
 
 /// What pyarrow reads from the archive (see `tests/python/read_archive.py`).
 fn read_archive(archive: &Path) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_archive.py");
+    python_json("tests/python/read_archive.py", &[archive.as_os_str()])
+}
+
+/// What the Python script `script` (a path in the repository) prints as JSON, run with `args`
+/// in the tests' virtualenv.
+fn python_json(script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
     let output = Command::new(python())
-        .arg(script)
-        .arg(archive)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
+        .args(args)
         .output()
-        .expect("run read_archive.py");
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
     assert!(
         output.status.success(),
-        "read_archive.py failed:\n{}",
+        "{script} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("read_archive.py prints JSON")
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{script} prints JSON: {e}"))
 }
 
 /// Per span id (hex): the integration it should be attributed to and its input tokens, as
@@ -495,15 +500,23 @@ fn query_archive(archive: &Path, sql: &str) -> (String, String) {
 
 /// The hidden (temporary) files under `archive`.
 fn read_hidden(archive: &Path) -> Vec<String> {
+    files_under(archive, |name| name.starts_with('.'))
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect()
+}
+
+/// The files under `root`, at any depth, whose names `wanted` takes.
+fn files_under(root: &Path, wanted: impl Fn(&str) -> bool) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
-    let mut folders = vec![archive.to_owned()];
+    let mut folders = vec![root.to_owned()];
     while let Some(folder) = folders.pop() {
         for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
                 folders.push(path);
-            } else if entry.file_name().to_string_lossy().starts_with('.') {
-                found.push(path.display().to_string());
+            } else if wanted(&entry.file_name().to_string_lossy()) {
+                found.push(path);
             }
         }
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use fleetpipe::otlp::Payload;
 
-use super::archiving_config;
 use super::support::{Fleetpipe, fixtures, free_port, grpc_send};
+use super::{archiving_config, files_under};
 
 const ACCESS_KEY: &str = "fleetpipe-test";
 const SECRET_KEY: &str = "fleetpipe-test-secret";
@@ -78,18 +78,10 @@ impl Drop for S3Server {
 
 /// The objects' files under the bucket folder, relative to it.
 fn stored(bucket: &Path) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut folders = vec![bucket.to_owned()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                folders.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                found.push(path.strip_prefix(bucket).expect("under").to_string_lossy().into_owned());
-            }
-        }
-    }
+    let mut found: Vec<String> = files_under(bucket, |name| name.ends_with(".parquet"))
+        .iter()
+        .map(|path| path.strip_prefix(bucket).expect("under").to_string_lossy().into_owned())
+        .collect();
     found.sort();
     found
 }

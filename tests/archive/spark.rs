@@ -2,28 +2,17 @@
 //! as the documented command `python tools/spark_summary.py ARCHIVE`, gives the summary
 //! `fleetpipe report` gives.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
+use super::python_json;
 use super::report::report_json;
-use super::support::python::python;
 
 /// What the Spark command prints for `archive`, with `args`.
 fn spark_summary(archive: &Path, args: &[&str]) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/spark_summary.py");
-    let output = Command::new(python())
-        .arg(script)
-        .arg(archive)
-        .args(["--master", "local[2]"])
-        .args(args)
-        .output()
-        .expect("run tools/spark_summary.py");
-    assert!(
-        output.status.success(),
-        "spark_summary.py failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("spark_summary.py prints JSON")
+    let mut all = vec![archive.as_os_str(), OsStr::new("--master"), OsStr::new("local[2]")];
+    all.extend(args.iter().map(OsStr::new));
+    python_json("tools/spark_summary.py", &all)
 }
 
 /// Checks every figure of the summary, with the built-in prices and with the configuration
