@@ -28,7 +28,7 @@ for target in $targets; do
   status=0
   cargo fuzz run --sanitizer none "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 > "$log" 2>&1 || status=$?
-  grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)|^Done [0-9]+ runs|ERROR|panicked|SUMMARY' "$log" || true
+  grep -E '^stat::(number_of_executed_units|new_units_added|peak_rss_mb)|^Done [0-9]+ runs|^==[0-9]+== ERROR|panicked|^SUMMARY' "$log" || true
   if [ "$status" -ne 0 ]; then
     tail -30 "$log" >&2
     echo "fuzz $target: crashed (exit $status); input in fuzz/artifacts/$target/" >&2

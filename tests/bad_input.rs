@@ -283,6 +283,18 @@ async fn http_bad_input_statuses() {
         "{status}"
     );
 
+    // Found by fuzzing: a string left open at the end of the text panicked the doubles scan.
+    let unterminated = br#"{"resourceMetrics":[{"sum":"NaN"#;
+    let response = post(
+        &fleetpipe,
+        "/v1/metrics",
+        "application/json",
+        None,
+        unterminated.to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+
     let response = post(
         &fleetpipe,
         "/v1/traces",
