@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Problem;
 use crate::memory::Part;
@@ -139,16 +139,22 @@ impl ExporterSettings for ArchiveConfig {
         let root = uploader.as_ref().map_or(self.path.as_path(), Uploader::staging);
         let files = Files::open(self, root).map_err(|e| StartError::new(key(), e))?;
         let (tx, rx) = mpsc::channel(self.queue_size);
+        let flush_every = (self.max_file_age / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let (done, writer_done) = oneshot::channel();
+        if let Some(uploader) = uploader {
+            context
+                .workers
+                .spawn(uploader.run(context.name.to_owned(), flush_every, writer_done));
+        }
         let writer = Writer {
             name: context.name.to_owned(),
             builder: WindowBuilder::new(0)
                 .tagged(Arc::new(context.tags.clone()))
                 .with_findings(),
             files: Some(files),
-            uploader,
-            upload_failing: false,
+            done: Some(done),
             metrics: Arc::clone(context.metrics),
-            flush_every: (self.max_file_age / 4).clamp(Duration::from_millis(100), Duration::from_secs(1)),
+            flush_every,
         };
         context.workers.spawn(writer.run(rx));
         Ok(StartedExporter {
@@ -175,10 +181,8 @@ struct Writer {
     builder: WindowBuilder,
     /// Away while a blocking task writes them; gone if that task panicked (logged).
     files: Option<Files>,
-    /// Where finished files go when the archive is in object storage.
-    uploader: Option<Uploader>,
-    /// Whether the last upload failed: said once, not at every try.
-    upload_failing: bool,
+    /// Tells the uploads, when the archive is in object storage, that every file is closed.
+    done: Option<oneshot::Sender<()>>,
     metrics: Arc<Metrics>,
     flush_every: Duration,
 }
@@ -199,10 +203,7 @@ impl Writer {
                     }
                     None => break,
                 },
-                _ = ticker.tick() => {
-                    self.flush().await;
-                    self.upload().await;
-                }
+                _ = ticker.tick() => self.flush().await,
             }
         }
         self.flush().await;
@@ -214,24 +215,8 @@ impl Writer {
                 Err(error) => tracing::error!(exporter = %self.name, %error, "The archive's writer failed."),
             }
         }
-        self.upload().await;
-    }
-
-    /// Uploads the finished files waiting in staging, when the archive is in object storage.
-    async fn upload(&mut self) {
-        let Some(uploader) = &self.uploader else { return };
-        match uploader.upload_finished().await {
-            Ok(uploaded) if self.upload_failing && uploaded > 0 => {
-                self.upload_failing = false;
-                tracing::info!(exporter = %self.name, files = uploaded, "The archive's uploads go through again.");
-            }
-            Ok(_) => {}
-            Err(error) if !self.upload_failing => {
-                self.upload_failing = true;
-                tracing::warn!(exporter = %self.name, %error, staging = %uploader.staging().display(),
-                    "Could not upload to the archive's object store; files wait in staging and are tried again.");
-            }
-            Err(_) => {}
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
         }
     }
 

@@ -8,12 +8,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
 use serde::Deserialize;
+use tokio::sync::oneshot;
 
 use super::ArchiveError;
 use super::files::finished_files;
@@ -113,9 +115,38 @@ impl Uploader {
         &self.staging
     }
 
+    /// Uploads what is finished every `every`, on a task of its own so that the writer never
+    /// waits on the network; once `writer_done` fires (or its writer is gone), a last time.
+    pub(super) async fn run(self, exporter: String, every: Duration, mut writer_done: oneshot::Receiver<()>) {
+        let mut ticker = tokio::time::interval(every);
+        let mut failing = false;
+        loop {
+            let last = tokio::select! {
+                _ = ticker.tick() => false,
+                _ = &mut writer_done => true,
+            };
+            match self.upload_finished().await {
+                Ok(uploaded) if failing && uploaded > 0 => {
+                    failing = false;
+                    tracing::info!(%exporter, files = uploaded, "The archive's uploads go through again.");
+                }
+                Ok(_) => {}
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%exporter, %error, staging = %self.staging.display(),
+                        "Could not upload to the archive's object store; files wait in staging and are tried again.");
+                }
+                Err(_) => {}
+            }
+            if last {
+                break;
+            }
+        }
+    }
+
     /// Uploads every finished file of the staging folder, removing each once stored. How many
     /// went, and the first failure (the others wait for the next try).
-    pub(super) async fn upload_finished(&self) -> Result<usize, ArchiveError> {
+    async fn upload_finished(&self) -> Result<usize, ArchiveError> {
         let mut uploaded = 0;
         for file in finished_files(&self.staging) {
             let key = self.key_of(&file);
@@ -150,7 +181,14 @@ impl Uploader {
 }
 
 fn store(path: &Path, bucket: &str, settings: &ObjectStoreSettings) -> Result<AmazonS3, ArchiveError> {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    // A store that is away fails an attempt within seconds: the uploads try again at every
+    // flush anyway, and a reader should say so rather than wait minutes.
+    let retry = RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(10),
+    };
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry);
     if let Some(endpoint) = &settings.endpoint {
         builder = builder.with_endpoint(endpoint);
     }

@@ -114,7 +114,7 @@ async fn replicas_archive_into_object_storage_that_was_away() {
             .await
             .expect("accepted");
     }
-    for _ in 0..100 {
+    for _ in 0..300 {
         if replicas.iter().all(|r| r.log().contains("Could not upload")) {
             break;
         }
