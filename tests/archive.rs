@@ -284,7 +284,8 @@ async fn kill_leaves_no_unreadable_file_and_restart_cleans_up() {
 /// Scenario (issue 30): two fleetpipes archive into one root, the second started while the
 /// first has a file open; each gets traces of its own; both stop.
 /// Guarantees: the second does not remove the first's unfinished file at its start; every
-/// file name carries its writer's instance; `fleetpipe report` counts every span once.
+/// file name carries its writer's instance; `fleetpipe report` counts every span once, and
+/// the Spark command gives the same summary.
 #[tokio::test]
 async fn two_replicas_archive_into_one_root() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -325,14 +326,14 @@ async fn two_replicas_archive_into_one_root() {
         .iter()
         .filter_map(|f| f.as_str())
         .collect();
-    let writers: std::collections::BTreeSet<&str> = files
-        .iter()
-        .filter(|f| f.starts_with("table=spans/"))
-        .filter_map(|f| f.rsplit('/').next()?.rsplit('-').nth(1))
-        .collect();
-    assert_eq!(writers.len(), 2, "one writer (process) per file name: {files:?}");
+    assert_eq!(
+        span_writers(&files).len(),
+        2,
+        "one writer (process) per file name: {files:?}"
+    );
     let report = report::report_json(&archive, &[]);
     assert_eq!(report["summary"]["spans"], 50, "{report:#}");
+    spark::assert_spark_agrees(&archive, &[]);
 }
 
 /// Checks `fleetpipe report` against what the test computes from `sent`: the summary's
@@ -476,7 +477,10 @@ async fn report_of_a_known_fleet_matches_what_the_test_computes() {
     let archive = dir.path().join("archive");
     report::assert_report_of(&archive, &spans);
     report::assert_prices_and_comparison(&archive, dir.path(), &spans);
-    spark::assert_spark_agrees(&archive, &dir.path().join("prices.yaml"));
+    // The same summary on Spark, with the built-in prices and with a price change mid-archive.
+    let prices = dir.path().join("prices.yaml");
+    spark::assert_spark_agrees(&archive, &[]);
+    spark::assert_spark_agrees(&archive, &["--config", prices.to_str().expect("utf-8 path")]);
     report::assert_html_renders(&archive, dir.path(), &spans);
 }
 
@@ -503,6 +507,16 @@ fn read_hidden(archive: &Path) -> Vec<String> {
     files_under(archive, |name| name.starts_with('.'))
         .iter()
         .map(|path| path.display().to_string())
+        .collect()
+}
+
+/// The writers (process ids) in the names of the span files among `files`, paths relative to
+/// the archive (`table=spans/…/part-{millis}-{host}-{pid}-{sequence}.parquet`).
+fn span_writers<'a>(files: &[&'a str]) -> std::collections::BTreeSet<&'a str> {
+    files
+        .iter()
+        .filter(|f| f.starts_with("table=spans/"))
+        .filter_map(|f| f.rsplit('/').next()?.rsplit('-').nth(1))
         .collect()
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use fleetpipe::otlp::Payload;
 
 use super::support::{Fleetpipe, fixtures, free_port, grpc_send};
-use super::{archiving_config, files_under};
+use super::{archiving_config, files_under, span_writers};
 
 const ACCESS_KEY: &str = "fleetpipe-test";
 const SECRET_KEY: &str = "fleetpipe-test-secret";
@@ -143,12 +143,8 @@ async fn replicas_archive_into_object_storage_that_was_away() {
         assert!(log.contains("uploads go through again"), "{log}");
     }
     let files = stored(&bucket);
-    let writers: std::collections::BTreeSet<&str> = files
-        .iter()
-        .filter(|f| f.starts_with("table=spans/date="))
-        .filter_map(|f| f.rsplit('/').next()?.rsplit('-').nth(1))
-        .collect();
-    assert_eq!(writers.len(), 2, "one writer per file name: {files:?}");
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    assert_eq!(span_writers(&files).len(), 2, "one writer per file name: {files:?}");
     for folder in staged {
         let left: Vec<_> = stored(&folder);
         assert!(left.is_empty(), "still staged: {left:?}");

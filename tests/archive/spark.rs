@@ -15,28 +15,25 @@ fn spark_summary(archive: &Path, args: &[&str]) -> serde_json::Value {
     python_json("tools/spark_summary.py", &all)
 }
 
-/// Checks every figure of the summary, with the built-in prices and with the configuration
-/// `config` (a price change on a day within the archive): counts equal, money to 1e-9.
-pub(super) fn assert_spark_agrees(archive: &Path, config: &Path) {
-    let config = config.to_str().expect("utf-8 path");
-    for args in [&[][..], &["--config", config][..]] {
-        let ours = report_json(archive, args)["summary"].clone();
-        let spark = spark_summary(archive, args)["summary"].clone();
-        let ours = ours.as_object().expect("a summary");
-        assert!(ours.len() >= 15, "the summary's figures: {ours:?}");
-        for (figure, value) in ours {
-            let theirs = &spark[figure];
-            match (value.as_i64(), value.as_f64()) {
-                (Some(count), _) => assert_eq!(theirs.as_i64(), Some(count), "{figure} ({args:?})"),
-                (None, Some(number)) => {
-                    let spark_number = theirs.as_f64().unwrap_or_else(|| panic!("{figure}: {theirs}"));
-                    assert!(
-                        (spark_number - number).abs() <= 1e-9 * number.abs().max(1.0),
-                        "{figure} ({args:?}): Spark {spark_number}, fleetpipe {number}"
-                    );
-                }
-                _ => assert_eq!(theirs, value, "{figure} ({args:?})"),
+/// Checks every figure of the summary the Spark command gives for `archive` with `args`
+/// against `fleetpipe report`'s: counts equal, money to 1e-9.
+pub(super) fn assert_spark_agrees(archive: &Path, args: &[&str]) {
+    let ours = report_json(archive, args)["summary"].clone();
+    let spark = spark_summary(archive, args)["summary"].clone();
+    let ours = ours.as_object().expect("a summary");
+    assert!(ours.len() >= 15, "the summary's figures: {ours:?}");
+    for (figure, value) in ours {
+        let theirs = &spark[figure];
+        match (value.as_i64(), value.as_f64()) {
+            (Some(count), _) => assert_eq!(theirs.as_i64(), Some(count), "{figure} ({args:?})"),
+            (None, Some(number)) => {
+                let spark_number = theirs.as_f64().unwrap_or_else(|| panic!("{figure}: {theirs}"));
+                assert!(
+                    (spark_number - number).abs() <= 1e-9 * number.abs().max(1.0),
+                    "{figure} ({args:?}): Spark {spark_number}, fleetpipe {number}"
+                );
             }
+            _ => assert_eq!(theirs, value, "{figure} ({args:?})"),
         }
     }
 }
