@@ -204,12 +204,7 @@ async fn archive_is_read_by_pyarrow_and_queried_with_the_rows_sent() {
     assert_eq!(today.len(), "2026-12-05".len(), "{read}");
     assert_eq!(read["metric_points"]["rows"], points);
     assert_eq!(read["logs"]["rows"], 5);
-    let files: Vec<&str> = read["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .filter_map(|f| f.as_str())
-        .collect();
+    let files = files_read(&read);
     assert!(
         files.iter().all(|f| {
             let parts: Vec<&str> = f.split('/').collect();
@@ -320,12 +315,7 @@ async fn two_replicas_archive_into_one_root() {
         assert!(status.success(), "{log}");
     }
     let read = read_archive(&archive);
-    let files: Vec<&str> = read["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .filter_map(|f| f.as_str())
-        .collect();
+    let files = files_read(&read);
     assert_eq!(
         span_writers(&files).len(),
         2,
@@ -517,6 +507,16 @@ fn span_writers<'a>(files: &[&'a str]) -> std::collections::BTreeSet<&'a str> {
         .iter()
         .filter(|f| f.starts_with("table=spans/"))
         .filter_map(|f| f.rsplit('/').next()?.rsplit('-').nth(1))
+        .collect()
+}
+
+/// The files pyarrow read, as [`read_archive`] lists them.
+fn files_read(read: &serde_json::Value) -> Vec<&str> {
+    read["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f.as_str())
         .collect()
 }
 

@@ -11,22 +11,13 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 use crate::support::sink::Sink;
-use crate::support::{Fleetpipe, fixtures, grpc_send, hex, otlp_exporter, pipeline_config};
+use crate::support::{Fleetpipe, fixtures, grpc_send, hex, otlp_exporter, pipeline_config, spans_in};
 
 /// The trace ids of the spans a sink received, with their span counts.
 fn traces_at(sink: &Sink) -> BTreeMap<String, usize> {
     let mut traces = BTreeMap::new();
-    for payload in sink.received() {
-        if let Payload::Traces(request) = payload {
-            for span in request
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-            {
-                *traces.entry(hex(&span.trace_id)).or_default() += 1;
-            }
-        }
+    for span in spans_in(&sink.received()) {
+        *traces.entry(hex(&span.trace_id)).or_default() += 1;
     }
     traces
 }

@@ -10,7 +10,7 @@ use opentelemetry_proto::tonic::metrics::v1::{Exemplar, exemplar, metric::Data};
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link, SpanKind};
 
 use crate::support::sink::Sink;
-use crate::support::{Fleetpipe, fixtures, grpc_send, otlp_exporter, pipeline_config};
+use crate::support::{Fleetpipe, fixtures, grpc_send, otlp_exporter, pipeline_config, spans_in};
 
 /// A config with the given exporters (YAML under `exporters:`) on every pipeline.
 async fn start(exporters: &str, names: &[&str]) -> Fleetpipe {
@@ -93,20 +93,9 @@ const CONTENT_KEYS: [&str; 17] = [
 ];
 
 fn span_keys(payloads: &[Payload]) -> Vec<String> {
-    let mut keys = Vec::new();
-    for payload in payloads {
-        if let Payload::Traces(request) = payload {
-            for span in request
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-            {
-                keys.extend(span.attributes.iter().map(|kv| kv.key.clone()));
-            }
-        }
-    }
-    keys
+    spans_in(payloads)
+        .flat_map(|span| span.attributes.iter().map(|kv| kv.key.clone()))
+        .collect()
 }
 
 /// Acceptance 2: a span carrying every GenAI content key, to an `otlp` exporter, a second

@@ -352,6 +352,19 @@ pub(crate) async fn http_send(base: SocketAddr, payload: &Payload, body: Body, g
     request.send().await.expect("POST")
 }
 
+/// Every span of the traces requests among `payloads`.
+pub(crate) fn spans_in(payloads: &[Payload]) -> impl Iterator<Item = &opentelemetry_proto::tonic::trace::v1::Span> {
+    payloads
+        .iter()
+        .filter_map(|payload| match payload {
+            Payload::Traces(request) => Some(request),
+            _ => None,
+        })
+        .flat_map(|request| &request.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+}
+
 /// All three signals' item counts at a sink, for compact assertions.
 pub(crate) fn counts(sink: &sink::Sink) -> [usize; 3] {
     Signal::ALL.map(|s| sink.item_count(s))
