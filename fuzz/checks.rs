@@ -12,9 +12,9 @@ use fleetpipe::app::components::Config;
 use fleetpipe::compression::{self, Encoding};
 use fleetpipe::govern::{Flow, FlowSettings, Origin};
 use fleetpipe::memory::{MemoryBudget, Part};
+use fleetpipe::otlp::split::{RoutingKey, split};
 use fleetpipe::otlp::{Payload, Request, Signal};
 use fleetpipe::registry::Registry;
-use fleetpipe::route::split::{RoutingKey, split};
 use fleetpipe::spool::{Fsync, Spool, SpoolConfig};
 
 /// A protobuf or JSON seed's first byte picks the signal, so one corpus serves all three.

@@ -9,6 +9,7 @@ pub mod enrich;
 pub mod export;
 pub mod govern;
 pub mod grpc_codec;
+pub mod kafka;
 pub mod memory;
 pub mod otlp;
 pub mod pipeline;

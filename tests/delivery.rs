@@ -1,9 +1,11 @@
 //! Acceptance 4, 5 and 7: retries deliver everything exactly once, permanent errors are not
 //! retried and are counted, a stalled destination does not hold up another, and SIGTERM
-//! drains what was acknowledged.
+//! drains what was acknowledged; routing across replicas and Kafka in and out (issue 30).
 
 #[path = "delivery/disk.rs"]
 mod disk;
+#[path = "delivery/kafka.rs"]
+mod kafka;
 #[path = "delivery/memory.rs"]
 mod memory;
 #[path = "delivery/routing.rs"]

@@ -13,11 +13,13 @@ use crate::archive::ArchiveConfig;
 use crate::config::{self, ConfigError, Issues, ServiceConfig, component_type};
 use crate::enrich::EnrichConfig;
 use crate::export::config::{DebugExporterConfig, FileExporterConfig, OtlpGrpcExporterConfig, OtlpHttpExporterConfig};
+use crate::export::kafka::KafkaExporterConfig;
 use crate::govern::{self, FlowSettings, GovernanceConfig};
 use crate::otlp::semconv::TagNames;
 use crate::pipeline::batch::BatchConfig;
 use crate::pipeline::component::{ExporterSettings, ProcessorSettings, ReceiverSettings};
 use crate::receiver::config::OtlpReceiverConfig;
+use crate::receiver::kafka::KafkaReceiverConfig;
 use crate::registry::RegistryConfig;
 use crate::report::ReportConfig;
 use crate::route::LoadBalancingConfig;
@@ -26,7 +28,10 @@ use crate::route::LoadBalancingConfig;
 type Parse<T> = fn(&mut Issues<'_>, &[&str], Value) -> Option<Box<T>>;
 
 /// Receiver types by the type part of their key.
-const RECEIVERS: &[(&str, Parse<dyn ReceiverSettings>)] = &[("otlp", receiver::<OtlpReceiverConfig>)];
+const RECEIVERS: &[(&str, Parse<dyn ReceiverSettings>)] = &[
+    ("otlp", receiver::<OtlpReceiverConfig>),
+    ("kafka", receiver::<KafkaReceiverConfig>),
+];
 
 /// Processor types.
 const PROCESSORS: &[(&str, Parse<dyn ProcessorSettings>)] = &[
@@ -43,6 +48,7 @@ const EXPORTERS: &[(&str, Parse<dyn ExporterSettings>)] = &[
     ("analytics", exporter::<AnalyticsConfig>),
     ("archive", exporter::<ArchiveConfig>),
     ("loadbalancing", exporter::<LoadBalancingConfig>),
+    ("kafka", exporter::<KafkaExporterConfig>),
 ];
 
 fn receiver<T: ReceiverSettings + DeserializeOwned + 'static>(

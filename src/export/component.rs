@@ -4,8 +4,9 @@ use std::any::Any;
 
 use super::config::{
     DebugExporterConfig, FileExporterConfig, OtlpExporterConfig, OtlpGrpcExporterConfig, OtlpHttpExporterConfig,
-    QueueConfig, RetryConfig,
+    QueueConfig, RetryConfig, queue_and_retry_problems,
 };
+use super::kafka::{KafkaExporterConfig, KafkaSender};
 use super::local::{DebugSender, FileSender};
 use super::otlp_grpc::OtlpGrpcSender;
 use super::otlp_http::OtlpHttpSender;
@@ -119,5 +120,29 @@ impl ExporterSettings for FileExporterConfig {
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
         let destination = Destination::File(FileSender::new(self));
         start(context, destination, RetryConfig::default(), &QueueConfig::default())
+    }
+}
+
+impl Settings for KafkaExporterConfig {
+    fn problems(&self) -> Vec<Problem> {
+        let mut problems = KafkaExporterConfig::problems(self);
+        problems.extend(queue_and_retry_problems(&self.sending_queue, &self.retry_on_failure));
+        problems
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ExporterSettings for KafkaExporterConfig {
+    fn leaves_the_host(&self) -> bool {
+        true
+    }
+
+    fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
+        let sender = KafkaSender::new(self).map_err(|e| setup_error(&context, e))?;
+        let destination = Destination::Kafka(Box::new(sender));
+        start(context, destination, self.retry_on_failure.clone(), &self.sending_queue)
     }
 }

@@ -94,34 +94,39 @@ impl OtlpExporterConfig {
                 ),
             ));
         }
-        let queue = &self.sending_queue;
-        if queue.queue_size == 0 || queue.num_consumers == 0 || queue.max_megabytes == 0 {
-            problems.push(Problem::new(
-                "sending_queue",
-                "queue_size, num_consumers and max_megabytes must be at least 1",
-            ));
-        }
-        if queue.when_full == WhenFull::DropOldest && queue.storage != Storage::Disk {
-            problems.push(Problem::new(
-                "sending_queue.when_full",
-                "drop_oldest needs `storage: disk` (a memory queue drops the new batch: `drop`)",
-            ));
-        }
-        if queue.storage == Storage::Disk && queue.fsync == FsyncPolicy::Interval && queue.fsync_interval.is_zero() {
-            problems.push(Problem::new(
-                "sending_queue.fsync_interval",
-                "must be longer than 0s (or `fsync: always`)",
-            ));
-        }
-        let retry = &self.retry_on_failure;
-        if !(0.0..=1.0).contains(&retry.randomization_factor) || retry.multiplier < 1.0 {
-            problems.push(Problem::new(
-                "retry_on_failure",
-                "randomization_factor must be within 0..=1 and multiplier at least 1",
-            ));
-        }
+        problems.extend(queue_and_retry_problems(&self.sending_queue, &self.retry_on_failure));
         problems
     }
+}
+
+/// Queue and retry settings that cannot work, as every exporter with a sending queue has them.
+pub fn queue_and_retry_problems(queue: &QueueConfig, retry: &RetryConfig) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if queue.queue_size == 0 || queue.num_consumers == 0 || queue.max_megabytes == 0 {
+        problems.push(Problem::new(
+            "sending_queue",
+            "queue_size, num_consumers and max_megabytes must be at least 1",
+        ));
+    }
+    if queue.when_full == WhenFull::DropOldest && queue.storage != Storage::Disk {
+        problems.push(Problem::new(
+            "sending_queue.when_full",
+            "drop_oldest needs `storage: disk` (a memory queue drops the new batch: `drop`)",
+        ));
+    }
+    if queue.storage == Storage::Disk && queue.fsync == FsyncPolicy::Interval && queue.fsync_interval.is_zero() {
+        problems.push(Problem::new(
+            "sending_queue.fsync_interval",
+            "must be longer than 0s (or `fsync: always`)",
+        ));
+    }
+    if !(0.0..=1.0).contains(&retry.randomization_factor) || retry.multiplier < 1.0 {
+        problems.push(Problem::new(
+            "retry_on_failure",
+            "randomization_factor must be within 0..=1 and multiplier at least 1",
+        ));
+    }
+    problems
 }
 
 fn default_timeout() -> Duration {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use rdkafka::error::RDKafkaErrorCode;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -22,6 +23,10 @@ pub enum ExportError {
     /// always retried.
     #[error("cannot reach the destination: {0}")]
     Transport(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The Kafka cluster did not take a message within the exporter's `timeout` (librdkafka's
+    /// own retries included), or refused it.
+    #[error("Kafka: {0}")]
+    Kafka(rdkafka::error::KafkaError),
     /// Writing local output failed (disk full, permissions): the user's environment.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -75,6 +80,7 @@ impl ExportError {
             }
             ExportError::Http { status, .. } => matches!(status.as_u16(), 429 | 502 | 503 | 504),
             ExportError::Transport(_) | ExportError::Io(_) => true,
+            ExportError::Kafka(error) => !kafka_refuses_for_good(error) && !self.is_too_large(),
             ExportError::Setup(_) | ExportError::Undecodable(_) => false,
         }
     }
@@ -93,6 +99,10 @@ impl ExportError {
                         .any(|m| status.message().contains(m))
             }
             ExportError::Http { status, .. } => *status == http::StatusCode::PAYLOAD_TOO_LARGE,
+            ExportError::Kafka(error) => matches!(
+                error.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize)
+            ),
             _ => false,
         }
     }
@@ -118,4 +128,19 @@ impl ExportError {
             _ => None,
         }
     }
+}
+
+/// Kafka refusals that sending again cannot change: the credentials' rights, a topic that
+/// cannot exist, settings the cluster does not take.
+fn kafka_refuses_for_good(error: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::InvalidRequiredAcks
+                | RDKafkaErrorCode::UnsupportedVersion
+        )
+    )
 }

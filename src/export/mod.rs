@@ -10,6 +10,7 @@ pub mod config;
 mod disk;
 mod error;
 mod insecure;
+pub mod kafka;
 mod local;
 mod otlp_grpc;
 mod otlp_http;
@@ -32,6 +33,7 @@ use crate::pipeline::queue::{ConsumerQueue, DiskFull, Queued};
 use crate::spool::queue::DiskQueue;
 use crate::telemetry::metrics::{Metrics, QueueLabels};
 use config::{QueueConfig, RetryConfig};
+use kafka::KafkaSender;
 use local::{DebugSender, FileSender};
 use otlp_grpc::OtlpGrpcSender;
 use otlp_http::OtlpHttpSender;
@@ -48,6 +50,7 @@ enum Destination {
     Http(Box<OtlpHttpSender>),
     Debug(DebugSender),
     File(FileSender),
+    Kafka(Box<KafkaSender>),
 }
 
 impl Destination {
@@ -60,16 +63,17 @@ impl Destination {
                 Ok(None)
             }
             Destination::File(sender) => sender.send(&request.decode()?).await.map(|()| None),
+            Destination::Kafka(sender) => sender.send(request).await,
         }
     }
 
-    /// How the destination wants the bytes of a batch; `None` for the local destinations,
-    /// which work on the decoded batch.
+    /// How the destination wants the bytes of a batch; `None` for those that make their own
+    /// (the local ones from the decoded batch, Kafka's from its split).
     fn body_format(&self) -> Option<BodyFormat> {
         match self {
             Destination::Grpc(sender) => Some(sender.body_format()),
             Destination::Http(sender) => Some(sender.body_format()),
-            Destination::Debug(_) | Destination::File(_) => None,
+            Destination::Debug(_) | Destination::File(_) | Destination::Kafka(_) => None,
         }
     }
 }

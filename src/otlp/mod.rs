@@ -8,6 +8,7 @@ mod json;
 mod payload;
 mod request;
 pub mod semconv;
+pub mod split;
 pub mod wire;
 
 pub use payload::{DecodeError, ExportResponse, Payload, Rejected, Signal};

@@ -6,6 +6,7 @@ pub mod body;
 pub mod config;
 mod grpc;
 mod http;
+pub mod kafka;
 pub mod tls;
 mod watch;
 

@@ -1,12 +1,11 @@
 //! The `loadbalancing` exporter: the routing tier in front of many fleetpipe replicas. Each
 //! record goes to one backend by its routing key (`traceID`, `agent`, `service`, `resource`)
-//! through a consistent-hash ring ([`ring`]), split on the wire ([`split`]); the backends come
+//! through a consistent-hash ring ([`ring`]), split on the wire ([`crate::otlp::split`]); the backends come
 //! from a static list or DNS (a Kubernetes headless Service), re-resolved on an interval. Each
 //! backend is an `otlp` exporter of its own, with the queue, retries and TLS of
 //! `protocol.otlp`, configured as the Collector's `loadbalancing` exporter is.
 
 pub mod ring;
-pub mod split;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -23,11 +22,11 @@ use crate::export::config::OtlpGrpcExporterConfig;
 use crate::memory::{MemoryBudget, Part};
 use crate::otlp::Request;
 use crate::otlp::semconv::TagNames;
+use crate::otlp::split::{self, RoutingKey};
 use crate::pipeline::component::{ExporterContext, ExporterSettings, HandBack, Settings, StartError, StartedExporter};
 use crate::pipeline::queue::{ConsumerQueue, Queued};
 use crate::telemetry::metrics::Metrics;
 use ring::Ring;
-use split::RoutingKey;
 
 /// `exporters.loadbalancing`.
 #[derive(Debug, Clone, Deserialize)]

@@ -58,6 +58,8 @@ pub struct Metrics {
     pub receiver_refused_items: Family<RefusalLabels, Counter>,
     /// Requests refused before their items could be counted (malformed, too large, …).
     pub receiver_refused_requests: Family<RefusalLabels, Counter>,
+    /// Kafka messages that were not valid requests, sent to the dead-letter topic.
+    pub receiver_dead_letters: Family<Vec<(String, String)>, Counter>,
     /// Items the destination acknowledged.
     pub exporter_sent: Family<ExporterLabels, Counter>,
     /// Items given up on: `permanent` (the destination refused them), `retries_exhausted`,
@@ -123,6 +125,11 @@ impl Metrics {
             format!("{p}_receiver_refused_requests"),
             "Requests refused, by reason",
             m.receiver_refused_requests.clone(),
+        );
+        r.register(
+            format!("{p}_receiver_dead_letter_messages"),
+            "Kafka messages that were not valid requests, sent to the dead-letter topic",
+            m.receiver_dead_letters.clone(),
         );
         r.register(
             format!("{p}_exporter_sent_items"),

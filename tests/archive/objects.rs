@@ -9,39 +9,11 @@ use std::time::Duration;
 
 use fleetpipe::otlp::Payload;
 
-use super::support::{Fleetpipe, fixtures, free_port, grpc_send};
+use super::support::{Fleetpipe, fixtures, free_port, grpc_send, installed_tool};
 use super::{archiving_config, files_under, span_writers};
 
 const ACCESS_KEY: &str = "fleetpipe-test";
 const SECRET_KEY: &str = "fleetpipe-test-secret";
-
-/// The `s3s-fs` binary: on the PATH, else installed with cargo under the target folder.
-fn s3s_fs() -> PathBuf {
-    if let Ok(found) = Command::new("which").arg("s3s-fs").output()
-        && found.status.success()
-    {
-        return PathBuf::from(String::from_utf8_lossy(&found.stdout).trim());
-    }
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools");
-    let binary = root.join("bin/s3s-fs");
-    if !binary.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "install",
-                "s3s-fs@0.14.1",
-                "--features",
-                "binary",
-                "--locked",
-                "--quiet",
-                "--root",
-            ])
-            .arg(&root)
-            .status()
-            .expect("cargo install s3s-fs");
-        assert!(status.success(), "cargo install s3s-fs failed");
-    }
-    binary
-}
 
 /// An S3 server over `folder`, each of whose subfolders is a bucket.
 struct S3Server(Child);
@@ -50,7 +22,7 @@ impl S3Server {
     async fn start(address: SocketAddr, folder: &Path) -> S3Server {
         // Owned at once, so that a panic below still ends it (see `Drop`).
         let server = S3Server(
-            Command::new(s3s_fs())
+            Command::new(installed_tool("s3s-fs", "s3s-fs@0.14.1", &["binary"]))
                 .args(["--host", "127.0.0.1", "--port", &address.port().to_string()])
                 .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
                 .arg(folder)

@@ -31,6 +31,30 @@ pub(crate) fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
+/// The binary `name` of crates.io's `crate_spec` (`name@version`, built with `features`): on
+/// the PATH, else installed with cargo under the target folder on first use.
+pub(crate) fn installed_tool(name: &str, crate_spec: &str, features: &[&str]) -> PathBuf {
+    if let Ok(found) = Command::new("which").arg(name).output()
+        && found.status.success()
+    {
+        return PathBuf::from(String::from_utf8_lossy(&found.stdout).trim());
+    }
+    let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools");
+    let binary = root.join("bin").join(name);
+    if !binary.exists() {
+        let mut install = Command::new(env!("CARGO"));
+        install
+            .args(["install", crate_spec, "--locked", "--quiet", "--root"])
+            .arg(&root);
+        if !features.is_empty() {
+            install.args(["--features", &features.join(",")]);
+        }
+        let status = install.status().expect("cargo install");
+        assert!(status.success(), "cargo install {crate_spec} failed");
+    }
+    binary
+}
+
 /// A fleetpipe process started from the built binary with a config written for the test.
 pub(crate) struct Fleetpipe {
     child: Child,
