@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Client;
 use super::body::HeldBody;
-use super::{Format, Ingest, RETRY_DELAY, ReceiveError};
+use super::{Format, Ingest, QUEUED_WITHIN, RETRY_DELAY, ReceiveError};
 use crate::compression::Encoding;
 use crate::config::Problem;
 use crate::kafka::{Connection, Topics, default_brokers, default_client_id, is_topic_name};
@@ -200,7 +200,7 @@ impl ReceiverSettings for KafkaReceiverConfig {
         let (taken, in_order) = mpsc::channel(self.max_in_flight);
         let shutdown = context.shutdown.clone();
         context.tasks.spawn(async move {
-            let committer = tokio::spawn(Arc::clone(&reader).commit_in_order(in_order));
+            let committer = tokio::spawn(Arc::clone(&reader).commit_in_order(in_order, shutdown.clone()));
             reader.read(taken, shutdown).await;
             let _ = committer.await;
         });
@@ -355,11 +355,11 @@ impl Reader {
     /// Stores each taken message's offset once its request is safe, in the order taken, so
     /// the background commit never passes a message that is not; at the end commits what was
     /// stored before the consumer leaves the group.
-    async fn commit_in_order(self: Arc<Self>, mut in_order: mpsc::Receiver<Taken>) {
+    async fn commit_in_order(self: Arc<Self>, mut in_order: mpsc::Receiver<Taken>, shutdown: CancellationToken) {
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         while let Some(taken) = in_order.recv().await {
             if let Some(queued) = taken.queued
-                && queued.await.is_err()
+                && !is_queued(queued, &shutdown).await
             {
                 // Stopped before it was queued: it and those after it are read again.
                 break;
@@ -381,6 +381,17 @@ impl Reader {
     }
 }
 
+/// Whether a durable pipeline's request reaches every destination queue; once fleetpipe is
+/// stopping, within [`QUEUED_WITHIN`] (a full disk queue would otherwise hold the stop up).
+async fn is_queued(queued: oneshot::Receiver<()>, shutdown: &CancellationToken) -> bool {
+    tokio::pin!(queued);
+    tokio::select! {
+        result = &mut queued => return result.is_ok(),
+        () = shutdown.cancelled() => {}
+    }
+    matches!(tokio::time::timeout(QUEUED_WITHIN, queued).await, Ok(Ok(())))
+}
+
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     Header {
         key,
@@ -393,5 +404,33 @@ async fn pause(shutdown: &CancellationToken) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => true,
         () = tokio::time::sleep(RETRY_DELAY) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let config: KafkaReceiverConfig = serde_yaml::from_str(yaml).expect("settings");
+        Settings::problems(&config).into_iter().map(|p| p.key).collect()
+    }
+
+    /// Guarantees: a dead-letter topic the receiver reads (a poison message would come back
+    /// forever), an option that would commit offsets before requests are safe, and an empty
+    /// group are refused at their keys; the defaults are accepted.
+    #[test]
+    fn settings_that_would_lose_or_loop_are_refused() {
+        assert!(problems("{}").is_empty());
+        assert_eq!(
+            problems(
+                "{dead_letter_topic: otlp_spans, group_id: '', librdkafka_options: {enable.auto.offset.store: 'true'}}"
+            ),
+            [
+                "librdkafka_options.enable.auto.offset.store",
+                "dead_letter_topic",
+                "group_id"
+            ]
+        );
     }
 }
