@@ -39,6 +39,9 @@ pub(crate) fn installed_tool(name: &str, crate_spec: &str, features: &[&str]) ->
     {
         return PathBuf::from(String::from_utf8_lossy(&found.stdout).trim());
     }
+    // The tests of a binary run at once: one installs, the others wait for it.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("tools");
     let binary = root.join("bin").join(name);
     if !binary.exists() {
