@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde::Deserialize;
+use serde::de::{Error as _, IntoDeserializer};
+use serde::{Deserialize, Deserializer};
 
 use super::config::{QueueConfig, RetryConfig};
 use super::error::ExportError;
@@ -31,8 +32,8 @@ pub struct KafkaExporterConfig {
     /// What a message's key is, and so which partition its records go to: `traceID` (a whole
     /// trace on one partition, so one consumer of a group sees all of it), `agent`, `service`,
     /// `resource`, or `none` (one message per batch, spread over the partitions).
-    #[serde(default)]
-    pub partition_by: PartitionBy,
+    #[serde(default = "by_trace", deserialize_with = "partition_key")]
+    pub partition_by: Option<RoutingKey>,
     /// Message compression: `none`, `gzip`, `snappy`, `lz4` or `zstd`.
     #[serde(default)]
     pub compression: KafkaCompression,
@@ -54,32 +55,19 @@ fn default_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-/// See [`KafkaExporterConfig::partition_by`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum PartitionBy {
-    #[default]
-    #[serde(rename = "traceID")]
-    TraceId,
-    #[serde(rename = "agent")]
-    Agent,
-    #[serde(rename = "service")]
-    Service,
-    #[serde(rename = "resource")]
-    Resource,
-    #[serde(rename = "none")]
-    None,
+/// `partition_by`: a routing key's name, or `none`.
+fn partition_key<'de, D: Deserializer<'de>>(names: D) -> Result<Option<RoutingKey>, D::Error> {
+    let name = String::deserialize(names)?;
+    if name == "none" {
+        return Ok(None);
+    }
+    RoutingKey::deserialize(IntoDeserializer::<D::Error>::into_deserializer(name))
+        .map(Some)
+        .map_err(|e| D::Error::custom(format!("{e}, or `none`")))
 }
 
-impl PartitionBy {
-    fn routing_key(self) -> Option<RoutingKey> {
-        match self {
-            PartitionBy::TraceId => Some(RoutingKey::TraceId),
-            PartitionBy::Agent => Some(RoutingKey::Agent),
-            PartitionBy::Service => Some(RoutingKey::Service),
-            PartitionBy::Resource => Some(RoutingKey::Resource),
-            PartitionBy::None => None,
-        }
-    }
+fn by_trace() -> Option<RoutingKey> {
+    Some(RoutingKey::TraceId)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -157,7 +145,7 @@ impl KafkaSender {
         Ok(KafkaSender {
             producer,
             topics: config.topics.clone(),
-            partition_by: config.partition_by.routing_key(),
+            partition_by: config.partition_by,
         })
     }
 
@@ -258,10 +246,16 @@ mod tests {
     }
 
     /// Guarantees: with `partition_by: traceID` a batch becomes one message per trace, keyed
-    /// by the trace id in hex, holding exactly that trace's spans; with `none`, one message.
+    /// by the trace id in hex, holding exactly that trace's spans; with `none`, one message;
+    /// `partition_by` names a routing key or `none`, and nothing else.
     #[test]
     fn a_batch_becomes_one_message_per_trace() {
         let config: KafkaExporterConfig = serde_yaml::from_str("{}").expect("defaults");
+        assert_eq!(config.partition_by, Some(RoutingKey::TraceId));
+        let none: KafkaExporterConfig = serde_yaml::from_str("{partition_by: none}").expect("none");
+        assert_eq!(none.partition_by, None);
+        let wrong = serde_yaml::from_str::<KafkaExporterConfig>("{partition_by: span}").expect_err("no such key");
+        assert!(wrong.to_string().contains("expected one of `traceID`"), "{wrong}");
         let sender = KafkaSender::new(&config).expect("producer");
         let messages = sender.messages(&spans(&[7, 9, 7])).expect("split");
         let keyed: Vec<(String, usize)> = messages

@@ -28,19 +28,24 @@ struct Broker {
 }
 
 impl Broker {
-    async fn start(log: &Path) -> Broker {
+    /// A broker logging into `dir`, with the topics of the tests: `otlp_spans` (3 partitions)
+    /// and `fleetpipe_dead_letter`.
+    async fn start(dir: &Path) -> Broker {
         let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let url = format!("tcp://{address}");
         let child = Command::new(installed_tool("tansu", "tansu@0.6.0", &["dynostore"]))
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).expect("broker log"))
+            .stderr(std::fs::File::create(dir.join("tansu.log")).expect("broker log"))
             .spawn()
             .expect("start tansu");
         let broker = Broker { child, address };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(address).await.is_ok() {
+                broker
+                    .create_topics(&[("otlp_spans", 3), ("fleetpipe_dead_letter", 1)])
+                    .await;
                 return broker;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -177,10 +182,7 @@ async fn taken(fleetpipe: &Fleetpipe) -> f64 {
 #[tokio::test]
 async fn spans_cross_kafka_exactly_once_and_a_poison_message_is_set_aside() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start(&dir.path().join("tansu.log")).await;
-    broker
-        .create_topics(&[("otlp_spans", 3), ("fleetpipe_dead_letter", 1)])
-        .await;
+    let broker = Broker::start(dir.path()).await;
     let sink = Sink::start().await;
     let consumer = Fleetpipe::start(&consuming_config(&broker, &sink, "")).await;
     let producer = Fleetpipe::start(&producing_config(&broker)).await;
@@ -245,10 +247,7 @@ async fn spans_cross_kafka_exactly_once_and_a_poison_message_is_set_aside() {
 #[tokio::test]
 async fn a_consumer_killed_mid_run_loses_no_message() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start(&dir.path().join("tansu.log")).await;
-    broker
-        .create_topics(&[("otlp_spans", 3), ("fleetpipe_dead_letter", 1)])
-        .await;
+    let broker = Broker::start(dir.path()).await;
     let sink = Sink::start().await;
     sink.stop();
     let queue = format!(
