@@ -99,7 +99,7 @@ exporters:
     endpoint: not a url
   otlp_http:
     endpoint: ftp://x
-  kafka: {}
+  splunk_hec: {}
 service:
   pipelines:
     traces:
@@ -114,7 +114,7 @@ service:
         rendered[0]
     );
     assert!(
-        rendered[1].starts_with("exporters.kafka (line 6): unknown exporter type `kafka`"),
+        rendered[1].starts_with("exporters.splunk_hec (line 6): unknown exporter type `splunk_hec`"),
         "{}",
         rendered[1]
     );
