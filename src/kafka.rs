@@ -13,6 +13,7 @@ use rdkafka::ClientConfig;
 use serde::Deserialize;
 
 use crate::config::Problem;
+use crate::config::client_tls::TlsConfig;
 use crate::otlp::Signal;
 
 /// The topic of each signal; the defaults are the OpenTelemetry Collector's.
@@ -86,11 +87,35 @@ pub fn default_client_id() -> String {
     "fleetpipe".to_owned()
 }
 
+/// What both `kafka` components have: brokers, client id, TLS and further librdkafka options.
+pub type ClusterSettings<'a> = (
+    &'a [String],
+    &'a str,
+    Option<&'a TlsConfig>,
+    &'a BTreeMap<String, String>,
+);
+
+/// A `kafka` component's settings, as far as reaching the cluster goes.
+pub trait Cluster {
+    fn cluster(&self) -> ClusterSettings<'_>;
+
+    fn connection(&self) -> Connection<'_> {
+        let (brokers, client_id, tls, options) = self.cluster();
+        Connection {
+            brokers,
+            client_id,
+            tls,
+            options,
+        }
+    }
+}
+
 /// How a `kafka` component reaches its cluster.
 pub struct Connection<'a> {
     pub brokers: &'a [String],
     pub client_id: &'a str,
-    /// Further librdkafka properties (`security.protocol`, `sasl.*`, `ssl.*`, …), as Vector's
+    pub tls: Option<&'a TlsConfig>,
+    /// Further librdkafka properties (`sasl.*`, `linger.ms`, …), as Vector's
     /// `librdkafka_options`.
     pub options: &'a BTreeMap<String, String>,
 }
@@ -106,10 +131,49 @@ impl Connection<'_> {
         config
             .set("bootstrap.servers", self.brokers.join(","))
             .set("client.id", self.client_id);
+        for (key, value) in self.tls_properties() {
+            config.set(key, value);
+        }
         for (key, value) in fixed {
             config.set(*key, *value);
         }
         config
+    }
+
+    /// librdkafka's properties for `tls`; SASL credentials among the options then go over it.
+    fn tls_properties(&self) -> Vec<(&'static str, String)> {
+        let Some(tls) = self.tls else {
+            return Vec::new();
+        };
+        let with_sasl = self.options.keys().any(|key| key.starts_with("sasl."));
+        let protocol = if with_sasl { "sasl_ssl" } else { "ssl" };
+        let mut properties = vec![("security.protocol", protocol.to_owned())];
+        let files = [
+            ("ssl.ca.location", &tls.ca_file),
+            ("ssl.certificate.location", &tls.cert_file),
+            ("ssl.key.location", &tls.key_file),
+        ];
+        for (key, file) in files {
+            if let Some(file) = file {
+                properties.push((key, file.display().to_string()));
+            }
+        }
+        if tls.insecure_skip_verify {
+            properties.push(("enable.ssl.certificate.verification", "false".to_owned()));
+            properties.push(("ssl.endpoint.identification.algorithm", "none".to_owned()));
+        }
+        properties
+    }
+
+    /// `tls.insecure_skip_verify`.
+    pub fn warnings(&self) -> Vec<Problem> {
+        match self.tls {
+            Some(tls) if tls.insecure_skip_verify => vec![Problem::new(
+                "tls.insecure_skip_verify",
+                "the brokers' certificates are not checked: whoever is on the network path can read and change the data",
+            )],
+            _ => Vec::new(),
+        }
     }
 
     /// No broker, a broker that is not `host:port`, or an option that would undo one of
@@ -128,26 +192,54 @@ impl Connection<'_> {
                 ));
             }
         }
+        let tls = self.tls_properties();
         for key in self.options.keys() {
             let taken = fixed.iter().any(|(fixed, _)| fixed == key)
+                || tls.iter().any(|(tls, _)| tls == key)
                 || matches!(key.as_str(), "bootstrap.servers" | "client.id");
             if taken {
                 problems.push(Problem::new(
                     &format!("librdkafka_options.{key}"),
-                    "is set by fleetpipe (brokers, client_id, or what its delivery guarantee needs)",
+                    "is set by fleetpipe (brokers, client_id, tls, or what its delivery guarantee needs)",
                 ));
             }
+        }
+        if let Some(tls) = self.tls {
+            problems.extend(tls_problems(tls));
         }
         problems
     }
 }
 
+/// Files that cannot be read, and a client certificate without its key.
+fn tls_problems(tls: &TlsConfig) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Err(message) = tls.identity() {
+        problems.push(Problem::new("tls", message));
+    }
+    let files = [
+        ("tls.ca_file", &tls.ca_file),
+        ("tls.cert_file", &tls.cert_file),
+        ("tls.key_file", &tls.key_file),
+    ];
+    for (key, file) in files {
+        if let Some(file) = file
+            && let Err(error) = std::fs::File::open(file)
+        {
+            problems.push(Problem::new(key, format!("{}: {error}", file.display())));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
-    /// Guarantees: misnamed or shared topics and unusable brokers and options are refused at
-    /// their keys.
+    /// Guarantees: misnamed or shared topics, unusable brokers and options, and TLS files that
+    /// cannot be read are refused at their keys.
     #[test]
     fn unusable_connection_settings_are_located() {
         let topics = Topics {
@@ -162,9 +254,15 @@ mod tests {
             ("linger.ms".to_owned(), "5".to_owned()),
         ]);
         let brokers = ["kafka:9092".to_owned(), "kafka".to_owned()];
+        let tls = TlsConfig {
+            ca_file: Some(PathBuf::from("/no/such/ca.pem")),
+            cert_file: Some(PathBuf::from("/no/such/cert.pem")),
+            ..TlsConfig::default()
+        };
         let connection = Connection {
             brokers: &brokers,
             client_id: "fleetpipe",
+            tls: Some(&tls),
             options: &options,
         };
         let keys: Vec<String> = connection
@@ -172,7 +270,16 @@ mod tests {
             .into_iter()
             .map(|p| p.key)
             .collect();
-        assert_eq!(keys, ["brokers.1", "librdkafka_options.acks"]);
+        assert_eq!(
+            keys,
+            [
+                "brokers.1",
+                "librdkafka_options.acks",
+                "tls",
+                "tls.ca_file",
+                "tls.cert_file"
+            ]
+        );
         assert!(Topics::default().problems().is_empty());
     }
 }

@@ -6,6 +6,7 @@
 //! file into a [`Document`] whose components are still YAML; each component type parses and
 //! checks its own settings, wired in one table (`app/components.rs`). It imports no component.
 
+pub mod client_tls;
 mod env;
 pub(crate) mod locate;
 mod service;

@@ -130,6 +130,10 @@ impl Settings for KafkaExporterConfig {
         problems
     }
 
+    fn warnings(&self) -> Vec<Problem> {
+        KafkaExporterConfig::warnings(self)
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -141,6 +145,9 @@ impl ExporterSettings for KafkaExporterConfig {
     }
 
     fn start(&self, context: ExporterContext<'_>) -> Result<StartedExporter, StartError> {
+        for warning in self.warnings() {
+            tracing::warn!(exporter = context.name, key = %warning.key, "{}", warning.message);
+        }
         let sender = KafkaSender::new(self).map_err(|e| setup_error(&context, e))?;
         let destination = Destination::Kafka(Box::new(sender));
         start(context, destination, self.retry_on_failure.clone(), &self.sending_queue)

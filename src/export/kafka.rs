@@ -13,7 +13,8 @@ use serde::{Deserialize, Deserializer};
 use super::config::{QueueConfig, RetryConfig};
 use super::error::ExportError;
 use crate::config::Problem;
-use crate::kafka::{Connection, Topics, default_brokers, default_client_id};
+use crate::config::client_tls::TlsConfig;
+use crate::kafka::{Cluster, ClusterSettings, Topics, default_brokers, default_client_id};
 use crate::otlp::split::{self, RoutingKey};
 use crate::otlp::{Rejected, Request};
 
@@ -29,6 +30,9 @@ pub struct KafkaExporterConfig {
     pub client_id: String,
     #[serde(default)]
     pub topics: Topics,
+    /// TLS to the brokers; without it, plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// What a message's key is, and so which partition its records go to: `traceID` (a whole
     /// trace on one partition, so one consumer of a group sees all of it), `agent`, `service`,
     /// `resource`, or `none` (one message per batch, spread over the partitions).
@@ -103,13 +107,20 @@ const PRODUCER_GUARANTEES: [(&str, &str); 3] = [
     ("partitioner", "murmur2_random"),
 ];
 
+impl Cluster for KafkaExporterConfig {
+    fn cluster(&self) -> ClusterSettings<'_> {
+        (
+            &self.brokers,
+            &self.client_id,
+            self.tls.as_ref(),
+            &self.librdkafka_options,
+        )
+    }
+}
+
 impl KafkaExporterConfig {
-    fn connection(&self) -> Connection<'_> {
-        Connection {
-            brokers: &self.brokers,
-            client_id: &self.client_id,
-            options: &self.librdkafka_options,
-        }
+    pub fn warnings(&self) -> Vec<Problem> {
+        self.connection().warnings()
     }
 
     pub fn problems(&self) -> Vec<Problem> {

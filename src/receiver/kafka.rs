@@ -26,7 +26,8 @@ use super::body::HeldBody;
 use super::{Format, Ingest, QUEUED_WITHIN, RETRY_DELAY, ReceiveError};
 use crate::compression::Encoding;
 use crate::config::Problem;
-use crate::kafka::{Connection, Topics, default_brokers, default_client_id, is_topic_name};
+use crate::config::client_tls::TlsConfig;
+use crate::kafka::{Cluster, ClusterSettings, Topics, default_brokers, default_client_id, is_topic_name};
 use crate::memory::Part;
 use crate::otlp::Signal;
 use crate::pipeline::component::{ReceiverContext, ReceiverSettings, Settings, StartError};
@@ -47,6 +48,9 @@ pub struct KafkaReceiverConfig {
     /// The topic read for each signal that has a pipeline.
     #[serde(default)]
     pub topics: Topics,
+    /// TLS to the brokers; without it, plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Where messages that are not valid export requests go, with the reason in their
     /// `fleetpipe.error` header.
     #[serde(default = "default_dead_letter_topic")]
@@ -102,15 +106,18 @@ const DEAD_LETTER_GUARANTEES: [(&str, &str); 2] = [("acks", "all"), ("enable.ide
 /// Properties set from this receiver's own keys.
 const FROM_SETTINGS: [(&str, &str); 2] = [("group.id", "group_id"), ("auto.offset.reset", "initial_offset")];
 
-impl KafkaReceiverConfig {
-    fn connection(&self) -> Connection<'_> {
-        Connection {
-            brokers: &self.brokers,
-            client_id: &self.client_id,
-            options: &self.librdkafka_options,
-        }
+impl Cluster for KafkaReceiverConfig {
+    fn cluster(&self) -> ClusterSettings<'_> {
+        (
+            &self.brokers,
+            &self.client_id,
+            self.tls.as_ref(),
+            &self.librdkafka_options,
+        )
     }
+}
 
+impl KafkaReceiverConfig {
     fn consumer(&self) -> Result<StreamConsumer, rdkafka::error::KafkaError> {
         let offset = match self.initial_offset {
             InitialOffset::Earliest => "earliest",
@@ -123,14 +130,10 @@ impl KafkaReceiverConfig {
             .create()
     }
 
+    /// A producer with the consumer's connection (librdkafka ignores, with a log line, the
+    /// consumer-only properties among the options).
     fn dead_letter_producer(&self) -> Result<FutureProducer, rdkafka::error::KafkaError> {
-        let empty = BTreeMap::new();
-        Connection {
-            options: &empty,
-            ..self.connection()
-        }
-        .client_config(&DEAD_LETTER_GUARANTEES)
-        .create()
+        self.connection().client_config(&DEAD_LETTER_GUARANTEES).create()
     }
 }
 
@@ -159,6 +162,10 @@ impl Settings for KafkaReceiverConfig {
         problems
     }
 
+    fn warnings(&self) -> Vec<Problem> {
+        self.connection().warnings()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
@@ -168,6 +175,9 @@ impl Settings for KafkaReceiverConfig {
 impl ReceiverSettings for KafkaReceiverConfig {
     async fn start(&self, context: ReceiverContext<'_>) -> Result<(), StartError> {
         let key = |rest: &str| format!("receivers.{}{rest}", context.name);
+        for warning in Settings::warnings(self) {
+            tracing::warn!(receiver = context.name, key = %warning.key, "{}", warning.message);
+        }
         let consumer = self.consumer().map_err(|e| StartError::new(key(""), e))?;
         let signals: HashMap<String, Signal> = context
             .feeds

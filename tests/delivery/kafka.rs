@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -18,31 +18,76 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::support::sink::Sink;
+use super::support::tls::Authority;
 use super::support::{Fleetpipe, fixtures, free_port, grpc_send, hex, installed_tool, otlp_exporter, pipeline_config};
 use super::{spans_by_id, spans_of};
 
 /// A Kafka-protocol broker on a loopback port, ended with the test.
 struct Broker {
-    child: Child,
+    /// tansu, and socat in front of it when clients reach it over TLS.
+    processes: Vec<Child>,
+    /// Where clients reach it, and what it advertises.
     address: SocketAddr,
+    /// The authority of its certificate, when reached over TLS.
+    ca: Option<PathBuf>,
+}
+
+/// What the broker's TLS front presents: certificate and key, and the authority that signed
+/// them.
+struct TlsFront {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
 }
 
 impl Broker {
     /// A broker logging into `dir`, with the topics of the tests: `otlp_spans` (3 partitions)
     /// and `fleetpipe_dead_letter`.
     async fn start(dir: &Path) -> Broker {
-        let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let url = format!("tcp://{address}");
-        let child = Command::new(installed_tool("tansu", "tansu@0.6.0", &["dynostore"]))
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("tansu.log")).expect("broker log"))
-            .spawn()
-            .expect("start tansu");
-        let broker = Broker { child, address };
+        Broker::start_behind(dir, None).await
+    }
+
+    /// With `tls`, clients reach the broker only over TLS: socat (Debian's) terminates it in
+    /// front of tansu, which advertises socat's port.
+    async fn start_behind(dir: &Path, tls: Option<TlsFront>) -> Broker {
+        let loopback = || SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let address = loopback();
+        let inner = if tls.is_some() { loopback() } else { address };
+        let mut processes = vec![
+            Command::new(installed_tool("tansu", "tansu@0.6.0", &["dynostore"]))
+                .args(["broker", "--listener-url", &format!("tcp://{inner}")])
+                .args(["--advertised-listener-url", &format!("tcp://{address}")])
+                .args(["--storage-engine", "memory://tansu/"])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("tansu.log")).expect("broker log"))
+                .spawn()
+                .expect("start tansu"),
+        ];
+        if let Some(front) = &tls {
+            let listen = format!(
+                "OPENSSL-LISTEN:{},bind=127.0.0.1,reuseaddr,fork,cert={},key={},verify=0",
+                address.port(),
+                front.cert.display(),
+                front.key.display()
+            );
+            processes.push(
+                Command::new("socat")
+                    .args([listen, format!("TCP:{inner}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start socat (apt install socat)"),
+            );
+        }
+        let broker = Broker {
+            processes,
+            address,
+            ca: tls.map(|front| front.ca),
+        };
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(address).await.is_ok() {
+            if tokio::net::TcpStream::connect(inner).await.is_ok()
+                && tokio::net::TcpStream::connect(address).await.is_ok()
+            {
                 broker
                     .create_topics(&[("otlp_spans", 3), ("fleetpipe_dead_letter", 1)])
                     .await;
@@ -50,12 +95,26 @@ impl Broker {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("tansu did not listen on {address}");
+        panic!("the broker did not listen on {address}");
+    }
+
+    /// What fleetpipe's `kafka` components need to reach it, as YAML mapping entries.
+    fn settings(&self) -> String {
+        let tls = match &self.ca {
+            Some(ca) => format!(", tls: {{ca_file: '{}'}}", ca.display()),
+            None => String::new(),
+        };
+        format!("brokers: ['{}']{tls}", self.address)
     }
 
     fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", self.address.to_string());
+        if let Some(ca) = &self.ca {
+            config
+                .set("security.protocol", "ssl")
+                .set("ssl.ca.location", ca.display().to_string());
+        }
         config
     }
 
@@ -104,24 +163,22 @@ impl Broker {
         }
         messages
     }
-
-    fn endpoint(&self) -> String {
-        self.address.to_string()
-    }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for process in &mut self.processes {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
     }
 }
 
 /// fleetpipe forwarding what it receives over OTLP to the broker, one message per trace.
 fn producing_config(broker: &Broker) -> String {
     let exporter = format!(
-        "kafka:\n  brokers: ['{}']\n  timeout: 10s\n  retry_on_failure: {{initial_interval: 100ms, max_interval: 500ms}}\n",
-        broker.endpoint()
+        "kafka: {{{}, timeout: 10s, retry_on_failure: {{initial_interval: 100ms, max_interval: 500ms}}}}\n",
+        broker.settings()
     );
     pipeline_config(&exporter, &["kafka"], true)
 }
@@ -134,7 +191,7 @@ fn consuming_config(broker: &Broker, sink: &Sink, queue: &str) -> String {
     let exporter: String = exporter.lines().map(|line| format!("  {line}\n")).collect();
     format!(
         "receivers:
-  kafka: {{brokers: ['{}'], group_id: fleet, librdkafka_options: {{session.timeout.ms: '6000'}}}}
+  kafka: {{{}, group_id: fleet, librdkafka_options: {{session.timeout.ms: '6000'}}}}
 exporters:
 {exporter}{queue}service:
   pipelines:
@@ -143,7 +200,7 @@ exporters:
   telemetry:
     metrics: {{endpoint: '@METRICS@'}}
 ",
-        broker.endpoint()
+        broker.settings()
     )
 }
 
@@ -284,4 +341,48 @@ async fn a_consumer_killed_mid_run_loses_no_message() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(arrived, want, "{}", restarted.log());
+}
+
+/// Scenario: the broker is reached only over TLS, through a front presenting a certificate of
+/// an authority the test makes. fleetpipe A exports trusting that authority and B reads
+/// trusting it; fleetpipe C exports to the same broker trusting another authority.
+/// Guarantees: A's spans reach B's sink exactly once over TLS; C sends nothing (none of its
+/// spans arrive, none counted as sent), says why in its log, and stays up.
+#[tokio::test]
+async fn kafka_over_tls_trusts_only_the_configured_authority() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Authority::new(dir.path(), "kafka-ca");
+    let other = Authority::new(dir.path(), "other-ca");
+    let (cert, key) = ca.sign("broker", true);
+    let front = TlsFront {
+        cert,
+        key,
+        ca: ca.pem(),
+    };
+    let broker = Broker::start_behind(dir.path(), Some(front)).await;
+    let sink = Sink::start().await;
+    let consumer = Fleetpipe::start(&consuming_config(&broker, &sink, "")).await;
+    let producer = Fleetpipe::start(&producing_config(&broker)).await;
+    let trusted = format!("ca_file: '{}'", ca.pem().display());
+    let untrusting_config =
+        producing_config(&broker).replace(&trusted, &format!("ca_file: '{}'", other.pem().display()));
+    let untrusting = Fleetpipe::start(&untrusting_config).await;
+    send_two_trace_requests(&untrusting, 3).await;
+    let sent = send_two_trace_requests(&producer, 10).await;
+
+    sink.wait_for(Signal::Traces, 70, Duration::from_secs(60)).await;
+    let mut refused = String::new();
+    for _ in 0..400 {
+        refused = untrusting.log();
+        if refused.contains("certificate verify failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused.contains("certificate verify failed"), "{refused}");
+    assert_eq!(spans_by_id(&sink), spans_of(&sent), "{}", consumer.log());
+    let sent_by_untrusting = untrusting
+        .metric("fleetpipe_exporter_sent_items_total", &["exporter=\"kafka\""])
+        .await;
+    assert_eq!(sent_by_untrusting, 0.0);
 }

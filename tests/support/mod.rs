@@ -5,6 +5,7 @@
 pub(crate) mod fixtures;
 pub(crate) mod python;
 pub(crate) mod sink;
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
