@@ -5,6 +5,7 @@ IN_PORT=14317
 SINK_PORT=15317
 HEALTH_PORT=23133
 METRICS_PORT=28888
+KAFKA_PORT=19092
 # How the load generator's spans look: "minimal" (the default, as in every earlier figure) or
 # "semconv" (the attributes the GenAI and MCP conventions recommend); see `fleetpipe-load --help`.
 SHAPE=${SHAPE:-minimal}
@@ -75,6 +76,14 @@ without_enrichment() {
 as_routing() {
   sed -E -e 's|^  otlp: \{endpoint: "http://([0-9.:]+)", integration: fleet-telemetry, (.*)\}$|  loadbalancing: {routing_key: traceID, protocol: {otlp: {\2}}, resolver: {static: {hostnames: ["\1"]}}}|' \
     -e 's/exporters: \[otlp/exporters: [loadbalancing/'
+}
+
+# Reads a configuration of bench_config on stdin and prints it with the otlp exporter made a
+# kafka exporter (one message per trace, lz4, to the broker on KAFKA_PORT plus $1): producing
+# to Kafka against sending OTLP/gRPC.
+as_kafka() {
+  sed -E -e "s|^  otlp: \{endpoint: \"http://[0-9.:]+\", integration: fleet-telemetry, .*\}$|  kafka: {brokers: [\"127.0.0.1:$((KAFKA_PORT + $1))\"], integration: fleet-telemetry, compression: lz4}|" \
+    -e 's/exporters: \[otlp/exporters: [kafka/'
 }
 
 # Reads a configuration of bench_config on stdin and prints it without the batch step.

@@ -20,7 +20,10 @@
 # redaction, "content-kept" (`redaction: {genai_content: keep}`) against "forwarding" (an otlp
 # exporter's default: GenAI content removed; `SHAPE=content` puts 2 KiB of messages on every
 # model span); the routing tier, "forwarding" against "routing" (a loadbalancing exporter by
-# trace id, its one backend the same sink). Each pair warms up for WARM seconds (closed windows fill
+# trace id, its one backend the same sink); Kafka, "forwarding" against "kafka" (the otlp
+# exporter made a kafka exporter, one message per trace, lz4, to a tansu broker with memory
+# storage started afresh for each run on core 1; `cargo install tansu --features dynostore`).
+# Each pair warms up for WARM seconds (closed windows fill
 # `max_windows_mib`, as in a long-running instance), then measures RUN seconds of load: the CPU
 # time of each process's threads per accepted span, from the scheduler's own count in
 # nanoseconds (/proc/<pid>/task/*/schedstat), whose user/kernel split in ticks
@@ -55,6 +58,7 @@ write_configs() {
   # GenAI content kept: no redaction before the exporter, what the default is measured against.
   bench_config "compression: gzip, redaction: {genai_content: keep}" > "$work/content-kept-$side.yaml"
   bench_config "compression: gzip" | as_routing > "$work/routing-$side.yaml"
+  bench_config "compression: gzip" | as_kafka "$side" > "$work/kafka-$side.yaml"
   without_enrichment < "$work/forwarding-$side.yaml" > "$work/plain-$side.yaml"
   bench_config "compression: gzip" "queries: queries, window: 10s" > "$work/defaults-$side.yaml"
   bench_config "compression: gzip" "queries: queries, window: 10s, max_spans_per_second: 0, sampling_percentage: 10" > "$work/sampling-$side.yaml"
@@ -70,7 +74,7 @@ write_configs 0
 write_configs 1
 for comparison in $COMPARISONS; do
   for setting in ${comparison%%:*} ${comparison##*:}; do
-    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, content-kept, routing, defaults, sampling, every-span, archive, memory-direct, disk-interval, disk-always)" >&2; exit 2; }
+    [ -f "$work/$setting-0.yaml" ] || { echo "COMPARISONS: no setting '$setting' (plain, forwarding, content-kept, routing, kafka, defaults, sampling, every-span, archive, memory-direct, disk-interval, disk-always)" >&2; exit 2; }
   done
 done
 
@@ -83,13 +87,23 @@ warn_if_threads_ended() {
   if [ "$ended" -gt 0 ]; then echo "warning: $ended thread(s) ended while counting; this run's CPU is too low" >&2; fi
 }
 
-# start SIDE SETTING BINARY: the sink, then fleetpipe, of one side.
+# start SIDE SETTING BINARY: the sink (for kafka, a broker with the topic), then fleetpipe, of
+# one side.
 sinks=() pids=()
 start() {
   local side=$1 setting=$2 binary=$3
-  taskset -c 1 target/release/fleetpipe-sink --listen "127.0.0.1:$((SINK_PORT + side))" > /dev/null &
-  sinks[side]=$!
-  wait_for_port $((SINK_PORT + side))
+  if [ "$setting" = kafka ]; then
+    local broker="tcp://127.0.0.1:$((KAFKA_PORT + side))"
+    taskset -c 1 tansu broker --listener-url "$broker" --advertised-listener-url "$broker" \
+      --storage-engine memory://tansu/ --silent > /dev/null 2>&1 &
+    sinks[side]=$!
+    wait_for_port $((KAFKA_PORT + side))
+    tansu topic create otlp_spans --broker "$broker" --partitions 3 > /dev/null
+  else
+    taskset -c 1 target/release/fleetpipe-sink --listen "127.0.0.1:$((SINK_PORT + side))" > /dev/null &
+    sinks[side]=$!
+    wait_for_port $((SINK_PORT + side))
+  fi
   taskset -c 0 "$binary" run --config "$work/$setting-$side.yaml" > "$work/$setting-$side.log" 2>&1 &
   pids[side]=$!
   wait_for_port $((IN_PORT + side))
