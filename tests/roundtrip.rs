@@ -1,6 +1,8 @@
 //! Acceptance 1: what goes in over any transport and encoding comes out at an OTLP sink
-//! exactly as sent, every field compared.
+//! exactly as sent, every field compared; and through Kafka (issue 30).
 
+#[path = "roundtrip/kafka.rs"]
+mod kafka;
 mod support;
 
 use std::time::Duration;

@@ -367,9 +367,10 @@ impl Reader {
     /// stored before the consumer leaves the group.
     async fn commit_in_order(self: Arc<Self>, mut in_order: mpsc::Receiver<Taken>, shutdown: CancellationToken) {
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        let mut stop_by = None;
         while let Some(taken) = in_order.recv().await {
             if let Some(queued) = taken.queued
-                && !is_queued(queued, &shutdown).await
+                && !is_queued(queued, &shutdown, &mut stop_by).await
             {
                 // Stopped before it was queued: it and those after it are read again.
                 break;
@@ -391,15 +392,26 @@ impl Reader {
     }
 }
 
-/// Whether a durable pipeline's request reaches every destination queue; once fleetpipe is
-/// stopping, within [`QUEUED_WITHIN`] (a full disk queue would otherwise hold the stop up).
-async fn is_queued(queued: oneshot::Receiver<()>, shutdown: &CancellationToken) -> bool {
+/// Whether a durable pipeline's request reaches every destination queue. Once fleetpipe is
+/// stopping, those still waiting share one [`QUEUED_WITHIN`] from then (`stop_by`): a full
+/// disk queue would otherwise hold the stop up.
+async fn is_queued(
+    queued: oneshot::Receiver<()>,
+    shutdown: &CancellationToken,
+    stop_by: &mut Option<tokio::time::Instant>,
+) -> bool {
     tokio::pin!(queued);
-    tokio::select! {
-        result = &mut queued => return result.is_ok(),
-        () = shutdown.cancelled() => {}
-    }
-    matches!(tokio::time::timeout(QUEUED_WITHIN, queued).await, Ok(Ok(())))
+    let deadline = match *stop_by {
+        Some(deadline) => deadline,
+        None => {
+            tokio::select! {
+                result = &mut queued => return result.is_ok(),
+                () = shutdown.cancelled() => {}
+            }
+            *stop_by.insert(tokio::time::Instant::now() + QUEUED_WITHIN)
+        }
+    };
+    matches!(tokio::time::timeout_at(deadline, queued).await, Ok(Ok(())))
 }
 
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {

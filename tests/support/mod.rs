@@ -14,10 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use fleetpipe::otlp::{Payload, Signal};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 
@@ -396,4 +399,23 @@ pub(crate) fn spans_in(payloads: &[Payload]) -> impl Iterator<Item = &openteleme
 /// All three signals' item counts at a sink, for compact assertions.
 pub(crate) fn counts(sink: &sink::Sink) -> [usize; 3] {
     Signal::ALL.map(|s| sink.item_count(s))
+}
+
+/// Every span the sink received, keyed by span id, failing on duplicates.
+pub(crate) fn spans_by_id(sink: &sink::Sink) -> BTreeMap<Vec<u8>, Span> {
+    let mut spans = BTreeMap::new();
+    for span in spans_in(&sink.received()) {
+        assert!(
+            spans.insert(span.span_id.clone(), span.clone()).is_none(),
+            "a span arrived twice"
+        );
+    }
+    spans
+}
+
+/// The spans of `requests`, keyed by span id.
+pub(crate) fn spans_of(requests: &[Payload]) -> BTreeMap<Vec<u8>, Span> {
+    spans_in(requests)
+        .map(|span| (span.span_id.clone(), span.clone()))
+        .collect()
 }
